@@ -1,0 +1,14 @@
+#!/bin/sh
+# Builds the worker into build/worker (what wrangler.toml's `main` points at).
+# wrangler runs this before `wrangler dev` and `wrangler deploy`. Tests that start many
+# dev servers set SSE_EDGE_SKIP_BUILD=1 after building once.
+set -eu
+cd "$(dirname "$0")/.."
+if [ "${SSE_EDGE_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
+  exit 0
+fi
+# worker-build would download wasm-bindgen and wasm-opt; use the installed wasm-bindgen
+# (scripts/setup.sh pins it to Cargo.lock's version) and skip wasm-opt.
+WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
+export WASM_BINDGEN_BIN
+exec worker-build --release --no-opt

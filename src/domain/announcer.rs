@@ -1,0 +1,291 @@
+//! The announcer: one bounded queue per listener, fan-out without waiting.
+//!
+//! The seed design kept a `queue.Queue(maxsize=5)` per listener and dropped listeners
+//! whose queue was full. Here the queue belongs to the runtime (an [`Outlet`] says how
+//! many chunks are still waiting for its client) and the announcer enforces the bound:
+//! - announcing writes one shared chunk to every listener and never waits;
+//! - a listener whose queue is full is slow: its stream is closed after what is queued,
+//!   so its client reconnects and catches up from history instead of silently missing
+//!   events;
+//! - a listener whose client is gone, or that has taken nothing for a whole heartbeat
+//!   interval, is aborted: runtimes do not always report a vanished client, but a queue
+//!   that stops draining gives it away.
+
+/// A listener's end of its stream, as the runtime provides it.
+pub trait Outlet {
+    /// What is written: an encoded frame in the runtime's own form, made once per event
+    /// and shared by every listener.
+    type Chunk;
+    /// Makes a chunk from encoded text.
+    fn chunk(text: &str) -> Self::Chunk;
+    /// Chunks written but not yet taken by the client, or `None` when the client is gone.
+    fn queued(&self) -> Option<usize>;
+    fn write(&mut self, chunk: &Self::Chunk);
+    /// Ends the stream after what is queued.
+    fn close(&mut self);
+    /// Ends the stream now, dropping what is queued.
+    fn abort(&mut self);
+}
+
+/// Why a listener left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Its queue was full: it was closed so that it reconnects and resumes.
+    Slow,
+    /// Its client went away, or stopped reading for a whole heartbeat interval.
+    Gone,
+}
+
+/// Counts of what one fan-out did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fanout {
+    pub delivered: usize,
+    pub slow: usize,
+    pub gone: usize,
+}
+
+struct Listener<O> {
+    outlet: O,
+    /// Chunks written since the last heartbeat (see [`Announcer::heartbeat`]).
+    written_since_heartbeat: usize,
+}
+
+pub struct Announcer<O: Outlet> {
+    capacity: usize,
+    listeners: Vec<Listener<O>>,
+}
+
+impl<O: Outlet> Announcer<O> {
+    /// `capacity`: chunks a listener may have waiting before it counts as slow.
+    pub fn new(capacity: usize) -> Self {
+        Announcer { capacity: capacity.max(1), listeners: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.listeners.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.listeners.is_empty()
+    }
+
+    /// Adds a listener whose outlet already holds `initial_chunks` (retry field, replay).
+    pub fn add(&mut self, outlet: O, initial_chunks: usize) {
+        self.listeners.push(Listener { outlet, written_since_heartbeat: initial_chunks });
+    }
+
+    /// Writes `chunk` to every listener that can take it; removes the others.
+    pub fn announce(&mut self, chunk: &O::Chunk) -> Fanout {
+        let capacity = self.capacity;
+        let mut fanout = Fanout::default();
+        self.listeners.retain_mut(|listener| match listener.outlet.queued() {
+            None => {
+                listener.outlet.abort();
+                fanout.gone += 1;
+                false
+            }
+            Some(queued) if queued >= capacity => {
+                listener.outlet.close();
+                fanout.slow += 1;
+                false
+            }
+            Some(_) => {
+                listener.outlet.write(chunk);
+                listener.written_since_heartbeat += 1;
+                fanout.delivered += 1;
+                true
+            }
+        });
+        fanout
+    }
+
+    /// Removes listeners whose client is known to be gone, without writing anything.
+    pub fn sweep(&mut self) -> usize {
+        let before = self.listeners.len();
+        self.listeners.retain_mut(|listener| {
+            let alive = listener.outlet.queued().is_some();
+            if !alive {
+                listener.outlet.abort();
+            }
+            alive
+        });
+        before - self.listeners.len()
+    }
+
+    /// Called every heartbeat interval with a comment chunk. A listener that still has
+    /// queued a chunk written before the previous heartbeat has taken nothing for a whole
+    /// interval: it is aborted. The others get the heartbeat (or are cut as slow).
+    pub fn heartbeat(&mut self, chunk: &O::Chunk) -> Fanout {
+        let mut stalled = 0;
+        self.listeners.retain_mut(|listener| {
+            // Queues are FIFO: more queued than written since the last heartbeat means
+            // that heartbeat (or something older) is still waiting.
+            let stuck = listener.outlet.queued().is_some_and(|q| q > listener.written_since_heartbeat);
+            if stuck {
+                listener.outlet.abort();
+                stalled += 1;
+            }
+            !stuck
+        });
+        let mut fanout = self.announce(chunk);
+        for listener in &mut self.listeners {
+            listener.written_since_heartbeat = 0;
+        }
+        fanout.gone += stalled;
+        fanout
+    }
+
+    /// Ends every stream (after what is queued), e.g. when the object shuts down.
+    pub fn close_all(&mut self) {
+        for mut listener in self.listeners.drain(..) {
+            listener.outlet.close();
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+
+    /// What a test client sees of its stream.
+    #[derive(Default, Debug)]
+    pub struct Client {
+        pub queue: VecDeque<Rc<str>>,
+        pub received: Vec<Rc<str>>,
+        pub gone: bool,
+        pub closed: bool,
+        pub aborted: bool,
+    }
+
+    impl Client {
+        /// Takes everything queued, as a fast client would.
+        pub fn read_all(&mut self) {
+            let drained: Vec<_> = self.queue.drain(..).collect();
+            self.received.extend(drained);
+        }
+        pub fn text(&self) -> String {
+            self.received.iter().map(|c| c.as_ref()).collect()
+        }
+    }
+
+    #[derive(Clone, Default)]
+    pub struct TestOutlet(pub Rc<RefCell<Client>>);
+
+    impl Outlet for TestOutlet {
+        type Chunk = Rc<str>;
+        fn chunk(text: &str) -> Rc<str> {
+            Rc::from(text)
+        }
+        fn queued(&self) -> Option<usize> {
+            let c = self.0.borrow();
+            (!c.gone && !c.closed && !c.aborted).then_some(c.queue.len())
+        }
+        fn write(&mut self, chunk: &Rc<str>) {
+            self.0.borrow_mut().queue.push_back(chunk.clone());
+        }
+        fn close(&mut self) {
+            self.0.borrow_mut().closed = true;
+        }
+        fn abort(&mut self) {
+            let mut c = self.0.borrow_mut();
+            c.aborted = true;
+            c.queue.clear();
+        }
+    }
+
+    fn announcer_with(n: usize, capacity: usize) -> (Announcer<TestOutlet>, Vec<TestOutlet>) {
+        let mut a = Announcer::new(capacity);
+        let outlets: Vec<TestOutlet> = (0..n).map(|_| TestOutlet::default()).collect();
+        for o in &outlets {
+            a.add(o.clone(), 0);
+        }
+        (a, outlets)
+    }
+
+    #[test]
+    fn every_listener_gets_every_event_in_order() {
+        let (mut a, outlets) = announcer_with(3, 5);
+        for i in 0..20 {
+            let f = a.announce(&TestOutlet::chunk(&format!("{i},")));
+            assert_eq!(f, Fanout { delivered: 3, slow: 0, gone: 0 });
+            for o in &outlets {
+                o.0.borrow_mut().read_all();
+            }
+        }
+        let expected: String = (0..20).map(|i| format!("{i},")).collect();
+        for o in &outlets {
+            assert_eq!(o.0.borrow().text(), expected);
+        }
+    }
+
+    #[test]
+    fn a_full_queue_closes_only_that_listener() {
+        let (mut a, outlets) = announcer_with(2, 5);
+        let (fast, slow) = (&outlets[0], &outlets[1]);
+        for i in 0..5 {
+            assert_eq!(a.announce(&TestOutlet::chunk(&i.to_string())).delivered, 2);
+            fast.0.borrow_mut().read_all();
+        }
+        // The slow one holds 5: the sixth announce closes it, the fast one still gets it.
+        let f = a.announce(&TestOutlet::chunk("5"));
+        assert_eq!(f, Fanout { delivered: 1, slow: 1, gone: 0 });
+        assert!(slow.0.borrow().closed);
+        assert_eq!(slow.0.borrow().queue.len(), 5, "closing keeps what is queued for the client to read");
+        assert_eq!(a.len(), 1);
+        fast.0.borrow_mut().read_all();
+        assert_eq!(fast.0.borrow().text(), "012345");
+    }
+
+    #[test]
+    fn gone_clients_are_removed_on_announce_and_sweep() {
+        let (mut a, outlets) = announcer_with(3, 5);
+        outlets[1].0.borrow_mut().gone = true;
+        assert_eq!(a.sweep(), 1);
+        assert_eq!(a.len(), 2);
+        outlets[2].0.borrow_mut().gone = true;
+        assert_eq!(a.announce(&TestOutlet::chunk("x")), Fanout { delivered: 1, slow: 0, gone: 1 });
+    }
+
+    #[test]
+    fn heartbeat_cuts_a_listener_that_took_nothing_for_an_interval() {
+        let (mut a, outlets) = announcer_with(2, 100);
+        let (live, stuck) = (&outlets[0], &outlets[1]);
+        // First heartbeat: both get it.
+        assert_eq!(a.heartbeat(&TestOutlet::chunk(":hb")).delivered, 2);
+        live.0.borrow_mut().read_all();
+        // Some events in between; the live client keeps reading, the stuck one does not.
+        for _ in 0..3 {
+            a.announce(&TestOutlet::chunk("e"));
+            live.0.borrow_mut().read_all();
+        }
+        let f = a.heartbeat(&TestOutlet::chunk(":hb"));
+        assert_eq!(f, Fanout { delivered: 1, slow: 0, gone: 1 });
+        assert!(stuck.0.borrow().aborted);
+        assert!(!live.0.borrow().aborted);
+    }
+
+    #[test]
+    fn heartbeat_spares_a_busy_but_reading_listener() {
+        let (mut a, outlets) = announcer_with(1, 100);
+        a.heartbeat(&TestOutlet::chunk(":hb"));
+        outlets[0].0.borrow_mut().read_all();
+        // Lots written since, some still queued at the next heartbeat: that is fine.
+        for _ in 0..10 {
+            a.announce(&TestOutlet::chunk("e"));
+        }
+        assert_eq!(a.heartbeat(&TestOutlet::chunk(":hb")).delivered, 1);
+    }
+
+    #[test]
+    fn a_new_listener_is_not_judged_before_its_first_full_interval() {
+        let mut a = Announcer::new(100);
+        let o = TestOutlet::default();
+        o.0.borrow_mut().queue.extend([TestOutlet::chunk("retry"), TestOutlet::chunk("replay")]);
+        a.add(o.clone(), 2);
+        assert_eq!(a.heartbeat(&TestOutlet::chunk(":hb")).delivered, 1);
+        assert_eq!(a.heartbeat(&TestOutlet::chunk(":hb")).gone, 1);
+    }
+}

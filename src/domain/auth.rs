@@ -1,0 +1,94 @@
+//! Who may publish and listen: shared secrets, compared in constant time.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No credentials were given (401).
+    Missing,
+    /// Credentials were given and are wrong (403).
+    Wrong,
+}
+
+impl AuthError {
+    pub fn status(self) -> u16 {
+        match self {
+            AuthError::Missing => 401,
+            AuthError::Wrong => 403,
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthError::Missing => "credentials required",
+            AuthError::Wrong => "credentials not accepted",
+        })
+    }
+}
+
+/// Checks an `Authorization` header against `Bearer <secret>`; no secret means open.
+pub fn check_bearer(authorization: Option<&str>, secret: Option<&str>) -> Result<(), AuthError> {
+    let Some(secret) = secret else { return Ok(()) };
+    let header = authorization.map(str::trim).filter(|h| !h.is_empty()).ok_or(AuthError::Missing)?;
+    if header.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Missing);
+    }
+    let token = match header.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => return Err(AuthError::Wrong),
+    };
+    check_token(Some(token), Some(secret))
+}
+
+/// Checks a token (such as `?token=`) against a secret; no secret means open.
+pub fn check_token(token: Option<&str>, secret: Option<&str>) -> Result<(), AuthError> {
+    let Some(secret) = secret else { return Ok(()) };
+    let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
+    if constant_time_eq(token.as_bytes(), secret.as_bytes()) {
+        Ok(())
+    } else {
+        Err(AuthError::Wrong)
+    }
+}
+
+/// Compares without an early exit, so the time taken says nothing about where the first
+/// difference is (only the secret's length can be learnt, which is not secret here).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer() {
+        assert_eq!(check_bearer(None, None), Ok(()));
+        assert_eq!(check_bearer(Some("junk"), None), Ok(()));
+        assert_eq!(check_bearer(None, Some("s")), Err(AuthError::Missing));
+        assert_eq!(check_bearer(Some("  "), Some("s")), Err(AuthError::Missing));
+        assert_eq!(check_bearer(Some("Bearer s"), Some("s")), Ok(()));
+        assert_eq!(check_bearer(Some("bearer  s "), Some("s")), Ok(()));
+        assert_eq!(check_bearer(Some("Bearer t"), Some("s")), Err(AuthError::Wrong));
+        assert_eq!(check_bearer(Some("Bearer s2"), Some("s")), Err(AuthError::Wrong));
+        assert_eq!(check_bearer(Some("Basic s"), Some("s")), Err(AuthError::Wrong));
+        assert_eq!(check_bearer(Some("Bearer "), Some("s")), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn tokens() {
+        assert_eq!(check_token(Some("x"), Some("x")), Ok(()));
+        assert_eq!(check_token(Some(""), Some("x")), Err(AuthError::Missing));
+        assert_eq!(check_token(Some("xx"), Some("x")), Err(AuthError::Wrong));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"a", b"a\0"));
+    }
+}

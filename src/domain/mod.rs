@@ -1,0 +1,18 @@
+//! Layer 2: channels, the announcer, listener queues, ids and history policy.
+//! Pure Rust and runtime-agnostic: the platform supplies an [`Outlet`] per listener and
+//! an [`EventLog`] per channel.
+
+pub mod announcer;
+pub mod auth;
+pub mod channel;
+pub mod channel_name;
+pub mod config;
+pub mod history;
+pub mod message;
+
+pub use announcer::{Announcer, Fanout, Outlet};
+pub use channel::{Channel, ChannelSettings, Published, SubscribeError};
+pub use channel_name::{ChannelName, ChannelNameError, DEFAULT_CHANNEL};
+pub use config::{AllowedOrigins, Config, ConfigError};
+pub use history::{EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent};
+pub use message::{BodyKind, Message, MessageLimits, PublishError};

@@ -1,0 +1,60 @@
+//! Building responses: errors, JSON, the event-stream headers and CORS.
+
+use worker::{Headers, Response, Result};
+
+use crate::domain::AllowedOrigins;
+
+/// A short plain-text error: the status and one line saying why.
+pub fn error(status: u16, reason: impl std::fmt::Display) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "text/plain; charset=utf-8")?;
+    headers.set("Cache-Control", "no-store")?;
+    Ok(Response::ok(format!("{reason}\n"))?.with_status(status).with_headers(headers))
+}
+
+pub fn json(status: u16, value: &serde_json::Value) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
+    headers.set("Cache-Control", "no-store")?;
+    Ok(Response::ok(value.to_string())?.with_status(status).with_headers(headers))
+}
+
+/// Headers for an event stream: no caching, no proxy buffering, and an explicit identity
+/// encoding so nothing on the way compresses (and so buffers) it.
+pub fn event_stream_headers() -> Result<Headers> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "text/event-stream")?;
+    headers.set("Cache-Control", "no-cache")?;
+    headers.set("X-Accel-Buffering", "no")?;
+    Ok(headers)
+}
+
+pub const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
+pub const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID";
+
+/// Adds `Access-Control-Allow-Origin` when the request's origin is allowed. (A response
+/// from a Durable Object has immutable headers, so they are copied; the body is not.)
+pub fn with_cors(response: Response, origins: &AllowedOrigins, origin: Option<&str>) -> Result<Response> {
+    let Some(allowed) = origins.allow(origin) else { return Ok(response) };
+    let headers = Headers::new();
+    for (name, value) in response.headers().entries() {
+        headers.append(&name, &value)?;
+    }
+    headers.set("Access-Control-Allow-Origin", &allowed)?;
+    if allowed != "*" {
+        headers.append("Vary", "Origin")?;
+    }
+    Ok(response.with_headers(headers))
+}
+
+/// Answers a CORS preflight.
+pub fn preflight(origins: &AllowedOrigins, origin: Option<&str>) -> Result<Response> {
+    if origins.allow(origin).is_none() {
+        return error(403, "origin not allowed");
+    }
+    let headers = Headers::new();
+    headers.set("Access-Control-Allow-Methods", ALLOWED_METHODS)?;
+    headers.set("Access-Control-Allow-Headers", ALLOWED_HEADERS)?;
+    headers.set("Access-Control-Max-Age", "86400")?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}

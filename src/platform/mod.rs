@@ -1,0 +1,24 @@
+//! Layer 3: the Workers runtime. Thin: it turns HTTP and storage into calls on the domain.
+//! - [`routes`]: which request goes where (pure, tested natively);
+//! - `worker`: the entry Worker: validation, authorization, CORS, forwarding to objects;
+//! - `channel_object`: the Durable Object that hosts one channel;
+//! - `outlet` and `sql_log`: the runtime's listener streams and history storage.
+
+mod channel_object;
+mod http;
+mod outlet;
+pub mod routes;
+mod sql_log;
+mod worker;
+
+use crate::domain::{Config, ConfigError};
+
+/// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
+pub const CHANNEL_BINDING: &str = "CHANNEL";
+
+/// Reads the configuration from the environment (`[vars]` and secrets).
+pub fn read_config(env: &::worker::Env) -> Result<Config, ConfigError> {
+    Config::from_lookup(|name| {
+        env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()
+    })
+}

@@ -1,0 +1,77 @@
+//! A listener's stream in the Workers runtime: a standard `TransformStream` whose readable
+//! side is the response body (piped to the client natively by the runtime) and whose
+//! writer the channel keeps. The writable side's queue is the listener's bounded queue:
+//! its high-water mark is the queue capacity and `desiredSize` says how full it is.
+
+use std::cell::RefCell;
+
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsValue;
+use worker::js_sys::{Object, Promise, Uint8Array};
+use worker::web_sys::{QueuingStrategy, ReadableStream, TransformStream, WritableStreamDefaultWriter};
+
+use crate::domain::Outlet;
+
+pub struct StreamOutlet {
+    writer: WritableStreamDefaultWriter,
+    capacity: f64,
+}
+
+impl StreamOutlet {
+    /// A new stream: the outlet to write to and the body to respond with.
+    pub fn open(capacity: usize) -> Result<(StreamOutlet, ReadableStream), JsValue> {
+        let writable_strategy = QueuingStrategy::new();
+        writable_strategy.set_high_water_mark(capacity as f64);
+        // Nothing waits on the readable side beyond what the runtime is sending, so a
+        // chunk the client does not take stays in the writable queue, where it is counted.
+        let readable_strategy = QueuingStrategy::new();
+        readable_strategy.set_high_water_mark(0.0);
+        let stream = TransformStream::new_with_transformer_and_writable_strategy_and_readable_strategy(
+            &Object::new(),
+            &writable_strategy,
+            &readable_strategy,
+        )?;
+        let writer = stream.writable().get_writer()?;
+        Ok((StreamOutlet { writer, capacity: capacity as f64 }, stream.readable()))
+    }
+}
+
+thread_local! {
+    /// One shared handler for rejected writes: a write to a stream whose client has gone
+    /// rejects, and that is expected (the next announce or heartbeat removes it).
+    static IGNORE_REJECTION: RefCell<Closure<dyn FnMut(JsValue)>> = RefCell::new(Closure::new(|_| {}));
+}
+
+fn ignore_rejection(promise: Promise) {
+    IGNORE_REJECTION.with(|handler| {
+        let _ = promise.catch(&handler.borrow());
+    });
+}
+
+impl Outlet for StreamOutlet {
+    type Chunk = Uint8Array;
+
+    fn chunk(text: &str) -> Uint8Array {
+        Uint8Array::from(text.as_bytes())
+    }
+
+    fn queued(&self) -> Option<usize> {
+        match self.writer.desired_size() {
+            Ok(Some(desired)) => Some((self.capacity - desired).max(0.0) as usize),
+            // Errored (the client went away and the runtime said so), or released.
+            _ => None,
+        }
+    }
+
+    fn write(&mut self, chunk: &Uint8Array) {
+        ignore_rejection(self.writer.write_with_chunk(chunk));
+    }
+
+    fn close(&mut self) {
+        ignore_rejection(self.writer.close());
+    }
+
+    fn abort(&mut self) {
+        ignore_rejection(self.writer.abort());
+    }
+}

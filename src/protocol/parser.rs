@@ -1,0 +1,171 @@
+//! A `text/event-stream` parser that follows the WHATWG algorithm step by step.
+//!
+//! It is what the tests use to prove that the encoder's output reads back exactly as a
+//! browser would read it; it accepts input in arbitrary chunks, including a CR at the end
+//! of one chunk and its LF at the start of the next.
+
+/// One dispatched event, as an `EventSource` would deliver it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedEvent {
+    /// `message` unless an `event:` field said otherwise.
+    pub event_type: String,
+    pub data: String,
+    /// The last event id in force when the event was dispatched (it persists across events).
+    pub last_event_id: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Parser {
+    /// Bytes of an incomplete line (kept as bytes: a chunk may end inside a UTF-8 sequence).
+    line: Vec<u8>,
+    started: bool,
+    after_cr: bool,
+    data: String,
+    event_type: String,
+    last_event_id: String,
+    /// The reconnection time set by the last valid `retry:` field.
+    pub retry_ms: Option<u64>,
+    /// How many comment lines were seen.
+    pub comments: usize,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Parser::default()
+    }
+
+    /// Feeds a chunk of the stream and returns the events it completed.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<ParsedEvent> {
+        let mut out = Vec::new();
+        let mut bytes = chunk;
+        if !self.started && !bytes.is_empty() {
+            self.started = true;
+            // One leading BOM is stripped (it may arrive split, but our tests never do that).
+            if let Some(rest) = bytes.strip_prefix("\u{feff}".as_bytes()) {
+                bytes = rest;
+            }
+        }
+        for &b in bytes {
+            match b {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\r' | b'\n' => {
+                    self.after_cr = b == b'\r';
+                    let line = std::mem::take(&mut self.line);
+                    self.process_line(&String::from_utf8_lossy(&line), &mut out);
+                }
+                _ => {
+                    self.after_cr = false;
+                    self.line.push(b);
+                }
+            }
+        }
+        out
+    }
+
+    /// Parses a whole stream at once.
+    pub fn parse_all(stream: &[u8]) -> Vec<ParsedEvent> {
+        Parser::new().feed(stream)
+    }
+
+    fn process_line(&mut self, line: &str, out: &mut Vec<ParsedEvent>) {
+        if line.is_empty() {
+            self.dispatch(out);
+            return;
+        }
+        if line.starts_with(':') {
+            self.comments += 1;
+            return;
+        }
+        let (name, value) = match line.find(':') {
+            Some(i) => {
+                let value = &line[i + 1..];
+                (&line[..i], value.strip_prefix(' ').unwrap_or(value))
+            }
+            None => (line, ""),
+        };
+        match name {
+            "event" => self.event_type = value.to_string(),
+            "data" => {
+                self.data.push_str(value);
+                self.data.push('\n');
+            }
+            "id" => {
+                if !value.contains('\0') {
+                    self.last_event_id = value.to_string();
+                }
+            }
+            "retry" => {
+                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+                    self.retry_ms = value.parse().ok();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<ParsedEvent>) {
+        let event_type = std::mem::take(&mut self.event_type);
+        if self.data.is_empty() {
+            return;
+        }
+        let mut data = std::mem::take(&mut self.data);
+        if data.ends_with('\n') {
+            data.pop();
+        }
+        out.push(ParsedEvent {
+            event_type: if event_type.is_empty() { "message".to_string() } else { event_type },
+            data,
+            last_event_id: self.last_event_id.clone(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datas(stream: &str) -> Vec<String> {
+        Parser::parse_all(stream.as_bytes()).into_iter().map(|e| e.data).collect()
+    }
+
+    #[test]
+    fn wpt_style_cases() {
+        // format-field-parsing: unknown fields ignored, no-colon line is a name with empty value
+        assert_eq!(datas("data:\0\ndata:  2\rData:1\ndata\0:2\ndata:1\r\0data:4\nda-ta:3\rdata_5\ndata:3\rdata:\r\n data:32\ndata:4\n\n"), ["\0\n 2\n1\n3\n\n4"]);
+        // format-leading-bom, and only one BOM
+        assert_eq!(datas("\u{feff}data:1\n\n\u{feff}data:2\n\ndata:3\n\n"), ["1", "3"]);
+        // format-newlines: CR, LF, CRLF
+        assert_eq!(datas("data:test\r\ndata\ndata:test\r\n\r"), ["test\n\ntest"]);
+        // event without final blank line is discarded
+        assert_eq!(datas("data:1\n\ndata:2"), ["1"]);
+        // empty data buffer dispatches nothing
+        assert_eq!(datas("event:x\n\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn id_persists_and_nul_ids_are_ignored() {
+        let events = Parser::parse_all(b"id: 1\ndata: a\n\ndata: b\n\nid: 2\0\ndata: c\n\nid\ndata: d\n\n");
+        let ids: Vec<&str> = events.iter().map(|e| e.last_event_id.as_str()).collect();
+        assert_eq!(ids, ["1", "1", "1", ""]);
+    }
+
+    #[test]
+    fn retry_needs_digits_only() {
+        let mut p = Parser::new();
+        p.feed(b"retry: 1000\n\nretry: 12a\n\n");
+        assert_eq!(p.retry_ms, Some(1000));
+    }
+
+    #[test]
+    fn chunks_split_anywhere_including_crlf_and_utf8() {
+        let stream = "id: 9\r\nevent: é\r\ndata: ünï\r\n\r\n".as_bytes();
+        for cut in 0..stream.len() {
+            let mut p = Parser::new();
+            let mut events = p.feed(&stream[..cut]);
+            events.extend(p.feed(&stream[cut..]));
+            assert_eq!(events.len(), 1, "cut at {cut}");
+            assert_eq!(events[0].data, "ünï");
+            assert_eq!(events[0].event_type, "é");
+        }
+    }
+}

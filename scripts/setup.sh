@@ -1,0 +1,100 @@
+#!/bin/sh
+# Installs what building, running and testing this worker needs. Idempotent: every
+# step first checks whether its piece is already present, so a second run is fast.
+#
+#   sh scripts/setup.sh          # npm packages, wasm32 target, worker-build, wasm-bindgen
+#   sh scripts/setup.sh --test   # the above, plus Chromium for the browser tests
+set -eu
+
+WORKER_BUILD_VERSION=0.8.7
+
+cd "$(dirname "$0")/.."
+
+with_test=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) with_test=1 ;;
+        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+        *) echo "setup.sh: unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
+# cargo-installed tools live here; a fresh shell may not have it on PATH yet.
+if [ -d "${CARGO_HOME:-$HOME/.cargo}/bin" ]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+    export PATH
+fi
+
+say() { printf 'setup: %s\n' "$*"; }
+need() {
+    command -v "$1" >/dev/null 2>&1 || { echo "setup.sh: '$1' is required but not installed" >&2; exit 1; }
+}
+# First x.y.z in a tool's --version output ("" when the tool is missing or fails).
+version_of() {
+    "$@" 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1 || true
+}
+
+# 1. npm packages (wrangler, playwright-core)
+need npm
+if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] \
+    || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "installing npm packages (npm ci)"
+    npm ci
+else
+    say "npm packages up to date"
+fi
+
+# 2. Rust standard library for the wasm target
+need rustup
+if rustup target list --installed | grep -qx 'wasm32-unknown-unknown'; then
+    say "rust target wasm32-unknown-unknown present"
+else
+    say "installing rust target wasm32-unknown-unknown"
+    rustup target add wasm32-unknown-unknown
+fi
+
+# 3. worker-build, pinned to the version matching the worker crate
+need cargo
+have="$(version_of worker-build --version)"
+if [ "$have" = "$WORKER_BUILD_VERSION" ]; then
+    say "worker-build $have present"
+else
+    say "installing worker-build $WORKER_BUILD_VERSION (found: ${have:-none}; takes a few minutes)"
+    cargo install --locked "worker-build@$WORKER_BUILD_VERSION"
+fi
+
+# 4. wasm-bindgen CLI, exactly the wasm-bindgen version in Cargo.lock.
+#    (--locked fails for this crate with the registry copy; install without it.)
+want="$(awk '
+    $0 == "name = \"wasm-bindgen\"" { hit = 1; next }
+    hit && /^version = / { gsub(/"/, "", $3); print $3; exit }
+    /^\[\[package\]\]/ { hit = 0 }
+' Cargo.lock 2>/dev/null || true)"
+if [ -z "$want" ]; then
+    echo "setup.sh: cannot find the wasm-bindgen version in Cargo.lock" >&2
+    exit 1
+fi
+have="$(version_of wasm-bindgen --version)"
+if [ "$have" = "$want" ]; then
+    say "wasm-bindgen $have present"
+else
+    say "installing wasm-bindgen-cli $want (found: ${have:-none}; takes a few minutes)"
+    cargo install --force "wasm-bindgen-cli@$want"
+fi
+
+# 5. Chromium for the browser tests (Debian package; playwright cannot download browsers here)
+if [ "$with_test" = 1 ]; then
+    if [ -x /usr/bin/chromium ]; then
+        say "chromium present"
+    else
+        say "installing chromium (apt-get)"
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update && apt-get install -y chromium
+        else
+            need sudo
+            sudo apt-get update && sudo apt-get install -y chromium
+        fi
+    fi
+fi
+
+say "done"

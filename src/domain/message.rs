@@ -25,6 +25,9 @@ pub struct Message {
 pub enum BodyKind {
     /// `{"data": ..., "event": "...", "retry": ms}`
     Json,
+    /// `data=...&event=...&retry=ms` (`application/x-www-form-urlencoded`, as `curl -d` and
+    /// HTML forms send, and as Mercure publishers do).
+    Form,
     /// The body is the data; the event type comes from the query.
     Text,
 }
@@ -42,6 +45,7 @@ pub enum PublishError {
     Json { line: usize, column: usize, reason: String },
     NotAnObject,
     MissingData,
+    DuplicateField(String),
     UnknownField(String),
     EventTypeNotAString,
     EventType(FieldError),
@@ -63,7 +67,10 @@ impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PublishError::UnsupportedContentType(t) => {
-                write!(f, "unsupported content type {t:?}: send application/json or text/plain")
+                write!(
+                    f,
+                    "unsupported content type {t:?}: send application/json, application/x-www-form-urlencoded or text/plain"
+                )
             }
             PublishError::NotUtf8 { valid_up_to } => {
                 write!(f, "body is not valid UTF-8 (first bad byte at offset {valid_up_to})")
@@ -72,7 +79,8 @@ impl fmt::Display for PublishError {
                 write!(f, "malformed JSON at line {line}, column {column}: {reason}")
             }
             PublishError::NotAnObject => write!(f, "JSON body must be an object like {{\"data\": ...}}"),
-            PublishError::MissingData => write!(f, "JSON body has no \"data\" field"),
+            PublishError::MissingData => write!(f, "body has no \"data\" field"),
+            PublishError::DuplicateField(name) => write!(f, "field {name:?} is given more than once"),
             PublishError::UnknownField(name) => {
                 write!(f, "unknown field {name:?}: allowed are \"data\", \"event\" and \"retry\"")
             }
@@ -86,13 +94,14 @@ impl fmt::Display for PublishError {
 
 impl BodyKind {
     /// Chooses by `Content-Type` (parameters such as `charset` are ignored). No content
-    /// type is read as text, which is what `curl -d` users expect least to break.
+    /// type is read as text.
     pub fn from_content_type(content_type: Option<&str>) -> Result<BodyKind, PublishError> {
         let Some(raw) = content_type else { return Ok(BodyKind::Text) };
         let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match essence.as_str() {
             "application/json" => Ok(BodyKind::Json),
-            "" | "text/plain" | "application/x-www-form-urlencoded" => Ok(BodyKind::Text),
+            "application/x-www-form-urlencoded" => Ok(BodyKind::Form),
+            "" | "text/plain" => Ok(BodyKind::Text),
             _ => Err(PublishError::UnsupportedContentType(essence)),
         }
     }
@@ -115,6 +124,7 @@ impl Message {
                 retry_ms: None,
             },
             BodyKind::Json => Self::from_json(text, query_event)?,
+            BodyKind::Form => Self::from_form(text, query_event)?,
         };
         if let Some(t) = &message.event_type {
             check_event_type(t).map_err(PublishError::EventType)?;
@@ -131,7 +141,27 @@ impl Message {
             column: e.column(),
             reason: json_reason(&e),
         })?;
-        let Value::Object(mut object) = value else { return Err(PublishError::NotAnObject) };
+        let Value::Object(object) = value else { return Err(PublishError::NotAnObject) };
+        Self::from_fields(object, query_event)
+    }
+
+    fn from_form(text: &str, query_event: Option<&str>) -> Result<Message, PublishError> {
+        let mut fields = Map::new();
+        for (name, value) in form_urlencoded::parse(text.as_bytes()) {
+            // A form's retry is text; as a number it reads like JSON's.
+            let value = match (name.as_ref(), value.parse::<u64>()) {
+                ("retry", Ok(ms)) => Value::from(ms),
+                _ => Value::String(value.into_owned()),
+            };
+            if fields.insert(name.to_string(), value).is_some() {
+                return Err(PublishError::DuplicateField(name.into_owned()));
+            }
+        }
+        Self::from_fields(fields, query_event)
+    }
+
+    /// The fields of a JSON object or a form, checked the same way.
+    fn from_fields(mut object: Map<String, Value>, query_event: Option<&str>) -> Result<Message, PublishError> {
         if let Some(unknown) = object.keys().find(|k| !["data", "event", "retry"].contains(&k.as_str())) {
             return Err(PublishError::UnknownField(unknown.clone()));
         }
@@ -238,10 +268,25 @@ mod tests {
     }
 
     #[test]
+    fn form_bodies() {
+        let form = |body: &str| Message::parse(BodyKind::Form, body.as_bytes(), Some("q"), LIMITS);
+        let m = form("data=a%0Ab+c&event=note&retry=250").unwrap();
+        assert_eq!(m, Message { data: "a\nb c".into(), event_type: Some("note".into()), retry_ms: Some(250) });
+        assert_eq!(form("data=x").unwrap().event_type.as_deref(), Some("q"));
+        assert_eq!(form("data=").unwrap().data, "");
+        assert_eq!(form("hello"), Err(PublishError::UnknownField("hello".into())));
+        assert_eq!(form(""), Err(PublishError::MissingData));
+        assert_eq!(form("data=1&data=2"), Err(PublishError::DuplicateField("data".into())));
+        assert_eq!(form("data=x&retry=soon"), Err(PublishError::BadRetry));
+        assert_eq!(form("data=x&event=a%0Db"), Err(PublishError::EventType(FieldError::EventTypeHasLineBreak)));
+    }
+
+    #[test]
     fn content_types() {
         assert_eq!(BodyKind::from_content_type(Some("application/json; charset=utf-8")), Ok(BodyKind::Json));
         assert_eq!(BodyKind::from_content_type(Some("Text/Plain")), Ok(BodyKind::Text));
         assert_eq!(BodyKind::from_content_type(None), Ok(BodyKind::Text));
+        assert_eq!(BodyKind::from_content_type(Some("application/x-www-form-urlencoded")), Ok(BodyKind::Form));
         let e = BodyKind::from_content_type(Some("image/png")).unwrap_err();
         assert_eq!(e.status(), 415);
     }

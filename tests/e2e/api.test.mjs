@@ -1,0 +1,703 @@
+// Issue 4, end to end against `wrangler dev`: channels, publishing, authorization,
+// CORS, limits and stats. See docs/CONTRACT.md.
+//
+// Two servers, started once for the whole file:
+// - `open`: no secrets, ALLOWED_ORIGINS `*`, small MAX_LISTENERS / HISTORY_SIZE /
+//   MAX_EVENT_TYPE_BYTES (default MAX_BODY_BYTES, so that 32 KiB events can fill a
+//   stuck listener's queue for the droppedSlow counter);
+// - `locked`: PUBLISH_SECRET and LISTEN_SECRET given as secrets (the harness's env
+//   file), ALLOWED_ORIGINS a list, a small MAX_BODY_BYTES.
+import { describe, test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../support/server.mjs';
+import { openStream } from '../support/sse.mjs';
+import {
+  request,
+  stats,
+  waitForListeners,
+  idLess,
+  assertDecimalId,
+  openRawListener,
+} from '../support/http.mjs';
+
+const MAX_LISTENERS = 3;
+const HISTORY_SIZE = 5;
+const MAX_EVENT_TYPE_BYTES = 16;
+const RETRY_MS = 1500;
+const OPEN_VARS = {
+  MAX_LISTENERS: String(MAX_LISTENERS),
+  HISTORY_SIZE: String(HISTORY_SIZE),
+  MAX_EVENT_TYPE_BYTES: String(MAX_EVENT_TYPE_BYTES),
+  RETRY_MS: String(RETRY_MS),
+  ALLOWED_ORIGINS: '*',
+};
+
+const MAX_BODY_BYTES = 300;
+const ALLOWED = ['http://allowed.test', 'https://also-allowed.test:8443'];
+const FOREIGN = 'http://evil.test';
+const PUBLISH_SECRET = 'pub-S3cret_value.1';
+const LISTEN_SECRET = 'listen-S3cret_value.2';
+const LOCKED_VARS = {
+  MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+  ALLOWED_ORIGINS: ALLOWED.join(', '),
+};
+
+let open; // base URL of the open server
+let locked; // base URL of the locked server
+const servers = [];
+/** streams and raw sockets opened by the current test, closed after it */
+let opened = [];
+
+before(async () => {
+  const results = await Promise.allSettled([
+    startServer({ vars: OPEN_VARS }),
+    startServer({ vars: LOCKED_VARS, secrets: { PUBLISH_SECRET, LISTEN_SECRET } }),
+  ]);
+  for (const r of results) if (r.status === 'fulfilled') servers.push(r.value);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  [open, locked] = results.map((r) => r.value.url);
+}, { timeout: 120_000 });
+
+after(async () => {
+  await closeOpened();
+  await Promise.all(servers.map((s) => s.stop()));
+}, { timeout: 30_000 });
+
+afterEach(closeOpened);
+
+async function closeOpened() {
+  const all = opened;
+  opened = [];
+  await Promise.all(all.map((s) => (s.close ? s.close() : s.destroy())));
+}
+
+let channelCounter = 0;
+/** A channel name no other test uses. */
+const fresh = (what) => `${what}-${process.pid}-${(channelCounter += 1)}`;
+
+async function listen(base, path, options = {}) {
+  const stream = await openStream(`${base}${path}`, options);
+  opened.push(stream);
+  return stream;
+}
+
+/** Opens a listener on a channel and waits until the channel counts it. */
+async function listenOn(base, channel, expectedListeners = 1, query = '') {
+  const stream = await listen(base, `/channels/${channel}/events${query}`);
+  assert.equal(stream.status, 200, `listen on ${channel}: ${stream.status}`);
+  await waitForListeners(base, channel, expectedListeners);
+  return stream;
+}
+
+function publish(base, channel, { body, contentType, query = '', headers = {} } = {}) {
+  const h = { ...headers };
+  if (contentType !== undefined) h['content-type'] = contentType;
+  return request(`${base}/channels/${channel}/events${query}`, { method: 'POST', headers: h, body });
+}
+
+const publishJson = (base, channel, value, options = {}) =>
+  publish(base, channel, { body: JSON.stringify(value), contentType: 'application/json', ...options });
+
+/** The publish answer: 200 JSON {"id": "<decimal>", "listeners": N} and nothing else. */
+function assertPublished(r, listeners, what = 'publish') {
+  assert.equal(r.status, 200, `${what}: ${r.status} ${r.text}`);
+  assert.match(r.headers.get('content-type') ?? '', /^application\/json/, `${what}: content-type`);
+  assert.ok(r.json && typeof r.json === 'object', `${what}: body is not JSON: ${r.text}`);
+  assert.deepEqual(Object.keys(r.json).sort(), ['id', 'listeners'], `${what}: ${r.text}`);
+  assertDecimalId(r.json.id, `${what} id`);
+  assert.equal(r.json.listeners, listeners, `${what}: listeners in ${r.text}`);
+  return r.json;
+}
+
+/** An error: its status, a text/plain body of one short line that matches `why`. */
+function assertError(r, status, why, what) {
+  assert.equal(r.status, status, `${what}: expected ${status}, got ${r.status} ${JSON.stringify(r.text)}`);
+  assert.match(r.headers.get('content-type') ?? '', /^text\/plain/, `${what}: content-type ${r.headers.get('content-type')}`);
+  const line = r.text.trim();
+  assert.ok(line.length > 0, `${what}: empty error body`);
+  assert.ok(!line.includes('\n') && !line.includes('\r'), `${what}: the body should be one line: ${JSON.stringify(r.text)}`);
+  assert.ok(line.length <= 200, `${what}: the body should be short: ${JSON.stringify(r.text)}`);
+  if (why) assert.match(line, why, `${what}: message ${JSON.stringify(line)}`);
+}
+
+/** What a spec-following parser reads back for `data`: every CRLF, CR and LF is one LF. */
+const asReceived = (data) => data.replace(/\r\n|\r/g, '\n');
+
+// ---------------------------------------------------------------------------------------
+
+describe('channels', () => {
+  test('two channels do not see each other\'s events (nor does /listen)', async () => {
+    const a = fresh('iso-a');
+    const b = fresh('iso-b');
+    const onA = await listenOn(open, a);
+    const onB = await listenOn(open, b);
+    const onDefault = await listen(open, '/listen');
+    assert.equal(onDefault.status, 200);
+
+    const sentA = [];
+    const sentB = [];
+    for (let i = 0; i < 4; i += 1) {
+      const ra = assertPublished(await publishJson(open, a, { data: `for-a-${i}` }), 1, `publish ${i} on a`);
+      sentA.push([ra.id, `for-a-${i}`]);
+      const rb = assertPublished(await publishJson(open, b, { data: `for-b-${i}`, event: 'x' }), 1, `publish ${i} on b`);
+      sentB.push([rb.id, `for-b-${i}`]);
+    }
+    await onA.waitFor(4);
+    await onB.waitFor(4);
+    // A little longer, so that a misrouted event would have had time to arrive.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(onA.events.map((e) => [e.idField, e.data]), sentA);
+    assert.deepEqual(onB.events.map((e) => [e.idField, e.data]), sentB);
+    assert.ok(onA.events.every((e) => e.type === 'message'));
+    assert.ok(onB.events.every((e) => e.type === 'x'));
+    assert.deepEqual(onDefault.events, [], '/listen (channel default) got events of other channels');
+
+    // Ids are per channel: each channel counts its own.
+    const sa = await stats(open, a);
+    const sb = await stats(open, b);
+    assert.equal(sa.published, 4);
+    assert.equal(sb.published, 4);
+    assert.equal(sa.lastId, sentA.at(-1)[0]);
+    assert.equal(sb.lastId, sentB.at(-1)[0]);
+  });
+
+  test('valid names at the edges are accepted', async () => {
+    for (const name of ['a'.repeat(64), '0', 'Z.z-9_x', '9-._']) {
+      const s = await stats(open, name);
+      assert.equal(s.channel, name);
+      assert.equal(s.published, 0);
+    }
+  });
+});
+
+describe('publishing', () => {
+  test('JSON bodies arrive exactly as sent, each with the id it was answered with', async () => {
+    const channel = fresh('json');
+    const stream = await listenOn(open, channel);
+    const object = { b: [1, 2, { c: null, d: 'x, y: z' }], a: 'x y', n: -3, t: true, u: 'é\n😀' };
+    const cases = [
+      // [what, body, expected type, expected data]
+      ['a plain string', { data: 'hello' }, 'message', 'hello'],
+      ['an object (compact JSON)', { data: object }, 'message', object],
+      ['an array', { data: [1, 'two', null, { three: 3 }] }, 'message', [1, 'two', null, { three: 3 }]],
+      ['a number', { data: 42 }, 'message', '42'],
+      ['true', { data: true }, 'message', 'true'],
+      ['null', { data: null }, 'message', 'null'],
+      ['multi-line data, LF', { data: 'one\ntwo\nthree' }, 'message', 'one\ntwo\nthree'],
+      ['multi-line data, CRLF', { data: 'one\r\ntwo\r\nthree' }, 'message', 'one\r\ntwo\r\nthree'],
+      ['multi-line data, CR', { data: 'one\rtwo\rthree' }, 'message', 'one\rtwo\rthree'],
+      ['mixed line breaks and empty lines', { data: 'a\r\n\r\nb\r\rc\n\nd' }, 'message', 'a\r\n\r\nb\r\rc\n\nd'],
+      ['a trailing line break', { data: 'trailing\n' }, 'message', 'trailing\n'],
+      ['only a line break', { data: '\n' }, 'message', '\n'],
+      ['the empty string', { data: '' }, 'message', ''],
+      ['leading spaces', { data: '  two leading spaces' }, 'message', '  two leading spaces'],
+      ['a single space', { data: ' ' }, 'message', ' '],
+      ['leading spaces on every line', { data: ' a\n  b\r\n   c' }, 'message', ' a\n  b\r\n   c'],
+      ['unicode', { data: 'héllo wörld – 中文 😀 \u2028 \u0085 \u00a0' }, 'message', 'héllo wörld – 中文 😀 \u2028 \u0085 \u00a0'],
+      ['a BOM and NUL inside data', { data: '\ufeffbom\u0000nul' }, 'message', '\ufeffbom\u0000nul'],
+      ['text that looks like fields', { data: 'x\n\nid: 999\nevent: evil\ndata: injected\n: comment' }, 'message',
+        'x\n\nid: 999\nevent: evil\ndata: injected\n: comment'],
+      ['with an event type', { data: 'typed', event: 'alpha' }, 'alpha', 'typed'],
+      ['a unicode event type', { data: 'u', event: 'ünï-😀' }, 'ünï-😀', 'u'],
+      ['an event type with a leading space and a colon', { data: 's', event: ' a:b' }, ' a:b', 's'],
+      ['an event type of exactly MAX_EVENT_TYPE_BYTES', { data: 'm', event: 'é'.repeat(MAX_EVENT_TYPE_BYTES / 2) }, 'é'.repeat(MAX_EVENT_TYPE_BYTES / 2), 'm'],
+      ['event null is no event type', { data: 'n', event: null }, 'message', 'n'],
+      ['an object with a type', { data: { k: 'v' }, event: 'obj' }, 'obj', { k: 'v' }],
+    ];
+    let lastId = null;
+    for (const [what, body, type, data] of cases) {
+      const { id } = assertPublished(await publishJson(open, channel, body), 1, what);
+      if (lastId !== null) assert.ok(idLess(lastId, id), `${what}: ids must increase (${lastId} then ${id})`);
+      lastId = id;
+      const e = await stream.nextEvent(5000);
+      assert.equal(e.type, type, `${what}: type`);
+      assert.equal(e.idField, id, `${what}: the event carries the id the publisher got`);
+      assert.equal(e.lastEventId, id, `${what}: lastEventId`);
+      if (typeof data === 'string') {
+        assert.equal(e.data, asReceived(data), `${what}: data`);
+      } else {
+        // Any other JSON value: sent as compact JSON.
+        assert.deepEqual(JSON.parse(e.data), data, `${what}: data ${JSON.stringify(e.data)}`);
+        assert.equal(e.data, JSON.stringify(JSON.parse(e.data)), `${what}: not compact JSON: ${JSON.stringify(e.data)}`);
+      }
+    }
+    assert.equal(stream.events.length, cases.length, 'exactly one event per publish');
+
+    // charset parameter on the JSON content type
+    const r = await publish(open, channel, {
+      body: JSON.stringify({ data: 'with charset' }),
+      contentType: 'application/json; charset=utf-8',
+    });
+    const { id } = assertPublished(r, 1, 'application/json; charset=utf-8');
+    const e = await stream.nextEvent(5000);
+    assert.deepEqual([e.type, e.data, e.idField], ['message', 'with charset', id]);
+  });
+
+  test('retry in a JSON body reaches the listener as a retry field', async () => {
+    const channel = fresh('retry');
+    const stream = await listenOn(open, channel);
+    await stream.waitUntil(() => stream.retries.length >= 1, 5000, 'the retry preamble');
+    assert.deepEqual(stream.retries, [RETRY_MS]);
+
+    const { id } = assertPublished(await publishJson(open, channel, { data: 'slower please', event: 'beta', retry: 2500 }), 1, 'retry');
+    const e = await stream.nextEvent(5000);
+    assert.deepEqual([e.type, e.data, e.idField], ['beta', 'slower please', id]);
+    assert.deepEqual(stream.retries, [RETRY_MS, 2500]);
+    assert.equal(stream.parser.reconnectionTime, 2500);
+
+    const { id: id2 } = assertPublished(await publishJson(open, channel, { data: 'plain', retry: 0 }), 1, 'retry 0');
+    const e2 = await stream.nextEvent(5000);
+    assert.deepEqual([e2.type, e2.data, e2.idField], ['message', 'plain', id2]);
+    assert.equal(stream.parser.reconnectionTime, 0);
+  });
+
+  test('text/plain bodies arrive exactly as sent, with and without ?event=', async () => {
+    const channel = fresh('text');
+    const stream = await listenOn(open, channel);
+    const enc = new TextEncoder();
+    const cases = [
+      // [what, options, expected type, expected data]
+      ['text/plain', { body: 'just text', contentType: 'text/plain' }, 'message', 'just text'],
+      ['text/plain with ?event=', { body: 'noted', contentType: 'text/plain', query: '?event=note' }, 'note', 'noted'],
+      ['charset, CRLF lines, leading spaces', { body: '  one\r\ntwo\r\n three', contentType: 'text/plain; charset=utf-8' },
+        'message', '  one\r\ntwo\r\n three'],
+      ['CR lines and an encoded unicode event type', { body: 'a\rb\r\rc', contentType: 'text/plain', query: `?event=${encodeURIComponent('tÿpe ünï 😀')}` },
+        'tÿpe ünï 😀', 'a\rb\r\rc'],
+      ['JSON-looking text stays text', { body: '{"data":"not parsed","event":"no"}', contentType: 'text/plain' },
+        'message', '{"data":"not parsed","event":"no"}'],
+      ['unicode text', { body: 'ünïcödé 中文 😀\n\u2028end', contentType: 'text/plain' }, 'message', 'ünïcödé 中文 😀\n\u2028end'],
+      ['no content type (bytes body)', { body: enc.encode('no content type\nsecond') }, 'message', 'no content type\nsecond'],
+      ['no content type with ?event=', { body: enc.encode('bytes'), query: '?event=raw' }, 'raw', 'bytes'],
+      ['an empty body', { body: '', contentType: 'text/plain', query: '?event=empty' }, 'empty', ''],
+    ];
+    for (const [what, options, type, data] of cases) {
+      const r = await publish(open, channel, options);
+      const { id } = assertPublished(r, 1, what);
+      const e = await stream.nextEvent(5000);
+      assert.deepEqual([e.type, e.data, e.idField], [type, asReceived(data), id], what);
+    }
+    assert.equal(stream.events.length, cases.length);
+  });
+
+  test('the answer counts the listeners the event was written to', async () => {
+    const channel = fresh('count');
+    assertPublished(await publishJson(open, channel, { data: 'nobody' }), 0, 'no listener');
+    const one = await listenOn(open, channel, 1);
+    const two = await listenOn(open, channel, 2);
+    const { id } = assertPublished(await publish(open, channel, { body: 'both', contentType: 'text/plain' }), 2, 'two listeners');
+    for (const s of [one, two]) {
+      const e = await s.nextEvent(5000);
+      assert.deepEqual([e.data, e.idField], ['both', id]);
+    }
+  });
+});
+
+describe('errors', () => {
+  test('bad channel names: 400 saying what is wrong', async () => {
+    const bad = ['bad!name', '.dot-first', '-dash-first', '_underscore-first', 'a'.repeat(65), 'sp%20ace',
+      '%C3%A9', 'a%2Fb', 'a~b', 'a*'];
+    for (const name of bad) {
+      assertError(await request(`${open}/channels/${name}/events`), 400, /channel name/i, `GET /channels/${name}/events`);
+      assertError(await publishJson(open, name, { data: 'x' }), 400, /channel name/i, `POST /channels/${name}/events`);
+      assertError(await request(`${open}/channels/${name}`), 400, /channel name/i, `GET /channels/${name}`);
+    }
+    // An empty name is a bad name too.
+    assertError(await request(`${open}/channels//events`), 400, /channel name/i, 'GET /channels//events');
+    assertError(await publishJson(open, '', { data: 'x' }), 400, /channel name/i, 'POST /channels//events');
+    assertError(await request(`${open}/channels/`), 400, /channel name/i, 'GET /channels/');
+  });
+
+  test('bad event types: CR/LF and longer than MAX_EVENT_TYPE_BYTES: 400', async () => {
+    const channel = fresh('types');
+    const stream = await listenOn(open, channel);
+    for (const event of ['a\nb', 'a\rb', 'a\r\nb', 'end\n']) {
+      assertError(await publishJson(open, channel, { data: 'x', event }), 400, /CR|LF|line/i, `JSON event ${JSON.stringify(event)}`);
+      assertError(await publish(open, channel, { body: 'x', contentType: 'text/plain', query: `?event=${encodeURIComponent(event)}` }),
+        400, /CR|LF|line/i, `?event=${JSON.stringify(event)}`);
+    }
+    const tooLong = ['x'.repeat(MAX_EVENT_TYPE_BYTES + 1), 'é'.repeat(MAX_EVENT_TYPE_BYTES / 2 + 1)]; // bytes, not characters
+    for (const event of tooLong) {
+      const why = new RegExp(`${MAX_EVENT_TYPE_BYTES}`);
+      assertError(await publishJson(open, channel, { data: 'x', event }), 400, why, `JSON event of ${event.length} chars`);
+      assertError(await publish(open, channel, { body: 'x', contentType: 'text/plain', query: `?event=${encodeURIComponent(event)}` }),
+        400, why, `?event= of ${event.length} chars`);
+    }
+    // Nothing of that reached the channel.
+    assert.equal((await stats(open, channel)).published, 0);
+    assert.deepEqual(stream.events, []);
+  });
+
+  test('malformed JSON: 400 saying at which line and column', async () => {
+    const channel = fresh('malformed');
+    const cases = [
+      ['{"data": \n  tru}', 2],
+      ['{"data": "x"', 1],
+      ['{"data": "x",\n\n "event": }', 3],
+      ['', 1],
+      ['not json', 1],
+    ];
+    for (const [body, line] of cases) {
+      const r = await publish(open, channel, { body, contentType: 'application/json' });
+      assertError(r, 400, new RegExp(`line ${line}\\b.*column \\d+`, 'i'), `JSON ${JSON.stringify(body)}`);
+    }
+  });
+
+  test('missing data: 400', async () => {
+    const channel = fresh('nodata');
+    for (const body of [{}, { event: 'alpha' }, { retry: 10 }]) {
+      assertError(await publishJson(open, channel, body), 400, /data/, `JSON ${JSON.stringify(body)}`);
+    }
+  });
+
+  test('a body that is not UTF-8: 400', async () => {
+    const channel = fresh('bytes');
+    const bodies = [
+      ['text/plain', Uint8Array.from([0x66, 0x6f, 0xff, 0x6f])],
+      [undefined, Uint8Array.from([0xc3, 0x28])],
+      ['application/json', Uint8Array.from([...new TextEncoder().encode('{"data":"'), 0xfe, 0x22, 0x7d])],
+    ];
+    for (const [contentType, body] of bodies) {
+      assertError(await publish(open, channel, { body, contentType }), 400, /UTF-8/i, `bytes as ${contentType ?? 'no content type'}`);
+    }
+    assert.equal((await stats(open, channel)).published, 0);
+  });
+
+  test('an unsupported content type: 415', async () => {
+    const channel = fresh('ctype');
+    for (const contentType of ['image/png', 'application/xml', 'text/html', 'multipart/form-data; boundary=x', 'application/jsonx']) {
+      assertError(await publish(open, channel, { body: 'x', contentType }), 415, /content type/i, contentType);
+    }
+    assert.equal((await stats(open, channel)).published, 0);
+  });
+
+  test('a form-encoded body is read as fields data, event and retry', async () => {
+    const channel = fresh('form');
+    const listener = await listenOn(open, channel);
+    const r = await publish(open, channel, { body: 'data=a%0Ab+c&event=note', contentType: 'application/x-www-form-urlencoded' });
+    assertPublished(r, 1, 'form publish');
+    const [event] = await listener.waitFor(1);
+    assert.equal(event.data, 'a\nb c');
+    assert.equal(event.type, 'note');
+    // A bare word is not a field list: 400 naming the problem, nothing published.
+    assertError(await publish(open, channel, { body: 'hello', contentType: 'application/x-www-form-urlencoded' }), 400, /unknown field/i, 'bare word');
+    assertError(await publish(open, channel, { body: 'data=1&data=2', contentType: 'application/x-www-form-urlencoded' }), 400, /more than once/i, 'duplicate');
+    assert.equal((await stats(open, channel)).published, 1);
+  });
+
+  test('a body over MAX_BODY_BYTES: 413 (declared or streamed); exactly the limit is fine', async () => {
+    const channel = fresh('big');
+    const auth = { authorization: `Bearer ${PUBLISH_SECRET}` };
+    const exact = 'x'.repeat(MAX_BODY_BYTES);
+    assertPublished(await publish(locked, channel, { body: exact, contentType: 'text/plain', headers: auth }), 0, 'exactly MAX_BODY_BYTES');
+    const over = 'x'.repeat(MAX_BODY_BYTES + 1);
+    const why = new RegExp(`${MAX_BODY_BYTES}`);
+    assertError(await publish(locked, channel, { body: over, contentType: 'text/plain', headers: auth }), 413, why, 'text one byte over');
+    const json = JSON.stringify({ data: 'y'.repeat(MAX_BODY_BYTES) });
+    assertError(await publish(locked, channel, { body: json, contentType: 'application/json', headers: auth }), 413, why, 'JSON over');
+    // multi-byte characters count as bytes
+    const bytes = 'é'.repeat(MAX_BODY_BYTES / 2 + 1);
+    assertError(await publish(locked, channel, { body: bytes, contentType: 'text/plain', headers: auth }), 413, why, 'UTF-8 over');
+    // A streamed body (no Content-Length) is counted too.
+    const streamed = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 4; i += 1) controller.enqueue(new TextEncoder().encode('z'.repeat(100)));
+        controller.close();
+      },
+    });
+    const r = await request(`${locked}/channels/${channel}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', ...auth },
+      body: streamed,
+      duplex: 'half',
+    });
+    assertError(r, 413, why, 'a streamed body of 400 bytes');
+    const s = await stats(locked, channel);
+    assert.equal(s.published, 1, 'only the body of exactly the limit was published');
+  });
+
+  test('too many listeners on one channel: 503 with Retry-After; other channels unaffected', async () => {
+    const channel = fresh('full');
+    for (let i = 1; i <= MAX_LISTENERS; i += 1) await listenOn(open, channel, i);
+    const r = await request(`${open}/channels/${channel}/events`);
+    assertError(r, 503, /listeners/i, `listener #${MAX_LISTENERS + 1}`);
+    const retryAfter = r.headers.get('retry-after');
+    assert.ok(retryAfter !== null, 'Retry-After is missing');
+    assert.match(retryAfter, /^\d+$/, `Retry-After: ${retryAfter}`);
+    assert.equal((await stats(open, channel)).listeners, MAX_LISTENERS);
+    // Publishing still reaches the ones that are in.
+    assertPublished(await publishJson(open, channel, { data: 'full house' }), MAX_LISTENERS, 'publish on a full channel');
+    // Another channel still takes listeners.
+    await listenOn(open, fresh('not-full'));
+  });
+
+  test('a bad lastEventId / Last-Event-ID: 400', async () => {
+    const channel = fresh('resume');
+    for (const bad of ['abc', '-1', '1.5', '1e3', '0x10', '99999999999999999999999']) {
+      assertError(await request(`${open}/channels/${channel}/events?lastEventId=${encodeURIComponent(bad)}`), 400,
+        /event id/i, `?lastEventId=${bad}`);
+      assertError(await request(`${open}/channels/${channel}/events`, { headers: { 'last-event-id': bad } }), 400,
+        /event id/i, `Last-Event-ID: ${bad}`);
+      assertError(await request(`${open}/listen?lastEventId=${encodeURIComponent(bad)}`), 400, /event id/i, `/listen?lastEventId=${bad}`);
+    }
+    // A good one is accepted.
+    const s = await listen(open, `/channels/${channel}/events?lastEventId=0`);
+    assert.equal(s.status, 200);
+  });
+
+  test('unknown paths: 404; known paths with a wrong method: 405 with Allow', async () => {
+    for (const path of ['/nope', '/channels', '/channels/a/b/c', '/channels/a/events/more', '/listen/extra', '/ping/x']) {
+      assertError(await request(`${open}${path}`), 404, null, `GET ${path}`);
+    }
+    const cases = [
+      ['POST', '/', ['GET']],
+      ['DELETE', '/', ['GET']],
+      ['DELETE', '/ping', ['GET', 'POST', 'OPTIONS']],
+      ['PUT', '/ping', ['GET', 'POST', 'OPTIONS']],
+      ['POST', '/listen', ['GET', 'OPTIONS']],
+      ['PUT', '/channels/x/events', ['GET', 'POST', 'OPTIONS']],
+      ['PATCH', '/channels/x/events', ['GET', 'POST', 'OPTIONS']],
+      ['POST', '/channels/x', ['GET', 'OPTIONS']],
+      ['DELETE', '/channels/x', ['GET', 'OPTIONS']],
+    ];
+    for (const [method, path, mustAllow] of cases) {
+      const r = await request(`${open}${path}`, { method });
+      assertError(r, 405, null, `${method} ${path}`);
+      const allow = (r.headers.get('allow') ?? '').split(',').map((s) => s.trim().toUpperCase());
+      for (const m of mustAllow) assert.ok(allow.includes(m), `${method} ${path}: Allow "${r.headers.get('allow')}" lacks ${m}`);
+      assert.ok(!allow.includes(method), `${method} ${path}: Allow must not list ${method}`);
+    }
+  });
+});
+
+describe('authorization', () => {
+  test('publishing with PUBLISH_SECRET: missing 401, wrong 403, right 200', async () => {
+    const channel = fresh('auth-pub');
+    const stream = await listenOn(locked, channel, 1, `?token=${encodeURIComponent(LISTEN_SECRET)}`);
+    const body = { body: JSON.stringify({ data: 'secret news' }), contentType: 'application/json' };
+    assertError(await publish(locked, channel, body), 401, null, 'no Authorization');
+    assertError(await publish(locked, channel, { ...body, headers: { authorization: 'Bearer' } }), 401, null, 'Bearer without a token');
+    for (const wrong of [`Bearer ${PUBLISH_SECRET}x`, `Bearer ${PUBLISH_SECRET.slice(0, -1)}`, `Bearer ${LISTEN_SECRET}`,
+      'Bearer nope']) {
+      assertError(await publish(locked, channel, { ...body, headers: { authorization: wrong } }), 403, null, `Authorization: ${wrong}`);
+    }
+    assert.deepEqual(stream.events, [], 'refused publishes must not reach listeners');
+    assert.equal((await stats(locked, channel)).published, 0);
+
+    const r = await publish(locked, channel, { ...body, headers: { authorization: `Bearer ${PUBLISH_SECRET}` } });
+    const { id } = assertPublished(r, 1, 'right secret');
+    const e = await stream.nextEvent(5000);
+    assert.deepEqual([e.data, e.idField], ['secret news', id]);
+    // The scheme is case-insensitive (RFC 9110).
+    assertPublished(await publish(locked, channel, { ...body, headers: { authorization: `bearer ${PUBLISH_SECRET}` } }), 1, 'lower-case scheme');
+  });
+
+  test('/ping with PUBLISH_SECRET: missing 401, wrong 403, right 200 (GET and POST)', async () => {
+    for (const method of ['GET', 'POST']) {
+      assertError(await request(`${locked}/ping`, { method }), 401, null, `${method} /ping without Authorization`);
+      assertError(await request(`${locked}/ping`, { method, headers: { authorization: 'Bearer wrong' } }), 403, null,
+        `${method} /ping with a wrong secret`);
+      const r = await request(`${locked}/ping`, { method, headers: { authorization: `Bearer ${PUBLISH_SECRET}` } });
+      assert.equal(r.status, 200, `${method} /ping with the secret: ${r.status} ${r.text}`);
+      assertDecimalId(r.json?.id, `${method} /ping id`);
+      assert.equal(typeof r.json.listeners, 'number');
+    }
+  });
+
+  test('listening with LISTEN_SECRET: ?token= missing 401, wrong 403, right 200', async () => {
+    const channel = fresh('auth-listen');
+    for (const path of [`/channels/${channel}/events`, '/listen']) {
+      assertError(await request(`${locked}${path}`), 401, null, `${path} without token`);
+      assertError(await request(`${locked}${path}?token=`), 401, null, `${path} with an empty token`);
+      for (const wrong of ['nope', `${LISTEN_SECRET}x`, PUBLISH_SECRET]) {
+        assertError(await request(`${locked}${path}?token=${encodeURIComponent(wrong)}`), 403, null, `${path}?token=${wrong}`);
+      }
+    }
+    const stream = await listenOn(locked, channel, 1, `?token=${encodeURIComponent(LISTEN_SECRET)}`);
+    assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const r = await publish(locked, channel, { body: 'hi', contentType: 'text/plain', headers: { authorization: `Bearer ${PUBLISH_SECRET}` } });
+    const { id } = assertPublished(r, 1, 'publish to an authorized listener');
+    const e = await stream.nextEvent(5000);
+    assert.deepEqual([e.data, e.idField], ['hi', id]);
+    const def = await listen(locked, `/listen?token=${encodeURIComponent(LISTEN_SECRET)}`);
+    assert.equal(def.status, 200);
+  });
+
+  test('without secrets everything is open', async () => {
+    const channel = fresh('no-auth');
+    const stream = await listenOn(open, channel);
+    const withToken = await listen(open, `/channels/${channel}/events?token=anything`);
+    assert.equal(withToken.status, 200, 'a token is ignored when LISTEN_SECRET is unset');
+    await waitForListeners(open, channel, 2);
+    assertPublished(await publishJson(open, channel, { data: 'a' }), 2, 'no Authorization');
+    assertPublished(await publishJson(open, channel, { data: 'b' }, { headers: { authorization: 'Bearer whatever' } }), 2, 'any bearer');
+    for (const method of ['GET', 'POST']) {
+      const r = await request(`${open}/ping`, { method, headers: { authorization: 'Basic Zm9vOmJhcg==' } });
+      assert.equal(r.status, 200, `${method} /ping: ${r.status} ${r.text}`);
+    }
+    const l = await listen(open, '/listen');
+    assert.equal(l.status, 200);
+    await stream.waitFor(2);
+    assert.deepEqual(stream.events.map((e) => e.data), ['a', 'b']);
+  });
+});
+
+describe('CORS', () => {
+  const preflight = (base, path, origin, method = 'POST') => request(`${base}${path}`, {
+    method: 'OPTIONS',
+    headers: {
+      origin,
+      'access-control-request-method': method,
+      'access-control-request-headers': 'authorization, content-type, last-event-id',
+    },
+  });
+  const listOf = (v) => (v ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+
+  test('with a list: a preflight from an allowed origin gets 204 with methods and headers; others 403', async () => {
+    const paths = ['/channels/c1/events', '/channels/c1', '/ping', '/listen'];
+    for (const path of paths) {
+      for (const origin of ALLOWED) {
+        const r = await preflight(locked, path, origin);
+        assert.equal(r.status, 204, `OPTIONS ${path} from ${origin}: ${r.status} ${r.text}`);
+        assert.equal(r.headers.get('access-control-allow-origin'), origin, `OPTIONS ${path} from ${origin}: Allow-Origin`);
+        const methods = listOf(r.headers.get('access-control-allow-methods'));
+        for (const m of ['get', 'post', 'options']) assert.ok(methods.includes(m), `Allow-Methods ${methods} lacks ${m}`);
+        const headers = listOf(r.headers.get('access-control-allow-headers'));
+        for (const h of ['authorization', 'content-type', 'last-event-id']) {
+          assert.ok(headers.includes(h), `Allow-Headers ${headers} lacks ${h}`);
+        }
+        assert.equal(r.text, '', 'a 204 has no body');
+      }
+      for (const origin of [FOREIGN, 'http://allowed.test.evil.test', 'https://allowed.test', 'null']) {
+        const r = await preflight(locked, path, origin);
+        assertError(r, 403, null, `OPTIONS ${path} from ${origin}`);
+        assert.equal(r.headers.get('access-control-allow-origin'), null, `OPTIONS ${path} from ${origin}: no Allow-Origin`);
+      }
+    }
+  });
+
+  test('with a list: simple requests get Access-Control-Allow-Origin only for allowed origins', async () => {
+    const channel = fresh('cors-list');
+    const auth = { authorization: `Bearer ${PUBLISH_SECRET}` };
+    const token = `?token=${encodeURIComponent(LISTEN_SECRET)}`;
+    for (const origin of ALLOWED) {
+      const s = await request(`${locked}/channels/${channel}`, { headers: { origin } });
+      assert.equal(s.status, 200);
+      assert.equal(s.headers.get('access-control-allow-origin'), origin, `stats from ${origin}`);
+      const p = await publish(locked, channel, { body: 'x', contentType: 'text/plain', headers: { origin, ...auth } });
+      assert.equal(p.status, 200, p.text);
+      assert.equal(p.headers.get('access-control-allow-origin'), origin, `publish from ${origin}`);
+      // An error is readable by the page too.
+      const denied = await publish(locked, channel, { body: 'x', contentType: 'text/plain', headers: { origin } });
+      assert.equal(denied.status, 401);
+      assert.equal(denied.headers.get('access-control-allow-origin'), origin, `401 from ${origin}`);
+      const stream = await listen(locked, `/channels/${channel}/events${token}`, { headers: { origin } });
+      assert.equal(stream.status, 200);
+      assert.equal(stream.headers.get('access-control-allow-origin'), origin, `event stream for ${origin}`);
+      assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
+    }
+    for (const origin of [FOREIGN, null]) {
+      const headers = origin ? { origin } : {};
+      const s = await request(`${locked}/channels/${channel}`, { headers });
+      assert.equal(s.status, 200);
+      assert.equal(s.headers.get('access-control-allow-origin'), null, `stats from ${origin}`);
+      const p = await publish(locked, channel, { body: 'x', contentType: 'text/plain', headers: { ...headers, ...auth } });
+      assert.equal(p.status, 200);
+      assert.equal(p.headers.get('access-control-allow-origin'), null, `publish from ${origin}`);
+      const stream = await listen(locked, `/channels/${channel}/events${token}`, { headers });
+      assert.equal(stream.status, 200);
+      assert.equal(stream.headers.get('access-control-allow-origin'), null, `event stream for ${origin}`);
+    }
+  });
+
+  test('with *: any origin gets *', async () => {
+    const channel = fresh('cors-any');
+    for (const origin of [FOREIGN, 'https://anything.example:1234', 'null']) {
+      const pre = await preflight(open, `/channels/${channel}/events`, origin);
+      assert.equal(pre.status, 204, `OPTIONS from ${origin}: ${pre.status} ${pre.text}`);
+      assert.equal(pre.headers.get('access-control-allow-origin'), '*');
+      const methods = listOf(pre.headers.get('access-control-allow-methods'));
+      for (const m of ['get', 'post', 'options']) assert.ok(methods.includes(m), `Allow-Methods ${methods} lacks ${m}`);
+      const s = await request(`${open}/channels/${channel}`, { headers: { origin } });
+      assert.equal(s.headers.get('access-control-allow-origin'), '*', `stats from ${origin}`);
+      const p = await publishJson(open, channel, { data: 'x' }, { headers: { origin } });
+      assert.equal(p.status, 200);
+      assert.equal(p.headers.get('access-control-allow-origin'), '*', `publish from ${origin}`);
+      const stream = await listen(open, `/channels/${channel}/events`, { headers: { origin } });
+      assert.equal(stream.headers.get('access-control-allow-origin'), '*', `event stream for ${origin}`);
+      const ping = await request(`${open}/ping`, { headers: { origin } });
+      assert.equal(ping.headers.get('access-control-allow-origin'), '*', `/ping from ${origin}`);
+    }
+  });
+});
+
+describe('stats', () => {
+  test('stats add up after a known sequence', async (t) => {
+    const channel = fresh('stats');
+    const expectStats = async (want, what) => {
+      const r = await request(`${open}/channels/${channel}`);
+      assert.equal(r.status, 200, `${what}: ${r.status} ${r.text}`);
+      assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
+      const s = r.json;
+      const got = Object.fromEntries(Object.keys(want).map((k) => [k, s[k]]));
+      assert.deepEqual(got, want, `${what}: ${r.text}`);
+      return s;
+    };
+    const base = { channel, listeners: 0, published: 0, delivered: 0, droppedSlow: 0, lastId: null, historyLength: 0 };
+    await expectStats(base, 'a channel never used');
+
+    // Two events with nobody listening.
+    const ids = [];
+    for (const data of ['p1', 'p2']) ids.push(assertPublished(await publishJson(open, channel, { data }), 0, data).id);
+    await expectStats({ ...base, published: 2, lastId: ids[1], historyLength: 2 }, 'after 2 publishes, no listener');
+
+    // Two listeners, four events: history is capped at HISTORY_SIZE.
+    const fast = [await listenOn(open, channel, 1), await listenOn(open, channel, 2)];
+    for (const data of ['q1', 'q2', 'q3', 'q4']) ids.push(assertPublished(await publishJson(open, channel, { data }), 2, data).id);
+    let published = 6;
+    let delivered = 8;
+    await expectStats({ ...base, listeners: 2, published, delivered, lastId: ids.at(-1), historyLength: HISTORY_SIZE },
+      'after 4 publishes to 2 listeners');
+
+    // A third listener that stops reading: 32 KiB events until its queue is full and it is
+    // dropped as slow (the two others read everything).
+    const slow = await openRawListener(open, `/channels/${channel}/events`);
+    opened.push(slow);
+    assert.match(slow.statusLine, /^HTTP\/1\.1 200/, slow.statusLine);
+    await waitForListeners(open, channel, 3);
+    const EVENT_BYTES = 32 * 1024;
+    const MAX_EVENTS = 600; // bounded (~20 MB)
+    const BATCH = 4; // below QUEUE_CAPACITY (5): the fast listeners never fall behind
+    let big = 0;
+    let dropped = false;
+    while (!dropped && big < MAX_EVENTS) {
+      for (let i = 0; i < BATCH && !dropped; i += 1) {
+        big += 1;
+        const r = await publish(open, channel, { body: `${big}:`.padEnd(EVENT_BYTES, 'x'), contentType: 'text/plain' });
+        assert.equal(r.status, 200, `big publish #${big}: ${r.status} ${r.text}`);
+        assert.ok(r.json.listeners === 3 || r.json.listeners === 2, `big publish #${big}: ${r.text}`);
+        ids.push(r.json.id);
+        published += 1;
+        delivered += r.json.listeners;
+        dropped = r.json.listeners === 2;
+      }
+      for (const s of fast) await s.waitFor(published - 2, 15_000);
+    }
+    assert.ok(dropped, `the listener that does not read was still counted after ${big} events of ${EVENT_BYTES} bytes`);
+    t.diagnostic(`the stuck listener was dropped after ${big} events of ${EVENT_BYTES} bytes`);
+
+    // One more after the drop.
+    ids.push(assertPublished(await publishJson(open, channel, { data: 'last' }), 2, 'last').id);
+    published += 1;
+    delivered += 2;
+    await expectStats({ ...base, listeners: 2, published, delivered, droppedSlow: 1, lastId: ids.at(-1), historyLength: HISTORY_SIZE },
+      'after the slow listener was dropped');
+
+    // What the fast listeners got agrees with the counters.
+    for (const [n, s] of fast.entries()) {
+      const events = await s.waitFor(published - 2, 15_000);
+      assert.deepEqual(events.map((e) => e.idField), ids.slice(2), `fast listener ${n}: every id, in order`);
+    }
+    for (let i = 1; i < ids.length; i += 1) assert.ok(idLess(ids[i - 1], ids[i]), `ids increase: ${ids[i - 1]} then ${ids[i]}`);
+  });
+});

@@ -1,0 +1,572 @@
+//! Starting the worker (wrangler dev or Miniflare) in its own process group, waiting for
+//! it to be ready, measuring its memory, and stopping it: at the end, on error, on panic
+//! (via `Drop`) and on Ctrl-C / SIGTERM / SIGHUP (via a signal thread).
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The process group of the running server, for the signal thread (0: none).
+static SERVER_PGID: AtomicI32 = AtomicI32::new(0);
+/// How often the server said it reloaded the worker (wrangler watches `src/`).
+static SERVER_RELOADS: AtomicU64 = AtomicU64::new(0);
+
+pub fn reloads() -> u64 {
+    SERVER_RELOADS.load(Ordering::Relaxed)
+}
+
+/// A temporary directory to remove on a signal.
+static SERVER_TMPDIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Wrangler,
+    Miniflare,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Wrangler => "wrangler",
+            Kind::Miniflare => "miniflare",
+        }
+    }
+}
+
+pub struct Server {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    pgid: i32,
+    tmpdir: Option<PathBuf>,
+    pub log_path: PathBuf,
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; a small race is accepted).
+pub fn free_port() -> std::io::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn make_tmpdir(tag: &str) -> std::io::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("sse-bench-{tag}-{}-{nanos}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+impl Server {
+    /// Starts the server and waits (up to `startup`) for its `Ready on` line.
+    pub fn start(
+        kind: Kind,
+        root: &Path,
+        vars: &[(String, String)],
+        startup: Duration,
+        log_dir: &Path,
+    ) -> Result<Server, String> {
+        let shim = root.join("build/worker/shim.mjs");
+        if !shim.exists() {
+            return Err(format!(
+                "{} does not exist: build the worker first (scripts/build.sh)",
+                shim.display()
+            ));
+        }
+        let wrangler = root.join("node_modules/.bin/wrangler");
+        if kind == Kind::Wrangler && !wrangler.exists() {
+            return Err(format!(
+                "{} not found: run `npm install` (scripts/setup.sh) in {} first",
+                wrangler.display(),
+                root.display()
+            ));
+        }
+        fs::create_dir_all(log_dir).ok();
+        let log_path = log_dir.join(format!("{}.log", kind.name()));
+        let log = fs::File::create(&log_path)
+            .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let tmpdir =
+            make_tmpdir(kind.name()).map_err(|e| format!("cannot make a temp dir: {e}"))?;
+        *SERVER_TMPDIR.lock().unwrap() = Some(tmpdir.clone());
+        let mut cmd = match kind {
+            Kind::Wrangler => {
+                let inspector = free_port().map_err(|e| format!("no free port: {e}"))?;
+                let mut cmd = Command::new(&wrangler);
+                cmd.arg("dev")
+                    .args(["--ip", "127.0.0.1"])
+                    .args(["--port", &port.to_string()])
+                    .args(["--inspector-port", &inspector.to_string()])
+                    .arg("--persist-to")
+                    .arg(&tmpdir);
+                for (k, v) in vars {
+                    cmd.arg("--var").arg(format!("{k}:{v}"));
+                }
+                cmd
+            }
+            Kind::Miniflare => {
+                let script = root.join("bench/miniflare.mjs");
+                let mut cmd = Command::new("node");
+                cmd.arg(script)
+                    .args(["--port", &port.to_string()])
+                    .arg("--root")
+                    .arg(root)
+                    .arg("--persist-to")
+                    .arg(&tmpdir);
+                for (k, v) in vars {
+                    cmd.arg("--var").arg(format!("{k}:{v}"));
+                }
+                cmd
+            }
+        };
+        cmd.current_dir(root)
+            .env("SSE_EDGE_SKIP_BUILD", "1")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("NO_COLOR", "1")
+            .env("FORCE_COLOR", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // If the bench dies without cleaning up (SIGKILL), its direct child is told.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
+                Ok(())
+            });
+        }
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmpdir);
+                return Err(format!("cannot start {}: {e}", kind.name()));
+            }
+        };
+        let pgid = child.id() as i32;
+        SERVER_PGID.store(pgid, Ordering::SeqCst);
+        let log = std::sync::Arc::new(Mutex::new(log));
+        let (tx, rx) = mpsc::channel::<String>();
+        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped"));
+        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("piped"));
+        for (stream, tag) in [(out, "out"), (err, "err")] {
+            let tx = tx.clone();
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let Ok(mut f) = log.lock() {
+                        let _ = writeln!(f, "[{tag}] {line}");
+                    }
+                    if line.contains("changed, restarting")
+                        || line.contains("Reloading local server")
+                    {
+                        SERVER_RELOADS.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
+
+        let mut server = Server {
+            kind,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child: Some(child),
+            pgid,
+            tmpdir: Some(tmpdir),
+            log_path: log_path.clone(),
+        };
+        let deadline = Instant::now() + startup;
+        let mut recent: Vec<String> = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "{} did not print `Ready on` within {}s; last output:\n{}\n(full log: {})",
+                    kind.name(),
+                    startup.as_secs(),
+                    recent.join("\n"),
+                    log_path.display()
+                ));
+            }
+            match rx.recv_timeout(left.min(Duration::from_millis(250))) {
+                Ok(line) => {
+                    if line.contains("Ready on") {
+                        break;
+                    }
+                    recent.push(line);
+                    if recent.len() > 30 {
+                        recent.remove(0);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            if let Some(child) = server.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!(
+                        "{} exited ({status}) before it was ready; last output:\n{}\n(full log: {})",
+                        kind.name(),
+                        recent.join("\n"),
+                        log_path.display()
+                    ));
+                }
+            }
+        }
+        // Keep draining output in the background so the pipes never fill up.
+        std::thread::spawn(move || for _ in rx {});
+        server.wait_until_accepting(deadline)?;
+        Ok(server)
+    }
+
+    fn wait_until_accepting(&self, deadline: Instant) -> Result<(), String> {
+        loop {
+            if std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} does not accept connections on {}",
+                    self.kind.name(),
+                    self.addr
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Stops the whole process group: SIGTERM, then SIGKILL after a grace period.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let members = tree_pids(self.pgid);
+            kill_group(self.pgid, &members, Duration::from_secs(5));
+            let _ = child.wait();
+            reap_exited_children();
+            SERVER_PGID.store(0, Ordering::SeqCst);
+        }
+        if let Some(dir) = self.tmpdir.take() {
+            let _ = fs::remove_dir_all(&dir);
+            *SERVER_TMPDIR.lock().unwrap() = None;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// SIGTERM to the group (and to tree members that left it), wait up to `grace`, SIGKILL.
+fn kill_group(pgid: i32, members: &[i32], grace: Duration) {
+    if pgid <= 0 {
+        return;
+    }
+    unsafe {
+        libc::killpg(pgid, libc::SIGTERM);
+        for &pid in members {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        let alive = group_pids(pgid)
+            .into_iter()
+            .chain(members.iter().copied())
+            .any(pid_alive);
+        if !alive {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
+        for &pid in members {
+            if pid_alive(pid) {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // A zombie still "exists" for kill(0); look at /proc state instead.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => parse_stat(&s).map(|st| st.state != 'Z').unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (call before any other thread or the
+/// runtime starts, so that all inherit it) and starts a thread that, on one of them, stops
+/// the server's process group, removes its temp dir and exits.
+pub fn install_signal_thread() {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        std::thread::spawn(move || {
+            let mut sig: libc::c_int = 0;
+            if libc::sigwait(&set, &mut sig) != 0 {
+                return;
+            }
+            eprintln!("\nsse-bench: got signal {sig}, stopping the server and exiting");
+            let pgid = SERVER_PGID.load(Ordering::SeqCst);
+            if pgid > 0 {
+                let members = tree_pids(pgid);
+                kill_group(pgid, &members, Duration::from_secs(3));
+            }
+            if let Some(dir) = SERVER_TMPDIR.lock().ok().and_then(|mut d| d.take()) {
+                let _ = fs::remove_dir_all(dir);
+            }
+            std::process::exit(128 + sig);
+        });
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to cover `wanted` descriptors (as far as the hard limit
+/// allows). Returns the soft limit in force and, when it falls short, a message.
+pub fn raise_nofile(wanted: u64) -> (u64, Option<String>) {
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return (0, Some("cannot read RLIMIT_NOFILE".into()));
+        }
+        let mut hard = lim.rlim_max as u64;
+        if hard < wanted {
+            // Raising the hard limit works when privileged (root / CAP_SYS_RESOURCE).
+            let raised = libc::rlimit {
+                rlim_cur: wanted as libc::rlim_t,
+                rlim_max: wanted as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                hard = wanted;
+                lim = raised;
+            }
+        }
+        let target = wanted.min(hard);
+        if (lim.rlim_cur as u64) < target {
+            lim.rlim_cur = target as libc::rlim_t;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return (
+                    lim.rlim_cur as u64,
+                    Some(format!("setrlimit(RLIMIT_NOFILE, {target}) failed")),
+                );
+            }
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let soft = lim.rlim_cur as u64;
+        let msg = (soft < wanted).then(|| {
+            format!(
+                "RLIMIT_NOFILE is {soft} (hard limit {hard}) but about {wanted} descriptors are wanted; \
+                 connections may fail with EMFILE. Raise the hard limit (e.g. `ulimit -Hn {wanted}` as root, \
+                 or LimitNOFILE= / /etc/security/limits.conf) or run fewer listeners."
+            )
+        });
+        (soft, msg)
+    }
+}
+
+struct Stat {
+    pid: i32,
+    name: String,
+    state: char,
+    ppid: i32,
+    pgrp: i32,
+    /// utime + stime, in clock ticks.
+    cpu_ticks: u64,
+}
+
+/// Parses /proc/<pid>/stat (the command name may contain spaces and parentheses).
+fn parse_stat(s: &str) -> Option<Stat> {
+    let open = s.find('(')?;
+    let close = s.rfind(')')?;
+    let pid = s[..open].trim().parse().ok()?;
+    let name = s[open + 1..close].to_string();
+    let mut rest = s[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    let pgrp = rest.next()?.parse().ok()?;
+    // After pgrp: session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime.
+    let mut rest = rest.skip(8);
+    let utime: u64 = rest.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stime: u64 = rest.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    Some(Stat {
+        pid,
+        name,
+        state,
+        ppid,
+        pgrp,
+        cpu_ticks: utime + stime,
+    })
+}
+
+fn ticks_per_second() -> f64 {
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+}
+
+/// CPU time (user + system) used so far by the live processes of the tree at `root`,
+/// summed by process name.
+pub fn tree_cpu_by_name(root: i32) -> Vec<(String, f64)> {
+    let pids = tree_pids(root);
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for s in all_stats().iter().filter(|s| pids.contains(&s.pid)) {
+        let secs = s.cpu_ticks as f64 / ticks_per_second();
+        match out.iter_mut().find(|(n, _)| *n == s.name) {
+            Some(e) => e.1 += secs,
+            None => out.push((s.name.clone(), secs)),
+        }
+    }
+    out
+}
+
+/// CPU time (user + system, all threads) used so far by this process alone.
+pub fn own_cpu_seconds() -> f64 {
+    fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| parse_stat(&s))
+        .map(|s| s.cpu_ticks as f64 / ticks_per_second())
+        .unwrap_or(0.0)
+}
+
+/// Makes this process the reaper of its orphaned descendants (wrangler's workerd children
+/// outlive the node process that started them; without this they stay zombies when PID 1
+/// does not reap).
+pub fn become_subreaper() {
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Reaps every exited child (see `become_subreaper`).
+fn reap_exited_children() {
+    loop {
+        let mut status = 0;
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+    }
+}
+
+fn all_stats() -> Vec<Stat> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|s| parse_stat(&s))
+        .collect()
+}
+
+fn group_pids(pgid: i32) -> Vec<i32> {
+    all_stats()
+        .into_iter()
+        .filter(|s| s.pgrp == pgid)
+        .map(|s| s.pid)
+        .collect()
+}
+
+/// The processes of the group `root` leads plus all descendants of `root` (a child that
+/// made its own group is still counted).
+pub fn tree_pids(root: i32) -> Vec<i32> {
+    let stats = all_stats();
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    let mut set: HashSet<i32> = HashSet::new();
+    for s in &stats {
+        children.entry(s.ppid).or_default().push(s.pid);
+        if s.pgrp == root && s.state != 'Z' {
+            set.insert(s.pid);
+        }
+    }
+    let mut stack = vec![root];
+    while let Some(p) = stack.pop() {
+        if stats.iter().any(|s| s.pid == p && s.state != 'Z') {
+            set.insert(p);
+        }
+        if let Some(kids) = children.get(&p) {
+            stack.extend(kids.iter().copied().filter(|k| !set.contains(k)));
+        }
+    }
+    let mut v: Vec<i32> = set.into_iter().collect();
+    v.sort_unstable();
+    v
+}
+
+/// One process's resident memory.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // pid: for debugging output and tests
+pub struct ProcMem {
+    pub pid: i32,
+    pub name: String,
+    pub rss_kb: u64,
+}
+
+/// VmRSS of every process of the tree rooted at `root`.
+pub fn tree_memory(root: i32) -> Vec<ProcMem> {
+    tree_pids(root)
+        .into_iter()
+        .filter_map(|pid| {
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let mut name = String::new();
+            let mut rss = 0;
+            for line in status.lines() {
+                if let Some(v) = line.strip_prefix("Name:") {
+                    name = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("VmRSS:") {
+                    rss = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                }
+            }
+            Some(ProcMem {
+                pid,
+                name,
+                rss_kb: rss,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_name() {
+        let s = parse_stat("1234 (work (er) d) S 1 1234 1234 0 -1 4194560 10 0 0 0 250 50 0 0 20")
+            .unwrap();
+        assert_eq!(
+            (s.pid, s.state, s.ppid, s.pgrp, s.cpu_ticks),
+            (1234, 'S', 1, 1234, 300)
+        );
+        assert_eq!(s.name, "work (er) d");
+    }
+
+    #[test]
+    fn own_tree_has_memory() {
+        let me = std::process::id() as i32;
+        let mem = tree_memory(me);
+        assert!(mem.iter().any(|m| m.pid == me && m.rss_kb > 0));
+    }
+}

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::protocol;
 
-use super::announcer::{Announcer, Outlet};
+use super::announcer::{Announcer, Fanout, Outlet};
 use super::config::Config;
 use super::history::{plan_resume, EventId, EventLog, HistoryPolicy, LogError, StoredEvent};
 use super::message::Message;
@@ -72,36 +72,69 @@ pub struct Channel<O: Outlet, L: EventLog> {
     announcer: Announcer<O>,
     log: L,
     counters: Counters,
+    /// Encoded events published since the last flush: written to every listener as one chunk.
+    batch: String,
+    batch_events: u64,
 }
 
 impl<O: Outlet, L: EventLog> Channel<O, L> {
     pub fn new(settings: ChannelSettings, log: L) -> Self {
-        Channel { announcer: Announcer::new(settings.queue_capacity), settings, log, counters: Counters::default() }
+        Channel {
+            announcer: Announcer::new(settings.queue_capacity),
+            settings,
+            log,
+            counters: Counters::default(),
+            batch: String::new(),
+            batch_events: 0,
+        }
     }
 
     pub fn listeners(&self) -> usize {
         self.announcer.len()
     }
 
-    /// Gives the message the next id, keeps it in history and writes it to every listener.
+    /// Gives the message the next id and keeps it in history; it goes out to the listeners
+    /// with the next [`Channel::flush`], together with everything else published by then.
+    /// `listeners` in the answer is how many listeners it is going to.
     pub fn publish(&mut self, message: &Message, now_ms: u64) -> Result<Published, LogError> {
         let id = self.log.last_id().next();
-        let frame = message.to_event(id).encode();
-        // Encoded once, turned into the runtime's chunk once, shared by every listener.
-        let chunk = O::chunk(&frame);
-        self.log.append(&StoredEvent { id, at_ms: now_ms, frame })?;
+        let event = StoredEvent { id, at_ms: now_ms, frame: message.to_event(id).encode() };
+        // Only what is kept is sent, so a listener never sees an event it could not resume.
+        self.log.append(&event)?;
+        self.batch.push_str(&event.frame);
+        self.batch_events += 1;
         self.settings.history.apply(&mut self.log, now_ms);
-        let fanout = self.announcer.announce(&chunk);
         self.counters.published += 1;
-        self.counters.delivered += fanout.delivered as u64;
+        Ok(Published { id, listeners: self.announcer.len() })
+    }
+
+    /// Whether events are waiting for a flush.
+    pub fn has_pending(&self) -> bool {
+        self.batch_events > 0
+    }
+
+    /// Writes every event published since the last flush to every listener, as one chunk
+    /// encoded once and shared.
+    pub fn flush(&mut self) -> Fanout {
+        if self.batch_events == 0 {
+            return Fanout::default();
+        }
+        let chunk = O::chunk(&self.batch);
+        let fanout = self.announcer.announce(&chunk);
+        self.counters.delivered += fanout.delivered as u64 * self.batch_events;
         self.counters.dropped_slow += fanout.slow as u64;
         self.counters.dropped_gone += fanout.gone as u64;
-        Ok(Published { id, listeners: fanout.delivered })
+        self.batch.clear();
+        self.batch_events = 0;
+        fanout
     }
 
     /// Starts a listener: writes the `retry:` field and, when it resumes after `last_seen`,
     /// the gap notice and the kept events it missed, as one chunk; then adds it.
     pub fn subscribe(&mut self, mut outlet: O, last_seen: Option<EventId>) -> Result<(), SubscribeError> {
+        // Those already listening get what is pending first; the newcomer gets it from
+        // history (or not at all when it did not ask to resume): never twice, never lost.
+        self.flush();
         if self.announcer.len() >= self.settings.max_listeners {
             self.counters.dropped_gone += self.announcer.sweep() as u64;
             if self.announcer.len() >= self.settings.max_listeners {
@@ -133,6 +166,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// Writes a heartbeat to every listener, cuts those that stopped reading, and applies
     /// the history's age limit.
     pub fn heartbeat(&mut self, now_ms: u64) {
+        self.flush();
         let fanout = self.announcer.heartbeat(&O::chunk(&protocol::comment(HEARTBEAT_COMMENT)));
         self.counters.dropped_slow += fanout.slow as u64;
         self.counters.dropped_gone += fanout.gone as u64;
@@ -141,6 +175,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
 
     /// Counters and sizes, after removing listeners known to be gone.
     pub fn stats(&mut self) -> Value {
+        self.flush();
         self.counters.dropped_gone += self.announcer.sweep() as u64;
         let last_id = self.log.last_id();
         json!({
@@ -217,6 +252,7 @@ mod tests {
         let mut ch = Channel::new(settings(5, 10), MemoryLog::default());
         let o = listen(&mut ch, None);
         ch.publish(&Message { data: "x\ny".into(), event_type: Some("t".into()), retry_ms: None }, 1).unwrap();
+        ch.flush();
         let text = o.0.borrow().queue.iter().map(|c| c.to_string()).collect::<String>();
         assert!(text.starts_with("retry: 1000\n\n"), "{text}");
         assert_eq!(events(&o), [("1".into(), "t".into(), "x\ny".into())]);
@@ -230,6 +266,7 @@ mod tests {
         }
         let o = listen(&mut ch, Some(20));
         ch.publish(&msg("m51"), 51).unwrap();
+        ch.flush();
         let got: Vec<String> = events(&o).into_iter().map(|e| e.2).collect();
         let want: Vec<String> = (21..=51).map(|i| format!("m{i}")).collect();
         assert_eq!(got, want);
@@ -257,6 +294,7 @@ mod tests {
         let mut fast_seen = Vec::new();
         for i in 1..=100 {
             ch.publish(&msg(&i.to_string()), i).unwrap();
+            ch.flush();
             fast_seen.extend(events(&fast).into_iter().map(|e| e.2));
             fast.0.borrow_mut().received.clear();
         }
@@ -270,6 +308,39 @@ mod tests {
         all.extend(events(&again).into_iter().map(|e| e.2));
         assert_eq!(all, (1..=100).map(|i| i.to_string()).collect::<Vec<_>>());
         assert_eq!(ch.counters().dropped_slow, 1);
+    }
+
+    #[test]
+    fn events_published_together_go_out_as_one_chunk() {
+        let mut ch = Channel::new(settings(5, 100), MemoryLog::default());
+        let o = listen(&mut ch, None);
+        o.0.borrow_mut().read_all();
+        for i in 1..=3 {
+            assert_eq!(ch.publish(&msg(&format!("m{i}")), i).unwrap().listeners, 1);
+        }
+        assert!(ch.has_pending());
+        assert!(o.0.borrow().queue.is_empty(), "nothing goes out before the flush");
+        assert_eq!(ch.flush().delivered, 1);
+        assert_eq!(o.0.borrow().queue.len(), 1, "one chunk for the three events");
+        assert_eq!(events(&o).into_iter().map(|e| e.2).collect::<Vec<_>>(), ["m1", "m2", "m3"]);
+        assert_eq!(ch.counters().delivered, 3);
+        assert_eq!(ch.flush(), Fanout::default());
+    }
+
+    #[test]
+    fn a_listener_joining_before_a_flush_gets_pending_events_once() {
+        let mut ch = Channel::new(settings(5, 100), MemoryLog::default());
+        let early = listen(&mut ch, None);
+        ch.publish(&msg("a"), 1).unwrap();
+        // Resuming from 0 while "a" is pending: it comes from history, not again from the batch.
+        let resuming = listen(&mut ch, Some(0));
+        let live_only = listen(&mut ch, None);
+        ch.publish(&msg("b"), 2).unwrap();
+        ch.flush();
+        let data = |o: &TestOutlet| events(o).into_iter().map(|e| e.2).collect::<Vec<_>>();
+        assert_eq!(data(&early), ["a", "b"]);
+        assert_eq!(data(&resuming), ["a", "b"]);
+        assert_eq!(data(&live_only), ["b"]);
     }
 
     #[test]
@@ -289,6 +360,7 @@ mod tests {
         for i in 1..=3 {
             ch.publish(&msg("x"), i).unwrap();
         }
+        ch.flush();
         a.0.borrow_mut().gone = true;
         let s = ch.stats();
         assert_eq!(s["listeners"], 1);

@@ -36,6 +36,9 @@ pub struct Config {
     pub heartbeat_ms: u64,
     /// The `retry:` sent at the start of every stream, in milliseconds.
     pub retry_ms: u64,
+    /// How long published events are collected before they go out to the listeners
+    /// together, one write per listener; 0: as soon as the object is idle.
+    pub batch_window_ms: u64,
     /// Largest publish body, in bytes.
     pub max_body_bytes: usize,
     /// Longest event type, in bytes.
@@ -56,6 +59,7 @@ impl Default for Config {
             history_max_age_ms: 3_600_000,
             heartbeat_ms: 15_000,
             retry_ms: 1000,
+            batch_window_ms: 0,
             max_body_bytes: 64 * 1024,
             max_event_type_bytes: 128,
             allowed_origins: AllowedOrigins::Any,
@@ -82,13 +86,14 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every setting's name, for documentation and for the platform's lookups.
-pub const SETTING_NAMES: [&str; 11] = [
+pub const SETTING_NAMES: [&str; 12] = [
     "QUEUE_CAPACITY",
     "MAX_LISTENERS",
     "HISTORY_SIZE",
     "HISTORY_MAX_AGE_SECONDS",
     "HEARTBEAT_SECONDS",
     "RETRY_MS",
+    "BATCH_WINDOW_MS",
     "MAX_BODY_BYTES",
     "MAX_EVENT_TYPE_BYTES",
     "ALLOWED_ORIGINS",
@@ -122,6 +127,7 @@ impl Config {
             history_max_age_ms: number("HISTORY_MAX_AGE_SECONDS", 0, 365 * 86_400, d.history_max_age_ms / 1000)? * 1000,
             heartbeat_ms: number("HEARTBEAT_SECONDS", 1, 3600, d.heartbeat_ms / 1000)? * 1000,
             retry_ms: number("RETRY_MS", 0, 86_400_000, d.retry_ms)?,
+            batch_window_ms: number("BATCH_WINDOW_MS", 0, 1000, d.batch_window_ms)?,
             max_body_bytes: number("MAX_BODY_BYTES", 1, 100 * 1024 * 1024, d.max_body_bytes as u64)? as usize,
             max_event_type_bytes: number("MAX_EVENT_TYPE_BYTES", 1, 65_536, d.max_event_type_bytes as u64)? as usize,
             allowed_origins: match get("ALLOWED_ORIGINS") {
@@ -162,6 +168,7 @@ mod tests {
             ("HISTORY_MAX_AGE_SECONDS", "60"),
             ("HEARTBEAT_SECONDS", "2"),
             ("RETRY_MS", "500"),
+            ("BATCH_WINDOW_MS", "5"),
             ("MAX_BODY_BYTES", "100"),
             ("MAX_EVENT_TYPE_BYTES", "16"),
             ("ALLOWED_ORIGINS", "http://a.test, http://b.test/"),
@@ -175,6 +182,7 @@ mod tests {
         assert_eq!(c.history_max_age_ms, 60_000);
         assert_eq!(c.heartbeat_ms, 2000);
         assert_eq!(c.retry_ms, 500);
+        assert_eq!(c.batch_window_ms, 5);
         assert_eq!(c.max_body_bytes, 100);
         assert_eq!(c.max_event_type_bytes, 16);
         assert_eq!(c.allowed_origins, AllowedOrigins::List(vec!["http://a.test".into(), "http://b.test".into()]));
@@ -188,6 +196,7 @@ mod tests {
         assert_eq!(e.name, "QUEUE_CAPACITY");
         assert!(read(&[("HEARTBEAT_SECONDS", "fast")]).is_err());
         assert!(read(&[("MAX_BODY_BYTES", "-1")]).is_err());
+        assert!(read(&[("BATCH_WINDOW_MS", "1001")]).is_err());
     }
 
     #[test]

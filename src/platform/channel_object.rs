@@ -3,10 +3,11 @@
 //! request before it gets here; this object only speaks the small internal protocol below.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::Value;
-use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, State};
+use worker::{durable_object, Date, Delay, DurableObject, Env, Request, Response, Result, State};
 
 use super::http;
 use super::outlet::StreamOutlet;
@@ -31,12 +32,16 @@ struct Hosted {
     channel: HostedChannel,
 }
 
+/// The channel, shared with the flush that runs after a publish's request has finished.
+type SharedHosted = Rc<RefCell<Option<Hosted>>>;
+
 #[durable_object]
 pub struct Channel {
     state: State,
     env: Env,
-    hosted: RefCell<Option<Hosted>>,
+    hosted: SharedHosted,
     heartbeat_armed: Cell<bool>,
+    flush_scheduled: Rc<Cell<bool>>,
 }
 
 fn now_ms() -> u64 {
@@ -59,6 +64,24 @@ impl Channel {
     fn with_hosted<T>(&self, f: impl FnOnce(&mut Hosted) -> T) -> T {
         let mut hosted = self.hosted.borrow_mut();
         f(hosted.as_mut().expect("ensure_open ran first"))
+    }
+
+    /// Sends what was published to the listeners once the batch window has passed (with a
+    /// window of 0, once the object is idle: everything published meanwhile goes together).
+    fn schedule_flush(&self) {
+        if self.flush_scheduled.replace(true) {
+            return;
+        }
+        let window = self.with_hosted(|h| h.config.batch_window_ms);
+        let hosted = Rc::clone(&self.hosted);
+        let scheduled = Rc::clone(&self.flush_scheduled);
+        self.state.wait_until(async move {
+            Delay::from(Duration::from_millis(window)).await;
+            scheduled.set(false);
+            if let Some(h) = hosted.borrow_mut().as_mut() {
+                h.channel.flush();
+            }
+        });
     }
 
     async fn arm_heartbeat(&self) -> Result<()> {
@@ -105,7 +128,10 @@ impl Channel {
             h.channel.publish(&message, now_ms()).map_err(|e| (500, e.to_string()))
         });
         match published {
-            Ok(published) => http::json(200, &published.to_json()),
+            Ok(published) => {
+                self.schedule_flush();
+                http::json(200, &published.to_json())
+            }
             Err((status, reason)) => http::error(status, reason),
         }
     }
@@ -122,7 +148,13 @@ impl Channel {
 
 impl DurableObject for Channel {
     fn new(state: State, env: Env) -> Self {
-        Channel { state, env, hosted: RefCell::new(None), heartbeat_armed: Cell::new(false) }
+        Channel {
+            state,
+            env,
+            hosted: Rc::new(RefCell::new(None)),
+            heartbeat_armed: Cell::new(false),
+            flush_scheduled: Rc::new(Cell::new(false)),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {

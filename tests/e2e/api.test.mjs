@@ -685,6 +685,10 @@ describe('stats', () => {
     }
     assert.ok(dropped, `the listener that does not read was still counted after ${big} events of ${EVENT_BYTES} bytes`);
     t.diagnostic(`the stuck listener was dropped after ${big} events of ${EVENT_BYTES} bytes`);
+    // A publish answers how many listeners its event is going to; the flush that follows
+    // found the stuck listener's queue full and cut it instead of writing: that one event
+    // reached one listener fewer than its answer said (the cut one gets it from history).
+    delivered -= 1;
 
     // One more after the drop.
     ids.push(assertPublished(await publishJson(open, channel, { data: 'last' }), 2, 'last').id);

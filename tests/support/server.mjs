@@ -109,7 +109,21 @@ function envFileLine(name, value) {
  * @returns {Promise<{url: string, port: number, persistDir: string, pid: number,
  *   output: () => string, stop: () => Promise<void>}>}
  */
-export async function startServer({
+export async function startServer(options = {}) {
+  // A port found free can be taken by someone else before wrangler (or the workerd it
+  // starts, which picks more ports of its own) binds it: start again on fresh ports.
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startServerOnce(options);
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS || !/Address already in use|EADDRINUSE/.test(err.message)) throw err;
+    }
+  }
+}
+
+const START_ATTEMPTS = 3;
+
+async function startServerOnce({
   vars = {},
   secrets = {},
   persistDir,

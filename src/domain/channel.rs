@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::protocol;
 
 use super::announcer::{Announcer, Fanout, Outlet};
-use super::config::Config;
+use super::config::{Config, PublishAck};
 use super::history::{plan_resume, EventId, EventLog, HistoryPolicy, LogError, StoredEvent};
 use super::message::Message;
 
@@ -24,6 +24,7 @@ pub struct ChannelSettings {
     pub max_listeners: usize,
     pub retry_ms: u64,
     pub history: HistoryPolicy,
+    pub publish_ack: PublishAck,
 }
 
 impl From<&Config> for ChannelSettings {
@@ -33,6 +34,7 @@ impl From<&Config> for ChannelSettings {
             max_listeners: c.max_listeners,
             retry_ms: c.retry_ms,
             history: HistoryPolicy { max_events: c.history_size, max_age_ms: c.history_max_age_ms },
+            publish_ack: c.publish_ack,
         }
     }
 }
@@ -49,7 +51,7 @@ pub struct Counters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
     pub id: EventId,
-    /// Listeners the event was written to.
+    /// Listeners the event is going to.
     pub listeners: usize,
 }
 
@@ -75,6 +77,11 @@ pub struct Channel<O: Outlet, L: EventLog> {
     /// Encoded events published since the last flush: written to every listener as one chunk.
     batch: String,
     batch_events: u64,
+    /// Events accepted but not stored yet (`PublishAck::Accepted`): stored at the flush.
+    unstored: Vec<StoredEvent>,
+    /// A storage failure met while flushing, for the platform to report.
+    store_error: Option<LogError>,
+    last_id: EventId,
 }
 
 impl<O: Outlet, L: EventLog> Channel<O, L> {
@@ -82,10 +89,13 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         Channel {
             announcer: Announcer::new(settings.queue_capacity),
             settings,
-            log,
             counters: Counters::default(),
             batch: String::new(),
             batch_events: 0,
+            unstored: Vec::new(),
+            store_error: None,
+            last_id: log.last_id(),
+            log,
         }
     }
 
@@ -93,17 +103,27 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         self.announcer.len()
     }
 
-    /// Gives the message the next id and keeps it in history; it goes out to the listeners
-    /// with the next [`Channel::flush`], together with everything else published by then.
-    /// `listeners` in the answer is how many listeners it is going to.
+    /// Gives the message the next id and keeps it in history (at once, or with the flush
+    /// under `PublishAck::Accepted`); it goes out to the listeners with the next
+    /// [`Channel::flush`], together with everything else published by then.
     pub fn publish(&mut self, message: &Message, now_ms: u64) -> Result<Published, LogError> {
-        let id = self.log.last_id().next();
+        let id = self.last_id.next();
         let event = StoredEvent { id, at_ms: now_ms, frame: message.to_event(id).encode() };
-        // Only what is kept is sent, so a listener never sees an event it could not resume.
-        self.log.append(&event)?;
         self.batch.push_str(&event.frame);
         self.batch_events += 1;
-        self.settings.history.apply(&mut self.log, now_ms);
+        match self.settings.publish_ack {
+            PublishAck::Stored => {
+                if let Err(e) = self.log.append(&event) {
+                    // Not kept, so not sent either, and its id is given to the next one.
+                    self.batch.truncate(self.batch.len() - event.frame.len());
+                    self.batch_events -= 1;
+                    return Err(e);
+                }
+                self.settings.history.apply(&mut self.log, now_ms);
+            }
+            PublishAck::Accepted => self.unstored.push(event),
+        }
+        self.last_id = id;
         self.counters.published += 1;
         Ok(Published { id, listeners: self.announcer.len() })
     }
@@ -119,6 +139,16 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         if self.batch_events == 0 {
             return Fanout::default();
         }
+        // Stored before anyone sees them: a listener can always resume what it was sent.
+        if let Some(last) = self.unstored.last() {
+            let now_ms = last.at_ms;
+            for event in self.unstored.drain(..) {
+                if let Err(e) = self.log.append(&event) {
+                    self.store_error = Some(e);
+                }
+            }
+            self.settings.history.apply(&mut self.log, now_ms);
+        }
         let chunk = O::chunk(&self.batch);
         let fanout = self.announcer.announce(&chunk);
         self.counters.delivered += fanout.delivered as u64 * self.batch_events;
@@ -127,6 +157,11 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         self.batch.clear();
         self.batch_events = 0;
         fanout
+    }
+
+    /// A storage failure met while flushing, if any (each is reported once).
+    pub fn take_store_error(&mut self) -> Option<LogError> {
+        self.store_error.take()
     }
 
     /// Starts a listener: writes the `retry:` field and, when it resumes after `last_seen`,
@@ -177,7 +212,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     pub fn stats(&mut self) -> Value {
         self.flush();
         self.counters.dropped_gone += self.announcer.sweep() as u64;
-        let last_id = self.log.last_id();
+        let last_id = self.last_id;
         json!({
             "listeners": self.announcer.len(),
             "published": self.counters.published,
@@ -215,6 +250,7 @@ mod tests {
             max_listeners: 3,
             retry_ms: 1000,
             history: HistoryPolicy { max_events: history, max_age_ms: u64::MAX },
+            publish_ack: PublishAck::Stored,
         }
     }
 
@@ -341,6 +377,24 @@ mod tests {
         assert_eq!(data(&early), ["a", "b"]);
         assert_eq!(data(&resuming), ["a", "b"]);
         assert_eq!(data(&live_only), ["b"]);
+    }
+
+    #[test]
+    fn accepted_events_are_stored_at_the_flush_before_anyone_sees_them() {
+        let mut ch = Channel::new(ChannelSettings { publish_ack: PublishAck::Accepted, ..settings(5, 100) }, MemoryLog::default());
+        let o = listen(&mut ch, None);
+        assert_eq!(ch.publish(&msg("a"), 1).unwrap().id, EventId(1));
+        assert_eq!(ch.publish(&msg("b"), 2).unwrap().id, EventId(2));
+        assert!(ch.log().is_empty(), "not stored before the flush");
+        assert_eq!(ch.stats()["lastId"], "2");
+        // stats flushed: both are stored and delivered.
+        assert_eq!(ch.log().len(), 2);
+        assert_eq!(events(&o).into_iter().map(|e| e.2).collect::<Vec<_>>(), ["a", "b"]);
+        // A resume right after an accepted publish finds it in history.
+        ch.publish(&msg("c"), 3).unwrap();
+        let resumed = listen(&mut ch, Some(2));
+        assert_eq!(events(&resumed).into_iter().map(|e| e.2).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(ch.take_store_error(), None);
     }
 
     #[test]

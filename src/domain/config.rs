@@ -22,6 +22,17 @@ impl AllowedOrigins {
     }
 }
 
+/// When a publish is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishAck {
+    /// Once the event is stored in the channel's history (it survives a restart).
+    Stored,
+    /// At once; the event is stored with the next flush, before any listener sees it.
+    /// Faster for a publisher that waits for each answer; an event accepted just before a
+    /// crash can be lost.
+    Accepted,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Events a listener may have waiting before it counts as slow and is cut.
@@ -39,6 +50,7 @@ pub struct Config {
     /// How long published events are collected before they go out to the listeners
     /// together, one write per listener; 0: as soon as the object is idle.
     pub batch_window_ms: u64,
+    pub publish_ack: PublishAck,
     /// Largest publish body, in bytes.
     pub max_body_bytes: usize,
     /// Longest event type, in bytes.
@@ -60,6 +72,7 @@ impl Default for Config {
             heartbeat_ms: 15_000,
             retry_ms: 1000,
             batch_window_ms: 0,
+            publish_ack: PublishAck::Stored,
             max_body_bytes: 64 * 1024,
             max_event_type_bytes: 128,
             allowed_origins: AllowedOrigins::Any,
@@ -86,7 +99,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every setting's name, for documentation and for the platform's lookups.
-pub const SETTING_NAMES: [&str; 12] = [
+pub const SETTING_NAMES: [&str; 13] = [
     "QUEUE_CAPACITY",
     "MAX_LISTENERS",
     "HISTORY_SIZE",
@@ -94,6 +107,7 @@ pub const SETTING_NAMES: [&str; 12] = [
     "HEARTBEAT_SECONDS",
     "RETRY_MS",
     "BATCH_WINDOW_MS",
+    "PUBLISH_ACK",
     "MAX_BODY_BYTES",
     "MAX_EVENT_TYPE_BYTES",
     "ALLOWED_ORIGINS",
@@ -128,6 +142,13 @@ impl Config {
             heartbeat_ms: number("HEARTBEAT_SECONDS", 1, 3600, d.heartbeat_ms / 1000)? * 1000,
             retry_ms: number("RETRY_MS", 0, 86_400_000, d.retry_ms)?,
             batch_window_ms: number("BATCH_WINDOW_MS", 0, 1000, d.batch_window_ms)?,
+            publish_ack: match get("PUBLISH_ACK").as_deref() {
+                None | Some("stored") => PublishAck::Stored,
+                Some("accepted") => PublishAck::Accepted,
+                Some(other) => {
+                    return Err(ConfigError { name: "PUBLISH_ACK", value: other.into(), expected: "stored or accepted" })
+                }
+            },
             max_body_bytes: number("MAX_BODY_BYTES", 1, 100 * 1024 * 1024, d.max_body_bytes as u64)? as usize,
             max_event_type_bytes: number("MAX_EVENT_TYPE_BYTES", 1, 65_536, d.max_event_type_bytes as u64)? as usize,
             allowed_origins: match get("ALLOWED_ORIGINS") {
@@ -169,6 +190,7 @@ mod tests {
             ("HEARTBEAT_SECONDS", "2"),
             ("RETRY_MS", "500"),
             ("BATCH_WINDOW_MS", "5"),
+            ("PUBLISH_ACK", "accepted"),
             ("MAX_BODY_BYTES", "100"),
             ("MAX_EVENT_TYPE_BYTES", "16"),
             ("ALLOWED_ORIGINS", "http://a.test, http://b.test/"),
@@ -183,6 +205,7 @@ mod tests {
         assert_eq!(c.heartbeat_ms, 2000);
         assert_eq!(c.retry_ms, 500);
         assert_eq!(c.batch_window_ms, 5);
+        assert_eq!(c.publish_ack, PublishAck::Accepted);
         assert_eq!(c.max_body_bytes, 100);
         assert_eq!(c.max_event_type_bytes, 16);
         assert_eq!(c.allowed_origins, AllowedOrigins::List(vec!["http://a.test".into(), "http://b.test".into()]));
@@ -197,6 +220,7 @@ mod tests {
         assert!(read(&[("HEARTBEAT_SECONDS", "fast")]).is_err());
         assert!(read(&[("MAX_BODY_BYTES", "-1")]).is_err());
         assert!(read(&[("BATCH_WINDOW_MS", "1001")]).is_err());
+        assert_eq!(read(&[("PUBLISH_ACK", "soon")]).unwrap_err().name, "PUBLISH_ACK");
     }
 
     #[test]

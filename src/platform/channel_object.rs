@@ -80,6 +80,9 @@ impl Channel {
             scheduled.set(false);
             if let Some(h) = hosted.borrow_mut().as_mut() {
                 h.channel.flush();
+                if let Some(e) = h.channel.take_store_error() {
+                    worker::console_error!("events were sent but not kept: {e}");
+                }
             }
         });
     }

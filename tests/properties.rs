@@ -1,7 +1,7 @@
 //! Property tests of the wire format and of the domain's parsers (issue 4).
 //!
 //! Run with `cargo test --test properties`. Every property is checked against an
-//! independent model of the documented rule (docs/CONTRACT.md, /work/shared/references.md
+//! independent model of the documented rule (README.md, the SSE rules of the WHATWG HTML standard
 //! and the doc comments of the public API), not against the implementation itself.
 
 use proptest::prelude::*;
@@ -89,7 +89,7 @@ fn expected_id_error(id: &str) -> Option<FieldError> {
     }
 }
 
-/// CONTRACT.md "Channel names": 1 to 64 characters, ASCII letters, digits, `_`, `-`, `.`;
+/// README "Routes": channel names are: 1 to 64 characters, ASCII letters, digits, `_`, `-`, `.`;
 /// the first one a letter or digit.
 fn is_valid_channel_name(s: &str) -> bool {
     let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
@@ -351,7 +351,7 @@ fn publish_object() -> impl Strategy<Value = Value> {
     })
 }
 
-/// The documented reading of a JSON publish body (CONTRACT.md "Publishing", the field
+/// The documented reading of a JSON publish body (README "Publish", the field
 /// rules, and `Message`'s errors), applied to an already parsed value.
 fn model_json(value: &Value, query_event: Option<&str>, max_type: usize) -> Result<Message, PublishError> {
     let Value::Object(object) = value else { return Err(PublishError::NotAnObject) };
@@ -563,7 +563,7 @@ proptest! {
 
 #[test]
 fn documented_examples() {
-    // CONTRACT.md: object data is sent as compact JSON.
+    // README "Publish": object data is sent as compact JSON.
     let m = Message::parse(BodyKind::Json, br#"{"data": {"a": [1, 2], "b": "x"}}"#, None, LIMITS).unwrap();
     assert_eq!(m.data, r#"{"a":[1,2],"b":"x"}"#);
     assert_eq!(serde_json::from_str::<Value>(&m.data).unwrap(), json!({"a": [1, 2], "b": "x"}));

@@ -32,6 +32,16 @@ struct Hosted {
     channel: HostedChannel,
 }
 
+impl Hosted {
+    /// Logs a storage failure met by a flush (under `PUBLISH_ACK=accepted` the events were
+    /// sent but could not be kept).
+    fn report_store_error(&mut self) {
+        if let Some(e) = self.channel.take_store_error() {
+            worker::console_error!("events were sent but not kept: {e}");
+        }
+    }
+}
+
 /// The channel, shared with the flush that runs after a publish's request has finished.
 type SharedHosted = Rc<RefCell<Option<Hosted>>>;
 
@@ -80,9 +90,7 @@ impl Channel {
             scheduled.set(false);
             if let Some(h) = hosted.borrow_mut().as_mut() {
                 h.channel.flush();
-                if let Some(e) = h.channel.take_store_error() {
-                    worker::console_error!("events were sent but not kept: {e}");
-                }
+                h.report_store_error();
             }
         });
     }
@@ -178,6 +186,7 @@ impl DurableObject for Channel {
         if self.ensure_open().is_ok() {
             let listeners = self.with_hosted(|h| {
                 h.channel.heartbeat(now_ms());
+                h.report_store_error();
                 h.channel.listeners()
             });
             if listeners > 0 {

@@ -1,5 +1,5 @@
 // Issue 2, end to end against `wrangler dev`: the announcer (/listen + /ping) and how
-// it treats listeners that leave or stop reading. See docs/CONTRACT.md.
+// it treats listeners that leave or stop reading. See README.md.
 import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../support/server.mjs';

@@ -1,5 +1,5 @@
 // Issue 4, end to end against `wrangler dev`: channels, publishing, authorization,
-// CORS, limits and stats. See docs/CONTRACT.md.
+// CORS, limits and stats. See README.md.
 //
 // Two servers, started once for the whole file:
 // - `open`: no secrets, ALLOWED_ORIGINS `*`, small MAX_LISTENERS / HISTORY_SIZE /

@@ -5,25 +5,11 @@
 // A third origin, not allowed, is refused by the browser.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from '../support/browser.mjs';
 import { startServer } from '../support/server.mjs';
 import { request, stats, waitForListeners, assertDecimalId } from '../support/http.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const PUBLISH_SECRET = 'browser-S3cret';
 
 const PAGE = `<!doctype html>
@@ -95,31 +81,24 @@ let worker;
 let allowedPage;
 let foreignPage;
 let context;
-let userDataDir;
+let browser;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run sh scripts/setup.sh --test`);
   allowedPage = await startPageServer();
   foreignPage = await startPageServer();
   worker = await startServer({
     vars: { ALLOWED_ORIGINS: allowedPage.origin },
     secrets: { PUBLISH_SECRET },
   });
-  userDataDir = await mkdtemp(path.join(os.tmpdir(), 'sse-edge-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60_000,
-  });
+  browser = await launchBrowser();
+  context = browser.context;
 }, { timeout: 120_000 });
 
 after(async () => {
-  await context?.close().catch(() => {});
+  await browser?.close();
   await worker?.stop();
   await allowedPage?.close();
   await foreignPage?.close();
-  if (userDataDir) await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
 }, { timeout: 30_000 });
 
 async function openPage(pageServer, channel) {

@@ -8,50 +8,31 @@
 // so those can only reach it from history.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from '../support/browser.mjs';
 import { startServer } from '../support/server.mjs';
 import { request, sleep, pollUntil, waitForListeners } from '../support/http.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const VARS = { RETRY_MS: '200', HEARTBEAT_SECONDS: '2' };
 
 let server;
 let context;
-let userDataDir;
+let browser;
 let persistDir;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run sh scripts/setup.sh --test`);
   persistDir = await mkdtemp(path.join(os.tmpdir(), 'sse-edge-browser-resume-state-'));
-  userDataDir = await mkdtemp(path.join(os.tmpdir(), 'sse-edge-chromium-'));
   server = await startServer({ vars: VARS, persistDir });
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60_000,
-  });
+  browser = await launchBrowser();
+  context = browser.context;
 }, { timeout: 120_000 });
 
 after(async () => {
-  await context?.close().catch(() => {});
+  await browser?.close();
   await server?.stop();
-  for (const dir of [userDataDir, persistDir]) {
-    if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
-  }
+  if (persistDir) await rm(persistDir, { recursive: true, force: true }).catch(() => {});
 }, { timeout: 30_000 });
 
 /** The page's list, oldest first: [{meta, data}] (the page prepends new items). */

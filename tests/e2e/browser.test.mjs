@@ -3,45 +3,23 @@
 // show up as one "pong" list item each.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from '../support/browser.mjs';
 import { startServer } from '../support/server.mjs';
 import { request, waitForListeners } from '../support/http.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 let server;
 let context;
-let userDataDir;
+let browser;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run sh scripts/setup.sh --test`);
   server = await startServer({ vars: { HEARTBEAT_SECONDS: '2' } });
-  userDataDir = await mkdtemp(path.join(os.tmpdir(), 'sse-edge-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60_000,
-  });
+  browser = await launchBrowser();
+  context = browser.context;
 }, { timeout: 120_000 });
 
 after(async () => {
-  await context?.close().catch(() => {});
+  await browser?.close();
   await server?.stop();
-  if (userDataDir) await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
 }, { timeout: 30_000 });
 
 /** The texts of the page's message list. */

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 if [ "${SSE_EDGE_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
   exit 0
 fi
+. scripts/cargo-path.sh
+for tool in worker-build wasm-bindgen; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "build.sh: $tool is not installed: run sh scripts/setup.sh" >&2; exit 1; }
+done
 # worker-build would download wasm-bindgen and wasm-opt; use the installed wasm-bindgen
 # (scripts/setup.sh pins it to Cargo.lock's version) and skip wasm-opt.
 WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"

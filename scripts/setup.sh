@@ -19,11 +19,7 @@ for arg in "$@"; do
     esac
 done
 
-# cargo-installed tools live here; a fresh shell may not have it on PATH yet.
-if [ -d "${CARGO_HOME:-$HOME/.cargo}/bin" ]; then
-    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-    export PATH
-fi
+. scripts/cargo-path.sh
 
 say() { printf 'setup: %s\n' "$*"; }
 need() {

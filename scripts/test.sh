@@ -6,10 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-if [ -d "${CARGO_HOME:-$HOME/.cargo}/bin" ]; then
-    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-    export PATH
-fi
+. scripts/cargo-path.sh
 
 logs="$(mktemp -d "${TMPDIR:-/tmp}/sse-edge-test.XXXXXX")"
 trap 'rm -rf "$logs"' EXIT

@@ -7,8 +7,8 @@
 //! - a listener whose queue is full is slow: its stream is closed after what is queued,
 //!   so its client reconnects and catches up from history instead of silently missing
 //!   events;
-//! - a listener whose client is gone, or that has taken nothing for a whole heartbeat
-//!   interval, is aborted: runtimes do not always report a vanished client, but a queue
+//! - a listener whose client is gone, or that has taken nothing since the previous
+//!   keep-alive, is aborted: runtimes do not always report a vanished client, but a queue
 //!   that stops draining gives it away.
 
 /// A listener's end of its stream, as the runtime provides it.

@@ -43,7 +43,8 @@ pub struct Config {
     pub history_size: u64,
     /// How long an event is kept for resuming, in milliseconds.
     pub history_max_age_ms: u64,
-    /// Interval between heartbeat comments, in milliseconds.
+    /// Within this time a listener whose client has gone is removed, in milliseconds (see
+    /// [`Config::keep_alive_ms`]).
     pub heartbeat_ms: u64,
     /// The `retry:` sent at the start of every stream, in milliseconds.
     pub retry_ms: u64,
@@ -115,7 +116,19 @@ pub const SETTING_NAMES: [&str; 13] = [
     "LISTEN_SECRET",
 ];
 
+/// Keep-alive comments written per heartbeat interval.
+///
+/// A vanished client is found when a write stays in its queue; the runtime's pipes take
+/// about one write off the queue before anything sticks, so finding it takes two or three
+/// writes. Three per interval remove it within the interval.
+pub const KEEP_ALIVES_PER_HEARTBEAT: u64 = 3;
+
 impl Config {
+    /// How often a keep-alive comment is written (and stalled listeners are checked for).
+    pub fn keep_alive_ms(&self) -> u64 {
+        self.heartbeat_ms / KEEP_ALIVES_PER_HEARTBEAT
+    }
+
     /// Reads every setting through `lookup` (name -> value); a missing or empty value keeps
     /// its default.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -203,6 +216,7 @@ mod tests {
         assert_eq!(c.history_size, 10);
         assert_eq!(c.history_max_age_ms, 60_000);
         assert_eq!(c.heartbeat_ms, 2000);
+        assert_eq!(c.keep_alive_ms(), 666);
         assert_eq!(c.retry_ms, 500);
         assert_eq!(c.batch_window_ms, 5);
         assert_eq!(c.publish_ack, PublishAck::Accepted);

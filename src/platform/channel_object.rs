@@ -99,7 +99,7 @@ impl Channel {
         if self.heartbeat_armed.replace(true) {
             return Ok(());
         }
-        let interval = self.with_hosted(|h| h.config.heartbeat_ms);
+        let interval = self.with_hosted(|h| h.config.keep_alive_ms());
         let armed = self.state.storage().set_alarm(Duration::from_millis(interval)).await;
         if armed.is_err() {
             self.heartbeat_armed.set(false);

@@ -48,6 +48,10 @@ run() {
 step "set-up: sh scripts/setup.sh --test"
 run setup sh scripts/setup.sh --test
 
+step "Rust style: cargo fmt --check, cargo clippy"
+run fmt cargo fmt --all --check
+run clippy cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 step "Rust tests: cargo test --workspace"
 run cargo cargo test --workspace
 

@@ -8,4 +8,3 @@
 pub mod domain;
 pub mod platform;
 pub mod protocol;
-

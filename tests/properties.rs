@@ -9,7 +9,9 @@ use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{json, Map, Value};
 
 use sse_edge::domain::{BodyKind, ChannelName, EventId, Message, MessageLimits, PublishError};
-use sse_edge::protocol::{check_event_type, check_id, comment, retry, Event, FieldError, ParsedEvent, Parser};
+use sse_edge::protocol::{
+    check_event_type, check_id, comment, retry, Event, FieldError, ParsedEvent, Parser,
+};
 
 // ---------------------------------------------------------------------------------------
 // Strategies
@@ -36,7 +38,8 @@ fn tricky_char() -> impl Strategy<Value = char> {
 /// Strings that often contain line breaks, colons, spaces, NULs and non-ASCII text.
 fn tricky_string(max: usize) -> impl Strategy<Value = String> {
     prop_oneof![
-        proptest::collection::vec(tricky_char(), 0..max).prop_map(|cs| cs.into_iter().collect::<String>()),
+        proptest::collection::vec(tricky_char(), 0..max)
+            .prop_map(|cs| cs.into_iter().collect::<String>()),
         any::<String>(),
         // whole words that are field names, so that a wrong encoding would show up
         proptest::collection::vec(
@@ -58,7 +61,9 @@ fn tricky_string(max: usize) -> impl Strategy<Value = String> {
     ]
 }
 
-fn optional<T: std::fmt::Debug + Clone>(s: impl Strategy<Value = T>) -> impl Strategy<Value = Option<T>> {
+fn optional<T: std::fmt::Debug + Clone>(
+    s: impl Strategy<Value = T>,
+) -> impl Strategy<Value = Option<T>> {
     prop_oneof![1 => Just(None), 3 => s.prop_map(Some)]
 }
 
@@ -156,7 +161,9 @@ fn parse_in_pieces(stream: &[u8], cuts: &[usize]) -> (Vec<ParsedEvent>, Parser) 
     (events, parser)
 }
 
-const LIMITS: MessageLimits = MessageLimits { max_event_type_bytes: 16 };
+const LIMITS: MessageLimits = MessageLimits {
+    max_event_type_bytes: 16,
+};
 
 // ---------------------------------------------------------------------------------------
 // Encoder + parser
@@ -319,7 +326,8 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 /// JSON objects shaped like publish bodies, right and wrong.
 fn publish_object() -> impl Strategy<Value = Value> {
-    let data = optional(prop_oneof![3 => tricky_string(30).prop_map(Value::String), 2 => json_value()]);
+    let data =
+        optional(prop_oneof![3 => tricky_string(30).prop_map(Value::String), 2 => json_value()]);
     let event = optional(prop_oneof![
         4 => tricky_string(20).prop_map(Value::String),
         2 => "[a-z]{1,20}".prop_map(Value::String),
@@ -353,9 +361,18 @@ fn publish_object() -> impl Strategy<Value = Value> {
 
 /// The documented reading of a JSON publish body (README "Publish", the field
 /// rules, and `Message`'s errors), applied to an already parsed value.
-fn model_json(value: &Value, query_event: Option<&str>, max_type: usize) -> Result<Message, PublishError> {
-    let Value::Object(object) = value else { return Err(PublishError::NotAnObject) };
-    if let Some(k) = object.keys().find(|k| !matches!(k.as_str(), "data" | "event" | "retry")) {
+fn model_json(
+    value: &Value,
+    query_event: Option<&str>,
+    max_type: usize,
+) -> Result<Message, PublishError> {
+    let Value::Object(object) = value else {
+        return Err(PublishError::NotAnObject);
+    };
+    if let Some(k) = object
+        .keys()
+        .find(|k| !matches!(k.as_str(), "data" | "event" | "retry"))
+    {
         return Err(PublishError::UnknownField(k.clone()));
     }
     let data = match object.get("data") {
@@ -373,7 +390,11 @@ fn model_json(value: &Value, query_event: Option<&str>, max_type: usize) -> Resu
         Some(v) => Some(v.as_u64().ok_or(PublishError::BadRetry)?),
     };
     check_type(event_type.as_deref(), max_type)?;
-    Ok(Message { data, event_type, retry_ms })
+    Ok(Message {
+        data,
+        event_type,
+        retry_ms,
+    })
 }
 
 fn check_type(event_type: Option<&str>, max: usize) -> Result<(), PublishError> {
@@ -396,7 +417,11 @@ fn valid_message() -> impl Strategy<Value = Message> {
         })),
         optional(any::<u64>()),
     )
-        .prop_map(|(data, event_type, retry_ms)| Message { data, event_type, retry_ms })
+        .prop_map(|(data, event_type, retry_ms)| Message {
+            data,
+            event_type,
+            retry_ms,
+        })
 }
 
 proptest! {
@@ -564,11 +589,23 @@ proptest! {
 #[test]
 fn documented_examples() {
     // README "Publish": object data is sent as compact JSON.
-    let m = Message::parse(BodyKind::Json, br#"{"data": {"a": [1, 2], "b": "x"}}"#, None, LIMITS).unwrap();
+    let m = Message::parse(
+        BodyKind::Json,
+        br#"{"data": {"a": [1, 2], "b": "x"}}"#,
+        None,
+        LIMITS,
+    )
+    .unwrap();
     assert_eq!(m.data, r#"{"a":[1,2],"b":"x"}"#);
-    assert_eq!(serde_json::from_str::<Value>(&m.data).unwrap(), json!({"a": [1, 2], "b": "x"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&m.data).unwrap(),
+        json!({"a": [1, 2], "b": "x"})
+    );
     assert!(ChannelName::parse(&"a".repeat(64)).is_ok());
     assert!(ChannelName::parse(&"a".repeat(65)).is_err());
-    assert_eq!(EventId::parse("18446744073709551615"), Ok(EventId(u64::MAX)));
+    assert_eq!(
+        EventId::parse("18446744073709551615"),
+        Ok(EventId(u64::MAX))
+    );
     assert!(EventId::parse("18446744073709551616").is_err());
 }

@@ -351,20 +351,12 @@ pub fn render_svg(series: &[Series]) -> String {
         r##"<text x="80" y="{y:.1}" font-size="13" font-weight="bold">runtime</text>"##
     );
     for (i, rt) in runtimes.iter().enumerate() {
-        let x = 160.0 + i as f64 * 150.0;
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="3"/>"##,
-            y - 4.0,
-            x + 30.0,
-            y - 4.0,
-            color_of(rt)
-        );
-        let _ = writeln!(
-            svg,
-            r##"<text x="{:.1}" y="{y:.1}" font-size="13">{}</text>"##,
-            x + 36.0,
-            esc(rt)
+        legend_entry(
+            &mut svg,
+            160.0 + i as f64 * 150.0,
+            y,
+            &format!(r#"stroke="{}" stroke-width="3""#, color_of(rt)),
+            rt,
         );
     }
     y += 26.0;
@@ -383,25 +375,18 @@ pub fn render_svg(series: &[Series]) -> String {
         }
     }
     for (i, kind) in kinds.iter().enumerate() {
-        let x = 160.0 + i as f64 * 150.0;
         let dash = dash_of(kind);
         let dash_attr = if dash.is_empty() {
             String::new()
         } else {
             format!(r#" stroke-dasharray="{dash}""#)
         };
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#212529" stroke-width="2"{dash_attr}/>"##,
-            y - 4.0,
-            x + 30.0,
-            y - 4.0
-        );
-        let _ = writeln!(
-            svg,
-            r##"<text x="{:.1}" y="{y:.1}" font-size="13">{}</text>"##,
-            x + 36.0,
-            esc(kind)
+        legend_entry(
+            &mut svg,
+            160.0 + i as f64 * 150.0,
+            y,
+            &format!(r##"stroke="#212529" stroke-width="2"{dash_attr}"##),
+            kind,
         );
     }
     y += 26.0;
@@ -423,6 +408,23 @@ pub fn plot_dir(dir: &Path) -> Result<PathBuf, String> {
     std::fs::write(&path, render_svg(&series))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// One legend entry at (`x`, `y`): a short line drawn with `stroke_attrs`, then `label`.
+fn legend_entry(svg: &mut String, x: f64, y: f64, stroke_attrs: &str, label: &str) {
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" {stroke_attrs}/>"##,
+        y - 4.0,
+        x + 30.0,
+        y - 4.0
+    );
+    let _ = writeln!(
+        svg,
+        r##"<text x="{:.1}" y="{y:.1}" font-size="13">{}</text>"##,
+        x + 36.0,
+        esc(label)
+    );
 }
 
 #[cfg(test)]

@@ -58,7 +58,10 @@ pub struct Announcer<O: Outlet> {
 impl<O: Outlet> Announcer<O> {
     /// `capacity`: chunks a listener may have waiting before it counts as slow.
     pub fn new(capacity: usize) -> Self {
-        Announcer { capacity: capacity.max(1), listeners: Vec::new() }
+        Announcer {
+            capacity: capacity.max(1),
+            listeners: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -71,31 +74,35 @@ impl<O: Outlet> Announcer<O> {
 
     /// Adds a listener whose outlet already holds `initial_chunks` (retry field, replay).
     pub fn add(&mut self, outlet: O, initial_chunks: usize) {
-        self.listeners.push(Listener { outlet, written_since_heartbeat: initial_chunks });
+        self.listeners.push(Listener {
+            outlet,
+            written_since_heartbeat: initial_chunks,
+        });
     }
 
     /// Writes `chunk` to every listener that can take it; removes the others.
     pub fn announce(&mut self, chunk: &O::Chunk) -> Fanout {
         let capacity = self.capacity;
         let mut fanout = Fanout::default();
-        self.listeners.retain_mut(|listener| match listener.outlet.queued() {
-            None => {
-                listener.outlet.abort();
-                fanout.gone += 1;
-                false
-            }
-            Some(queued) if queued >= capacity => {
-                listener.outlet.close();
-                fanout.slow += 1;
-                false
-            }
-            Some(_) => {
-                listener.outlet.write(chunk);
-                listener.written_since_heartbeat += 1;
-                fanout.delivered += 1;
-                true
-            }
-        });
+        self.listeners
+            .retain_mut(|listener| match listener.outlet.queued() {
+                None => {
+                    listener.outlet.abort();
+                    fanout.gone += 1;
+                    false
+                }
+                Some(queued) if queued >= capacity => {
+                    listener.outlet.close();
+                    fanout.slow += 1;
+                    false
+                }
+                Some(_) => {
+                    listener.outlet.write(chunk);
+                    listener.written_since_heartbeat += 1;
+                    fanout.delivered += 1;
+                    true
+                }
+            });
         fanout
     }
 
@@ -120,7 +127,10 @@ impl<O: Outlet> Announcer<O> {
         self.listeners.retain_mut(|listener| {
             // Queues are FIFO: more queued than written since the last heartbeat means
             // that heartbeat (or something older) is still waiting.
-            let stuck = listener.outlet.queued().is_some_and(|q| q > listener.written_since_heartbeat);
+            let stuck = listener
+                .outlet
+                .queued()
+                .is_some_and(|q| q > listener.written_since_heartbeat);
             if stuck {
                 listener.outlet.abort();
                 stalled += 1;
@@ -210,7 +220,14 @@ pub(crate) mod tests {
         let (mut a, outlets) = announcer_with(3, 5);
         for i in 0..20 {
             let f = a.announce(&TestOutlet::chunk(&format!("{i},")));
-            assert_eq!(f, Fanout { delivered: 3, slow: 0, gone: 0 });
+            assert_eq!(
+                f,
+                Fanout {
+                    delivered: 3,
+                    slow: 0,
+                    gone: 0
+                }
+            );
             for o in &outlets {
                 o.0.borrow_mut().read_all();
             }
@@ -231,9 +248,20 @@ pub(crate) mod tests {
         }
         // The slow one holds 5: the sixth announce closes it, the fast one still gets it.
         let f = a.announce(&TestOutlet::chunk("5"));
-        assert_eq!(f, Fanout { delivered: 1, slow: 1, gone: 0 });
+        assert_eq!(
+            f,
+            Fanout {
+                delivered: 1,
+                slow: 1,
+                gone: 0
+            }
+        );
         assert!(slow.0.borrow().closed);
-        assert_eq!(slow.0.borrow().queue.len(), 5, "closing keeps what is queued for the client to read");
+        assert_eq!(
+            slow.0.borrow().queue.len(),
+            5,
+            "closing keeps what is queued for the client to read"
+        );
         assert_eq!(a.len(), 1);
         fast.0.borrow_mut().read_all();
         assert_eq!(fast.0.borrow().text(), "012345");
@@ -246,7 +274,14 @@ pub(crate) mod tests {
         assert_eq!(a.sweep(), 1);
         assert_eq!(a.len(), 2);
         outlets[2].0.borrow_mut().gone = true;
-        assert_eq!(a.announce(&TestOutlet::chunk("x")), Fanout { delivered: 1, slow: 0, gone: 1 });
+        assert_eq!(
+            a.announce(&TestOutlet::chunk("x")),
+            Fanout {
+                delivered: 1,
+                slow: 0,
+                gone: 1
+            }
+        );
     }
 
     #[test]
@@ -262,7 +297,14 @@ pub(crate) mod tests {
             live.0.borrow_mut().read_all();
         }
         let f = a.heartbeat(&TestOutlet::chunk(":hb"));
-        assert_eq!(f, Fanout { delivered: 1, slow: 0, gone: 1 });
+        assert_eq!(
+            f,
+            Fanout {
+                delivered: 1,
+                slow: 0,
+                gone: 1
+            }
+        );
         assert!(stuck.0.borrow().aborted);
         assert!(!live.0.borrow().aborted);
     }
@@ -283,7 +325,9 @@ pub(crate) mod tests {
     fn a_new_listener_is_not_judged_before_its_first_full_interval() {
         let mut a = Announcer::new(100);
         let o = TestOutlet::default();
-        o.0.borrow_mut().queue.extend([TestOutlet::chunk("retry"), TestOutlet::chunk("replay")]);
+        o.0.borrow_mut()
+            .queue
+            .extend([TestOutlet::chunk("retry"), TestOutlet::chunk("replay")]);
         a.add(o.clone(), 2);
         assert_eq!(a.heartbeat(&TestOutlet::chunk(":hb")).delivered, 1);
         assert_eq!(a.heartbeat(&TestOutlet::chunk(":hb")).gone, 1);

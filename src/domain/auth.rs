@@ -31,7 +31,10 @@ impl fmt::Display for AuthError {
 /// Checks an `Authorization` header against `Bearer <secret>`; no secret means open.
 pub fn check_bearer(authorization: Option<&str>, secret: Option<&str>) -> Result<(), AuthError> {
     let Some(secret) = secret else { return Ok(()) };
-    let header = authorization.map(str::trim).filter(|h| !h.is_empty()).ok_or(AuthError::Missing)?;
+    let header = authorization
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .ok_or(AuthError::Missing)?;
     if header.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Missing);
     }
@@ -77,10 +80,22 @@ mod tests {
         assert_eq!(check_bearer(Some("  "), Some("s")), Err(AuthError::Missing));
         assert_eq!(check_bearer(Some("Bearer s"), Some("s")), Ok(()));
         assert_eq!(check_bearer(Some("bearer  s "), Some("s")), Ok(()));
-        assert_eq!(check_bearer(Some("Bearer t"), Some("s")), Err(AuthError::Wrong));
-        assert_eq!(check_bearer(Some("Bearer s2"), Some("s")), Err(AuthError::Wrong));
-        assert_eq!(check_bearer(Some("Basic s"), Some("s")), Err(AuthError::Wrong));
-        assert_eq!(check_bearer(Some("Bearer "), Some("s")), Err(AuthError::Missing));
+        assert_eq!(
+            check_bearer(Some("Bearer t"), Some("s")),
+            Err(AuthError::Wrong)
+        );
+        assert_eq!(
+            check_bearer(Some("Bearer s2"), Some("s")),
+            Err(AuthError::Wrong)
+        );
+        assert_eq!(
+            check_bearer(Some("Basic s"), Some("s")),
+            Err(AuthError::Wrong)
+        );
+        assert_eq!(
+            check_bearer(Some("Bearer "), Some("s")),
+            Err(AuthError::Missing)
+        );
     }
 
     #[test]

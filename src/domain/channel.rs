@@ -33,7 +33,10 @@ impl From<&Config> for ChannelSettings {
             queue_capacity: c.queue_capacity,
             max_listeners: c.max_listeners,
             retry_ms: c.retry_ms,
-            history: HistoryPolicy { max_events: c.history_size, max_age_ms: c.history_max_age_ms },
+            history: HistoryPolicy {
+                max_events: c.history_size,
+                max_age_ms: c.history_max_age_ms,
+            },
             publish_ack: c.publish_ack,
         }
     }
@@ -108,7 +111,11 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// [`Channel::flush`], together with everything else published by then.
     pub fn publish(&mut self, message: &Message, now_ms: u64) -> Result<Published, LogError> {
         let id = self.last_id.next();
-        let event = StoredEvent { id, at_ms: now_ms, frame: message.to_event(id).encode() };
+        let event = StoredEvent {
+            id,
+            at_ms: now_ms,
+            frame: message.to_event(id).encode(),
+        };
         self.batch.push_str(&event.frame);
         self.batch_events += 1;
         match self.settings.publish_ack {
@@ -125,7 +132,10 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         }
         self.last_id = id;
         self.counters.published += 1;
-        Ok(Published { id, listeners: self.announcer.len() })
+        Ok(Published {
+            id,
+            listeners: self.announcer.len(),
+        })
     }
 
     /// Whether events are waiting for a flush.
@@ -166,14 +176,20 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
 
     /// Starts a listener: writes the `retry:` field and, when it resumes after `last_seen`,
     /// the gap notice and the kept events it missed, as one chunk; then adds it.
-    pub fn subscribe(&mut self, mut outlet: O, last_seen: Option<EventId>) -> Result<(), SubscribeError> {
+    pub fn subscribe(
+        &mut self,
+        mut outlet: O,
+        last_seen: Option<EventId>,
+    ) -> Result<(), SubscribeError> {
         // Those already listening get what is pending first; the newcomer gets it from
         // history (or not at all when it did not ask to resume): never twice, never lost.
         self.flush();
         if self.announcer.len() >= self.settings.max_listeners {
             self.counters.dropped_gone += self.announcer.sweep() as u64;
             if self.announcer.len() >= self.settings.max_listeners {
-                return Err(SubscribeError::TooManyListeners { max: self.settings.max_listeners });
+                return Err(SubscribeError::TooManyListeners {
+                    max: self.settings.max_listeners,
+                });
             }
         }
         let mut start = protocol::retry(self.settings.retry_ms);
@@ -202,7 +218,9 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// the history's age limit.
     pub fn heartbeat(&mut self, now_ms: u64) {
         self.flush();
-        let fanout = self.announcer.heartbeat(&O::chunk(&protocol::comment(HEARTBEAT_COMMENT)));
+        let fanout = self
+            .announcer
+            .heartbeat(&O::chunk(&protocol::comment(HEARTBEAT_COMMENT)));
         self.counters.dropped_slow += fanout.slow as u64;
         self.counters.dropped_gone += fanout.gone as u64;
         self.settings.history.apply(&mut self.log, now_ms);
@@ -249,13 +267,20 @@ mod tests {
             queue_capacity: capacity,
             max_listeners: 3,
             retry_ms: 1000,
-            history: HistoryPolicy { max_events: history, max_age_ms: u64::MAX },
+            history: HistoryPolicy {
+                max_events: history,
+                max_age_ms: u64::MAX,
+            },
             publish_ack: PublishAck::Stored,
         }
     }
 
     fn msg(data: &str) -> Message {
-        Message { data: data.into(), event_type: None, retry_ms: None }
+        Message {
+            data: data.into(),
+            event_type: None,
+            retry_ms: None,
+        }
     }
 
     fn listen(ch: &mut Channel<TestOutlet, MemoryLog>, last: Option<u64>) -> TestOutlet {
@@ -287,9 +312,22 @@ mod tests {
     fn stream_starts_with_retry_and_events_carry_ids() {
         let mut ch = Channel::new(settings(5, 10), MemoryLog::default());
         let o = listen(&mut ch, None);
-        ch.publish(&Message { data: "x\ny".into(), event_type: Some("t".into()), retry_ms: None }, 1).unwrap();
+        ch.publish(
+            &Message {
+                data: "x\ny".into(),
+                event_type: Some("t".into()),
+                retry_ms: None,
+            },
+            1,
+        )
+        .unwrap();
         ch.flush();
-        let text = o.0.borrow().queue.iter().map(|c| c.to_string()).collect::<String>();
+        let text =
+            o.0.borrow()
+                .queue
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<String>();
         assert!(text.starts_with("retry: 1000\n\n"), "{text}");
         assert_eq!(events(&o), [("1".into(), "t".into(), "x\ny".into())]);
     }
@@ -318,7 +356,10 @@ mod tests {
         assert_eq!(got[0].1, "gap");
         assert_eq!(got[0].2, r#"{"firstAvailableId":"16","lastEventId":"3"}"#);
         assert_eq!(got[0].0, "", "the gap event carries no id");
-        assert_eq!(got[1..].iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["16", "17", "18", "19", "20"]);
+        assert_eq!(
+            got[1..].iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+            ["16", "17", "18", "19", "20"]
+        );
     }
 
     #[test]
@@ -355,10 +396,20 @@ mod tests {
             assert_eq!(ch.publish(&msg(&format!("m{i}")), i).unwrap().listeners, 1);
         }
         assert!(ch.has_pending());
-        assert!(o.0.borrow().queue.is_empty(), "nothing goes out before the flush");
+        assert!(
+            o.0.borrow().queue.is_empty(),
+            "nothing goes out before the flush"
+        );
         assert_eq!(ch.flush().delivered, 1);
-        assert_eq!(o.0.borrow().queue.len(), 1, "one chunk for the three events");
-        assert_eq!(events(&o).into_iter().map(|e| e.2).collect::<Vec<_>>(), ["m1", "m2", "m3"]);
+        assert_eq!(
+            o.0.borrow().queue.len(),
+            1,
+            "one chunk for the three events"
+        );
+        assert_eq!(
+            events(&o).into_iter().map(|e| e.2).collect::<Vec<_>>(),
+            ["m1", "m2", "m3"]
+        );
         assert_eq!(ch.counters().delivered, 3);
         assert_eq!(ch.flush(), Fanout::default());
     }
@@ -381,7 +432,13 @@ mod tests {
 
     #[test]
     fn accepted_events_are_stored_at_the_flush_before_anyone_sees_them() {
-        let mut ch = Channel::new(ChannelSettings { publish_ack: PublishAck::Accepted, ..settings(5, 100) }, MemoryLog::default());
+        let mut ch = Channel::new(
+            ChannelSettings {
+                publish_ack: PublishAck::Accepted,
+                ..settings(5, 100)
+            },
+            MemoryLog::default(),
+        );
         let o = listen(&mut ch, None);
         assert_eq!(ch.publish(&msg("a"), 1).unwrap().id, EventId(1));
         assert_eq!(ch.publish(&msg("b"), 2).unwrap().id, EventId(2));
@@ -389,11 +446,20 @@ mod tests {
         assert_eq!(ch.stats()["lastId"], "2");
         // stats flushed: both are stored and delivered.
         assert_eq!(ch.log().len(), 2);
-        assert_eq!(events(&o).into_iter().map(|e| e.2).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            events(&o).into_iter().map(|e| e.2).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         // A resume right after an accepted publish finds it in history.
         ch.publish(&msg("c"), 3).unwrap();
         let resumed = listen(&mut ch, Some(2));
-        assert_eq!(events(&resumed).into_iter().map(|e| e.2).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(
+            events(&resumed)
+                .into_iter()
+                .map(|e| e.2)
+                .collect::<Vec<_>>(),
+            ["c"]
+        );
         assert_eq!(ch.take_store_error(), None);
     }
 
@@ -401,7 +467,10 @@ mod tests {
     fn too_many_listeners_is_refused_after_sweeping_the_gone() {
         let mut ch = Channel::new(settings(5, 10), MemoryLog::default());
         let outlets: Vec<_> = (0..3).map(|_| listen(&mut ch, None)).collect();
-        assert_eq!(ch.subscribe(TestOutlet::default(), None), Err(SubscribeError::TooManyListeners { max: 3 }));
+        assert_eq!(
+            ch.subscribe(TestOutlet::default(), None),
+            Err(SubscribeError::TooManyListeners { max: 3 })
+        );
         outlets[0].0.borrow_mut().gone = true;
         assert!(ch.subscribe(TestOutlet::default(), None).is_ok());
     }

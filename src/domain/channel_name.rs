@@ -26,7 +26,10 @@ impl fmt::Display for ChannelNameError {
         match self {
             ChannelNameError::Empty => write!(f, "channel name is empty"),
             ChannelNameError::TooLong => {
-                write!(f, "channel name is longer than {MAX_CHANNEL_NAME_LEN} characters")
+                write!(
+                    f,
+                    "channel name is longer than {MAX_CHANNEL_NAME_LEN} characters"
+                )
             }
             ChannelNameError::BadFirstCharacter => {
                 write!(f, "channel name must start with a letter or digit")
@@ -42,7 +45,10 @@ impl fmt::Display for ChannelNameError {
 impl ChannelName {
     pub fn parse(name: &str) -> Result<Self, ChannelNameError> {
         let first = name.chars().next().ok_or(ChannelNameError::Empty)?;
-        if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "_-.".contains(*c))) {
+        if let Some(bad) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "_-.".contains(*c)))
+        {
             return Err(ChannelNameError::BadCharacter(bad));
         }
         if name.len() > MAX_CHANNEL_NAME_LEN {
@@ -79,10 +85,25 @@ mod tests {
             assert_eq!(ChannelName::parse(ok).unwrap().as_str(), ok);
         }
         assert_eq!(ChannelName::parse(""), Err(ChannelNameError::Empty));
-        assert_eq!(ChannelName::parse(&"a".repeat(65)), Err(ChannelNameError::TooLong));
-        assert_eq!(ChannelName::parse(".hidden"), Err(ChannelNameError::BadFirstCharacter));
-        assert_eq!(ChannelName::parse("a/b"), Err(ChannelNameError::BadCharacter('/')));
-        assert_eq!(ChannelName::parse("é"), Err(ChannelNameError::BadCharacter('é')));
-        assert_eq!(ChannelName::parse("a b"), Err(ChannelNameError::BadCharacter(' ')));
+        assert_eq!(
+            ChannelName::parse(&"a".repeat(65)),
+            Err(ChannelNameError::TooLong)
+        );
+        assert_eq!(
+            ChannelName::parse(".hidden"),
+            Err(ChannelNameError::BadFirstCharacter)
+        );
+        assert_eq!(
+            ChannelName::parse("a/b"),
+            Err(ChannelNameError::BadCharacter('/'))
+        );
+        assert_eq!(
+            ChannelName::parse("é"),
+            Err(ChannelNameError::BadCharacter('é'))
+        );
+        assert_eq!(
+            ChannelName::parse("a b"),
+            Err(ChannelNameError::BadCharacter(' '))
+        );
     }
 }

@@ -93,7 +93,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "setting {} = {:?} is invalid: expected {}", self.name, self.value, self.expected)
+        write!(
+            f,
+            "setting {} = {:?} is invalid: expected {}",
+            self.name, self.value, self.expected
+        )
     }
 }
 
@@ -132,26 +136,40 @@ impl Config {
     /// Reads every setting through `lookup` (name -> value); a missing or empty value keeps
     /// its default.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let number = |name: &'static str, min: u64, max: u64, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v.parse::<u64>().ok().filter(|n| (min..=max).contains(n)).ok_or(ConfigError {
-                    name,
-                    value: v,
-                    expected: match (min, max) {
-                        (1, _) => "a whole number of at least 1",
-                        _ => "a whole number",
-                    },
-                }),
-            }
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
         };
+        let number =
+            |name: &'static str, min: u64, max: u64, default: u64| -> Result<u64, ConfigError> {
+                match get(name) {
+                    None => Ok(default),
+                    Some(v) => v
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| (min..=max).contains(n))
+                        .ok_or(ConfigError {
+                            name,
+                            value: v,
+                            expected: match (min, max) {
+                                (1, _) => "a whole number of at least 1",
+                                _ => "a whole number",
+                            },
+                        }),
+                }
+            };
         let d = Config::default();
         Ok(Config {
             queue_capacity: number("QUEUE_CAPACITY", 1, 10_000, d.queue_capacity as u64)? as usize,
             max_listeners: number("MAX_LISTENERS", 1, 1_000_000, d.max_listeners as u64)? as usize,
             history_size: number("HISTORY_SIZE", 0, 1_000_000, d.history_size)?,
-            history_max_age_ms: number("HISTORY_MAX_AGE_SECONDS", 0, 365 * 86_400, d.history_max_age_ms / 1000)? * 1000,
+            history_max_age_ms: number(
+                "HISTORY_MAX_AGE_SECONDS",
+                0,
+                365 * 86_400,
+                d.history_max_age_ms / 1000,
+            )? * 1000,
             heartbeat_ms: number("HEARTBEAT_SECONDS", 1, 3600, d.heartbeat_ms / 1000)? * 1000,
             retry_ms: number("RETRY_MS", 0, 86_400_000, d.retry_ms)?,
             batch_window_ms: number("BATCH_WINDOW_MS", 0, 1000, d.batch_window_ms)?,
@@ -159,16 +177,33 @@ impl Config {
                 None | Some("stored") => PublishAck::Stored,
                 Some("accepted") => PublishAck::Accepted,
                 Some(other) => {
-                    return Err(ConfigError { name: "PUBLISH_ACK", value: other.into(), expected: "stored or accepted" })
+                    return Err(ConfigError {
+                        name: "PUBLISH_ACK",
+                        value: other.into(),
+                        expected: "stored or accepted",
+                    })
                 }
             },
-            max_body_bytes: number("MAX_BODY_BYTES", 1, 100 * 1024 * 1024, d.max_body_bytes as u64)? as usize,
-            max_event_type_bytes: number("MAX_EVENT_TYPE_BYTES", 1, 65_536, d.max_event_type_bytes as u64)? as usize,
+            max_body_bytes: number(
+                "MAX_BODY_BYTES",
+                1,
+                100 * 1024 * 1024,
+                d.max_body_bytes as u64,
+            )? as usize,
+            max_event_type_bytes: number(
+                "MAX_EVENT_TYPE_BYTES",
+                1,
+                65_536,
+                d.max_event_type_bytes as u64,
+            )? as usize,
             allowed_origins: match get("ALLOWED_ORIGINS") {
                 None => d.allowed_origins,
                 Some(v) if v == "*" => AllowedOrigins::Any,
                 Some(v) => AllowedOrigins::List(
-                    v.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect(),
+                    v.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect(),
                 ),
             },
             publish_secret: get("PUBLISH_SECRET"),
@@ -183,14 +218,20 @@ mod tests {
     use std::collections::HashMap;
 
     fn read(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
     #[test]
     fn defaults_when_unset_or_empty() {
         assert_eq!(read(&[]).unwrap(), Config::default());
-        assert_eq!(read(&[("QUEUE_CAPACITY", " "), ("PUBLISH_SECRET", "")]).unwrap(), Config::default());
+        assert_eq!(
+            read(&[("QUEUE_CAPACITY", " "), ("PUBLISH_SECRET", "")]).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
@@ -222,7 +263,10 @@ mod tests {
         assert_eq!(c.publish_ack, PublishAck::Accepted);
         assert_eq!(c.max_body_bytes, 100);
         assert_eq!(c.max_event_type_bytes, 16);
-        assert_eq!(c.allowed_origins, AllowedOrigins::List(vec!["http://a.test".into(), "http://b.test".into()]));
+        assert_eq!(
+            c.allowed_origins,
+            AllowedOrigins::List(vec!["http://a.test".into(), "http://b.test".into()])
+        );
         assert_eq!(c.publish_secret.as_deref(), Some("s3cret"));
         assert_eq!(c.listen_secret.as_deref(), Some("l1sten"));
     }
@@ -234,14 +278,23 @@ mod tests {
         assert!(read(&[("HEARTBEAT_SECONDS", "fast")]).is_err());
         assert!(read(&[("MAX_BODY_BYTES", "-1")]).is_err());
         assert!(read(&[("BATCH_WINDOW_MS", "1001")]).is_err());
-        assert_eq!(read(&[("PUBLISH_ACK", "soon")]).unwrap_err().name, "PUBLISH_ACK");
+        assert_eq!(
+            read(&[("PUBLISH_ACK", "soon")]).unwrap_err().name,
+            "PUBLISH_ACK"
+        );
     }
 
     #[test]
     fn origins() {
-        assert_eq!(AllowedOrigins::Any.allow(Some("http://x")), Some("*".into()));
+        assert_eq!(
+            AllowedOrigins::Any.allow(Some("http://x")),
+            Some("*".into())
+        );
         let list = AllowedOrigins::List(vec!["http://a.test".into()]);
-        assert_eq!(list.allow(Some("http://a.test")), Some("http://a.test".into()));
+        assert_eq!(
+            list.allow(Some("http://a.test")),
+            Some("http://a.test".into())
+        );
         assert_eq!(list.allow(Some("http://evil.test")), None);
         assert_eq!(list.allow(None), None);
     }

@@ -91,9 +91,9 @@ impl HistoryPolicy {
     pub fn apply(&self, log: &mut dyn EventLog, now_ms: u64) {
         let through_id = EventId(log.last_id().0.saturating_sub(self.max_events));
         let before_ms = now_ms.saturating_sub(self.max_age_ms);
-        let needs_pruning = log
-            .oldest()
-            .is_some_and(|(oldest_id, oldest_at_ms)| oldest_id <= through_id || oldest_at_ms < before_ms);
+        let needs_pruning = log.oldest().is_some_and(|(oldest_id, oldest_at_ms)| {
+            oldest_id <= through_id || oldest_at_ms < before_ms
+        });
         if needs_pruning {
             log.prune(through_id, before_ms);
         }
@@ -121,15 +121,25 @@ pub struct Gap {
 pub fn plan_resume(log: &dyn EventLog, last_seen: EventId) -> Result<ResumePlan, LogError> {
     let last_id = log.last_id();
     if last_seen == last_id {
-        return Ok(ResumePlan { gap: None, replay: Vec::new() });
+        return Ok(ResumePlan {
+            gap: None,
+            replay: Vec::new(),
+        });
     }
     // An id from the future means this channel's storage was reset: everything kept is new.
-    let from = if last_seen > last_id { EventId(0) } else { last_seen };
+    let from = if last_seen > last_id {
+        EventId(0)
+    } else {
+        last_seen
+    };
     let replay = log.after(from)?;
     let first_available_id = replay.first().map(|e| e.id);
     let complete = last_seen < last_id && first_available_id == Some(last_seen.next());
     Ok(ResumePlan {
-        gap: (!complete).then_some(Gap { last_event_id: last_seen, first_available_id }),
+        gap: (!complete).then_some(Gap {
+            last_event_id: last_seen,
+            first_available_id,
+        }),
         replay,
     })
 }
@@ -157,10 +167,16 @@ impl EventLog for MemoryLog {
         Ok(())
     }
     fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError> {
-        Ok(self.events.iter().filter(|e| e.id > after).cloned().collect())
+        Ok(self
+            .events
+            .iter()
+            .filter(|e| e.id > after)
+            .cloned()
+            .collect())
     }
     fn prune(&mut self, through_id: EventId, before_ms: u64) {
-        self.events.retain(|e| e.id > through_id && e.at_ms >= before_ms);
+        self.events
+            .retain(|e| e.id > through_id && e.at_ms >= before_ms);
     }
 }
 
@@ -171,7 +187,12 @@ mod tests {
     fn log_with(ids: std::ops::RangeInclusive<u64>) -> MemoryLog {
         let mut log = MemoryLog::default();
         for id in ids {
-            log.append(&StoredEvent { id: EventId(id), at_ms: id * 10, frame: format!("id: {id}\n\n") }).unwrap();
+            log.append(&StoredEvent {
+                id: EventId(id),
+                at_ms: id * 10,
+                frame: format!("id: {id}\n\n"),
+            })
+            .unwrap();
         }
         log
     }
@@ -190,8 +211,17 @@ mod tests {
         let log = log_with(1..=10);
         let plan = plan_resume(&log, EventId(4)).unwrap();
         assert_eq!(plan.gap, None);
-        assert_eq!(plan.replay.iter().map(|e| e.id.0).collect::<Vec<_>>(), (5..=10).collect::<Vec<_>>());
-        assert_eq!(plan_resume(&log, EventId(10)).unwrap(), ResumePlan { gap: None, replay: vec![] });
+        assert_eq!(
+            plan.replay.iter().map(|e| e.id.0).collect::<Vec<_>>(),
+            (5..=10).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            plan_resume(&log, EventId(10)).unwrap(),
+            ResumePlan {
+                gap: None,
+                replay: vec![]
+            }
+        );
         // 0 means "from the start": complete when event 1 is still kept.
         assert_eq!(plan_resume(&log, EventId(0)).unwrap().gap, None);
     }
@@ -199,10 +229,20 @@ mod tests {
     #[test]
     fn resume_older_than_history_reports_a_gap() {
         let mut log = log_with(1..=10);
-        HistoryPolicy { max_events: 3, max_age_ms: u64::MAX }.apply(&mut log, 1000);
+        HistoryPolicy {
+            max_events: 3,
+            max_age_ms: u64::MAX,
+        }
+        .apply(&mut log, 1000);
         assert_eq!(log.oldest_id(), Some(EventId(8)));
         let plan = plan_resume(&log, EventId(2)).unwrap();
-        assert_eq!(plan.gap, Some(Gap { last_event_id: EventId(2), first_available_id: Some(EventId(8)) }));
+        assert_eq!(
+            plan.gap,
+            Some(Gap {
+                last_event_id: EventId(2),
+                first_available_id: Some(EventId(8))
+            })
+        );
         assert_eq!(plan.replay.len(), 3);
         // Exactly at the edge: 7 seen, 8 is the oldest kept: nothing is missing.
         assert_eq!(plan_resume(&log, EventId(7)).unwrap().gap, None);
@@ -212,26 +252,50 @@ mod tests {
     fn resume_from_the_future_means_storage_was_reset() {
         let log = log_with(1..=3);
         let plan = plan_resume(&log, EventId(50)).unwrap();
-        assert_eq!(plan.gap, Some(Gap { last_event_id: EventId(50), first_available_id: Some(EventId(1)) }));
+        assert_eq!(
+            plan.gap,
+            Some(Gap {
+                last_event_id: EventId(50),
+                first_available_id: Some(EventId(1))
+            })
+        );
         assert_eq!(plan.replay.len(), 3);
     }
 
     #[test]
     fn empty_history_after_expiry_is_a_gap_with_nothing_available() {
         let mut log = log_with(1..=5);
-        HistoryPolicy { max_events: 100, max_age_ms: 10 }.apply(&mut log, 1000);
+        HistoryPolicy {
+            max_events: 100,
+            max_age_ms: 10,
+        }
+        .apply(&mut log, 1000);
         assert!(log.is_empty());
         assert_eq!(log.last_id(), EventId(5), "ids are never reused");
         let plan = plan_resume(&log, EventId(3)).unwrap();
-        assert_eq!(plan.gap, Some(Gap { last_event_id: EventId(3), first_available_id: None }));
+        assert_eq!(
+            plan.gap,
+            Some(Gap {
+                last_event_id: EventId(3),
+                first_available_id: None
+            })
+        );
     }
 
     #[test]
     fn policy_bounds_the_log() {
         let mut log = MemoryLog::default();
-        let policy = HistoryPolicy { max_events: 50, max_age_ms: 1_000_000 };
+        let policy = HistoryPolicy {
+            max_events: 50,
+            max_age_ms: 1_000_000,
+        };
         for id in 1..=1000 {
-            log.append(&StoredEvent { id: EventId(id), at_ms: id, frame: String::new() }).unwrap();
+            log.append(&StoredEvent {
+                id: EventId(id),
+                at_ms: id,
+                frame: String::new(),
+            })
+            .unwrap();
             policy.apply(&mut log, id);
             assert!(log.len() <= 50);
         }

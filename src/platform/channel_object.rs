@@ -100,7 +100,11 @@ impl Channel {
             return Ok(());
         }
         let interval = self.with_hosted(|h| h.config.keep_alive_ms());
-        let armed = self.state.storage().set_alarm(Duration::from_millis(interval)).await;
+        let armed = self
+            .state
+            .storage()
+            .set_alarm(Duration::from_millis(interval))
+            .await;
         if armed.is_err() {
             self.heartbeat_armed.set(false);
         }
@@ -121,22 +125,31 @@ impl Channel {
         match self.with_hosted(|h| h.channel.subscribe(outlet, last_seen)) {
             Ok(()) => {}
             Err(SubscribeError::TooManyListeners { max }) => {
-                let mut response = http::error(503, format!("channel has its maximum of {max} listeners"))?;
+                let mut response =
+                    http::error(503, format!("channel has its maximum of {max} listeners"))?;
                 response.headers_mut().set("Retry-After", "5")?;
                 return Ok(response);
             }
             Err(SubscribeError::Log(e)) => return http::error(500, e),
         }
         self.arm_heartbeat().await?;
-        Ok(Response::builder().with_status(200).with_headers(http::event_stream_headers()?).stream(body))
+        Ok(Response::builder()
+            .with_status(200)
+            .with_headers(http::event_stream_headers()?)
+            .stream(body))
     }
 
     async fn publish(&self, req: &mut Request) -> Result<Response> {
         let body = req.bytes().await?;
         let published = self.with_hosted(|h| {
-            let limits = MessageLimits { max_event_type_bytes: h.config.max_event_type_bytes };
-            let message = Message::parse(BodyKind::Json, &body, None, limits).map_err(|e| (400, e.to_string()))?;
-            h.channel.publish(&message, now_ms()).map_err(|e| (500, e.to_string()))
+            let limits = MessageLimits {
+                max_event_type_bytes: h.config.max_event_type_bytes,
+            };
+            let message = Message::parse(BodyKind::Json, &body, None, limits)
+                .map_err(|e| (400, e.to_string()))?;
+            h.channel
+                .publish(&message, now_ms())
+                .map_err(|e| (500, e.to_string()))
         });
         match published {
             Ok(published) => {
@@ -151,7 +164,10 @@ impl Channel {
         let name = req.headers().get(CHANNEL_NAME_HEADER)?;
         let mut stats = self.with_hosted(|h| h.channel.stats());
         if let Value::Object(fields) = &mut stats {
-            fields.insert("channel".into(), name.map(Value::String).unwrap_or(Value::Null));
+            fields.insert(
+                "channel".into(),
+                name.map(Value::String).unwrap_or(Value::Null),
+            );
         }
         http::json(200, &stats)
     }

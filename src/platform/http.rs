@@ -9,14 +9,18 @@ pub fn error(status: u16, reason: impl std::fmt::Display) -> Result<Response> {
     let headers = Headers::new();
     headers.set("Content-Type", "text/plain; charset=utf-8")?;
     headers.set("Cache-Control", "no-store")?;
-    Ok(Response::ok(format!("{reason}\n"))?.with_status(status).with_headers(headers))
+    Ok(Response::ok(format!("{reason}\n"))?
+        .with_status(status)
+        .with_headers(headers))
 }
 
 pub fn json(status: u16, value: &serde_json::Value) -> Result<Response> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
     headers.set("Cache-Control", "no-store")?;
-    Ok(Response::ok(value.to_string())?.with_status(status).with_headers(headers))
+    Ok(Response::ok(value.to_string())?
+        .with_status(status)
+        .with_headers(headers))
 }
 
 /// Headers for an event stream: no caching, no proxy buffering, and an explicit identity
@@ -34,8 +38,14 @@ pub const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID";
 
 /// Adds `Access-Control-Allow-Origin` when the request's origin is allowed. (A response
 /// from a Durable Object has immutable headers, so they are copied; the body is not.)
-pub fn with_cors(response: Response, origins: &AllowedOrigins, origin: Option<&str>) -> Result<Response> {
-    let Some(allowed) = origins.allow(origin) else { return Ok(response) };
+pub fn with_cors(
+    response: Response,
+    origins: &AllowedOrigins,
+    origin: Option<&str>,
+) -> Result<Response> {
+    let Some(allowed) = origins.allow(origin) else {
+        return Ok(response);
+    };
     let headers = Headers::new();
     for (name, value) in response.headers().entries() {
         headers.append(&name, &value)?;

@@ -19,6 +19,9 @@ pub const CHANNEL_BINDING: &str = "CHANNEL";
 /// Reads the configuration from the environment (`[vars]` and secrets).
 pub fn read_config(env: &::worker::Env) -> Result<Config, ConfigError> {
     Config::from_lookup(|name| {
-        env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()
+        env.var(name)
+            .map(|v| v.to_string())
+            .or_else(|_| env.secret(name).map(|s| s.to_string()))
+            .ok()
     })
 }

@@ -8,7 +8,9 @@ use std::cell::RefCell;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsValue;
 use worker::js_sys::{Object, Promise, Uint8Array};
-use worker::web_sys::{QueuingStrategy, ReadableStream, TransformStream, WritableStreamDefaultWriter};
+use worker::web_sys::{
+    QueuingStrategy, ReadableStream, TransformStream, WritableStreamDefaultWriter,
+};
 
 use crate::domain::Outlet;
 
@@ -26,13 +28,20 @@ impl StreamOutlet {
         // chunk the client does not take stays in the writable queue, where it is counted.
         let readable_strategy = QueuingStrategy::new();
         readable_strategy.set_high_water_mark(0.0);
-        let stream = TransformStream::new_with_transformer_and_writable_strategy_and_readable_strategy(
-            &Object::new(),
-            &writable_strategy,
-            &readable_strategy,
-        )?;
+        let stream =
+            TransformStream::new_with_transformer_and_writable_strategy_and_readable_strategy(
+                &Object::new(),
+                &writable_strategy,
+                &readable_strategy,
+            )?;
         let writer = stream.writable().get_writer()?;
-        Ok((StreamOutlet { writer, capacity: capacity as f64 }, stream.readable()))
+        Ok((
+            StreamOutlet {
+                writer,
+                capacity: capacity as f64,
+            },
+            stream.readable(),
+        ))
     }
 }
 

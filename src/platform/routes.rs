@@ -43,16 +43,27 @@ impl RouteError {
     }
 }
 
+/// Picks the route for a method on a known path, or `None` when the method is wrong.
+type PickRoute = fn(&str, ChannelName) -> Option<Route>;
+
 /// Routes a request by method and path.
 pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (allow, pick): (&'static str, fn(&str, ChannelName) -> Option<Route>) = match segments.as_slice() {
-        [""] => ("GET, HEAD", |m, _| matches!(m, "GET" | "HEAD").then_some(Route::Page)),
-        ["listen"] => ("GET, OPTIONS", |m, c| (m == "GET").then_some(Route::Listen(c))),
-        ["ping"] => ("GET, POST, OPTIONS", |m, _| matches!(m, "GET" | "POST").then_some(Route::Ping)),
+    let (allow, pick): (&'static str, PickRoute) = match segments.as_slice() {
+        [""] => ("GET, HEAD", |m, _| {
+            matches!(m, "GET" | "HEAD").then_some(Route::Page)
+        }),
+        ["listen"] => ("GET, OPTIONS", |m, c| {
+            (m == "GET").then_some(Route::Listen(c))
+        }),
+        ["ping"] => ("GET, POST, OPTIONS", |m, _| {
+            matches!(m, "GET" | "POST").then_some(Route::Ping)
+        }),
         ["channels", name] => {
             let channel = ChannelName::parse(name).map_err(RouteError::BadChannel)?;
-            return pick_method(method, "GET, OPTIONS", channel, |m, c| (m == "GET").then_some(Route::Stats(c)));
+            return pick_method(method, "GET, OPTIONS", channel, |m, c| {
+                (m == "GET").then_some(Route::Stats(c))
+            });
         }
         ["channels", name, "events"] => {
             let channel = ChannelName::parse(name).map_err(RouteError::BadChannel)?;
@@ -71,7 +82,7 @@ fn pick_method(
     method: &str,
     allow: &'static str,
     channel: ChannelName,
-    pick: fn(&str, ChannelName) -> Option<Route>,
+    pick: PickRoute,
 ) -> Result<Route, RouteError> {
     if method == "OPTIONS" && allow.contains("OPTIONS") {
         return Ok(Route::Preflight);
@@ -94,8 +105,14 @@ mod tests {
         assert_eq!(route("GET", "/ping"), Ok(Route::Ping));
         assert_eq!(route("POST", "/ping"), Ok(Route::Ping));
         assert_eq!(route("OPTIONS", "/ping"), Ok(Route::Preflight));
-        assert_eq!(route("GET", "/channels/news/events"), Ok(Route::Listen(ch("news"))));
-        assert_eq!(route("POST", "/channels/news/events"), Ok(Route::Publish(ch("news"))));
+        assert_eq!(
+            route("GET", "/channels/news/events"),
+            Ok(Route::Listen(ch("news")))
+        );
+        assert_eq!(
+            route("POST", "/channels/news/events"),
+            Ok(Route::Publish(ch("news")))
+        );
         assert_eq!(route("GET", "/channels/news"), Ok(Route::Stats(ch("news"))));
     }
 
@@ -104,11 +121,19 @@ mod tests {
         assert_eq!(route("GET", "/nope"), Err(RouteError::NotFound));
         assert_eq!(route("GET", "/channels"), Err(RouteError::NotFound));
         assert_eq!(route("GET", "/channels/a/b/c"), Err(RouteError::NotFound));
-        assert_eq!(route("DELETE", "/ping"), Err(RouteError::MethodNotAllowed { allow: "GET, POST, OPTIONS" }));
+        assert_eq!(
+            route("DELETE", "/ping"),
+            Err(RouteError::MethodNotAllowed {
+                allow: "GET, POST, OPTIONS"
+            })
+        );
         assert_eq!(route("PUT", "/listen").unwrap_err().status(), 405);
         assert_eq!(route("POST", "/channels/x").unwrap_err().status(), 405);
         assert_eq!(route("OPTIONS", "/").unwrap_err().status(), 405);
-        assert_eq!(route("GET", "/channels/bad!/events").unwrap_err().status(), 400);
+        assert_eq!(
+            route("GET", "/channels/bad!/events").unwrap_err().status(),
+            400
+        );
         assert_eq!(route("GET", "/channels//events").unwrap_err().status(), 400);
     }
 }

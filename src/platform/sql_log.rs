@@ -42,9 +42,24 @@ fn int_arg(n: u64) -> SqlStorageValue {
 impl SqlLog {
     pub fn open(sql: SqlStorage) -> Result<SqlLog, LogError> {
         sql.exec(SCHEMA, None).map_err(fail)?;
-        let mut log = SqlLog { sql, last_id: EventId(0), oldest: None, len: 0 };
-        let stored_last = rows(log.sql.exec("SELECT value FROM meta WHERE key = 'last_id'", None).map_err(fail)?)?;
-        log.last_id = EventId(stored_last.first().and_then(|r| r.first()).and_then(integer).unwrap_or(0));
+        let mut log = SqlLog {
+            sql,
+            last_id: EventId(0),
+            oldest: None,
+            len: 0,
+        };
+        let stored_last = rows(
+            log.sql
+                .exec("SELECT value FROM meta WHERE key = 'last_id'", None)
+                .map_err(fail)?,
+        )?;
+        log.last_id = EventId(
+            stored_last
+                .first()
+                .and_then(|r| r.first())
+                .and_then(integer)
+                .unwrap_or(0),
+        );
         log.refresh_summary()?;
         Ok(log)
     }
@@ -55,7 +70,9 @@ impl SqlLog {
                 .exec("SELECT COUNT(*), MIN(id), (SELECT at_ms FROM events ORDER BY id LIMIT 1) FROM events", None)
                 .map_err(fail)?,
         )?;
-        let row = summary.first().ok_or_else(|| LogError("no summary row".into()))?;
+        let row = summary
+            .first()
+            .ok_or_else(|| LogError("no summary row".into()))?;
         self.len = row.first().and_then(integer).unwrap_or(0);
         self.oldest = match (row.get(1).and_then(integer), row.get(2).and_then(integer)) {
             (Some(id), Some(at)) => Some((EventId(id), at)),
@@ -82,7 +99,11 @@ impl EventLog for SqlLog {
         self.sql
             .exec(
                 "INSERT INTO events (id, at_ms, frame) VALUES (?, ?, ?)",
-                vec![int_arg(event.id.0), int_arg(event.at_ms), SqlStorageValue::String(event.frame.clone())],
+                vec![
+                    int_arg(event.id.0),
+                    int_arg(event.at_ms),
+                    SqlStorageValue::String(event.frame.clone()),
+                ],
             )
             .map_err(fail)?;
         self.sql
@@ -100,7 +121,10 @@ impl EventLog for SqlLog {
     fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError> {
         let found = rows(
             self.sql
-                .exec("SELECT id, at_ms, frame FROM events WHERE id > ? ORDER BY id", vec![int_arg(after.0)])
+                .exec(
+                    "SELECT id, at_ms, frame FROM events WHERE id > ? ORDER BY id",
+                    vec![int_arg(after.0)],
+                )
                 .map_err(fail)?,
         )?;
         Ok(found
@@ -119,7 +143,10 @@ impl EventLog for SqlLog {
     fn prune(&mut self, through_id: EventId, before_ms: u64) {
         let pruned = self
             .sql
-            .exec("DELETE FROM events WHERE id <= ? OR at_ms < ?", vec![int_arg(through_id.0), int_arg(before_ms)])
+            .exec(
+                "DELETE FROM events WHERE id <= ? OR at_ms < ?",
+                vec![int_arg(through_id.0), int_arg(before_ms)],
+            )
             .map_err(fail)
             .and_then(|_| self.refresh_summary());
         if let Err(e) = pruned {

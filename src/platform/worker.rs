@@ -7,7 +7,8 @@ use wasm_bindgen::JsValue;
 use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Result, Url};
 
 use super::channel_object::{
-    CHANNEL_NAME_HEADER, INTERNAL_ORIGIN, LAST_EVENT_ID_PARAM, LISTEN_PATH, PUBLISH_PATH, STATS_PATH,
+    CHANNEL_NAME_HEADER, INTERNAL_ORIGIN, LAST_EVENT_ID_PARAM, LISTEN_PATH, PUBLISH_PATH,
+    STATS_PATH,
 };
 use super::http;
 use super::routes::{route, Route, RouteError};
@@ -57,10 +58,16 @@ async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response
             http::preflight(&config.allowed_origins, origin.as_deref())
         }
         Route::Listen(channel) => {
-            if let Err(e) = check_token(query(&url, "token").as_deref(), config.listen_secret.as_deref()) {
+            if let Err(e) = check_token(
+                query(&url, "token").as_deref(),
+                config.listen_secret.as_deref(),
+            ) {
                 return http::error(e.status(), e);
             }
-            let requested = req.headers().get("Last-Event-ID")?.filter(|v| !v.is_empty());
+            let requested = req
+                .headers()
+                .get("Last-Event-ID")?
+                .filter(|v| !v.is_empty());
             let requested = requested.or_else(|| query(&url, LAST_EVENT_ID_PARAM));
             let mut path = LISTEN_PATH.to_string();
             if let Some(text) = requested {
@@ -73,7 +80,8 @@ async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response
         }
         Route::Ping | Route::Publish(_) => {
             let authorization = req.headers().get("Authorization")?;
-            if let Err(e) = check_bearer(authorization.as_deref(), config.publish_secret.as_deref()) {
+            if let Err(e) = check_bearer(authorization.as_deref(), config.publish_secret.as_deref())
+            {
                 return http::error(e.status(), e);
             }
             let (channel, message) = match route {
@@ -83,10 +91,21 @@ async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response
                 },
                 _ => (
                     ChannelName::default_channel(),
-                    Message { data: "pong".into(), event_type: None, retry_ms: None },
+                    Message {
+                        data: "pong".into(),
+                        event_type: None,
+                        retry_ms: None,
+                    },
                 ),
             };
-            forward(env, &channel, Method::Post, PUBLISH_PATH, Some(message.to_json())).await
+            forward(
+                env,
+                &channel,
+                Method::Post,
+                PUBLISH_PATH,
+                Some(message.to_json()),
+            )
+            .await
         }
         Route::Stats(channel) => forward(env, &channel, Method::Get, STATS_PATH, None).await,
     }
@@ -101,17 +120,31 @@ fn route_error(e: &RouteError) -> Result<Response> {
 }
 
 fn query(url: &Url, name: &str) -> Option<String> {
-    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Reads and validates a publish body; `Ok(Err(response))` is a client error to answer.
-async fn read_message(req: &mut Request, url: &Url, config: &Config) -> Result<std::result::Result<Message, Response>> {
+async fn read_message(
+    req: &mut Request,
+    url: &Url,
+    config: &Config,
+) -> Result<std::result::Result<Message, Response>> {
     let kind = match BodyKind::from_content_type(req.headers().get("Content-Type")?.as_deref()) {
         Ok(kind) => kind,
         Err(e) => return Ok(Err(http::error(e.status(), e)?)),
     };
-    let too_large = || http::error(413, format!("body is larger than {} bytes", config.max_body_bytes));
-    let declared = req.headers().get("Content-Length")?.and_then(|v| v.parse::<usize>().ok());
+    let too_large = || {
+        http::error(
+            413,
+            format!("body is larger than {} bytes", config.max_body_bytes),
+        )
+    };
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > config.max_body_bytes) {
         return Ok(Err(too_large()?));
     }
@@ -119,17 +152,29 @@ async fn read_message(req: &mut Request, url: &Url, config: &Config) -> Result<s
     if body.len() > config.max_body_bytes {
         return Ok(Err(too_large()?));
     }
-    let limits = MessageLimits { max_event_type_bytes: config.max_event_type_bytes };
-    Ok(match Message::parse(kind, &body, query(url, "event").as_deref(), limits) {
-        Ok(message) => Ok(message),
-        Err(e) => Err(http::error(e.status(), e)?),
-    })
+    let limits = MessageLimits {
+        max_event_type_bytes: config.max_event_type_bytes,
+    };
+    Ok(
+        match Message::parse(kind, &body, query(url, "event").as_deref(), limits) {
+            Ok(message) => Ok(message),
+            Err(e) => Err(http::error(e.status(), e)?),
+        },
+    )
 }
 
 /// Sends an internal request to the channel's object and returns its response untouched,
 /// so a stream's body is piped by the runtime, never by us.
-async fn forward(env: &Env, channel: &ChannelName, method: Method, path: &str, body: Option<String>) -> Result<Response> {
-    let stub = env.durable_object(CHANNEL_BINDING)?.get_by_name(channel.as_str())?;
+async fn forward(
+    env: &Env,
+    channel: &ChannelName,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<Response> {
+    let stub = env
+        .durable_object(CHANNEL_BINDING)?
+        .get_by_name(channel.as_str())?;
     let headers = Headers::new();
     headers.set(CHANNEL_NAME_HEADER, channel.as_str())?;
     let mut init = RequestInit::new();

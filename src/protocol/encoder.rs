@@ -49,7 +49,10 @@ pub struct Event {
 impl Event {
     /// An event of the default type (`message`) carrying `data`.
     pub fn new(data: impl Into<String>) -> Self {
-        Event { data: data.into(), ..Event::default() }
+        Event {
+            data: data.into(),
+            ..Event::default()
+        }
     }
 
     /// Sets the `id:` field (what the browser sends back as `Last-Event-ID`).
@@ -203,7 +206,12 @@ mod tests {
 
     #[test]
     fn fields_are_written_in_order_with_one_space() {
-        let e = Event::new("hi").with_id("7").unwrap().with_type("note").unwrap().with_retry(250);
+        let e = Event::new("hi")
+            .with_id("7")
+            .unwrap()
+            .with_type("note")
+            .unwrap()
+            .with_retry(250);
         assert_eq!(e.encode(), "id: 7\nevent: note\nretry: 250\ndata: hi\n\n");
     }
 
@@ -216,10 +224,25 @@ mod tests {
 
     #[test]
     fn refused_fields() {
-        assert_eq!(Event::new("").with_type("a\nb").unwrap_err(), FieldError::EventTypeHasLineBreak);
-        assert_eq!(Event::new("").with_type("a\rb").unwrap_err(), FieldError::EventTypeHasLineBreak);
-        assert_eq!(Event::new("").with_type("").unwrap_err(), FieldError::EventTypeEmpty);
-        assert_eq!(Event::new("").with_id("1\r\n").unwrap_err(), FieldError::IdHasLineBreak);
-        assert_eq!(Event::new("").with_id("1\0").unwrap_err(), FieldError::IdHasNul);
+        assert_eq!(
+            Event::new("").with_type("a\nb").unwrap_err(),
+            FieldError::EventTypeHasLineBreak
+        );
+        assert_eq!(
+            Event::new("").with_type("a\rb").unwrap_err(),
+            FieldError::EventTypeHasLineBreak
+        );
+        assert_eq!(
+            Event::new("").with_type("").unwrap_err(),
+            FieldError::EventTypeEmpty
+        );
+        assert_eq!(
+            Event::new("").with_id("1\r\n").unwrap_err(),
+            FieldError::IdHasLineBreak
+        );
+        assert_eq!(
+            Event::new("").with_id("1\0").unwrap_err(),
+            FieldError::IdHasNul
+        );
     }
 }

@@ -89,15 +89,11 @@ impl Parser {
                 self.data.push_str(value);
                 self.data.push('\n');
             }
-            "id" => {
-                if !value.contains('\0') {
-                    self.last_event_id = value.to_string();
-                }
-            }
-            "retry" => {
-                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                    self.retry_ms = value.parse().ok();
-                }
+            // An id with NUL is ignored altogether.
+            "id" if !value.contains('\0') => self.last_event_id = value.to_string(),
+            // retry only when it is all ASCII digits.
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry_ms = value.parse().ok();
             }
             _ => {}
         }
@@ -113,7 +109,11 @@ impl Parser {
             data.pop();
         }
         out.push(ParsedEvent {
-            event_type: if event_type.is_empty() { "message".to_string() } else { event_type },
+            event_type: if event_type.is_empty() {
+                "message".to_string()
+            } else {
+                event_type
+            },
             data,
             last_event_id: self.last_event_id.clone(),
         });
@@ -125,7 +125,10 @@ mod tests {
     use super::*;
 
     fn datas(stream: &str) -> Vec<String> {
-        Parser::parse_all(stream.as_bytes()).into_iter().map(|e| e.data).collect()
+        Parser::parse_all(stream.as_bytes())
+            .into_iter()
+            .map(|e| e.data)
+            .collect()
     }
 
     #[test]
@@ -133,9 +136,15 @@ mod tests {
         // format-field-parsing: unknown fields ignored, no-colon line is a name with empty value
         assert_eq!(datas("data:\0\ndata:  2\rData:1\ndata\0:2\ndata:1\r\0data:4\nda-ta:3\rdata_5\ndata:3\rdata:\r\n data:32\ndata:4\n\n"), ["\0\n 2\n1\n3\n\n4"]);
         // format-leading-bom, and only one BOM
-        assert_eq!(datas("\u{feff}data:1\n\n\u{feff}data:2\n\ndata:3\n\n"), ["1", "3"]);
+        assert_eq!(
+            datas("\u{feff}data:1\n\n\u{feff}data:2\n\ndata:3\n\n"),
+            ["1", "3"]
+        );
         // format-newlines: CR, LF, CRLF
-        assert_eq!(datas("data:test\r\ndata\ndata:test\r\n\r"), ["test\n\ntest"]);
+        assert_eq!(
+            datas("data:test\r\ndata\ndata:test\r\n\r"),
+            ["test\n\ntest"]
+        );
         // event without final blank line is discarded
         assert_eq!(datas("data:1\n\ndata:2"), ["1"]);
         // empty data buffer dispatches nothing
@@ -144,7 +153,8 @@ mod tests {
 
     #[test]
     fn id_persists_and_nul_ids_are_ignored() {
-        let events = Parser::parse_all(b"id: 1\ndata: a\n\ndata: b\n\nid: 2\0\ndata: c\n\nid\ndata: d\n\n");
+        let events =
+            Parser::parse_all(b"id: 1\ndata: a\n\ndata: b\n\nid: 2\0\ndata: c\n\nid\ndata: d\n\n");
         let ids: Vec<&str> = events.iter().map(|e| e.last_event_id.as_str()).collect();
         assert_eq!(ids, ["1", "1", "1", ""]);
     }

@@ -3,7 +3,7 @@
 # step first checks whether its piece is already present, so a second run is fast.
 #
 #   sh scripts/setup.sh          # npm packages, wasm32 target, worker-build, wasm-bindgen
-#   sh scripts/setup.sh --test   # the above, plus Chromium for the browser tests
+#   sh scripts/setup.sh --test   # the above, plus rustfmt, clippy and Chromium for the tests
 set -eu
 
 WORKER_BUILD_VERSION=0.8.7
@@ -78,7 +78,22 @@ else
     cargo install --force "wasm-bindgen-cli@$want"
 fi
 
-# 5. Chromium for the browser tests (Debian package; playwright cannot download browsers here)
+# 5. rustfmt and clippy, which the test command runs (part of rustup's default profile,
+#    but a minimal toolchain lacks them)
+if [ "$with_test" = 1 ]; then
+    for pair in fmt:rustfmt clippy:clippy; do
+        subcommand="${pair%%:*}"
+        component="${pair#*:}"
+        if cargo "$subcommand" --version >/dev/null 2>&1; then
+            say "$component present"
+        else
+            say "installing rust component $component"
+            rustup component add "$component"
+        fi
+    done
+fi
+
+# 6. Chromium for the browser tests (Debian package; playwright cannot download browsers here)
 if [ "$with_test" = 1 ]; then
     if [ -x /usr/bin/chromium ]; then
         say "chromium present"

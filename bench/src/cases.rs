@@ -35,6 +35,17 @@ pub struct CaseSpec {
     pub inflight: usize,
 }
 
+impl CaseSpec {
+    /// How it publishes: `50/s`, or `max` (as fast as possible).
+    pub fn rate_label(&self) -> String {
+        if self.rate > 0.0 {
+            format!("{}/s", self.rate)
+        } else {
+            "max".into()
+        }
+    }
+}
+
 /// Every case of the suite, in order. `messages` overrides every case's message count.
 pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec<CaseSpec> {
     let mut v = Vec::new();

@@ -262,11 +262,7 @@ fn main() {
                 c.name,
                 c.listeners,
                 c.messages,
-                if c.rate > 0.0 {
-                    format!("{}/s", c.rate)
-                } else {
-                    "max".into()
-                },
+                c.rate_label(),
                 c.inflight
             );
         }
@@ -382,10 +378,9 @@ fn run(args: &Args) -> Result<(), String> {
             spec.name,
             spec.listeners,
             spec.messages,
-            if spec.rate > 0.0 {
-                format!("{}/s", spec.rate)
-            } else {
-                format!("max rate, {} in flight", spec.inflight)
+            match spec.rate_label().as_str() {
+                "max" => format!("max rate, {} in flight", spec.inflight),
+                rate => rate.to_string(),
             }
         );
         let r = rt.block_on(cases::run_case(spec, &target, &opts));

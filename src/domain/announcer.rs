@@ -144,13 +144,6 @@ impl<O: Outlet> Announcer<O> {
         fanout.gone += stalled;
         fanout
     }
-
-    /// Ends every stream (after what is queued), e.g. when the object shuts down.
-    pub fn close_all(&mut self) {
-        for mut listener in self.listeners.drain(..) {
-            listener.outlet.close();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -138,11 +138,6 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         })
     }
 
-    /// Whether events are waiting for a flush.
-    pub fn has_pending(&self) -> bool {
-        self.batch_events > 0
-    }
-
     /// Writes every event published since the last flush to every listener, as one chunk
     /// encoded once and shared.
     pub fn flush(&mut self) -> Fanout {
@@ -248,10 +243,6 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
 
     pub fn log(&self) -> &L {
         &self.log
-    }
-
-    pub fn close_all(&mut self) {
-        self.announcer.close_all();
     }
 }
 
@@ -395,7 +386,6 @@ mod tests {
         for i in 1..=3 {
             assert_eq!(ch.publish(&msg(&format!("m{i}")), i).unwrap().listeners, 1);
         }
-        assert!(ch.has_pending());
         assert!(
             o.0.borrow().queue.is_empty(),
             "nothing goes out before the flush"

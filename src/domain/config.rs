@@ -103,23 +103,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Every setting's name, for documentation and for the platform's lookups.
-pub const SETTING_NAMES: [&str; 13] = [
-    "QUEUE_CAPACITY",
-    "MAX_LISTENERS",
-    "HISTORY_SIZE",
-    "HISTORY_MAX_AGE_SECONDS",
-    "HEARTBEAT_SECONDS",
-    "RETRY_MS",
-    "BATCH_WINDOW_MS",
-    "PUBLISH_ACK",
-    "MAX_BODY_BYTES",
-    "MAX_EVENT_TYPE_BYTES",
-    "ALLOWED_ORIGINS",
-    "PUBLISH_SECRET",
-    "LISTEN_SECRET",
-];
-
 /// Keep-alive comments written per heartbeat interval.
 ///
 /// A vanished client is found when a write stays in its queue; the runtime's pipes take

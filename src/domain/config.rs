@@ -88,7 +88,7 @@ impl Default for Config {
 pub struct ConfigError {
     pub name: &'static str,
     pub value: String,
-    pub expected: &'static str,
+    pub expected: String,
 }
 
 impl fmt::Display for ConfigError {
@@ -135,10 +135,7 @@ impl Config {
                         .ok_or(ConfigError {
                             name,
                             value: v,
-                            expected: match (min, max) {
-                                (1, _) => "a whole number of at least 1",
-                                _ => "a whole number",
-                            },
+                            expected: format!("a whole number from {min} to {max}"),
                         }),
                 }
             };
@@ -163,7 +160,7 @@ impl Config {
                     return Err(ConfigError {
                         name: "PUBLISH_ACK",
                         value: other.into(),
-                        expected: "stored or accepted",
+                        expected: "stored or accepted".into(),
                     })
                 }
             },
@@ -260,7 +257,11 @@ mod tests {
         assert_eq!(e.name, "QUEUE_CAPACITY");
         assert!(read(&[("HEARTBEAT_SECONDS", "fast")]).is_err());
         assert!(read(&[("MAX_BODY_BYTES", "-1")]).is_err());
-        assert!(read(&[("BATCH_WINDOW_MS", "1001")]).is_err());
+        let too_long = read(&[("BATCH_WINDOW_MS", "1001")]).unwrap_err();
+        assert_eq!(
+            too_long.to_string(),
+            "setting BATCH_WINDOW_MS = \"1001\" is invalid: expected a whole number from 0 to 1000"
+        );
         assert_eq!(
             read(&[("PUBLISH_ACK", "soon")]).unwrap_err().name,
             "PUBLISH_ACK"

@@ -10,6 +10,11 @@
 //! - a listener whose client is gone, or that has taken nothing since the previous
 //!   keep-alive, is aborted: runtimes do not always report a vanished client, but a queue
 //!   that stops draining gives it away.
+//!
+//! Two words for two ideas: a *keep-alive* is one comment written to every listener (and
+//! the check that comes with it); the *heartbeat interval* is the time within which a
+//! vanished client is removed, and holds several keep-alives (see
+//! [`crate::domain::config::KEEP_ALIVES_PER_HEARTBEAT`]).
 
 /// A listener's end of its stream, as the runtime provides it.
 pub trait Outlet {
@@ -27,15 +32,6 @@ pub trait Outlet {
     fn abort(&mut self);
 }
 
-/// Why a listener left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Removal {
-    /// Its queue was full: it was closed so that it reconnects and resumes.
-    Slow,
-    /// Its client went away, or stopped reading for a whole heartbeat interval.
-    Gone,
-}
-
 /// Counts of what one fan-out did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fanout {
@@ -46,8 +42,8 @@ pub struct Fanout {
 
 struct Listener<O> {
     outlet: O,
-    /// Chunks written since the last heartbeat (see [`Announcer::heartbeat`]).
-    written_since_heartbeat: usize,
+    /// Chunks written since the last keep-alive (see [`Announcer::keep_alive`]).
+    written_since_keep_alive: usize,
 }
 
 pub struct Announcer<O: Outlet> {
@@ -76,7 +72,7 @@ impl<O: Outlet> Announcer<O> {
     pub fn add(&mut self, outlet: O, initial_chunks: usize) {
         self.listeners.push(Listener {
             outlet,
-            written_since_heartbeat: initial_chunks,
+            written_since_keep_alive: initial_chunks,
         });
     }
 
@@ -98,7 +94,7 @@ impl<O: Outlet> Announcer<O> {
                 }
                 Some(_) => {
                     listener.outlet.write(chunk);
-                    listener.written_since_heartbeat += 1;
+                    listener.written_since_keep_alive += 1;
                     fanout.delivered += 1;
                     true
                 }
@@ -119,18 +115,18 @@ impl<O: Outlet> Announcer<O> {
         before - self.listeners.len()
     }
 
-    /// Called every heartbeat interval with a comment chunk. A listener that still has
-    /// queued a chunk written before the previous heartbeat has taken nothing for a whole
-    /// interval: it is aborted. The others get the heartbeat (or are cut as slow).
-    pub fn heartbeat(&mut self, chunk: &O::Chunk) -> Fanout {
+    /// Called at every keep-alive with a comment chunk. A listener that still has queued a
+    /// chunk written before the previous keep-alive has taken nothing since then: it is
+    /// aborted. The others get the comment (or are cut as slow).
+    pub fn keep_alive(&mut self, chunk: &O::Chunk) -> Fanout {
         let mut stalled = 0;
         self.listeners.retain_mut(|listener| {
-            // Queues are FIFO: more queued than written since the last heartbeat means
-            // that heartbeat (or something older) is still waiting.
+            // Queues are FIFO: more queued than written since the last keep-alive means
+            // that keep-alive (or something older) is still waiting.
             let stuck = listener
                 .outlet
                 .queued()
-                .is_some_and(|q| q > listener.written_since_heartbeat);
+                .is_some_and(|q| q > listener.written_since_keep_alive);
             if stuck {
                 listener.outlet.abort();
                 stalled += 1;
@@ -139,7 +135,7 @@ impl<O: Outlet> Announcer<O> {
         });
         let mut fanout = self.announce(chunk);
         for listener in &mut self.listeners {
-            listener.written_since_heartbeat = 0;
+            listener.written_since_keep_alive = 0;
         }
         fanout.gone += stalled;
         fanout
@@ -159,6 +155,8 @@ pub(crate) mod tests {
         pub queue: VecDeque<Rc<str>>,
         pub received: Vec<Rc<str>>,
         pub gone: bool,
+        /// The client went away unannounced: the runtime finds out at the next write.
+        pub fails_on_write: bool,
         pub closed: bool,
         pub aborted: bool,
     }
@@ -187,7 +185,9 @@ pub(crate) mod tests {
             (!c.gone && !c.closed && !c.aborted).then_some(c.queue.len())
         }
         fn write(&mut self, chunk: &Rc<str>) {
-            self.0.borrow_mut().queue.push_back(chunk.clone());
+            let mut c = self.0.borrow_mut();
+            c.queue.push_back(chunk.clone());
+            c.gone |= c.fails_on_write;
         }
         fn close(&mut self) {
             self.0.borrow_mut().closed = true;
@@ -278,18 +278,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn heartbeat_cuts_a_listener_that_took_nothing_for_an_interval() {
+    fn a_keep_alive_cuts_a_listener_that_took_nothing_since_the_previous_one() {
         let (mut a, outlets) = announcer_with(2, 100);
         let (live, stuck) = (&outlets[0], &outlets[1]);
-        // First heartbeat: both get it.
-        assert_eq!(a.heartbeat(&TestOutlet::chunk(":hb")).delivered, 2);
+        // First keep-alive: both get it.
+        assert_eq!(a.keep_alive(&TestOutlet::chunk(":hb")).delivered, 2);
         live.0.borrow_mut().read_all();
         // Some events in between; the live client keeps reading, the stuck one does not.
         for _ in 0..3 {
             a.announce(&TestOutlet::chunk("e"));
             live.0.borrow_mut().read_all();
         }
-        let f = a.heartbeat(&TestOutlet::chunk(":hb"));
+        let f = a.keep_alive(&TestOutlet::chunk(":hb"));
         assert_eq!(
             f,
             Fanout {
@@ -303,26 +303,26 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn heartbeat_spares_a_busy_but_reading_listener() {
+    fn a_keep_alive_spares_a_busy_but_reading_listener() {
         let (mut a, outlets) = announcer_with(1, 100);
-        a.heartbeat(&TestOutlet::chunk(":hb"));
+        a.keep_alive(&TestOutlet::chunk(":hb"));
         outlets[0].0.borrow_mut().read_all();
-        // Lots written since, some still queued at the next heartbeat: that is fine.
+        // Lots written since, some still queued at the next keep-alive: that is fine.
         for _ in 0..10 {
             a.announce(&TestOutlet::chunk("e"));
         }
-        assert_eq!(a.heartbeat(&TestOutlet::chunk(":hb")).delivered, 1);
+        assert_eq!(a.keep_alive(&TestOutlet::chunk(":hb")).delivered, 1);
     }
 
     #[test]
-    fn a_new_listener_is_not_judged_before_its_first_full_interval() {
+    fn a_new_listener_is_not_judged_before_its_second_keep_alive() {
         let mut a = Announcer::new(100);
         let o = TestOutlet::default();
         o.0.borrow_mut()
             .queue
             .extend([TestOutlet::chunk("retry"), TestOutlet::chunk("replay")]);
         a.add(o.clone(), 2);
-        assert_eq!(a.heartbeat(&TestOutlet::chunk(":hb")).delivered, 1);
-        assert_eq!(a.heartbeat(&TestOutlet::chunk(":hb")).gone, 1);
+        assert_eq!(a.keep_alive(&TestOutlet::chunk(":hb")).delivered, 1);
+        assert_eq!(a.keep_alive(&TestOutlet::chunk(":hb")).gone, 1);
     }
 }

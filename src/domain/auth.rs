@@ -10,14 +10,7 @@ pub enum AuthError {
     Wrong,
 }
 
-impl AuthError {
-    pub fn status(self) -> u16 {
-        match self {
-            AuthError::Missing => 401,
-            AuthError::Wrong => 403,
-        }
-    }
-}
+impl std::error::Error for AuthError {}
 
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,6 +49,29 @@ pub fn check_token(token: Option<&str>, secret: Option<&str>) -> Result<(), Auth
     }
 }
 
+/// Checks a reader of a channel's stats, who may show either credential: the listen
+/// token (`?token=`) or the publish bearer. Open only when neither secret is set; refused
+/// as missing only when no configured credential was given at all.
+pub fn check_reader(
+    token: Option<&str>,
+    authorization: Option<&str>,
+    listen_secret: Option<&str>,
+    publish_secret: Option<&str>,
+) -> Result<(), AuthError> {
+    let checks = [
+        listen_secret.map(|s| check_token(token, Some(s))),
+        publish_secret.map(|s| check_bearer(authorization, Some(s))),
+    ];
+    let configured: Vec<Result<(), AuthError>> = checks.into_iter().flatten().collect();
+    if configured.is_empty() || configured.iter().any(Result::is_ok) {
+        Ok(())
+    } else if configured.iter().all(|r| *r == Err(AuthError::Missing)) {
+        Err(AuthError::Missing)
+    } else {
+        Err(AuthError::Wrong)
+    }
+}
+
 /// Compares without an early exit, so the time taken says nothing about where the first
 /// difference is (only the secret's length can be learnt, which is not secret here).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -73,7 +89,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bearer() {
+    fn a_bearer_header_must_carry_the_publish_secret_when_one_is_set() {
         assert_eq!(check_bearer(None, None), Ok(()));
         assert_eq!(check_bearer(Some("junk"), None), Ok(()));
         assert_eq!(check_bearer(None, Some("s")), Err(AuthError::Missing));
@@ -99,11 +115,44 @@ mod tests {
     }
 
     #[test]
-    fn tokens() {
+    fn a_token_must_equal_the_secret_byte_for_byte() {
         assert_eq!(check_token(Some("x"), Some("x")), Ok(()));
         assert_eq!(check_token(Some(""), Some("x")), Err(AuthError::Missing));
         assert_eq!(check_token(Some("xx"), Some("x")), Err(AuthError::Wrong));
         assert!(constant_time_eq(b"", b""));
         assert!(!constant_time_eq(b"a", b"a\0"));
+    }
+
+    #[test]
+    fn stats_readers_need_either_credential_whenever_one_is_configured() {
+        let (l, p) = (Some("listen"), Some("publish"));
+        assert_eq!(check_reader(None, None, None, None), Ok(()));
+        // Only a listen secret: the token, and nothing else, opens.
+        assert_eq!(check_reader(None, None, l, None), Err(AuthError::Missing));
+        assert_eq!(check_reader(Some("listen"), None, l, None), Ok(()));
+        assert_eq!(
+            check_reader(Some("nope"), None, l, None),
+            Err(AuthError::Wrong)
+        );
+        assert_eq!(
+            check_reader(None, Some("Bearer listen"), l, None),
+            Err(AuthError::Missing)
+        );
+        // Only a publish secret: the bearer opens.
+        assert_eq!(check_reader(None, None, None, p), Err(AuthError::Missing));
+        assert_eq!(check_reader(None, Some("Bearer publish"), None, p), Ok(()));
+        assert_eq!(
+            check_reader(Some("publish"), None, None, p),
+            Err(AuthError::Missing)
+        );
+        // Both: either opens; a wrong one next to a missing one is wrong.
+        assert_eq!(check_reader(Some("listen"), None, l, p), Ok(()));
+        assert_eq!(check_reader(None, Some("Bearer publish"), l, p), Ok(()));
+        assert_eq!(
+            check_reader(Some("x"), Some("Bearer listen"), l, p),
+            Err(AuthError::Wrong)
+        );
+        assert_eq!(check_reader(Some("x"), None, l, p), Err(AuthError::Wrong));
+        assert_eq!(check_reader(None, None, l, p), Err(AuthError::Missing));
     }
 }

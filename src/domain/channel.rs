@@ -1,6 +1,12 @@
 //! A channel: its listeners, its ids and history, and its counters. One channel is what
 //! one Durable Object hosts; everything here runs to completion without awaiting, so no
 //! event can slip between a resume's replay and the live stream.
+//!
+//! Its state, piece by piece:
+//! - the [`Announcer`] holds the listeners and their bounded queues;
+//! - the [`EventLog`] keeps the history and the high-water mark of ids;
+//! - the [`Outbox`] holds what was published since the last flush, to go out as one write;
+//! - the [`Counters`] count what happened, and [`ChannelStats`] is what is reported.
 
 use serde_json::{json, Value};
 
@@ -9,13 +15,16 @@ use crate::protocol;
 use super::announcer::{Announcer, Fanout, Outlet};
 use super::config::{Config, PublishAck};
 use super::history::{plan_resume, EventId, EventLog, HistoryPolicy, LogError, StoredEvent};
-use super::message::Message;
+use super::message::{Message, GAP_EVENT_TYPE};
 
-/// The event type a resuming listener gets when part of what it missed is no longer kept.
-pub const GAP_EVENT_TYPE: &str = "gap";
+/// The comment written at every keep-alive.
+pub const KEEP_ALIVE_COMMENT: &str = "keep-alive";
 
-/// The comment written as a heartbeat.
-pub const HEARTBEAT_COMMENT: &str = "keep-alive";
+/// Under `PublishAck::Accepted`, ids are reserved this many at a time: a publish is
+/// answered before its event is stored, so the high-water mark is raised (durably, one
+/// write per this many publishes) ahead of the ids handed out. After a crash, ids go on
+/// above the reservation, and a listener resuming across the skipped ids gets `gap`.
+pub const ID_RESERVATION: u64 = 1000;
 
 /// The settings of [`Config`] that a channel uses.
 #[derive(Debug, Clone, Copy)]
@@ -42,12 +51,54 @@ impl From<&Config> for ChannelSettings {
     }
 }
 
+/// What a channel has done since its object started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub published: u64,
+    /// Events written to listeners (an event written to three listeners counts three).
     pub delivered: u64,
+    /// Listeners cut because their queue was full.
     pub dropped_slow: u64,
+    /// Listeners whose client vanished or stopped reading.
     pub dropped_gone: u64,
+}
+
+impl Counters {
+    /// Counts one fan-out of a write that held `events` events.
+    fn record(&mut self, fanout: Fanout, events: u64) {
+        self.delivered += fanout.delivered as u64 * events;
+        self.dropped_slow += fanout.slow as u64;
+        self.dropped_gone += fanout.gone as u64;
+    }
+
+    fn record_gone(&mut self, gone: usize) {
+        self.dropped_gone += gone as u64;
+    }
+}
+
+/// What `GET /channels/{name}` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelStats {
+    pub listeners: usize,
+    pub counters: Counters,
+    /// The last id given out (0: none yet).
+    pub last_id: EventId,
+    pub history_length: u64,
+}
+
+impl ChannelStats {
+    pub fn to_json(&self, channel: &str) -> Value {
+        json!({
+            "channel": channel,
+            "listeners": self.listeners,
+            "published": self.counters.published,
+            "delivered": self.counters.delivered,
+            "droppedSlow": self.counters.dropped_slow,
+            "droppedGone": self.counters.dropped_gone,
+            "lastId": (self.last_id.0 > 0).then(|| self.last_id.to_string()),
+            "historyLength": self.history_length,
+        })
+    }
 }
 
 /// What a publish did.
@@ -72,19 +123,57 @@ pub enum SubscribeError {
     Log(LogError),
 }
 
+impl std::fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubscribeError::TooManyListeners { max } => {
+                write!(f, "channel has its maximum of {max} listeners")
+            }
+            SubscribeError::Log(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SubscribeError {}
+
+/// Events published since the last flush. Each is stored (or, under
+/// `PublishAck::Accepted`, has its id reserved) before it is put here, so nothing put
+/// here is ever taken back.
+#[derive(Debug, Default)]
+struct Outbox {
+    /// Their frames, concatenated: written to every listener as one chunk.
+    frames: String,
+    events: u64,
+    /// Those not stored yet: stored at the flush, before anyone sees them.
+    unstored: Vec<StoredEvent>,
+}
+
+impl Outbox {
+    fn push(&mut self, event: StoredEvent, stored: bool) {
+        self.frames.push_str(&event.frame);
+        self.events += 1;
+        if !stored {
+            self.unstored.push(event);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+}
+
 pub struct Channel<O: Outlet, L: EventLog> {
     settings: ChannelSettings,
     announcer: Announcer<O>,
     log: L,
+    outbox: Outbox,
     counters: Counters,
-    /// Encoded events published since the last flush: written to every listener as one chunk.
-    batch: String,
-    batch_events: u64,
-    /// Events accepted but not stored yet (`PublishAck::Accepted`): stored at the flush.
-    unstored: Vec<StoredEvent>,
-    /// A storage failure met while flushing, for the platform to report.
-    store_error: Option<LogError>,
+    /// The last id given out.
     last_id: EventId,
+    /// Publishes since the last keep-alive (an idle channel releases its id reservation).
+    published_since_keep_alive: u64,
+    /// A storage failure met after a publish was answered, for the platform to report.
+    store_error: Option<LogError>,
 }
 
 impl<O: Outlet, L: EventLog> Channel<O, L> {
@@ -92,12 +181,11 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         Channel {
             announcer: Announcer::new(settings.queue_capacity),
             settings,
+            outbox: Outbox::default(),
             counters: Counters::default(),
-            batch: String::new(),
-            batch_events: 0,
-            unstored: Vec::new(),
+            last_id: log.high_water(),
+            published_since_keep_alive: 0,
             store_error: None,
-            last_id: log.last_id(),
             log,
         }
     }
@@ -106,9 +194,10 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         self.announcer.len()
     }
 
-    /// Gives the message the next id and keeps it in history (at once, or with the flush
-    /// under `PublishAck::Accepted`); it goes out to the listeners with the next
-    /// [`Channel::flush`], together with everything else published by then.
+    /// Gives the message the next id and makes it durable as the acknowledgement mode
+    /// says (stored, or its id reserved); it goes out to the listeners with the next
+    /// [`Channel::flush`], together with everything else published by then. On an error
+    /// nothing changed: the id was not given out.
     pub fn publish(&mut self, message: &Message, now_ms: u64) -> Result<Published, LogError> {
         let id = self.last_id.next();
         let event = StoredEvent {
@@ -116,22 +205,23 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             at_ms: now_ms,
             frame: message.to_event(id).encode(),
         };
-        self.batch.push_str(&event.frame);
-        self.batch_events += 1;
-        match self.settings.publish_ack {
+        let stored = match self.settings.publish_ack {
             PublishAck::Stored => {
-                if let Err(e) = self.log.append(&event) {
-                    // Not kept, so not sent either, and its id is given to the next one.
-                    self.batch.truncate(self.batch.len() - event.frame.len());
-                    self.batch_events -= 1;
-                    return Err(e);
-                }
-                self.settings.history.apply(&mut self.log, now_ms);
+                self.log.append(std::slice::from_ref(&event))?;
+                self.apply_history(now_ms);
+                true
             }
-            PublishAck::Accepted => self.unstored.push(event),
-        }
+            PublishAck::Accepted => {
+                if id > self.log.high_water() {
+                    self.log.reserve(EventId(id.0 + ID_RESERVATION - 1))?;
+                }
+                false
+            }
+        };
         self.last_id = id;
+        self.outbox.push(event, stored);
         self.counters.published += 1;
+        self.published_since_keep_alive += 1;
         Ok(Published {
             id,
             listeners: self.announcer.len(),
@@ -141,32 +231,44 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// Writes every event published since the last flush to every listener, as one chunk
     /// encoded once and shared.
     pub fn flush(&mut self) -> Fanout {
-        if self.batch_events == 0 {
+        if self.outbox.is_empty() {
             return Fanout::default();
         }
+        let outbox = std::mem::take(&mut self.outbox);
         // Stored before anyone sees them: a listener can always resume what it was sent.
-        if let Some(last) = self.unstored.last() {
+        if let Some(last) = outbox.unstored.last() {
             let now_ms = last.at_ms;
-            for event in self.unstored.drain(..) {
-                if let Err(e) = self.log.append(&event) {
-                    self.store_error = Some(e);
-                }
+            if let Err(e) = self.log.append(&outbox.unstored) {
+                self.store_error = Some(e);
             }
-            self.settings.history.apply(&mut self.log, now_ms);
+            self.apply_history(now_ms);
         }
-        let chunk = O::chunk(&self.batch);
-        let fanout = self.announcer.announce(&chunk);
-        self.counters.delivered += fanout.delivered as u64 * self.batch_events;
-        self.counters.dropped_slow += fanout.slow as u64;
-        self.counters.dropped_gone += fanout.gone as u64;
-        self.batch.clear();
-        self.batch_events = 0;
+        let fanout = self.announcer.announce(&O::chunk(&outbox.frames));
+        self.counters.record(fanout, outbox.events);
         fanout
     }
 
-    /// A storage failure met while flushing, if any (each is reported once).
+    /// A storage failure met after a publish was answered, if any (each is reported once).
     pub fn take_store_error(&mut self) -> Option<LogError> {
         self.store_error.take()
+    }
+
+    /// Whether a new listener would be accepted now (listeners known to be gone are
+    /// removed first).
+    pub fn has_room(&mut self) -> bool {
+        if self.announcer.len() >= self.settings.max_listeners {
+            let gone = self.announcer.sweep();
+            self.counters.record_gone(gone);
+        }
+        self.announcer.len() < self.settings.max_listeners
+    }
+
+    /// Writes a keep-alive to every listener, so that the runtime finds out which clients
+    /// are gone (a write to a vanished client fails); [`Channel::has_room`] then sees it.
+    pub fn probe(&mut self) {
+        self.flush();
+        let fanout = self.announcer.announce(&keep_alive_chunk::<O>());
+        self.counters.record(fanout, 0);
     }
 
     /// Starts a listener: writes the `retry:` field and, when it resumes after `last_seen`,
@@ -175,21 +277,25 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         &mut self,
         mut outlet: O,
         last_seen: Option<EventId>,
+        now_ms: u64,
     ) -> Result<(), SubscribeError> {
         // Those already listening get what is pending first; the newcomer gets it from
         // history (or not at all when it did not ask to resume): never twice, never lost.
         self.flush();
-        if self.announcer.len() >= self.settings.max_listeners {
-            self.counters.dropped_gone += self.announcer.sweep() as u64;
-            if self.announcer.len() >= self.settings.max_listeners {
-                return Err(SubscribeError::TooManyListeners {
-                    max: self.settings.max_listeners,
-                });
-            }
+        if !self.has_room() {
+            return Err(SubscribeError::TooManyListeners {
+                max: self.settings.max_listeners,
+            });
         }
         let mut start = protocol::retry(self.settings.retry_ms);
         if let Some(last_seen) = last_seen {
-            let plan = plan_resume(&self.log, last_seen).map_err(SubscribeError::Log)?;
+            // Nothing older than the age limit is replayed, however long since the last prune.
+            self.settings
+                .history
+                .apply(&mut self.log, now_ms)
+                .map_err(SubscribeError::Log)?;
+            let plan =
+                plan_resume(&self.log, last_seen, self.last_id).map_err(SubscribeError::Log)?;
             if let Some(gap) = plan.gap {
                 let notice = json!({
                     "lastEventId": gap.last_event_id.to_string(),
@@ -209,32 +315,36 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         Ok(())
     }
 
-    /// Writes a heartbeat to every listener, cuts those that stopped reading, and applies
-    /// the history's age limit.
-    pub fn heartbeat(&mut self, now_ms: u64) {
+    /// A keep-alive: writes a comment to every listener, cuts those that took nothing
+    /// since the previous one, and applies the history's age limit. A channel that
+    /// published nothing since the previous keep-alive releases its id reservation, so a
+    /// restart while idle skips no ids.
+    pub fn keep_alive(&mut self, now_ms: u64) {
         self.flush();
-        let fanout = self
-            .announcer
-            .heartbeat(&O::chunk(&protocol::comment(HEARTBEAT_COMMENT)));
-        self.counters.dropped_slow += fanout.slow as u64;
-        self.counters.dropped_gone += fanout.gone as u64;
-        self.settings.history.apply(&mut self.log, now_ms);
+        let fanout = self.announcer.keep_alive(&keep_alive_chunk::<O>());
+        self.counters.record(fanout, 0);
+        self.apply_history(now_ms);
+        if self.published_since_keep_alive == 0 && self.log.high_water() > self.last_id {
+            if let Err(e) = self.log.reserve(self.last_id) {
+                self.store_error = Some(e);
+            }
+        }
+        self.published_since_keep_alive = 0;
     }
 
-    /// Counters and sizes, after removing listeners known to be gone.
-    pub fn stats(&mut self) -> Value {
+    /// Counters and sizes, after removing listeners known to be gone and events past the
+    /// history's limits.
+    pub fn stats(&mut self, now_ms: u64) -> ChannelStats {
         self.flush();
-        self.counters.dropped_gone += self.announcer.sweep() as u64;
-        let last_id = self.last_id;
-        json!({
-            "listeners": self.announcer.len(),
-            "published": self.counters.published,
-            "delivered": self.counters.delivered,
-            "droppedSlow": self.counters.dropped_slow,
-            "droppedGone": self.counters.dropped_gone,
-            "lastId": (last_id.0 > 0).then(|| last_id.to_string()),
-            "historyLength": self.log.len(),
-        })
+        let gone = self.announcer.sweep();
+        self.counters.record_gone(gone);
+        self.apply_history(now_ms);
+        ChannelStats {
+            listeners: self.announcer.len(),
+            counters: self.counters,
+            last_id: self.last_id,
+            history_length: self.log.len(),
+        }
     }
 
     pub fn counters(&self) -> Counters {
@@ -244,6 +354,18 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     pub fn log(&self) -> &L {
         &self.log
     }
+
+    /// Applies the history policy; a failure is kept for the platform to report (the
+    /// events it would have dropped stay a little longer).
+    fn apply_history(&mut self, now_ms: u64) {
+        if let Err(e) = self.settings.history.apply(&mut self.log, now_ms) {
+            self.store_error = Some(e);
+        }
+    }
+}
+
+fn keep_alive_chunk<O: Outlet>() -> O::Chunk {
+    O::chunk(&protocol::comment(KEEP_ALIVE_COMMENT))
 }
 
 #[cfg(test)]
@@ -276,7 +398,7 @@ mod tests {
 
     fn listen(ch: &mut Channel<TestOutlet, MemoryLog>, last: Option<u64>) -> TestOutlet {
         let o = TestOutlet::default();
-        ch.subscribe(o.clone(), last.map(EventId)).unwrap();
+        ch.subscribe(o.clone(), last.map(EventId), 0).unwrap();
         o
     }
 
@@ -294,7 +416,7 @@ mod tests {
         assert_eq!(ch.publish(&msg("a"), 1).unwrap().id, EventId(1));
         assert_eq!(ch.publish(&msg("b"), 2).unwrap().id, EventId(2));
         // A restart: a new channel over the same log continues the sequence.
-        let log = std::mem::take(&mut ch.log);
+        let log = ch.log().clone();
         let mut again = Channel::<TestOutlet, _>::new(settings(5, 10), log);
         assert_eq!(again.publish(&msg("c"), 3).unwrap().id, EventId(3));
     }
@@ -433,7 +555,7 @@ mod tests {
         assert_eq!(ch.publish(&msg("a"), 1).unwrap().id, EventId(1));
         assert_eq!(ch.publish(&msg("b"), 2).unwrap().id, EventId(2));
         assert!(ch.log().is_empty(), "not stored before the flush");
-        assert_eq!(ch.stats()["lastId"], "2");
+        assert_eq!(ch.stats(0).last_id, EventId(2));
         // stats flushed: both are stored and delivered.
         assert_eq!(ch.log().len(), 2);
         assert_eq!(
@@ -454,19 +576,19 @@ mod tests {
     }
 
     #[test]
-    fn too_many_listeners_is_refused_after_sweeping_the_gone() {
+    fn a_full_channel_removes_the_gone_before_refusing_a_newcomer() {
         let mut ch = Channel::new(settings(5, 10), MemoryLog::default());
         let outlets: Vec<_> = (0..3).map(|_| listen(&mut ch, None)).collect();
         assert_eq!(
-            ch.subscribe(TestOutlet::default(), None),
+            ch.subscribe(TestOutlet::default(), None, 0),
             Err(SubscribeError::TooManyListeners { max: 3 })
         );
         outlets[0].0.borrow_mut().gone = true;
-        assert!(ch.subscribe(TestOutlet::default(), None).is_ok());
+        assert!(ch.subscribe(TestOutlet::default(), None, 0).is_ok());
     }
 
     #[test]
-    fn stats_add_up() {
+    fn stats_add_up_after_a_known_sequence() {
         let mut ch = Channel::new(settings(5, 2), MemoryLog::default());
         let a = listen(&mut ch, None);
         let _b = listen(&mut ch, None);
@@ -475,11 +597,178 @@ mod tests {
         }
         ch.flush();
         a.0.borrow_mut().gone = true;
-        let s = ch.stats();
-        assert_eq!(s["listeners"], 1);
-        assert_eq!(s["published"], 3);
-        assert_eq!(s["delivered"], 6);
-        assert_eq!(s["lastId"], "3");
-        assert_eq!(s["historyLength"], 2);
+        let s = ch.stats(3);
+        assert_eq!(s.listeners, 1);
+        assert_eq!(s.counters.published, 3);
+        assert_eq!(s.counters.delivered, 6);
+        assert_eq!(s.counters.dropped_gone, 1);
+        assert_eq!(s.last_id, EventId(3));
+        assert_eq!(s.history_length, 2);
+        let json = s.to_json("news");
+        assert_eq!(json["channel"], "news");
+        assert_eq!(json["lastId"], "3");
+        assert_eq!(json["droppedGone"], 1);
+    }
+
+    fn accepted(history: u64) -> ChannelSettings {
+        ChannelSettings {
+            publish_ack: PublishAck::Accepted,
+            ..settings(5, history)
+        }
+    }
+
+    fn gap_of(o: &TestOutlet) -> Option<String> {
+        events(o)
+            .into_iter()
+            .find(|e| e.1 == GAP_EVENT_TYPE)
+            .map(|e| e.2)
+    }
+
+    #[test]
+    fn replay_never_serves_an_event_older_than_the_age_limit() {
+        let mut ch = Channel::new(
+            ChannelSettings {
+                history: HistoryPolicy {
+                    max_events: 100,
+                    max_age_ms: 1000,
+                },
+                ..settings(5, 100)
+            },
+            MemoryLog::default(),
+        );
+        for i in 1..=5 {
+            ch.publish(&msg(&format!("old{i}")), i).unwrap();
+        }
+        ch.publish(&msg("new"), 3000).unwrap();
+        // Nothing was published or pruned since: the resume at 4000 still must not see them.
+        let o = TestOutlet::default();
+        ch.subscribe(o.clone(), Some(EventId(0)), 4000).unwrap();
+        let got = events(&o);
+        assert_eq!(
+            gap_of(&o).as_deref(),
+            Some(r#"{"firstAvailableId":"6","lastEventId":"0"}"#)
+        );
+        assert_eq!(
+            got.iter()
+                .filter(|e| e.1 != GAP_EVENT_TYPE)
+                .map(|e| e.2.as_str())
+                .collect::<Vec<_>>(),
+            ["new"]
+        );
+        // All of it expired: a gap with nothing available, and nothing replayed.
+        let o = TestOutlet::default();
+        ch.subscribe(o.clone(), Some(EventId(2)), 9000).unwrap();
+        assert_eq!(
+            gap_of(&o).as_deref(),
+            Some(r#"{"firstAvailableId":null,"lastEventId":"2"}"#)
+        );
+        assert_eq!(events(&o).len(), 1);
+    }
+
+    #[test]
+    fn accepted_ids_are_reserved_ahead_so_a_crash_never_reuses_one() {
+        let mut ch = Channel::<TestOutlet, _>::new(accepted(100), MemoryLog::default());
+        for i in 1..=3 {
+            ch.publish(&msg(&format!("m{i}")), i).unwrap();
+        }
+        ch.flush();
+        assert_eq!(ch.log().high_water(), EventId(ID_RESERVATION));
+        // Two more answered, then a crash before their flush: what survives is the log.
+        ch.publish(&msg("lost4"), 4).unwrap();
+        ch.publish(&msg("lost5"), 5).unwrap();
+        let survived = ch.log().clone();
+        assert_eq!(survived.len(), 3);
+        let mut again = Channel::new(accepted(100), survived);
+        let next = again.publish(&msg("after"), 6).unwrap().id;
+        assert!(next > EventId(5), "id {next} was already handed out");
+        assert_eq!(next, EventId(ID_RESERVATION + 1));
+        again.flush();
+        // A listener that saw 3, or one that saw a lost id, is told of the gap.
+        for last_seen in [3, 5] {
+            let o = TestOutlet::default();
+            again
+                .subscribe(o.clone(), Some(EventId(last_seen)), 7)
+                .unwrap();
+            assert!(gap_of(&o).is_some(), "resume after {last_seen}");
+            assert_eq!(events(&o).last().unwrap().2, "after");
+        }
+        // One that saw the newest id resumes with no gap.
+        let o = TestOutlet::default();
+        again.subscribe(o.clone(), Some(next), 7).unwrap();
+        assert_eq!(events(&o), []);
+    }
+
+    #[test]
+    fn an_idle_channel_releases_its_reservation_so_a_clean_restart_skips_no_ids() {
+        let mut ch = Channel::<TestOutlet, _>::new(accepted(100), MemoryLog::default());
+        ch.publish(&msg("a"), 1).unwrap();
+        ch.keep_alive(2); // published since the previous keep-alive: kept
+        assert_eq!(ch.log().high_water(), EventId(ID_RESERVATION));
+        ch.keep_alive(3); // idle for a whole keep-alive: released
+        assert_eq!(ch.log().high_water(), EventId(1));
+        let mut again = Channel::<TestOutlet, _>::new(accepted(100), ch.log().clone());
+        assert_eq!(again.publish(&msg("b"), 4).unwrap().id, EventId(2));
+    }
+
+    #[test]
+    fn a_stored_publish_that_fails_gives_out_no_id_and_sends_nothing() {
+        #[derive(Default)]
+        struct FailingLog(MemoryLog, bool);
+        impl EventLog for FailingLog {
+            fn high_water(&self) -> EventId {
+                self.0.high_water()
+            }
+            fn oldest(&self) -> Option<(EventId, u64)> {
+                self.0.oldest()
+            }
+            fn len(&self) -> u64 {
+                self.0.len()
+            }
+            fn append(&mut self, events: &[StoredEvent]) -> Result<(), LogError> {
+                if self.1 {
+                    return Err(LogError("disk full".into()));
+                }
+                self.0.append(events)
+            }
+            fn reserve(&mut self, through: EventId) -> Result<(), LogError> {
+                self.0.reserve(through)
+            }
+            fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError> {
+                self.0.after(after)
+            }
+            fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
+                self.0.prune(oldest, before_ms)
+            }
+        }
+        let mut ch = Channel::new(settings(5, 10), FailingLog::default());
+        let o = TestOutlet::default();
+        ch.subscribe(o.clone(), None, 0).unwrap();
+        ch.publish(&msg("a"), 1).unwrap();
+        ch.log.1 = true;
+        assert!(ch.publish(&msg("b"), 2).is_err());
+        ch.log.1 = false;
+        assert_eq!(ch.publish(&msg("c"), 3).unwrap().id, EventId(2));
+        ch.flush();
+        assert_eq!(
+            events(&o)
+                .into_iter()
+                .map(|e| (e.0, e.2))
+                .collect::<Vec<_>>(),
+            [("1".into(), "a".into()), ("2".into(), "c".into())]
+        );
+    }
+
+    #[test]
+    fn a_probe_lets_a_full_channel_find_clients_that_went_away() {
+        let mut ch = Channel::new(settings(5, 10), MemoryLog::default());
+        let outlets: Vec<_> = (0..3).map(|_| listen(&mut ch, None)).collect();
+        assert!(!ch.has_room());
+        // A client that reset its connection: the runtime only says so once written to.
+        outlets[1].0.borrow_mut().fails_on_write = true;
+        assert!(!ch.has_room(), "nothing was written yet");
+        ch.probe();
+        assert!(ch.has_room());
+        assert_eq!(ch.listeners(), 2);
+        assert!(outlets[0].0.borrow().queue.back().unwrap().starts_with(':'));
     }
 }

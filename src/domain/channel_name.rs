@@ -42,6 +42,8 @@ impl fmt::Display for ChannelNameError {
     }
 }
 
+impl std::error::Error for ChannelNameError {}
+
 impl ChannelName {
     pub fn parse(name: &str) -> Result<Self, ChannelNameError> {
         let first = name.chars().next().ok_or(ChannelNameError::Empty)?;
@@ -80,7 +82,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_and_refuses() {
+    fn names_are_short_ascii_and_start_with_a_letter_or_digit() {
         for ok in ["default", "a", "news.sports-2024_x", &"a".repeat(64)] {
             assert_eq!(ChannelName::parse(ok).unwrap().as_str(), ok);
         }

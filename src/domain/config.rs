@@ -35,7 +35,8 @@ pub enum PublishAck {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Events a listener may have waiting before it counts as slow and is cut.
+    /// Writes a listener may have waiting (events published together share one) before it
+    /// counts as slow and is cut.
     pub queue_capacity: usize,
     /// Listeners one channel accepts at once.
     pub max_listeners: usize,
@@ -43,8 +44,8 @@ pub struct Config {
     pub history_size: u64,
     /// How long an event is kept for resuming, in milliseconds.
     pub history_max_age_ms: u64,
-    /// Within this time a listener whose client has gone is removed, in milliseconds (see
-    /// [`Config::keep_alive_ms`]).
+    /// The heartbeat interval: within this time a listener whose client has gone is
+    /// removed, in milliseconds. It holds several keep-alives ([`Config::keep_alive_ms`]).
     pub heartbeat_ms: u64,
     /// The `retry:` sent at the start of every stream, in milliseconds.
     pub retry_ms: u64,
@@ -269,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn origins() {
+    fn only_listed_origins_are_allowed_unless_any_is() {
         assert_eq!(
             AllowedOrigins::Any.allow(Some("http://x")),
             Some("*".into())

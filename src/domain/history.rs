@@ -1,7 +1,8 @@
 //! Event ids, the history a channel keeps for resuming, and how a resume is planned.
 //!
-//! Ids are consecutive integers per channel, starting at 1 and never reused (the last id
-//! is stored with the history, so it survives restarts even when the history is empty).
+//! Ids are increasing integers per channel, starting at 1 and never reused: the log keeps
+//! a durable high-water mark (the largest id stored or reserved), so ids survive restarts
+//! even when the history is empty, and even when events handed an id were lost.
 //! The log itself is a trait: the platform keeps it in the Durable Object's SQLite
 //! storage, tests keep it in memory.
 
@@ -35,6 +36,8 @@ impl fmt::Display for EventId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadEventId;
 
+impl std::error::Error for BadEventId {}
+
 impl fmt::Display for BadEventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("last event id must be a decimal event id as sent by this service")
@@ -59,10 +62,13 @@ impl fmt::Display for LogError {
     }
 }
 
+impl std::error::Error for LogError {}
+
 /// Where a channel's events are kept between restarts.
 pub trait EventLog {
-    /// The largest id ever appended (0 when none): ids continue from here.
-    fn last_id(&self) -> EventId;
+    /// The largest id stored or reserved (0 when none): new ids continue after it, so no
+    /// id is given twice, even when events handed an id before a crash were never stored.
+    fn high_water(&self) -> EventId;
     /// The id and publication time of the oldest event still kept.
     fn oldest(&self) -> Option<(EventId, u64)>;
     fn oldest_id(&self) -> Option<EventId> {
@@ -72,11 +78,16 @@ pub trait EventLog {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    fn append(&mut self, event: &StoredEvent) -> Result<(), LogError>;
+    /// Stores events whose ids are above every id stored so far, in order, and raises the
+    /// high-water mark to the last of them.
+    fn append(&mut self, events: &[StoredEvent]) -> Result<(), LogError>;
+    /// Sets the high-water mark to `through` (never below the newest stored id), durably:
+    /// ids up to it may be handed out before their events are stored.
+    fn reserve(&mut self, through: EventId) -> Result<(), LogError>;
     /// Kept events with an id greater than `after`, oldest first.
     fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError>;
-    /// Drops events with an id at most `through_id`, and events published before `before_ms`.
-    fn prune(&mut self, through_id: EventId, before_ms: u64);
+    /// Drops the `oldest` oldest events, and every event published before `before_ms`.
+    fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError>;
 }
 
 /// How much history a channel keeps.
@@ -87,16 +98,17 @@ pub struct HistoryPolicy {
 }
 
 impl HistoryPolicy {
-    /// Drops what the policy no longer covers, given the newest id and the current time.
-    pub fn apply(&self, log: &mut dyn EventLog, now_ms: u64) {
-        let through_id = EventId(log.last_id().0.saturating_sub(self.max_events));
+    /// Drops what the policy no longer covers at `now_ms`.
+    pub fn apply(&self, log: &mut dyn EventLog, now_ms: u64) -> Result<(), LogError> {
+        let excess = log.len().saturating_sub(self.max_events);
         let before_ms = now_ms.saturating_sub(self.max_age_ms);
-        let needs_pruning = log.oldest().is_some_and(|(oldest_id, oldest_at_ms)| {
-            oldest_id <= through_id || oldest_at_ms < before_ms
-        });
-        if needs_pruning {
-            log.prune(through_id, before_ms);
+        let expired = log
+            .oldest()
+            .is_some_and(|(_, oldest_at_ms)| oldest_at_ms < before_ms);
+        if excess > 0 || expired {
+            log.prune(excess, before_ms)?;
         }
+        Ok(())
     }
 }
 
@@ -117,9 +129,14 @@ pub struct Gap {
     pub first_available_id: Option<EventId>,
 }
 
-/// Plans the replay for a listener whose last seen id is `last_seen`.
-pub fn plan_resume(log: &dyn EventLog, last_seen: EventId) -> Result<ResumePlan, LogError> {
-    let last_id = log.last_id();
+/// Plans the replay for a listener whose last seen id is `last_seen`, on a channel whose
+/// last id given out is `last_id`. Every id from `last_seen` to `last_id` that is not in
+/// the log (expired, pruned, or handed out and lost before it was stored) makes a gap.
+pub fn plan_resume(
+    log: &dyn EventLog,
+    last_seen: EventId,
+    last_id: EventId,
+) -> Result<ResumePlan, LogError> {
     if last_seen == last_id {
         return Ok(ResumePlan {
             gap: None,
@@ -134,7 +151,10 @@ pub fn plan_resume(log: &dyn EventLog, last_seen: EventId) -> Result<ResumePlan,
     };
     let replay = log.after(from)?;
     let first_available_id = replay.first().map(|e| e.id);
-    let complete = last_seen < last_id && first_available_id == Some(last_seen.next());
+    let complete = last_seen < last_id
+        && first_available_id == Some(last_seen.next())
+        && replay.last().map(|e| e.id) == Some(last_id)
+        && replay.windows(2).all(|w| w[1].id == w[0].id.next());
     Ok(ResumePlan {
         gap: (!complete).then_some(Gap {
             last_event_id: last_seen,
@@ -145,15 +165,15 @@ pub fn plan_resume(log: &dyn EventLog, last_seen: EventId) -> Result<ResumePlan,
 }
 
 /// An in-memory [`EventLog`], for tests and for runtimes without storage.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MemoryLog {
-    last_id: EventId,
+    high_water: EventId,
     events: VecDeque<StoredEvent>,
 }
 
 impl EventLog for MemoryLog {
-    fn last_id(&self) -> EventId {
-        self.last_id
+    fn high_water(&self) -> EventId {
+        self.high_water
     }
     fn oldest(&self) -> Option<(EventId, u64)> {
         self.events.front().map(|e| (e.id, e.at_ms))
@@ -161,9 +181,16 @@ impl EventLog for MemoryLog {
     fn len(&self) -> u64 {
         self.events.len() as u64
     }
-    fn append(&mut self, event: &StoredEvent) -> Result<(), LogError> {
-        self.last_id = self.last_id.max(event.id);
-        self.events.push_back(event.clone());
+    fn append(&mut self, events: &[StoredEvent]) -> Result<(), LogError> {
+        for event in events {
+            self.high_water = self.high_water.max(event.id);
+            self.events.push_back(event.clone());
+        }
+        Ok(())
+    }
+    fn reserve(&mut self, through: EventId) -> Result<(), LogError> {
+        let newest = self.events.back().map_or(EventId(0), |e| e.id);
+        self.high_water = through.max(newest);
         Ok(())
     }
     fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError> {
@@ -174,9 +201,11 @@ impl EventLog for MemoryLog {
             .cloned()
             .collect())
     }
-    fn prune(&mut self, through_id: EventId, before_ms: u64) {
-        self.events
-            .retain(|e| e.id > through_id && e.at_ms >= before_ms);
+    fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
+        let keep_from = (oldest as usize).min(self.events.len());
+        self.events.drain(..keep_from);
+        self.events.retain(|e| e.at_ms >= before_ms);
+        Ok(())
     }
 }
 
@@ -184,21 +213,27 @@ impl EventLog for MemoryLog {
 mod tests {
     use super::*;
 
-    fn log_with(ids: std::ops::RangeInclusive<u64>) -> MemoryLog {
-        let mut log = MemoryLog::default();
-        for id in ids {
-            log.append(&StoredEvent {
-                id: EventId(id),
-                at_ms: id * 10,
-                frame: format!("id: {id}\n\n"),
-            })
-            .unwrap();
+    fn event(id: u64) -> StoredEvent {
+        StoredEvent {
+            id: EventId(id),
+            at_ms: id * 10,
+            frame: format!("id: {id}\n\n"),
         }
+    }
+
+    fn log_with(ids: impl IntoIterator<Item = u64>) -> MemoryLog {
+        let mut log = MemoryLog::default();
+        let events: Vec<StoredEvent> = ids.into_iter().map(event).collect();
+        log.append(&events).unwrap();
         log
     }
 
+    fn ids(events: &[StoredEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.id.0).collect()
+    }
+
     #[test]
-    fn parse_ids() {
+    fn ids_are_read_back_only_as_the_service_writes_them() {
         assert_eq!(EventId::parse("42"), Ok(EventId(42)));
         assert_eq!(EventId::parse(" 0 "), Ok(EventId(0)));
         for bad in ["", "-1", "1.5", "abc", "99999999999999999999999", "1e3"] {
@@ -209,21 +244,21 @@ mod tests {
     #[test]
     fn resume_within_history_replays_exactly_the_missed_events() {
         let log = log_with(1..=10);
-        let plan = plan_resume(&log, EventId(4)).unwrap();
+        let plan = plan_resume(&log, EventId(4), EventId(10)).unwrap();
         assert_eq!(plan.gap, None);
+        assert_eq!(ids(&plan.replay), (5..=10).collect::<Vec<_>>());
         assert_eq!(
-            plan.replay.iter().map(|e| e.id.0).collect::<Vec<_>>(),
-            (5..=10).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            plan_resume(&log, EventId(10)).unwrap(),
+            plan_resume(&log, EventId(10), EventId(10)).unwrap(),
             ResumePlan {
                 gap: None,
                 replay: vec![]
             }
         );
         // 0 means "from the start": complete when event 1 is still kept.
-        assert_eq!(plan_resume(&log, EventId(0)).unwrap().gap, None);
+        assert_eq!(
+            plan_resume(&log, EventId(0), EventId(10)).unwrap().gap,
+            None
+        );
     }
 
     #[test]
@@ -233,9 +268,10 @@ mod tests {
             max_events: 3,
             max_age_ms: u64::MAX,
         }
-        .apply(&mut log, 1000);
+        .apply(&mut log, 1000)
+        .unwrap();
         assert_eq!(log.oldest_id(), Some(EventId(8)));
-        let plan = plan_resume(&log, EventId(2)).unwrap();
+        let plan = plan_resume(&log, EventId(2), EventId(10)).unwrap();
         assert_eq!(
             plan.gap,
             Some(Gap {
@@ -245,13 +281,16 @@ mod tests {
         );
         assert_eq!(plan.replay.len(), 3);
         // Exactly at the edge: 7 seen, 8 is the oldest kept: nothing is missing.
-        assert_eq!(plan_resume(&log, EventId(7)).unwrap().gap, None);
+        assert_eq!(
+            plan_resume(&log, EventId(7), EventId(10)).unwrap().gap,
+            None
+        );
     }
 
     #[test]
     fn resume_from_the_future_means_storage_was_reset() {
         let log = log_with(1..=3);
-        let plan = plan_resume(&log, EventId(50)).unwrap();
+        let plan = plan_resume(&log, EventId(50), EventId(3)).unwrap();
         assert_eq!(
             plan.gap,
             Some(Gap {
@@ -263,16 +302,45 @@ mod tests {
     }
 
     #[test]
+    fn ids_given_out_but_never_stored_make_a_gap_never_a_silent_skip() {
+        // 1..=5 stored; 6..=9 were handed out and lost in a crash; ids go on at 10.
+        let log = log_with((1..=5).chain(10..=12));
+        for last_seen in [5, 7, 8] {
+            let plan = plan_resume(&log, EventId(last_seen), EventId(12)).unwrap();
+            assert_eq!(
+                plan.gap,
+                Some(Gap {
+                    last_event_id: EventId(last_seen),
+                    first_available_id: plan.replay.first().map(|e| e.id)
+                }),
+                "resuming after {last_seen}"
+            );
+            assert!(ids(&plan.replay).iter().all(|&id| id > last_seen));
+        }
+        assert_eq!(
+            plan_resume(&log, EventId(9), EventId(12)).unwrap().gap,
+            None
+        );
+        // The newest ids lost: nothing kept reaches the last id given out.
+        let log = log_with(1..=5);
+        assert!(plan_resume(&log, EventId(5), EventId(8))
+            .unwrap()
+            .gap
+            .is_some());
+    }
+
+    #[test]
     fn empty_history_after_expiry_is_a_gap_with_nothing_available() {
         let mut log = log_with(1..=5);
         HistoryPolicy {
             max_events: 100,
             max_age_ms: 10,
         }
-        .apply(&mut log, 1000);
+        .apply(&mut log, 1000)
+        .unwrap();
         assert!(log.is_empty());
-        assert_eq!(log.last_id(), EventId(5), "ids are never reused");
-        let plan = plan_resume(&log, EventId(3)).unwrap();
+        assert_eq!(log.high_water(), EventId(5), "ids are never reused");
+        let plan = plan_resume(&log, EventId(3), EventId(5)).unwrap();
         assert_eq!(
             plan.gap,
             Some(Gap {
@@ -283,22 +351,55 @@ mod tests {
     }
 
     #[test]
-    fn policy_bounds_the_log() {
+    fn the_policy_keeps_the_newest_events_and_none_too_old() {
         let mut log = MemoryLog::default();
         let policy = HistoryPolicy {
             max_events: 50,
             max_age_ms: 1_000_000,
         };
         for id in 1..=1000 {
-            log.append(&StoredEvent {
+            log.append(&[StoredEvent {
                 id: EventId(id),
                 at_ms: id,
                 frame: String::new(),
-            })
+            }])
             .unwrap();
-            policy.apply(&mut log, id);
+            policy.apply(&mut log, id).unwrap();
             assert!(log.len() <= 50);
         }
         assert_eq!(log.oldest_id(), Some(EventId(951)));
+        // Counted in events, not in ids: a jump in ids keeps as many events.
+        let mut jumped = log_with((1..=3).chain(100..=101));
+        HistoryPolicy {
+            max_events: 4,
+            max_age_ms: u64::MAX,
+        }
+        .apply(&mut jumped, 0)
+        .unwrap();
+        assert_eq!(ids(&jumped.after(EventId(0)).unwrap()), [2, 3, 100, 101]);
+        // By age: at 45 with a 20 ms limit, events published before 25 go.
+        let mut aged = log_with(1..=5);
+        HistoryPolicy {
+            max_events: 100,
+            max_age_ms: 20,
+        }
+        .apply(&mut aged, 45)
+        .unwrap();
+        assert_eq!(ids(&aged.after(EventId(0)).unwrap()), [3, 4, 5]);
+    }
+
+    #[test]
+    fn a_reservation_raises_the_high_water_mark_and_can_be_released_to_the_newest() {
+        let mut log = log_with(1..=3);
+        log.reserve(EventId(100)).unwrap();
+        assert_eq!(log.high_water(), EventId(100));
+        log.append(&[event(4)]).unwrap();
+        assert_eq!(log.high_water(), EventId(100), "a store never lowers it");
+        log.reserve(EventId(0)).unwrap();
+        assert_eq!(
+            log.high_water(),
+            EventId(4),
+            "never below the newest stored"
+        );
     }
 }

@@ -1,16 +1,24 @@
 //! What a publisher sends: reading and validating a publish request's body.
 //!
-//! The Worker validates with this before anything reaches a channel's object, then
-//! forwards the message in its canonical JSON form ([`Message::to_json`]), which the
-//! object reads back with the same function.
+//! The Worker validates with this before anything reaches a channel's object, and hands
+//! the object the validated [`Message`] (see the platform's `contract`); a body is parsed
+//! once.
 
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 use crate::protocol::{check_event_type, Event, FieldError};
 
 use super::history::EventId;
+
+/// Event types the service writes itself; a publisher may not use them, so a listener can
+/// trust that such an event comes from the service.
+pub const RESERVED_EVENT_TYPES: &[&str] = &[GAP_EVENT_TYPE];
+
+/// The event type a resuming listener gets when part of what it missed is no longer kept.
+pub const GAP_EVENT_TYPE: &str = "gap";
 
 /// A validated message, ready to become an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +52,10 @@ pub enum PublishError {
     NotUtf8 {
         valid_up_to: usize,
     },
+    /// A form field's name or value is not UTF-8 once percent-decoded.
+    FormFieldNotUtf8 {
+        field: String,
+    },
     Json {
         line: usize,
         column: usize,
@@ -58,18 +70,18 @@ pub enum PublishError {
     EventTypeTooLong {
         max: usize,
     },
+    ReservedEventType(String),
     BadRetry,
 }
 
 impl PublishError {
-    /// The HTTP status this error deserves.
-    pub fn status(&self) -> u16 {
-        match self {
-            PublishError::UnsupportedContentType(_) => 415,
-            _ => 400,
-        }
+    /// Whether the body's kind (its content type) is what was refused, rather than its content.
+    pub fn is_unsupported_kind(&self) -> bool {
+        matches!(self, PublishError::UnsupportedContentType(_))
     }
 }
+
+impl std::error::Error for PublishError {}
 
 impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -84,6 +96,12 @@ impl fmt::Display for PublishError {
                 write!(
                     f,
                     "body is not valid UTF-8 (first bad byte at offset {valid_up_to})"
+                )
+            }
+            PublishError::FormFieldNotUtf8 { field } => {
+                write!(
+                    f,
+                    "form field {field:?} is not valid UTF-8 once percent-decoded"
                 )
             }
             PublishError::Json {
@@ -114,6 +132,12 @@ impl fmt::Display for PublishError {
             PublishError::EventTypeTooLong { max } => {
                 write!(f, "event type is longer than {max} bytes")
             }
+            PublishError::ReservedEventType(t) => {
+                write!(
+                    f,
+                    "event type {t:?} is reserved for the service's own notices"
+                )
+            }
             PublishError::BadRetry => write!(f, "\"retry\" must be a whole number of milliseconds"),
         }
     }
@@ -141,9 +165,12 @@ impl BodyKind {
     }
 }
 
+/// A body's fields in the order given, repeats kept so that they can be refused.
+type Fields = Vec<(String, Value)>;
+
 impl Message {
-    /// Reads a publish body. `query_event` is the `?event=` parameter (text bodies only;
-    /// a JSON body's own `event` field wins over it).
+    /// Reads a publish body. `query_event` is the `?event=` parameter (used when the body
+    /// does not set the type itself).
     pub fn parse(
         kind: BodyKind,
         body: &[u8],
@@ -159,8 +186,8 @@ impl Message {
                 event_type: query_event.map(str::to_string),
                 retry_ms: None,
             },
-            BodyKind::Json => Self::from_json(text, query_event)?,
-            BodyKind::Form => Self::from_form(text, query_event)?,
+            BodyKind::Json => Self::from_fields(json_fields(text)?, query_event)?,
+            BodyKind::Form => Self::from_fields(form_fields(text)?, query_event)?,
         };
         if let Some(t) = &message.event_type {
             check_event_type(t).map_err(PublishError::EventType)?;
@@ -169,59 +196,39 @@ impl Message {
                     max: limits.max_event_type_bytes,
                 });
             }
+            if RESERVED_EVENT_TYPES.contains(&t.as_str()) {
+                return Err(PublishError::ReservedEventType(t.clone()));
+            }
         }
         Ok(message)
     }
 
-    fn from_json(text: &str, query_event: Option<&str>) -> Result<Message, PublishError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| PublishError::Json {
-            line: e.line(),
-            column: e.column(),
-            reason: json_reason(&e),
-        })?;
-        let Value::Object(object) = value else {
-            return Err(PublishError::NotAnObject);
-        };
-        Self::from_fields(object, query_event)
-    }
-
-    fn from_form(text: &str, query_event: Option<&str>) -> Result<Message, PublishError> {
-        let mut fields = Map::new();
-        for (name, value) in form_urlencoded::parse(text.as_bytes()) {
-            // A form's retry is text; as a number it reads like JSON's.
-            let value = match (name.as_ref(), value.parse::<u64>()) {
-                ("retry", Ok(ms)) => Value::from(ms),
-                _ => Value::String(value.into_owned()),
+    /// The fields of a JSON object or a form, checked the same way.
+    fn from_fields(fields: Fields, query_event: Option<&str>) -> Result<Message, PublishError> {
+        let mut data = None;
+        let mut event = None;
+        let mut retry = None;
+        for (name, value) in fields {
+            let slot = match name.as_str() {
+                "data" => &mut data,
+                "event" => &mut event,
+                "retry" => &mut retry,
+                _ => return Err(PublishError::UnknownField(name)),
             };
-            if fields.insert(name.to_string(), value).is_some() {
-                return Err(PublishError::DuplicateField(name.into_owned()));
+            if slot.replace(value).is_some() {
+                return Err(PublishError::DuplicateField(name));
             }
         }
-        Self::from_fields(fields, query_event)
-    }
-
-    /// The fields of a JSON object or a form, checked the same way.
-    fn from_fields(
-        mut object: Map<String, Value>,
-        query_event: Option<&str>,
-    ) -> Result<Message, PublishError> {
-        if let Some(unknown) = object
-            .keys()
-            .find(|k| !["data", "event", "retry"].contains(&k.as_str()))
-        {
-            return Err(PublishError::UnknownField(unknown.clone()));
-        }
-        let data = match object.remove("data") {
-            None => return Err(PublishError::MissingData),
-            Some(Value::String(s)) => s,
-            Some(other) => other.to_string(),
+        let data = match data.ok_or(PublishError::MissingData)? {
+            Value::String(s) => s,
+            other => other.to_string(),
         };
-        let event_type = match object.remove("event") {
+        let event_type = match event {
             None | Some(Value::Null) => query_event.map(str::to_string),
             Some(Value::String(s)) => Some(s),
             Some(_) => return Err(PublishError::EventTypeNotAString),
         };
-        let retry_ms = match object.remove("retry") {
+        let retry_ms = match retry {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.as_u64().ok_or(PublishError::BadRetry)?),
         };
@@ -230,19 +237,6 @@ impl Message {
             event_type,
             retry_ms,
         })
-    }
-
-    /// The canonical JSON form, as the Worker forwards it to a channel's object.
-    pub fn to_json(&self) -> String {
-        let mut object = Map::new();
-        object.insert("data".into(), Value::String(self.data.clone()));
-        if let Some(t) = &self.event_type {
-            object.insert("event".into(), Value::String(t.clone()));
-        }
-        if let Some(r) = self.retry_ms {
-            object.insert("retry".into(), Value::from(r));
-        }
-        Value::Object(object).to_string()
     }
 
     /// The event this message becomes once it has an id.
@@ -263,6 +257,107 @@ impl Message {
             None => event,
         }
     }
+}
+
+/// A JSON body's members. Read with a visitor rather than into a map, which would keep
+/// only the last of two equal keys.
+fn json_fields(text: &str) -> Result<Fields, PublishError> {
+    let top: TopLevel = serde_json::from_str(text).map_err(|e| PublishError::Json {
+        line: e.line(),
+        column: e.column(),
+        reason: json_reason(&e),
+    })?;
+    match top {
+        TopLevel::Object(members) => Ok(members),
+        TopLevel::Other => Err(PublishError::NotAnObject),
+    }
+}
+
+enum TopLevel {
+    Object(Fields),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TopLevelVisitor)
+    }
+}
+
+struct TopLevelVisitor;
+
+impl<'de> Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+        let mut members = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            members.push((name, map.next_value::<Value>()?));
+        }
+        Ok(TopLevel::Object(members))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+}
+
+/// A form body's fields, percent-decoded strictly: a field that does not decode to UTF-8
+/// is refused rather than altered. A form's `retry` is text; as a number it reads like
+/// JSON's.
+fn form_fields(text: &str) -> Result<Fields, PublishError> {
+    let mut fields = Vec::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name =
+            form_decode(raw_name).map_err(|field| PublishError::FormFieldNotUtf8 { field })?;
+        let value = form_decode(raw_value).map_err(|_| PublishError::FormFieldNotUtf8 {
+            field: name.clone(),
+        })?;
+        let value = match (name.as_str(), value.parse::<u64>()) {
+            ("retry", Ok(ms)) => Value::from(ms),
+            _ => Value::String(value),
+        };
+        fields.push((name, value));
+    }
+    Ok(fields)
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component (`+` is a space); the error
+/// carries a lossy rendering, to name the field.
+fn form_decode(component: &str) -> Result<String, String> {
+    let spaced = component.replace('+', " ");
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(&spaced).collect();
+    String::from_utf8(bytes).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn json_reason(e: &serde_json::Error) -> String {
@@ -286,8 +381,12 @@ mod tests {
         Message::parse(BodyKind::Json, body.as_bytes(), None, LIMITS)
     }
 
+    fn form(body: &str) -> Result<Message, PublishError> {
+        Message::parse(BodyKind::Form, body.as_bytes(), Some("q"), LIMITS)
+    }
+
     #[test]
-    fn json_bodies() {
+    fn json_data_is_sent_as_is_when_a_string_and_as_compact_json_otherwise() {
         assert_eq!(json(r#"{"data":"hi"}"#).unwrap().data, "hi");
         assert_eq!(
             json(r#"{"data":{"a":[1, 2]}}"#).unwrap().data,
@@ -302,14 +401,20 @@ mod tests {
     }
 
     #[test]
-    fn json_errors_say_where() {
+    fn json_errors_say_what_and_where() {
         match json("{\"data\": \n tru}") {
             Err(PublishError::Json {
                 line: 2, column, ..
             }) => assert!(column > 0),
             other => panic!("{other:?}"),
         }
-        assert_eq!(json("[1]"), Err(PublishError::NotAnObject));
+        for not_an_object in ["[1]", "[]", "3", "\"x\"", "null", "true", "-1.5"] {
+            assert_eq!(
+                json(not_an_object),
+                Err(PublishError::NotAnObject),
+                "{not_an_object}"
+            );
+        }
         assert_eq!(json("{}"), Err(PublishError::MissingData));
         assert_eq!(
             json(r#"{"data":"x","typ":"a"}"#),
@@ -333,10 +438,36 @@ mod tests {
         );
         let e = json("{\"data\": \"x\"").unwrap_err().to_string();
         assert!(e.starts_with("malformed JSON at line 1, column"), "{e}");
+        assert!(json(r#"{"data":"x"} {}"#).is_err(), "trailing content");
     }
 
     #[test]
-    fn text_bodies() {
+    fn a_repeated_json_field_is_refused_like_a_repeated_form_field() {
+        for (body, field) in [
+            (r#"{"data":"a","data":"b"}"#, "data"),
+            (r#"{"data":"a","event":"x","event":"y"}"#, "event"),
+            (r#"{"retry":1,"data":"a","retry":2}"#, "retry"),
+            (r#"{"data":"a","event":null,"event":"y"}"#, "event"),
+        ] {
+            assert_eq!(
+                json(body),
+                Err(PublishError::DuplicateField(field.into())),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            form("data=1&data=2"),
+            Err(PublishError::DuplicateField("data".into()))
+        );
+        // Keys repeated inside the data value are the data's own business.
+        assert_eq!(
+            json(r#"{"data":{"a":1,"b":2}}"#).unwrap().data,
+            r#"{"a":1,"b":2}"#
+        );
+    }
+
+    #[test]
+    fn text_bodies_are_the_data_and_take_their_type_from_the_query() {
         let m = Message::parse(BodyKind::Text, "a\nb".as_bytes(), Some("t"), LIMITS).unwrap();
         assert_eq!(
             m,
@@ -354,8 +485,7 @@ mod tests {
     }
 
     #[test]
-    fn form_bodies() {
-        let form = |body: &str| Message::parse(BodyKind::Form, body.as_bytes(), Some("q"), LIMITS);
+    fn form_bodies_are_read_as_data_event_and_retry_fields() {
         let m = form("data=a%0Ab+c&event=note&retry=250").unwrap();
         assert_eq!(
             m,
@@ -367,15 +497,14 @@ mod tests {
         );
         assert_eq!(form("data=x").unwrap().event_type.as_deref(), Some("q"));
         assert_eq!(form("data=").unwrap().data, "");
+        assert_eq!(form("data").unwrap().data, "");
+        assert_eq!(form("&data=%C3%A9&").unwrap().data, "é");
+        assert_eq!(form("data=100%25+sure").unwrap().data, "100% sure");
         assert_eq!(
             form("hello"),
             Err(PublishError::UnknownField("hello".into()))
         );
         assert_eq!(form(""), Err(PublishError::MissingData));
-        assert_eq!(
-            form("data=1&data=2"),
-            Err(PublishError::DuplicateField("data".into()))
-        );
         assert_eq!(form("data=x&retry=soon"), Err(PublishError::BadRetry));
         assert_eq!(
             form("data=x&event=a%0Db"),
@@ -384,7 +513,41 @@ mod tests {
     }
 
     #[test]
-    fn content_types() {
+    fn form_fields_that_are_not_utf8_once_decoded_are_refused_not_altered() {
+        assert_eq!(
+            form("data=%FF%FE"),
+            Err(PublishError::FormFieldNotUtf8 {
+                field: "data".into()
+            })
+        );
+        assert_eq!(
+            form("data=ok&event=%C3"),
+            Err(PublishError::FormFieldNotUtf8 {
+                field: "event".into()
+            })
+        );
+        assert!(matches!(
+            form("d%FFta=x"),
+            Err(PublishError::FormFieldNotUtf8 { .. })
+        ));
+    }
+
+    #[test]
+    fn the_services_own_event_types_are_refused_from_publishers() {
+        let reserved = Err(PublishError::ReservedEventType("gap".into()));
+        assert_eq!(json(r#"{"data":"x","event":"gap"}"#), reserved);
+        assert_eq!(form("data=x&event=gap"), reserved);
+        assert_eq!(
+            Message::parse(BodyKind::Text, b"x", Some("gap"), LIMITS),
+            reserved
+        );
+        // Event types are case-sensitive in EventSource: only the exact name is the service's.
+        assert!(json(r#"{"data":"x","event":"Gap"}"#).is_ok());
+        assert!(json(r#"{"data":"x","event":"gaps"}"#).is_ok());
+    }
+
+    #[test]
+    fn the_content_type_chooses_how_a_body_is_read() {
         assert_eq!(
             BodyKind::from_content_type(Some("application/json; charset=utf-8")),
             Ok(BodyKind::Json)
@@ -399,19 +562,6 @@ mod tests {
             Ok(BodyKind::Form)
         );
         let e = BodyKind::from_content_type(Some("image/png")).unwrap_err();
-        assert_eq!(e.status(), 415);
-    }
-
-    #[test]
-    fn canonical_json_round_trips() {
-        let m = Message {
-            data: "a\r\nb \"q\"".into(),
-            event_type: Some("t".into()),
-            retry_ms: Some(5),
-        };
-        assert_eq!(
-            Message::parse(BodyKind::Json, m.to_json().as_bytes(), None, LIMITS).unwrap(),
-            m
-        );
+        assert!(e.is_unsupported_kind());
     }
 }

@@ -11,8 +11,8 @@ pub mod history;
 pub mod message;
 
 pub use announcer::{Announcer, Fanout, Outlet};
-pub use channel::{Channel, ChannelSettings, Published, SubscribeError};
+pub use channel::{Channel, ChannelSettings, ChannelStats, Counters, Published, SubscribeError};
 pub use channel_name::{ChannelName, ChannelNameError, DEFAULT_CHANNEL};
 pub use config::{AllowedOrigins, Config, ConfigError};
-pub use history::{EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent};
-pub use message::{BodyKind, Message, MessageLimits, PublishError};
+pub use history::{BadEventId, EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent};
+pub use message::{BodyKind, Message, MessageLimits, PublishError, GAP_EVENT_TYPE};

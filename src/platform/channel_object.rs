@@ -1,56 +1,52 @@
 //! The Durable Object that hosts one channel: its listeners' streams, its history in
-//! SQLite, and a heartbeat alarm while anyone listens. The Worker has validated every
-//! request before it gets here; this object only speaks the small internal protocol below.
+//! SQLite, and a keep-alive alarm while anyone listens. The Worker has validated every
+//! request before it gets here; this object only reads the typed [`ChannelCall`]s of
+//! the contract.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use serde_json::Value;
-use worker::{durable_object, Date, Delay, DurableObject, Env, Request, Response, Result, State};
+use worker::{durable_object, Date, Delay, DurableObject, Env, Request, Response, State};
 
+use super::contract::{ChannelCall, ChannelRequest};
+use super::error::Error;
 use super::http;
 use super::outlet::StreamOutlet;
 use super::sql_log::SqlLog;
-use crate::domain::{self, BodyKind, Config, EventId, Message, MessageLimits, SubscribeError};
+use crate::domain::{self, ChannelName, Config, EventId, Message};
 
-/// The internal requests the Worker sends (the origin is never resolved: a stub routes
-/// by object, not by URL).
-pub const INTERNAL_ORIGIN: &str = "https://channel.internal";
-pub const LISTEN_PATH: &str = "/listen";
-pub const PUBLISH_PATH: &str = "/publish";
-pub const STATS_PATH: &str = "/stats";
-/// Carries the channel's name, for the stats.
-pub const CHANNEL_NAME_HEADER: &str = "X-Channel-Name";
-/// The resume point on an internal listen request (already validated by the Worker).
-pub const LAST_EVENT_ID_PARAM: &str = "lastEventId";
+/// How long a full channel keeps writing keep-alives to its listeners (one per
+/// `PROBE_POLL`), for the runtime to report clients that went away, before it refuses a
+/// newcomer.
+const PROBE_WAIT: Duration = Duration::from_millis(1000);
+const PROBE_POLL: Duration = Duration::from_millis(50);
 
-type HostedChannel = domain::Channel<StreamOutlet, SqlLog>;
-
+/// The channel this object hosts, once opened: its configuration and its state.
 struct Hosted {
     config: Config,
-    channel: HostedChannel,
+    channel: domain::Channel<StreamOutlet, SqlLog>,
 }
 
 impl Hosted {
-    /// Logs a storage failure met by a flush (under `PUBLISH_ACK=accepted` the events were
-    /// sent but could not be kept).
+    /// Logs a storage failure met after a publish was answered (under
+    /// `PUBLISH_ACK=accepted` the events were sent but could not be kept).
     fn report_store_error(&mut self) {
         if let Some(e) = self.channel.take_store_error() {
-            worker::console_error!("events were sent but not kept: {e}");
+            worker::console_error!("channel storage failed after answering: {e}");
         }
     }
 }
-
-/// The channel, shared with the flush that runs after a publish's request has finished.
-type SharedHosted = Rc<RefCell<Option<Hosted>>>;
 
 #[durable_object]
 pub struct Channel {
     state: State,
     env: Env,
-    hosted: SharedHosted,
-    heartbeat_armed: Cell<bool>,
+    /// Shared with the flush that runs after a publish's request has finished.
+    hosted: Rc<RefCell<Option<Hosted>>>,
+    keep_alive_armed: Cell<bool>,
+    /// When the last probe for gone clients was written.
+    last_probe_ms: Cell<u64>,
     flush_scheduled: Rc<Cell<bool>>,
 }
 
@@ -59,13 +55,14 @@ fn now_ms() -> u64 {
 }
 
 impl Channel {
-    /// Opens the channel on first use: configuration and stored history.
-    fn ensure_open(&self) -> std::result::Result<(), String> {
+    /// Opens the channel on first use: configuration and stored history (read only; the
+    /// tables appear with the first write).
+    fn ensure_open(&self) -> Result<(), Error> {
         if self.hosted.borrow().is_some() {
             return Ok(());
         }
-        let config = super::read_config(&self.env).map_err(|e| e.to_string())?;
-        let log = SqlLog::open(self.state.storage().sql()).map_err(|e| e.to_string())?;
+        let config = super::read_config(&self.env)?;
+        let log = SqlLog::open(self.state.storage().sql())?;
         let channel = domain::Channel::new((&config).into(), log);
         *self.hosted.borrow_mut() = Some(Hosted { config, channel });
         Ok(())
@@ -74,6 +71,55 @@ impl Channel {
     fn with_hosted<T>(&self, f: impl FnOnce(&mut Hosted) -> T) -> T {
         let mut hosted = self.hosted.borrow_mut();
         f(hosted.as_mut().expect("ensure_open ran first"))
+    }
+
+    async fn serve(&self, req: &mut Request) -> Result<Response, Error> {
+        let call = ChannelCall::read(req).await?;
+        self.ensure_open()?;
+        match call.request {
+            ChannelRequest::Listen { last_seen } => self.listen(last_seen).await,
+            ChannelRequest::Publish(message) => self.publish(&message),
+            ChannelRequest::Stats => self.stats(&call.channel),
+        }
+    }
+
+    async fn listen(&self, last_seen: Option<EventId>) -> Result<Response, Error> {
+        // A full channel may be full of clients that went away without a word: writing to
+        // them makes the runtime notice (locally, by the second write, within ~100 ms).
+        let started = now_ms();
+        while !self.with_hosted(|h| h.channel.has_room())
+            && now_ms() - started < PROBE_WAIT.as_millis() as u64
+        {
+            // Newcomers waiting together share the probes.
+            if now_ms() - self.last_probe_ms.get() >= PROBE_POLL.as_millis() as u64 {
+                self.last_probe_ms.set(now_ms());
+                self.with_hosted(|h| h.channel.probe());
+            }
+            Delay::from(PROBE_POLL).await;
+        }
+        let capacity = self.with_hosted(|h| h.config.queue_capacity);
+        let (outlet, body) = StreamOutlet::open(capacity)?;
+        self.with_hosted(|h| h.channel.subscribe(outlet, last_seen, now_ms()))?;
+        self.arm_keep_alive().await?;
+        Ok(Response::builder()
+            .with_status(200)
+            .with_headers(http::event_stream_headers()?)
+            .stream(body))
+    }
+
+    fn publish(&self, message: &Message) -> Result<Response, Error> {
+        let published = self.with_hosted(|h| h.channel.publish(message, now_ms()))?;
+        self.schedule_flush();
+        http::json(&published.to_json())
+    }
+
+    fn stats(&self, channel: &ChannelName) -> Result<Response, Error> {
+        let stats = self.with_hosted(|h| {
+            let stats = h.channel.stats(now_ms());
+            h.report_store_error();
+            stats
+        });
+        http::json(&stats.to_json(channel.as_str()))
     }
 
     /// Sends what was published to the listeners once the batch window has passed (with a
@@ -95,8 +141,8 @@ impl Channel {
         });
     }
 
-    async fn arm_heartbeat(&self) -> Result<()> {
-        if self.heartbeat_armed.replace(true) {
+    async fn arm_keep_alive(&self) -> Result<(), Error> {
+        if self.keep_alive_armed.replace(true) {
             return Ok(());
         }
         let interval = self.with_hosted(|h| h.config.keep_alive_ms());
@@ -106,70 +152,9 @@ impl Channel {
             .set_alarm(Duration::from_millis(interval))
             .await;
         if armed.is_err() {
-            self.heartbeat_armed.set(false);
+            self.keep_alive_armed.set(false);
         }
-        armed
-    }
-
-    async fn listen(&self, req: &Request) -> Result<Response> {
-        let url = req.url()?;
-        let last_seen = match url.query_pairs().find(|(k, _)| k == LAST_EVENT_ID_PARAM) {
-            None => None,
-            Some((_, v)) => match EventId::parse(&v) {
-                Ok(id) => Some(id),
-                Err(e) => return http::error(400, e),
-            },
-        };
-        let capacity = self.with_hosted(|h| h.config.queue_capacity);
-        let (outlet, body) = StreamOutlet::open(capacity)?;
-        match self.with_hosted(|h| h.channel.subscribe(outlet, last_seen)) {
-            Ok(()) => {}
-            Err(SubscribeError::TooManyListeners { max }) => {
-                let mut response =
-                    http::error(503, format!("channel has its maximum of {max} listeners"))?;
-                response.headers_mut().set("Retry-After", "5")?;
-                return Ok(response);
-            }
-            Err(SubscribeError::Log(e)) => return http::error(500, e),
-        }
-        self.arm_heartbeat().await?;
-        Ok(Response::builder()
-            .with_status(200)
-            .with_headers(http::event_stream_headers()?)
-            .stream(body))
-    }
-
-    async fn publish(&self, req: &mut Request) -> Result<Response> {
-        let body = req.bytes().await?;
-        let published = self.with_hosted(|h| {
-            let limits = MessageLimits {
-                max_event_type_bytes: h.config.max_event_type_bytes,
-            };
-            let message = Message::parse(BodyKind::Json, &body, None, limits)
-                .map_err(|e| (400, e.to_string()))?;
-            h.channel
-                .publish(&message, now_ms())
-                .map_err(|e| (500, e.to_string()))
-        });
-        match published {
-            Ok(published) => {
-                self.schedule_flush();
-                http::json(200, &published.to_json())
-            }
-            Err((status, reason)) => http::error(status, reason),
-        }
-    }
-
-    fn stats(&self, req: &Request) -> Result<Response> {
-        let name = req.headers().get(CHANNEL_NAME_HEADER)?;
-        let mut stats = self.with_hosted(|h| h.channel.stats());
-        if let Value::Object(fields) = &mut stats {
-            fields.insert(
-                "channel".into(),
-                name.map(Value::String).unwrap_or(Value::Null),
-            );
-        }
-        http::json(200, &stats)
+        Ok(armed?)
     }
 }
 
@@ -179,34 +164,32 @@ impl DurableObject for Channel {
             state,
             env,
             hosted: Rc::new(RefCell::new(None)),
-            heartbeat_armed: Cell::new(false),
+            keep_alive_armed: Cell::new(false),
+            last_probe_ms: Cell::new(0),
             flush_scheduled: Rc::new(Cell::new(false)),
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        if let Err(reason) = self.ensure_open() {
-            worker::console_error!("channel cannot open: {reason}");
-            return http::error(500, reason);
-        }
-        match req.path().as_str() {
-            LISTEN_PATH => self.listen(&req).await,
-            PUBLISH_PATH => self.publish(&mut req).await,
-            STATS_PATH => self.stats(&req),
-            _ => http::error(404, "no such channel operation"),
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        match self.serve(&mut req).await {
+            Ok(response) => Ok(response),
+            Err(e) => e.to_response(),
         }
     }
 
-    async fn alarm(&self) -> Result<Response> {
-        self.heartbeat_armed.set(false);
+    /// The keep-alive tick, several times per heartbeat interval while anyone listens.
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.keep_alive_armed.set(false);
         if self.ensure_open().is_ok() {
             let listeners = self.with_hosted(|h| {
-                h.channel.heartbeat(now_ms());
+                h.channel.keep_alive(now_ms());
                 h.report_store_error();
                 h.channel.listeners()
             });
             if listeners > 0 {
-                self.arm_heartbeat().await?;
+                if let Err(e) = self.arm_keep_alive().await {
+                    return e.to_response();
+                }
             }
         }
         Response::empty()

@@ -1,31 +1,21 @@
-//! Building responses: errors, JSON, the event-stream headers and CORS.
+//! Building responses: JSON, the event-stream headers and CORS. (Errors become responses
+//! in one place: [`super::error::Error::to_response`].)
 
-use worker::{Headers, Response, Result};
+use worker::{Headers, Response};
 
+use super::error::Error;
 use crate::domain::AllowedOrigins;
 
-/// A short plain-text error: the status and one line saying why.
-pub fn error(status: u16, reason: impl std::fmt::Display) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "text/plain; charset=utf-8")?;
-    headers.set("Cache-Control", "no-store")?;
-    Ok(Response::ok(format!("{reason}\n"))?
-        .with_status(status)
-        .with_headers(headers))
-}
-
-pub fn json(status: u16, value: &serde_json::Value) -> Result<Response> {
+pub fn json(value: &serde_json::Value) -> Result<Response, Error> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
     headers.set("Cache-Control", "no-store")?;
-    Ok(Response::ok(value.to_string())?
-        .with_status(status)
-        .with_headers(headers))
+    Ok(Response::ok(value.to_string())?.with_headers(headers))
 }
 
-/// Headers for an event stream: no caching, no proxy buffering, and an explicit identity
-/// encoding so nothing on the way compresses (and so buffers) it.
-pub fn event_stream_headers() -> Result<Headers> {
+/// Headers for an event stream: no caching and no proxy buffering, so every write
+/// reaches the client as it is made.
+pub fn event_stream_headers() -> Result<Headers, Error> {
     let headers = Headers::new();
     headers.set("Content-Type", "text/event-stream")?;
     headers.set("Cache-Control", "no-cache")?;
@@ -42,7 +32,7 @@ pub fn with_cors(
     response: Response,
     origins: &AllowedOrigins,
     origin: Option<&str>,
-) -> Result<Response> {
+) -> worker::Result<Response> {
     let Some(allowed) = origins.allow(origin) else {
         return Ok(response);
     };
@@ -58,9 +48,9 @@ pub fn with_cors(
 }
 
 /// Answers a CORS preflight.
-pub fn preflight(origins: &AllowedOrigins, origin: Option<&str>) -> Result<Response> {
+pub fn preflight(origins: &AllowedOrigins, origin: Option<&str>) -> Result<Response, Error> {
     if origins.allow(origin).is_none() {
-        return error(403, "origin not allowed");
+        return Err(Error::OriginNotAllowed);
     }
     let headers = Headers::new();
     headers.set("Access-Control-Allow-Methods", ALLOWED_METHODS)?;

@@ -1,10 +1,14 @@
 //! Layer 3: the Workers runtime. Thin: it turns HTTP and storage into calls on the domain.
 //! - [`routes`]: which request goes where (pure, tested natively);
-//! - `worker`: the entry Worker: validation, authorization, CORS, forwarding to objects;
+//! - [`error`]: the one error type, and the one place that turns it into a response;
+//! - [`contract`]: the typed requests between the Worker and a channel's object;
+//! - `worker`: the entry Worker: validation, authorization, CORS, one function per route;
 //! - `channel_object`: the Durable Object that hosts one channel;
 //! - `outlet` and `sql_log`: the runtime's listener streams and history storage.
 
 mod channel_object;
+pub mod contract;
+pub mod error;
 mod http;
 mod outlet;
 pub mod routes;
@@ -13,8 +17,7 @@ mod worker;
 
 use crate::domain::{Config, ConfigError};
 
-/// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
-pub const CHANNEL_BINDING: &str = "CHANNEL";
+pub use contract::CHANNEL_BINDING;
 
 /// Reads the configuration from the environment (`[vars]` and secrets).
 pub fn read_config(env: &::worker::Env) -> Result<Config, ConfigError> {

@@ -25,23 +25,17 @@ pub enum RouteError {
     BadChannel(ChannelNameError),
 }
 
-impl RouteError {
-    pub fn status(&self) -> u16 {
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RouteError::NotFound => 404,
-            RouteError::MethodNotAllowed { .. } => 405,
-            RouteError::BadChannel(_) => 400,
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            RouteError::NotFound => "not found".to_string(),
-            RouteError::MethodNotAllowed { allow } => format!("method not allowed; use {allow}"),
-            RouteError::BadChannel(e) => e.to_string(),
+            RouteError::NotFound => f.write_str("no such route"),
+            RouteError::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
+            RouteError::BadChannel(e) => write!(f, "{e}"),
         }
     }
 }
+
+impl std::error::Error for RouteError {}
 
 /// Picks the route for a method on a known path, or `None` when the method is wrong.
 type PickRoute = fn(&str, ChannelName) -> Option<Route>;
@@ -99,7 +93,7 @@ mod tests {
     }
 
     #[test]
-    fn routes() {
+    fn each_path_and_method_goes_to_its_route() {
         assert_eq!(route("GET", "/"), Ok(Route::Page));
         assert_eq!(route("GET", "/listen"), Ok(Route::Listen(ch("default"))));
         assert_eq!(route("GET", "/ping"), Ok(Route::Ping));
@@ -117,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn errors() {
+    fn unknown_paths_wrong_methods_and_bad_names_are_refused() {
         assert_eq!(route("GET", "/nope"), Err(RouteError::NotFound));
         assert_eq!(route("GET", "/channels"), Err(RouteError::NotFound));
         assert_eq!(route("GET", "/channels/a/b/c"), Err(RouteError::NotFound));
@@ -127,13 +121,29 @@ mod tests {
                 allow: "GET, POST, OPTIONS"
             })
         );
-        assert_eq!(route("PUT", "/listen").unwrap_err().status(), 405);
-        assert_eq!(route("POST", "/channels/x").unwrap_err().status(), 405);
-        assert_eq!(route("OPTIONS", "/").unwrap_err().status(), 405);
         assert_eq!(
-            route("GET", "/channels/bad!/events").unwrap_err().status(),
-            400
+            route("PUT", "/listen"),
+            Err(RouteError::MethodNotAllowed {
+                allow: "GET, OPTIONS"
+            })
         );
-        assert_eq!(route("GET", "/channels//events").unwrap_err().status(), 400);
+        assert_eq!(
+            route("POST", "/channels/x"),
+            Err(RouteError::MethodNotAllowed {
+                allow: "GET, OPTIONS"
+            })
+        );
+        assert_eq!(
+            route("OPTIONS", "/"),
+            Err(RouteError::MethodNotAllowed { allow: "GET, HEAD" })
+        );
+        assert_eq!(
+            route("GET", "/channels/bad!/events"),
+            Err(RouteError::BadChannel(ChannelNameError::BadCharacter('!')))
+        );
+        assert_eq!(
+            route("GET", "/channels//events"),
+            Err(RouteError::BadChannel(ChannelNameError::Empty))
+        );
     }
 }

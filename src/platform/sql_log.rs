@@ -1,4 +1,7 @@
 //! A channel's history in the Durable Object's SQLite storage.
+//!
+//! The tables are created by the first write, never by a read: an object that is only
+//! asked for its stats (or listened to) writes nothing.
 
 use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
@@ -9,11 +12,18 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NUL
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
 
-/// The SQL log caches its small summary (last id, oldest event, length) in memory, so
-/// publishing costs one insert and, once history is full, one delete.
+/// The `meta` row holding the high-water mark of ids (named before reservations existed,
+/// when it was always the last stored id).
+const HIGH_WATER_KEY: &str = "last_id";
+
+/// The SQL log caches its small summary (high-water mark, newest and oldest event,
+/// length) in memory, so publishing costs one insert and, once history is full, one delete.
 pub struct SqlLog {
     sql: SqlStorage,
-    last_id: EventId,
+    /// Whether the tables exist (created by the first write).
+    created: bool,
+    high_water: EventId,
+    newest: EventId,
     oldest: Option<(EventId, u64)>,
     len: u64,
 }
@@ -41,50 +51,87 @@ fn int_arg(n: u64) -> SqlStorageValue {
 
 impl SqlLog {
     pub fn open(sql: SqlStorage) -> Result<SqlLog, LogError> {
-        sql.exec(SCHEMA, None).map_err(fail)?;
+        let tables = rows(
+            sql.exec(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('events', 'meta')",
+                None,
+            )
+            .map_err(fail)?,
+        )?;
+        let created = tables.first().and_then(|r| r.first()).and_then(integer) == Some(2);
         let mut log = SqlLog {
             sql,
-            last_id: EventId(0),
+            created,
+            high_water: EventId(0),
+            newest: EventId(0),
             oldest: None,
             len: 0,
         };
-        let stored_last = rows(
-            log.sql
-                .exec("SELECT value FROM meta WHERE key = 'last_id'", None)
-                .map_err(fail)?,
-        )?;
-        log.last_id = EventId(
-            stored_last
-                .first()
-                .and_then(|r| r.first())
-                .and_then(integer)
-                .unwrap_or(0),
-        );
-        log.refresh_summary()?;
+        if created {
+            let stored = rows(
+                log.sql
+                    .exec(
+                        "SELECT value FROM meta WHERE key = ?",
+                        vec![SqlStorageValue::String(HIGH_WATER_KEY.into())],
+                    )
+                    .map_err(fail)?,
+            )?;
+            log.refresh_summary()?;
+            log.high_water = EventId(
+                stored
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(integer)
+                    .unwrap_or(0),
+            )
+            .max(log.newest);
+        }
         Ok(log)
+    }
+
+    fn create(&mut self) -> Result<(), LogError> {
+        if !self.created {
+            self.sql.exec(SCHEMA, None).map_err(fail)?;
+            self.created = true;
+        }
+        Ok(())
+    }
+
+    fn write_high_water(&mut self, id: EventId) -> Result<(), LogError> {
+        self.sql
+            .exec(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                vec![SqlStorageValue::String(HIGH_WATER_KEY.into()), int_arg(id.0)],
+            )
+            .map_err(fail)?;
+        self.high_water = id;
+        Ok(())
     }
 
     fn refresh_summary(&mut self) -> Result<(), LogError> {
         let summary = rows(
             self.sql
-                .exec("SELECT COUNT(*), MIN(id), (SELECT at_ms FROM events ORDER BY id LIMIT 1) FROM events", None)
+                .exec("SELECT COUNT(*), MIN(id), MAX(id), (SELECT at_ms FROM events ORDER BY id LIMIT 1) FROM events", None)
                 .map_err(fail)?,
         )?;
         let row = summary
             .first()
             .ok_or_else(|| LogError("no summary row".into()))?;
         self.len = row.first().and_then(integer).unwrap_or(0);
-        self.oldest = match (row.get(1).and_then(integer), row.get(2).and_then(integer)) {
+        self.oldest = match (row.get(1).and_then(integer), row.get(3).and_then(integer)) {
             (Some(id), Some(at)) => Some((EventId(id), at)),
             _ => None,
         };
+        if let Some(newest) = row.get(2).and_then(integer) {
+            self.newest = self.newest.max(EventId(newest));
+        }
         Ok(())
     }
 }
 
 impl EventLog for SqlLog {
-    fn last_id(&self) -> EventId {
-        self.last_id
+    fn high_water(&self) -> EventId {
+        self.high_water
     }
 
     fn oldest(&self) -> Option<(EventId, u64)> {
@@ -95,30 +142,42 @@ impl EventLog for SqlLog {
         self.len
     }
 
-    fn append(&mut self, event: &StoredEvent) -> Result<(), LogError> {
-        self.sql
-            .exec(
-                "INSERT INTO events (id, at_ms, frame) VALUES (?, ?, ?)",
-                vec![
-                    int_arg(event.id.0),
-                    int_arg(event.at_ms),
-                    SqlStorageValue::String(event.frame.clone()),
-                ],
-            )
-            .map_err(fail)?;
-        self.sql
-            .exec(
-                "INSERT INTO meta (key, value) VALUES ('last_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                vec![int_arg(event.id.0)],
-            )
-            .map_err(fail)?;
-        self.last_id = self.last_id.max(event.id);
-        self.len += 1;
-        self.oldest.get_or_insert((event.id, event.at_ms));
+    fn append(&mut self, events: &[StoredEvent]) -> Result<(), LogError> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(());
+        };
+        self.create()?;
+        // All of it runs in one turn of the object, so the runtime commits it as one.
+        for event in events {
+            self.sql
+                .exec(
+                    "INSERT INTO events (id, at_ms, frame) VALUES (?, ?, ?)",
+                    vec![
+                        int_arg(event.id.0),
+                        int_arg(event.at_ms),
+                        SqlStorageValue::String(event.frame.clone()),
+                    ],
+                )
+                .map_err(fail)?;
+        }
+        if last.id > self.high_water {
+            self.write_high_water(last.id)?;
+        }
+        self.newest = self.newest.max(last.id);
+        self.len += events.len() as u64;
+        self.oldest.get_or_insert((first.id, first.at_ms));
         Ok(())
     }
 
+    fn reserve(&mut self, through: EventId) -> Result<(), LogError> {
+        self.create()?;
+        self.write_high_water(through.max(self.newest))
+    }
+
     fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError> {
+        if !self.created {
+            return Ok(Vec::new());
+        }
         let found = rows(
             self.sql
                 .exec(
@@ -140,17 +199,16 @@ impl EventLog for SqlLog {
             .collect())
     }
 
-    fn prune(&mut self, through_id: EventId, before_ms: u64) {
-        let pruned = self
-            .sql
-            .exec(
-                "DELETE FROM events WHERE id <= ? OR at_ms < ?",
-                vec![int_arg(through_id.0), int_arg(before_ms)],
-            )
-            .map_err(fail)
-            .and_then(|_| self.refresh_summary());
-        if let Err(e) = pruned {
-            worker::console_error!("{e}");
+    fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
+        if !self.created {
+            return Ok(());
         }
+        self.sql
+            .exec(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) OR at_ms < ?",
+                vec![int_arg(oldest), int_arg(before_ms)],
+            )
+            .map_err(fail)?;
+        self.refresh_summary()
     }
 }

@@ -223,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn refused_fields() {
+    fn line_breaks_and_nul_are_refused_where_a_field_cannot_hold_them() {
         assert_eq!(
             Event::new("").with_type("a\nb").unwrap_err(),
             FieldError::EventTypeHasLineBreak

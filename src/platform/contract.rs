@@ -1,0 +1,268 @@
+//! The one contract between the Worker and a channel's Durable Object: the requests the
+//! object understands, how the Worker sends one ([`ChannelCall::send`]) and how the object
+//! reads it back ([`ChannelCall::read`]). Both ends live here and are tested as a pair.
+//!
+//! On the wire a call is an internal HTTP request (a stub routes by object, not by URL,
+//! so the origin is never resolved). The Worker has already validated everything, so a
+//! publish travels as its data in the body and its type and retry in the query: the
+//! object parses no JSON.
+
+use worker::{Env, Method, Request, RequestInit, Response, Url};
+
+use super::error::Error;
+use crate::domain::{ChannelName, EventId, Message};
+
+/// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
+pub const CHANNEL_BINDING: &str = "CHANNEL";
+
+const ORIGIN: &str = "https://channel.internal";
+const LISTEN: &str = "/listen";
+const PUBLISH: &str = "/publish";
+const STATS: &str = "/stats";
+const CHANNEL: &str = "channel";
+const LAST_EVENT_ID: &str = "lastEventId";
+const EVENT: &str = "event";
+const RETRY: &str = "retry";
+
+/// What a channel's object is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelRequest {
+    /// Open a stream, resuming after `last_seen` when given.
+    Listen { last_seen: Option<EventId> },
+    /// Publish a validated message.
+    Publish(Message),
+    /// Report the channel's counters.
+    Stats,
+}
+
+/// A request addressed to one channel's object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelCall {
+    pub channel: ChannelName,
+    pub request: ChannelRequest,
+}
+
+/// A call as it travels: method, URL and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wire {
+    pub method: Method,
+    pub url: Url,
+    pub body: Option<String>,
+}
+
+impl ChannelCall {
+    pub fn new(channel: ChannelName, request: ChannelRequest) -> Self {
+        ChannelCall { channel, request }
+    }
+
+    /// The call's wire form.
+    pub fn to_wire(&self) -> Wire {
+        let (method, path) = match &self.request {
+            ChannelRequest::Listen { .. } => (Method::Get, LISTEN),
+            ChannelRequest::Publish(_) => (Method::Post, PUBLISH),
+            ChannelRequest::Stats => (Method::Get, STATS),
+        };
+        let mut url = Url::parse(ORIGIN).expect("the internal origin is a URL");
+        url.set_path(path);
+        let mut body = None;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair(CHANNEL, self.channel.as_str());
+            match &self.request {
+                ChannelRequest::Listen {
+                    last_seen: Some(id),
+                } => {
+                    query.append_pair(LAST_EVENT_ID, &id.to_string());
+                }
+                ChannelRequest::Publish(message) => {
+                    if let Some(event_type) = &message.event_type {
+                        query.append_pair(EVENT, event_type);
+                    }
+                    if let Some(retry) = message.retry_ms {
+                        query.append_pair(RETRY, &retry.to_string());
+                    }
+                    body = Some(message.data.clone());
+                }
+                ChannelRequest::Listen { last_seen: None } | ChannelRequest::Stats => {}
+            }
+        }
+        Wire { method, url, body }
+    }
+
+    /// Reads a call back from its wire form.
+    pub fn from_wire(wire: Wire) -> Result<ChannelCall, Error> {
+        let bad = |what: &str| Error::Contract(what.to_string());
+        let param = |name: &str| {
+            wire.url
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let channel = ChannelName::parse(&param(CHANNEL).ok_or_else(|| bad("no channel"))?)
+            .map_err(|e| bad(&e.to_string()))?;
+        let request = match (wire.method, wire.url.path()) {
+            (Method::Get, LISTEN) => ChannelRequest::Listen {
+                last_seen: param(LAST_EVENT_ID)
+                    .map(|id| EventId::parse(&id))
+                    .transpose()
+                    .map_err(|_| bad("bad lastEventId"))?,
+            },
+            (Method::Post, PUBLISH) => ChannelRequest::Publish(Message {
+                data: wire.body.ok_or_else(|| bad("publish without a body"))?,
+                event_type: param(EVENT),
+                retry_ms: param(RETRY)
+                    .map(|r| r.parse::<u64>())
+                    .transpose()
+                    .map_err(|_| bad("bad retry"))?,
+            }),
+            (Method::Get, STATS) => ChannelRequest::Stats,
+            (method, path) => return Err(bad(&format!("{method:?} {path}"))),
+        };
+        Ok(ChannelCall { channel, request })
+    }
+
+    /// Sends the call to its channel's object and returns the object's response
+    /// untouched, so a stream's body is piped by the runtime, never by us.
+    pub async fn send(&self, env: &Env) -> Result<Response, Error> {
+        let stub = env
+            .durable_object(CHANNEL_BINDING)?
+            .get_by_name(self.channel.as_str())?;
+        let wire = self.to_wire();
+        let mut init = RequestInit::new();
+        init.with_method(wire.method);
+        if let Some(body) = wire.body {
+            init.with_body(Some(body.into()));
+        }
+        let request = Request::new_with_init(wire.url.as_str(), &init)?;
+        Ok(stub.fetch_with_request(request).await?)
+    }
+
+    /// Reads the call an object received (its body too, so none is left unread). The
+    /// body is read as bytes: decoding it as text would drop a leading U+FEFF of the data.
+    pub async fn read(req: &mut Request) -> Result<ChannelCall, Error> {
+        let method = req.method();
+        let body = match method {
+            Method::Post => Some(
+                String::from_utf8(req.bytes().await?)
+                    .map_err(|_| Error::Contract("a body that is not UTF-8".into()))?,
+            ),
+            _ => None,
+        };
+        ChannelCall::from_wire(Wire {
+            method,
+            url: req.url()?,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(call: ChannelCall) {
+        let wire = call.to_wire();
+        assert_eq!(
+            ChannelCall::from_wire(wire.clone()).unwrap(),
+            call,
+            "{wire:?}"
+        );
+    }
+
+    fn channel(name: &str) -> ChannelName {
+        ChannelName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn every_request_reads_back_as_it_was_sent() {
+        round_trip(ChannelCall::new(
+            channel("news"),
+            ChannelRequest::Listen { last_seen: None },
+        ));
+        round_trip(ChannelCall::new(
+            channel("a.b-c_d"),
+            ChannelRequest::Listen {
+                last_seen: Some(EventId(u64::MAX)),
+            },
+        ));
+        round_trip(ChannelCall::new(channel("news"), ChannelRequest::Stats));
+        for message in [
+            Message {
+                data: String::new(),
+                event_type: None,
+                retry_ms: None,
+            },
+            Message {
+                data: "a\r\nb &=?# é \u{0}".into(),
+                event_type: Some("score & co=1 #2 ü".into()),
+                retry_ms: Some(0),
+            },
+        ] {
+            round_trip(ChannelCall::new(
+                channel("x"),
+                ChannelRequest::Publish(message),
+            ));
+        }
+    }
+
+    #[test]
+    fn a_publish_carries_its_data_as_the_body_and_nothing_to_parse() {
+        let wire = ChannelCall::new(
+            channel("news"),
+            ChannelRequest::Publish(Message {
+                data: "{\"a\":1}".into(),
+                event_type: Some("t".into()),
+                retry_ms: Some(5),
+            }),
+        )
+        .to_wire();
+        assert_eq!(wire.method, Method::Post);
+        assert_eq!(wire.body.as_deref(), Some("{\"a\":1}"));
+        assert_eq!(wire.url.query(), Some("channel=news&event=t&retry=5"));
+    }
+
+    #[test]
+    fn what_the_worker_never_sends_is_refused_as_a_contract_error() {
+        let wire = |method: Method, url: &str, body: Option<&str>| Wire {
+            method,
+            url: Url::parse(url).unwrap(),
+            body: body.map(str::to_string),
+        };
+        for bad in [
+            wire(Method::Get, "https://channel.internal/listen", None),
+            wire(
+                Method::Get,
+                "https://channel.internal/listen?channel=bad!",
+                None,
+            ),
+            wire(
+                Method::Get,
+                "https://channel.internal/listen?channel=a&lastEventId=x",
+                None,
+            ),
+            wire(
+                Method::Post,
+                "https://channel.internal/publish?channel=a",
+                None,
+            ),
+            wire(
+                Method::Post,
+                "https://channel.internal/publish?channel=a&retry=-1",
+                Some("x"),
+            ),
+            wire(
+                Method::Put,
+                "https://channel.internal/stats?channel=a",
+                None,
+            ),
+            wire(
+                Method::Get,
+                "https://channel.internal/other?channel=a",
+                None,
+            ),
+        ] {
+            let e = ChannelCall::from_wire(bad.clone()).unwrap_err();
+            assert!(matches!(e, Error::Contract(_)), "{bad:?}: {e}");
+        }
+    }
+}

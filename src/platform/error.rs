@@ -1,0 +1,233 @@
+//! The one error type of the platform edge, and the one place that turns an error into
+//! an HTTP response: its status, its one-line reason, and `Allow` or `Retry-After` where
+//! they belong. Handlers return `Result<Response, Error>` and use `?`; the domain's
+//! errors know nothing of HTTP.
+
+use std::fmt;
+
+use worker::{Headers, Response};
+
+use super::routes::RouteError;
+use crate::domain::auth::AuthError;
+use crate::domain::{
+    BadEventId, ChannelNameError, ConfigError, LogError, PublishError, SubscribeError,
+};
+
+/// How long a client refused for a full channel is asked to wait, in seconds.
+pub const FULL_RETRY_AFTER_SECONDS: u32 = 5;
+
+#[derive(Debug)]
+pub enum Error {
+    /// No such path (404).
+    NotFound,
+    /// A known path with a method it does not take (405, with `Allow`).
+    MethodNotAllowed { allow: &'static str },
+    /// A channel name that is not valid (400).
+    BadChannel(ChannelNameError),
+    /// A `Last-Event-ID` or `lastEventId` that is not an id of ours (400).
+    BadEventId(BadEventId),
+    /// A publish body that cannot be read (400, or 415 for its content type).
+    Publish(PublishError),
+    /// A body over `MAX_BODY_BYTES` (413).
+    TooLarge { max: usize },
+    /// Credentials missing (401) or wrong (403).
+    Auth(AuthError),
+    /// A preflight from an origin that is not allowed (403).
+    OriginNotAllowed,
+    /// The channel has its maximum of listeners (503, with `Retry-After`).
+    ChannelFull { max: usize },
+    /// A setting is unusable (500, naming it).
+    Config(ConfigError),
+    /// The channel's storage failed (500).
+    Storage(LogError),
+    /// A channel's object got a request it does not understand: the Worker and the
+    /// object disagree, which is a bug (500).
+    Contract(String),
+    /// The runtime failed: a stub, a stream, a body (503: try again).
+    Runtime(worker::Error),
+}
+
+impl Error {
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::NotFound => 404,
+            Error::MethodNotAllowed { .. } => 405,
+            Error::BadChannel(_) | Error::BadEventId(_) => 400,
+            Error::Publish(e) if e.is_unsupported_kind() => 415,
+            Error::Publish(_) => 400,
+            Error::TooLarge { .. } => 413,
+            Error::Auth(AuthError::Missing) => 401,
+            Error::Auth(AuthError::Wrong) | Error::OriginNotAllowed => 403,
+            Error::ChannelFull { .. } | Error::Runtime(_) => 503,
+            Error::Config(_) | Error::Storage(_) | Error::Contract(_) => 500,
+        }
+    }
+
+    /// The response for this error: a short `text/plain` line with its status. Failures
+    /// that are ours, not the client's, are logged (the client only gets the line).
+    pub fn to_response(&self) -> worker::Result<Response> {
+        let status = self.status();
+        if status >= 500 && !matches!(self, Error::ChannelFull { .. }) {
+            worker::console_error!("{status}: {self}");
+        }
+        let headers = Headers::new();
+        headers.set("Content-Type", "text/plain; charset=utf-8")?;
+        headers.set("Cache-Control", "no-store")?;
+        match self {
+            Error::MethodNotAllowed { allow } => headers.set("Allow", allow)?,
+            Error::ChannelFull { .. } => {
+                headers.set("Retry-After", &FULL_RETRY_AFTER_SECONDS.to_string())?
+            }
+            _ => {}
+        }
+        Ok(Response::ok(format!("{self}\n"))?
+            .with_status(status)
+            .with_headers(headers))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound => f.write_str("not found"),
+            Error::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
+            Error::BadChannel(e) => write!(f, "{e}"),
+            Error::BadEventId(e) => write!(f, "{e}"),
+            Error::Publish(e) => write!(f, "{e}"),
+            Error::TooLarge { max } => write!(f, "body is larger than {max} bytes"),
+            Error::Auth(e) => write!(f, "{e}"),
+            Error::OriginNotAllowed => f.write_str("origin not allowed"),
+            Error::ChannelFull { max } => {
+                write!(f, "channel has its maximum of {max} listeners")
+            }
+            Error::Config(e) => write!(f, "{e}"),
+            Error::Storage(e) => write!(f, "{e}"),
+            Error::Contract(what) => write!(f, "internal request not understood: {what}"),
+            Error::Runtime(_) => f.write_str("channel unavailable, try again"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<RouteError> for Error {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::NotFound => Error::NotFound,
+            RouteError::MethodNotAllowed { allow } => Error::MethodNotAllowed { allow },
+            RouteError::BadChannel(e) => Error::BadChannel(e),
+        }
+    }
+}
+
+impl From<ChannelNameError> for Error {
+    fn from(e: ChannelNameError) -> Self {
+        Error::BadChannel(e)
+    }
+}
+
+impl From<BadEventId> for Error {
+    fn from(e: BadEventId) -> Self {
+        Error::BadEventId(e)
+    }
+}
+
+impl From<PublishError> for Error {
+    fn from(e: PublishError) -> Self {
+        Error::Publish(e)
+    }
+}
+
+impl From<AuthError> for Error {
+    fn from(e: AuthError) -> Self {
+        Error::Auth(e)
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+impl From<LogError> for Error {
+    fn from(e: LogError) -> Self {
+        Error::Storage(e)
+    }
+}
+
+impl From<SubscribeError> for Error {
+    fn from(e: SubscribeError) -> Self {
+        match e {
+            SubscribeError::TooManyListeners { max } => Error::ChannelFull { max },
+            SubscribeError::Log(e) => Error::Storage(e),
+        }
+    }
+}
+
+impl From<worker::Error> for Error {
+    fn from(e: worker::Error) -> Self {
+        Error::Runtime(e)
+    }
+}
+
+impl From<wasm_bindgen::JsValue> for Error {
+    fn from(e: wasm_bindgen::JsValue) -> Self {
+        Error::Runtime(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::FieldError;
+
+    #[test]
+    fn every_error_has_the_status_its_kind_deserves() {
+        let cases: Vec<(Error, u16)> = vec![
+            (Error::NotFound, 404),
+            (Error::MethodNotAllowed { allow: "GET" }, 405),
+            (Error::BadChannel(ChannelNameError::Empty), 400),
+            (Error::BadEventId(BadEventId), 400),
+            (Error::Publish(PublishError::MissingData), 400),
+            (
+                Error::Publish(PublishError::UnsupportedContentType("image/png".into())),
+                415,
+            ),
+            (
+                Error::Publish(PublishError::ReservedEventType("gap".into())),
+                400,
+            ),
+            (
+                Error::Publish(PublishError::EventType(FieldError::EventTypeEmpty)),
+                400,
+            ),
+            (Error::TooLarge { max: 1 }, 413),
+            (Error::Auth(AuthError::Missing), 401),
+            (Error::Auth(AuthError::Wrong), 403),
+            (Error::OriginNotAllowed, 403),
+            (Error::ChannelFull { max: 1 }, 503),
+            (Error::Storage(LogError("x".into())), 500),
+            (Error::Contract("x".into()), 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status(), status, "{error}");
+        }
+    }
+
+    #[test]
+    fn domain_errors_convert_to_the_matching_kind() {
+        assert!(matches!(
+            Error::from(SubscribeError::TooManyListeners { max: 3 }),
+            Error::ChannelFull { max: 3 }
+        ));
+        assert!(matches!(
+            Error::from(RouteError::MethodNotAllowed { allow: "GET" }),
+            Error::MethodNotAllowed { allow: "GET" }
+        ));
+        assert_eq!(
+            Error::from(SubscribeError::Log(LogError("disk".into()))).status(),
+            500
+        );
+    }
+}

@@ -1,0 +1,249 @@
+// What an attacker or a careless client tries, and what the service must do instead:
+// stats without credentials, storage made from nothing, forged `gap` notices, repeated
+// JSON keys, form fields that are not UTF-8, expired history replayed, ids reused after
+// a crash, and dead connections holding every listener slot.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { startServer } from '../support/server.mjs';
+import { request, sleep, openRawListener } from '../support/http.mjs';
+import { openStream } from '../support/sse.mjs';
+
+const LISTEN_SECRET = 'listen-s3cret';
+const PUBLISH_SECRET = 'publish-s3cret';
+
+/** The SQLite files of the Channel objects under a persist directory. */
+function channelDatabases(persistDir) {
+  const found = [];
+  const walk = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (/Channel/.test(dir) && entry.name.endsWith('.sqlite') && entry.name !== 'metadata.sqlite') found.push(p);
+    }
+  };
+  walk(persistDir);
+  return found;
+}
+
+/**
+ * The tables in a Channel object's database that are not the runtime's own (Miniflare
+ * and workerd name theirs with a leading underscore), read with python3's sqlite3.
+ */
+function userTables(file) {
+  const script = 'import sqlite3,sys\n' +
+    'c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)\n' +
+    'print("\\n".join(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type=\'table\'")))';
+  return execFileSync('python3', ['-c', script, file], { encoding: 'utf8' })
+    .split('\n')
+    .filter((name) => name && !name.startsWith('_') && !name.startsWith('sqlite_'));
+}
+
+function publish(baseUrl, channel, body, { type = 'application/json', auth, query = '' } = {}) {
+  const headers = { 'content-type': type };
+  if (auth) headers.authorization = `Bearer ${auth}`;
+  return request(`${baseUrl}/channels/${channel}/events${query}`, { method: 'POST', headers, body });
+}
+
+describe('with LISTEN_SECRET and PUBLISH_SECRET set', () => {
+  let server;
+  before(async () => {
+    server = await startServer({ secrets: { LISTEN_SECRET, PUBLISH_SECRET } });
+  });
+  after(() => server?.stop());
+
+  test('stats need the listen token or the publish bearer: missing 401, wrong 403', async () => {
+    const url = `${server.url}/channels/guarded`;
+    assert.equal((await request(url)).status, 401);
+    assert.equal((await request(`${url}?token=wrong`)).status, 403);
+    assert.equal((await request(url, { headers: { authorization: 'Bearer wrong' } })).status, 403);
+    assert.equal((await request(url, { headers: { authorization: `Bearer ${LISTEN_SECRET}` } })).status, 403,
+      'the listen secret is not a publish bearer');
+    const byToken = await request(`${url}?token=${LISTEN_SECRET}`);
+    assert.equal(byToken.status, 200, byToken.text);
+    assert.equal(byToken.json.channel, 'guarded');
+    const byBearer = await request(url, { headers: { authorization: `Bearer ${PUBLISH_SECRET}` } });
+    assert.equal(byBearer.status, 200, byBearer.text);
+  });
+
+  test('unauthenticated stats on 30 unused names create no object storage', async () => {
+    const before = channelDatabases(server.persistDir).length;
+    for (let i = 0; i < 30; i++) {
+      const r = await request(`${server.url}/channels/probe-${i}`);
+      assert.equal(r.status, 401);
+    }
+    assert.equal(channelDatabases(server.persistDir).length, before);
+  });
+});
+
+describe('without secrets', () => {
+  let server;
+  before(async () => {
+    server = await startServer({ vars: { MAX_LISTENERS: '10', HEARTBEAT_SECONDS: '60' } });
+  });
+  after(() => server?.stop());
+
+  test('stats of unused channels read nothing into storage; a publish does', async () => {
+    for (let i = 0; i < 10; i++) {
+      const r = await request(`${server.url}/channels/unused-${i}`);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.listeners, 0);
+      assert.equal(r.json.lastId, null);
+    }
+    const withData = () => channelDatabases(server.persistDir).filter((f) => userTables(f).length > 0);
+    assert.deepEqual(withData(), [], 'a stats request wrote tables');
+    assert.equal((await publish(server.url, 'used', '{"data":"x"}')).status, 200);
+    assert.equal(withData().length, 1, 'the check sees a channel that was written to');
+  });
+
+  test('the gap type is the service\'s own: publishing it is refused in every body kind', async () => {
+    const channel = 'forgery';
+    const listener = await openStream(`${server.url}/channels/${channel}/events`);
+    try {
+      for (const [body, opts] of [
+        ['{"data":"reload everything","event":"gap"}', {}],
+        ['data=reload&event=gap', { type: 'application/x-www-form-urlencoded' }],
+        ['reload', { type: 'text/plain', query: '?event=gap' }],
+      ]) {
+        const r = await publish(server.url, channel, body, opts);
+        assert.equal(r.status, 400, `${body}: ${r.text}`);
+        assert.match(r.text, /reserved/);
+      }
+      const ok = await publish(server.url, channel, '{"data":"real","event":"Gap"}');
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.json.id, '1', 'refused publishes took no id');
+      const event = await listener.nextEvent(5000);
+      assert.deepEqual([event.type, event.data, event.lastEventId], ['Gap', 'real', '1']);
+    } finally {
+      await listener.close();
+    }
+  });
+
+  test('a repeated JSON key is a 400, as a repeated form field is', async () => {
+    for (const body of ['{"data":"a","data":"b"}', '{"data":"a","event":"x","event":"y"}']) {
+      const r = await publish(server.url, 'dupes', body);
+      assert.equal(r.status, 400, body);
+      assert.match(r.text, /more than once/);
+    }
+    const form = await publish(server.url, 'dupes', 'data=a&data=b', { type: 'application/x-www-form-urlencoded' });
+    assert.equal(form.status, 400);
+    assert.equal((await request(`${server.url}/channels/dupes`)).json.lastId, null, 'nothing was published');
+  });
+
+  test('form fields that are not UTF-8 once percent-decoded are a 400, not altered', async () => {
+    for (const body of ['data=%FF%FE', 'data=ok&event=%C3', 'd%FFta=x']) {
+      const r = await publish(server.url, 'forms', body, { type: 'application/x-www-form-urlencoded' });
+      assert.equal(r.status, 400, `${body}: ${r.text}`);
+      assert.match(r.text, /UTF-8/);
+    }
+    const good = await publish(server.url, 'forms', 'data=%C3%A9t%C3%A9', { type: 'application/x-www-form-urlencoded' });
+    assert.equal(good.status, 200, good.text);
+  });
+
+  test('when every slot is held by a dead connection, a newcomer is let in, not refused', async () => {
+    const channel = 'full-of-dead';
+    const dead = [];
+    for (let i = 0; i < 10; i++) dead.push(await openRawListener(server.url, `/channels/${channel}/events`));
+    for (const d of dead) assert.match(d.statusLine, / 200 /);
+    await sleep(200);
+    for (const d of dead) d.socket.resetAndDestroy();
+    // The keep-alive comes every 20 s here, so only probing on arrival can find them.
+    const newcomer = await openStream(`${server.url}/channels/${channel}/events`);
+    try {
+      assert.equal(newcomer.status, 200, 'the newcomer was refused while every listener was dead');
+    } finally {
+      await newcomer.close();
+    }
+    // A channel full of live listeners still refuses, with Retry-After.
+    const live = [];
+    try {
+      for (let i = 0; i < 10; i++) live.push(await openStream(`${server.url}/channels/full-of-live/events`));
+      const refused = await request(`${server.url}/channels/full-of-live/events`);
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers.get('retry-after'), '5');
+      for (const l of live) assert.equal(l.ended, false, 'probing must not cut live listeners');
+    } finally {
+      await Promise.all(live.map((l) => l.close()));
+    }
+  });
+});
+
+test('replay never serves events older than HISTORY_MAX_AGE_SECONDS, and says gap', { timeout: 60_000 }, async () => {
+  // Keep-alives every 20 min: nothing prunes in the background during the test.
+  const server = await startServer({ vars: { HISTORY_MAX_AGE_SECONDS: '1', HEARTBEAT_SECONDS: '3600' } });
+  try {
+    for (let i = 1; i <= 5; i++) assert.equal((await publish(server.url, 'aging', `{"data":"old ${i}"}`)).status, 200);
+    await sleep(2500);
+    const resumed = await openStream(`${server.url}/channels/aging/events`, { headers: { 'last-event-id': '0' } });
+    try {
+      const first = await resumed.nextEvent(5000);
+      assert.equal(first.type, 'gap');
+      assert.deepEqual(JSON.parse(first.data), { lastEventId: '0', firstAvailableId: null });
+      assert.equal((await publish(server.url, 'aging', '{"data":"fresh"}')).status, 200);
+      const next = await resumed.nextEvent(5000);
+      assert.deepEqual([next.data, next.lastEventId], ['fresh', '6'], 'no expired event was replayed');
+    } finally {
+      await resumed.close();
+    }
+  } finally {
+    await server.stop();
+  }
+});
+
+test('PUBLISH_ACK=accepted, kill -9 in a publish storm: no id is ever given twice, and a resume says gap', { timeout: 180_000 }, async () => {
+  const persistDir = await mkdtemp(path.join(os.tmpdir(), 'sse-edge-crash-'));
+  const vars = { PUBLISH_ACK: 'accepted' };
+  try {
+    let server = await startServer({ vars, persistDir });
+    const acked = [];
+    let stop = false;
+    const publisher = async () => {
+      while (!stop) {
+        try {
+          const r = await fetch(`${server.url}/channels/storm/events`, {
+            method: 'POST', headers: { 'content-type': 'text/plain' }, body: `e${acked.length}`,
+            signal: AbortSignal.timeout(5000),
+          });
+          if (r.status !== 200) break;
+          acked.push(BigInt((await r.json()).id));
+        } catch {
+          break; // the server is gone
+        }
+      }
+    };
+    const storm = Promise.all(Array.from({ length: 16 }, publisher));
+    while (acked.length < 300) await sleep(10);
+    process.kill(-server.pid, 'SIGKILL');
+    stop = true;
+    await storm;
+    await server.stop();
+    const maxAcked = acked.reduce((a, b) => (a > b ? a : b));
+
+    server = await startServer({ vars, persistDir });
+    try {
+      const after = await publish(server.url, 'storm', 'after the crash', { type: 'text/plain' });
+      assert.equal(after.status, 200, after.text);
+      assert.ok(BigInt(after.json.id) > maxAcked, `id ${after.json.id} reused: ${maxAcked} was acknowledged before the crash`);
+      const resumed = await openStream(`${server.url}/channels/storm/events`, { headers: { 'last-event-id': String(maxAcked) } });
+      try {
+        const first = await resumed.nextEvent(5000);
+        assert.equal(first.type, 'gap', `resuming after ${maxAcked} got ${JSON.stringify(first)}`);
+        assert.equal(JSON.parse(first.data).lastEventId, String(maxAcked));
+        const next = await resumed.nextEvent(5000);
+        assert.deepEqual([next.data, next.lastEventId], ['after the crash', after.json.id]);
+      } finally {
+        await resumed.close();
+      }
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await rm(persistDir, { recursive: true, force: true });
+  }
+});

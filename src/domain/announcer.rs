@@ -40,23 +40,40 @@ pub struct Fanout {
     pub gone: usize,
 }
 
-struct Listener<O> {
+struct Listener<O, I> {
     outlet: O,
+    /// What the listener asked for and may see (nothing, on a channel: it gets everything).
+    interest: I,
     /// Chunks written since the last keep-alive (see [`Announcer::keep_alive`]).
     written_since_keep_alive: usize,
 }
 
-pub struct Announcer<O: Outlet> {
+/// The listeners of one object and their bounded queues. Each listener carries an
+/// *interest* `I`: a channel's listeners carry none and all get the same chunk; a
+/// filtering host (the Mercure hub, or a leaf of a fan-out tree) picks each listener's
+/// chunk by its interest with [`Announcer::announce_by`].
+pub struct Announcer<O: Outlet, I = ()> {
     capacity: usize,
-    listeners: Vec<Listener<O>>,
+    listeners: Vec<Listener<O, I>>,
+    /// Interests of listeners removed since the last [`Announcer::take_departed`].
+    departed: Vec<I>,
 }
 
-impl<O: Outlet> Announcer<O> {
+/// What happens to one listener on a write.
+enum Verdict {
+    Gone,
+    Slow,
+    Written,
+    Skipped,
+}
+
+impl<O: Outlet, I> Announcer<O, I> {
     /// `capacity`: chunks a listener may have waiting before it counts as slow.
     pub fn new(capacity: usize) -> Self {
         Announcer {
             capacity: capacity.max(1),
             listeners: Vec::new(),
+            departed: Vec::new(),
         }
     }
 
@@ -69,48 +86,87 @@ impl<O: Outlet> Announcer<O> {
     }
 
     /// Adds a listener whose outlet already holds `initial_chunks` (retry field, replay).
-    pub fn add(&mut self, outlet: O, initial_chunks: usize) {
+    pub fn add(&mut self, outlet: O, interest: I, initial_chunks: usize) {
         self.listeners.push(Listener {
             outlet,
+            interest,
             written_since_keep_alive: initial_chunks,
         });
     }
 
+    /// The interests of the listeners present.
+    pub fn interests(&self) -> impl Iterator<Item = &I> {
+        self.listeners.iter().map(|l| &l.interest)
+    }
+
+    /// The interests of listeners removed (slow, gone, stalled) since the last call.
+    pub fn take_departed(&mut self) -> Vec<I> {
+        std::mem::take(&mut self.departed)
+    }
+
     /// Writes `chunk` to every listener that can take it; removes the others.
     pub fn announce(&mut self, chunk: &O::Chunk) -> Fanout {
+        self.announce_by(|_| Some(chunk))
+    }
+
+    /// Writes to each listener the chunk `pick` chooses for its interest (none: nothing
+    /// is written to it, and it is not judged); removes those that cannot take theirs.
+    pub fn announce_by<'c>(&mut self, mut pick: impl FnMut(&I) -> Option<&'c O::Chunk>) -> Fanout
+    where
+        O::Chunk: 'c,
+    {
         let capacity = self.capacity;
         let mut fanout = Fanout::default();
-        self.listeners
-            .retain_mut(|listener| match listener.outlet.queued() {
+        self.retain(|listener| {
+            let Some(chunk) = pick(&listener.interest) else {
+                return Verdict::Skipped;
+            };
+            match listener.outlet.queued() {
                 None => {
                     listener.outlet.abort();
                     fanout.gone += 1;
-                    false
+                    Verdict::Gone
                 }
                 Some(queued) if queued >= capacity => {
                     listener.outlet.close();
                     fanout.slow += 1;
-                    false
+                    Verdict::Slow
                 }
                 Some(_) => {
                     listener.outlet.write(chunk);
                     listener.written_since_keep_alive += 1;
                     fanout.delivered += 1;
-                    true
+                    Verdict::Written
                 }
-            });
+            }
+        });
         fanout
     }
 
     /// Removes listeners whose client is known to be gone, without writing anything.
     pub fn sweep(&mut self) -> usize {
         let before = self.listeners.len();
-        self.listeners.retain_mut(|listener| {
-            let alive = listener.outlet.queued().is_some();
-            if !alive {
+        self.retain(|listener| match listener.outlet.queued() {
+            Some(_) => Verdict::Skipped,
+            None => {
                 listener.outlet.abort();
+                Verdict::Gone
             }
-            alive
+        });
+        before - self.listeners.len()
+    }
+
+    /// Ends the streams of the listeners whose interest `ends` says is over (say, an
+    /// expired token), after what is queued; returns how many.
+    pub fn close_where(&mut self, mut ends: impl FnMut(&I) -> bool) -> usize {
+        let before = self.listeners.len();
+        self.retain(|listener| {
+            if ends(&listener.interest) {
+                listener.outlet.close();
+                Verdict::Gone
+            } else {
+                Verdict::Skipped
+            }
         });
         before - self.listeners.len()
     }
@@ -120,7 +176,7 @@ impl<O: Outlet> Announcer<O> {
     /// aborted. The others get the comment (or are cut as slow).
     pub fn keep_alive(&mut self, chunk: &O::Chunk) -> Fanout {
         let mut stalled = 0;
-        self.listeners.retain_mut(|listener| {
+        self.retain(|listener| {
             // Queues are FIFO: more queued than written since the last keep-alive means
             // that keep-alive (or something older) is still waiting.
             let stuck = listener
@@ -130,8 +186,10 @@ impl<O: Outlet> Announcer<O> {
             if stuck {
                 listener.outlet.abort();
                 stalled += 1;
+                Verdict::Gone
+            } else {
+                Verdict::Skipped
             }
-            !stuck
         });
         let mut fanout = self.announce(chunk);
         for listener in &mut self.listeners {
@@ -139,6 +197,15 @@ impl<O: Outlet> Announcer<O> {
         }
         fanout.gone += stalled;
         fanout
+    }
+
+    /// Keeps the listeners `judge` does not remove; the removed ones' interests depart.
+    fn retain(&mut self, mut judge: impl FnMut(&mut Listener<O, I>) -> Verdict) {
+        let removed = self.listeners.extract_if(.., |listener| {
+            matches!(judge(listener), Verdict::Gone | Verdict::Slow)
+        });
+        self.departed
+            .extend(removed.map(|listener| listener.interest));
     }
 }
 
@@ -203,7 +270,7 @@ pub(crate) mod tests {
         let mut a = Announcer::new(capacity);
         let outlets: Vec<TestOutlet> = (0..n).map(|_| TestOutlet::default()).collect();
         for o in &outlets {
-            a.add(o.clone(), 0);
+            a.add(o.clone(), (), 0);
         }
         (a, outlets)
     }
@@ -316,13 +383,43 @@ pub(crate) mod tests {
 
     #[test]
     fn a_new_listener_is_not_judged_before_its_second_keep_alive() {
-        let mut a = Announcer::new(100);
+        let mut a = Announcer::<TestOutlet>::new(100);
         let o = TestOutlet::default();
         o.0.borrow_mut()
             .queue
             .extend([TestOutlet::chunk("retry"), TestOutlet::chunk("replay")]);
-        a.add(o.clone(), 2);
+        a.add(o.clone(), (), 2);
         assert_eq!(a.keep_alive(&TestOutlet::chunk(":hb")).delivered, 1);
         assert_eq!(a.keep_alive(&TestOutlet::chunk(":hb")).gone, 1);
+    }
+
+    #[test]
+    fn each_listener_gets_the_chunk_its_interest_picks_and_departures_are_reported() {
+        let mut a: Announcer<TestOutlet, &str> = Announcer::new(5);
+        let outlets: Vec<TestOutlet> = (0..3).map(|_| TestOutlet::default()).collect();
+        for (o, topic) in outlets.iter().zip(["books", "films", "books"]) {
+            a.add(o.clone(), topic, 0);
+        }
+        let books = TestOutlet::chunk("a book");
+        let f = a.announce_by(|topic| (*topic == "books").then_some(&books));
+        assert_eq!(f.delivered, 2);
+        assert_eq!(
+            outlets[1].0.borrow().queue.len(),
+            0,
+            "not picked: nothing written"
+        );
+        outlets[2].0.borrow_mut().gone = true;
+        a.announce_by(|topic| (*topic == "films").then_some(&books));
+        assert_eq!(
+            a.take_departed(),
+            Vec::<&str>::new(),
+            "a skipped listener is not judged"
+        );
+        a.announce(&books);
+        assert_eq!(a.take_departed(), ["books"]);
+        assert_eq!(a.close_where(|topic| *topic == "films"), 1);
+        assert!(outlets[1].0.borrow().closed);
+        assert_eq!(a.take_departed(), ["films"]);
+        assert_eq!(a.interests().copied().collect::<Vec<_>>(), ["books"]);
     }
 }

@@ -311,7 +311,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             }
         }
         outlet.write(&O::chunk(&start));
-        self.announcer.add(outlet, 1);
+        self.announcer.add(outlet, (), 1);
         Ok(())
     }
 

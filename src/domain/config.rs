@@ -22,6 +22,30 @@ impl AllowedOrigins {
     }
 }
 
+/// The Mercure hub's settings (`MERCURE_*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MercureConfig {
+    /// Verifies publisher tokens (HS256); unset: every publish is refused.
+    pub publisher_key: Option<String>,
+    /// Verifies subscriber tokens (HS256); unset: every presented subscriber token is invalid.
+    pub subscriber_key: Option<String>,
+    /// Subscribing without a token is allowed (public updates only).
+    pub anonymous: bool,
+    /// Subscription events and the subscriptions API are on.
+    pub subscriptions: bool,
+    /// `iss` values accepted in 1.0 access tokens (none: every 1.0 token is invalid).
+    pub issuers: Vec<String>,
+    /// CORS for the hub's routes; `None`: the hub sends no CORS headers.
+    pub cors_origins: Option<AllowedOrigins>,
+}
+
+impl MercureConfig {
+    /// With no key and no anonymous access there is no hub: its paths answer 404.
+    pub fn enabled(&self) -> bool {
+        self.publisher_key.is_some() || self.subscriber_key.is_some() || self.anonymous
+    }
+}
+
 /// When a publish is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishAck {
@@ -62,6 +86,7 @@ pub struct Config {
     pub publish_secret: Option<String>,
     /// When set, listening needs `?token=<secret>`.
     pub listen_secret: Option<String>,
+    pub mercure: MercureConfig,
 }
 
 impl Default for Config {
@@ -80,6 +105,7 @@ impl Default for Config {
             allowed_origins: AllowedOrigins::Any,
             publish_secret: None,
             listen_secret: None,
+            mercure: MercureConfig::default(),
         }
     }
 }
@@ -140,6 +166,17 @@ impl Config {
                         }),
                 }
             };
+        let switch = |name: &'static str| -> Result<bool, ConfigError> {
+            match get(name).as_deref() {
+                None | Some("0") | Some("false") => Ok(false),
+                Some("1") | Some("true") => Ok(true),
+                Some(other) => Err(ConfigError {
+                    name,
+                    value: other.into(),
+                    expected: "1 or 0".into(),
+                }),
+            }
+        };
         let d = Config::default();
         Ok(Config {
             queue_capacity: number("QUEUE_CAPACITY", 1, 10_000, d.queue_capacity as u64)? as usize,
@@ -177,19 +214,41 @@ impl Config {
                 65_536,
                 d.max_event_type_bytes as u64,
             )? as usize,
-            allowed_origins: match get("ALLOWED_ORIGINS") {
-                None => d.allowed_origins,
-                Some(v) if v == "*" => AllowedOrigins::Any,
-                Some(v) => AllowedOrigins::List(
-                    v.split(',')
-                        .map(|o| o.trim().trim_end_matches('/').to_string())
-                        .filter(|o| !o.is_empty())
-                        .collect(),
-                ),
-            },
+            allowed_origins: get("ALLOWED_ORIGINS")
+                .map(|v| origins(&v))
+                .unwrap_or(d.allowed_origins),
             publish_secret: get("PUBLISH_SECRET"),
             listen_secret: get("LISTEN_SECRET"),
+            mercure: MercureConfig {
+                publisher_key: get("MERCURE_PUBLISHER_JWT_KEY"),
+                subscriber_key: get("MERCURE_SUBSCRIBER_JWT_KEY"),
+                anonymous: switch("MERCURE_ANONYMOUS")?,
+                subscriptions: switch("MERCURE_SUBSCRIPTIONS")?,
+                issuers: get("MERCURE_ISSUERS")
+                    .map(|v| list(&v).map(str::to_string).collect())
+                    .unwrap_or_default(),
+                cors_origins: get("MERCURE_CORS_ORIGINS").map(|v| origins(&v)),
+            },
         })
+    }
+}
+
+/// The entries of a comma-separated setting, trimmed, empty ones dropped.
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// `*`, or a comma-separated list of origins (a trailing `/` is dropped).
+fn origins(value: &str) -> AllowedOrigins {
+    if value == "*" {
+        AllowedOrigins::Any
+    } else {
+        AllowedOrigins::List(
+            list(value)
+                .map(|o| o.trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+        )
     }
 }
 
@@ -250,6 +309,45 @@ mod tests {
         );
         assert_eq!(c.publish_secret.as_deref(), Some("s3cret"));
         assert_eq!(c.listen_secret.as_deref(), Some("l1sten"));
+    }
+
+    #[test]
+    fn mercure_settings_are_read_and_the_hub_is_off_without_keys_or_anonymity() {
+        let off = read(&[]).unwrap().mercure;
+        assert_eq!(off, MercureConfig::default());
+        assert!(!off.enabled());
+        let m = read(&[
+            ("MERCURE_PUBLISHER_JWT_KEY", "pub"),
+            ("MERCURE_SUBSCRIBER_JWT_KEY", "sub"),
+            ("MERCURE_ANONYMOUS", "1"),
+            ("MERCURE_SUBSCRIPTIONS", "1"),
+            ("MERCURE_ISSUERS", " https://a.test , ,https://b.test"),
+            (
+                "MERCURE_CORS_ORIGINS",
+                "http://app.test/, http://other.test",
+            ),
+        ])
+        .unwrap()
+        .mercure;
+        assert_eq!(m.publisher_key.as_deref(), Some("pub"));
+        assert_eq!(m.subscriber_key.as_deref(), Some("sub"));
+        assert!(m.anonymous && m.subscriptions && m.enabled());
+        assert_eq!(m.issuers, ["https://a.test", "https://b.test"]);
+        assert_eq!(
+            m.cors_origins,
+            Some(AllowedOrigins::List(vec![
+                "http://app.test".into(),
+                "http://other.test".into()
+            ]))
+        );
+        assert!(read(&[("MERCURE_ANONYMOUS", "1")])
+            .unwrap()
+            .mercure
+            .enabled());
+        assert_eq!(
+            read(&[("MERCURE_ANONYMOUS", "yes")]).unwrap_err().name,
+            "MERCURE_ANONYMOUS"
+        );
     }
 
     #[test]

@@ -14,9 +14,30 @@ pub enum Route {
     Ping,
     /// A channel's counters.
     Stats(ChannelName),
-    /// A CORS preflight for a known path.
+    /// A CORS preflight for a known path of the channel API.
+    Preflight,
+    /// A path of the Mercure hub.
+    Hub(HubRoute),
+}
+
+/// The Mercure hub's paths (`/.well-known/mercure` and below).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubRoute {
+    Subscribe,
+    Publish,
+    /// The subscriptions API; the remainder after `/.well-known/mercure/subscriptions`,
+    /// raw (not decoded), with its leading `/` when there is one.
+    Subscriptions(String),
+    /// The protected-resource metadata.
+    Metadata,
+    /// A CORS preflight on any hub path.
     Preflight,
 }
+
+/// The hub's own path.
+pub const HUB_PATH: &str = "/.well-known/mercure";
+const SUBSCRIPTIONS_PATH: &str = "/.well-known/mercure/subscriptions";
+const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError {
@@ -37,51 +58,75 @@ impl std::fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
-/// Picks the route for a method on a known path, or `None` when the method is wrong.
-type PickRoute = fn(&str, ChannelName) -> Option<Route>;
-
 /// Routes a request by method and path.
 pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
+    if let Some(hub) = hub_route(method, path) {
+        return hub.map(Route::Hub);
+    }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (allow, pick): (&'static str, PickRoute) = match segments.as_slice() {
-        [""] => ("GET, HEAD", |m, _| {
-            matches!(m, "GET" | "HEAD").then_some(Route::Page)
-        }),
-        ["listen"] => ("GET, OPTIONS", |m, c| {
-            (m == "GET").then_some(Route::Listen(c))
-        }),
-        ["ping"] => ("GET, POST, OPTIONS", |m, _| {
-            matches!(m, "GET" | "POST").then_some(Route::Ping)
-        }),
-        ["channels", name] => {
-            let channel = ChannelName::parse(name).map_err(RouteError::BadChannel)?;
-            return pick_method(method, "GET, OPTIONS", channel, |m, c| {
-                (m == "GET").then_some(Route::Stats(c))
-            });
+    let channel = |name: &str| ChannelName::parse(name).map_err(RouteError::BadChannel);
+    let (allow, picked) = match (segments.as_slice(), method) {
+        ([""], "GET" | "HEAD") => ("", Some(Route::Page)),
+        ([""], _) => ("GET, HEAD", None),
+        (["listen"], "GET") => ("", Some(Route::Listen(ChannelName::default_channel()))),
+        (["listen"], _) => ("GET, OPTIONS", None),
+        (["ping"], "GET" | "POST") => ("", Some(Route::Ping)),
+        (["ping"], _) => ("GET, POST, OPTIONS", None),
+        (["channels", name], "GET") => ("", Some(Route::Stats(channel(name)?))),
+        (["channels", name], _) => {
+            channel(name)?;
+            ("GET, OPTIONS", None)
         }
-        ["channels", name, "events"] => {
-            let channel = ChannelName::parse(name).map_err(RouteError::BadChannel)?;
-            return pick_method(method, "GET, POST, OPTIONS", channel, |m, c| match m {
-                "GET" => Some(Route::Listen(c)),
-                "POST" => Some(Route::Publish(c)),
-                _ => None,
-            });
+        (["channels", name, "events"], "GET") => ("", Some(Route::Listen(channel(name)?))),
+        (["channels", name, "events"], "POST") => ("", Some(Route::Publish(channel(name)?))),
+        (["channels", name, "events"], _) => {
+            channel(name)?;
+            ("GET, POST, OPTIONS", None)
         }
         _ => return Err(RouteError::NotFound),
     };
-    pick_method(method, allow, ChannelName::default_channel(), pick)
+    match picked {
+        Some(route) => Ok(route),
+        None if method == "OPTIONS" && allow.contains("OPTIONS") => Ok(Route::Preflight),
+        None => Err(RouteError::MethodNotAllowed { allow }),
+    }
 }
 
-fn pick_method(
-    method: &str,
-    allow: &'static str,
-    channel: ChannelName,
-    pick: PickRoute,
-) -> Result<Route, RouteError> {
-    if method == "OPTIONS" && allow.contains("OPTIONS") {
-        return Ok(Route::Preflight);
-    }
-    pick(method, channel).ok_or(RouteError::MethodNotAllowed { allow })
+/// The hub's routes, or `None` when the path is not the hub's.
+fn hub_route(method: &str, path: &str) -> Option<Result<HubRoute, RouteError>> {
+    let under_hub = path
+        .strip_prefix(HUB_PATH)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+    let (allow, picked) = if path == METADATA_PATH {
+        (
+            "GET, OPTIONS",
+            (method == "GET").then_some(HubRoute::Metadata),
+        )
+    } else if path == HUB_PATH {
+        let picked = match method {
+            "GET" | "HEAD" => Some(HubRoute::Subscribe),
+            "POST" => Some(HubRoute::Publish),
+            _ => None,
+        };
+        ("GET, HEAD, POST, OPTIONS", picked)
+    } else if let Some(rest) = path
+        .strip_prefix(SUBSCRIPTIONS_PATH)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+    {
+        let picked = (method == "GET").then(|| HubRoute::Subscriptions(rest.to_string()));
+        ("GET, OPTIONS", picked)
+    } else if under_hub.is_some() {
+        // Nothing else lives under the hub, but a preflight is answered anywhere in it.
+        ("OPTIONS", None)
+    } else {
+        return None;
+    };
+    Some(match picked {
+        Some(route) => Ok(route),
+        None if method == "OPTIONS" => Ok(HubRoute::Preflight),
+        None if allow == "OPTIONS" => Err(RouteError::NotFound),
+        None => Err(RouteError::MethodNotAllowed { allow }),
+    })
 }
 
 #[cfg(test)]
@@ -144,6 +189,66 @@ mod tests {
         assert_eq!(
             route("GET", "/channels//events"),
             Err(RouteError::BadChannel(ChannelNameError::Empty))
+        );
+    }
+
+    #[test]
+    fn the_hub_lives_at_the_well_known_path() {
+        let hub = |m: &str, p: &str| route(m, p);
+        assert_eq!(hub("GET", HUB_PATH), Ok(Route::Hub(HubRoute::Subscribe)));
+        assert_eq!(hub("HEAD", HUB_PATH), Ok(Route::Hub(HubRoute::Subscribe)));
+        assert_eq!(hub("POST", HUB_PATH), Ok(Route::Hub(HubRoute::Publish)));
+        assert_eq!(
+            hub("OPTIONS", HUB_PATH),
+            Ok(Route::Hub(HubRoute::Preflight))
+        );
+        assert_eq!(
+            hub("DELETE", HUB_PATH),
+            Err(RouteError::MethodNotAllowed {
+                allow: "GET, HEAD, POST, OPTIONS"
+            })
+        );
+        assert_eq!(
+            hub("GET", "/.well-known/mercure/subscriptions"),
+            Ok(Route::Hub(HubRoute::Subscriptions(String::new())))
+        );
+        assert_eq!(
+            hub(
+                "GET",
+                "/.well-known/mercure/subscriptions/https%3A//a.test//x/urn%3Auuid%3A1"
+            ),
+            Ok(Route::Hub(HubRoute::Subscriptions(
+                "/https%3A//a.test//x/urn%3Auuid%3A1".into()
+            )))
+        );
+        assert_eq!(
+            hub("POST", "/.well-known/mercure/subscriptions/x"),
+            Err(RouteError::MethodNotAllowed {
+                allow: "GET, OPTIONS"
+            })
+        );
+        assert_eq!(
+            hub("OPTIONS", "/.well-known/mercure/anything/else"),
+            Ok(Route::Hub(HubRoute::Preflight))
+        );
+        assert_eq!(
+            hub("GET", "/.well-known/mercure/anything"),
+            Err(RouteError::NotFound)
+        );
+        assert_eq!(
+            hub("GET", "/.well-known/mercurex"),
+            Err(RouteError::NotFound)
+        );
+        assert_eq!(
+            hub("GET", "/.well-known/mercure/subscriptionsx"),
+            Err(RouteError::NotFound)
+        );
+        assert_eq!(
+            hub(
+                "GET",
+                "/.well-known/oauth-protected-resource/.well-known/mercure"
+            ),
+            Ok(Route::Hub(HubRoute::Metadata))
         );
     }
 }

@@ -54,6 +54,8 @@ async fn handle(req: Request, env: &Env, config: &Config) -> Result<Response, Er
         Route::Publish(channel) => publish(req, env, config, channel).await,
         Route::Ping => ping(&req, env, config).await,
         Route::Stats(channel) => stats(&req, env, config, channel).await,
+        // The hub answers 404 until it is configured (and until it is served here).
+        Route::Hub(_) => Err(Error::NotFound),
     }
 }
 

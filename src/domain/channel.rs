@@ -200,11 +200,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// nothing changed: the id was not given out.
     pub fn publish(&mut self, message: &Message, now_ms: u64) -> Result<Published, LogError> {
         let id = self.last_id.next();
-        let event = StoredEvent {
-            id,
-            at_ms: now_ms,
-            frame: message.to_event(id).encode(),
-        };
+        let event = StoredEvent::new(id, now_ms, message.to_event(id).encode());
         let stored = match self.settings.publish_ack {
             PublishAck::Stored => {
                 self.log.append(std::slice::from_ref(&event))?;
@@ -735,6 +731,9 @@ mod tests {
             }
             fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError> {
                 self.0.after(after)
+            }
+            fn find(&self, key: &str) -> Result<Option<EventId>, LogError> {
+                self.0.find(key)
             }
             fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
                 self.0.prune(oldest, before_ms)

@@ -44,12 +44,29 @@ impl fmt::Display for BadEventId {
     }
 }
 
-/// One kept event: its id, when it was published, and its encoded frame.
+/// One kept event: its id, when it was published, and its encoded frame; and, on a
+/// filtering host such as the Mercure hub, the id clients know it by (`key`) and what
+/// decides who receives it (`route`, opaque to the log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     pub id: EventId,
     pub at_ms: u64,
     pub frame: String,
+    pub key: Option<String>,
+    pub route: Option<String>,
+}
+
+impl StoredEvent {
+    /// A channel's event: known by its id alone, for everyone.
+    pub fn new(id: EventId, at_ms: u64, frame: String) -> Self {
+        StoredEvent {
+            id,
+            at_ms,
+            frame,
+            key: None,
+            route: None,
+        }
+    }
 }
 
 /// Storage failed; the text says how.
@@ -86,6 +103,8 @@ pub trait EventLog {
     fn reserve(&mut self, through: EventId) -> Result<(), LogError>;
     /// Kept events with an id greater than `after`, oldest first.
     fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError>;
+    /// The id of the oldest kept event whose key is `key`.
+    fn find(&self, key: &str) -> Result<Option<EventId>, LogError>;
     /// Drops the `oldest` oldest events, and every event published before `before_ms`.
     fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError>;
 }
@@ -201,6 +220,13 @@ impl EventLog for MemoryLog {
             .cloned()
             .collect())
     }
+    fn find(&self, key: &str) -> Result<Option<EventId>, LogError> {
+        Ok(self
+            .events
+            .iter()
+            .find(|e| e.key.as_deref() == Some(key))
+            .map(|e| e.id))
+    }
     fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
         let keep_from = (oldest as usize).min(self.events.len());
         self.events.drain(..keep_from);
@@ -214,11 +240,7 @@ mod tests {
     use super::*;
 
     fn event(id: u64) -> StoredEvent {
-        StoredEvent {
-            id: EventId(id),
-            at_ms: id * 10,
-            frame: format!("id: {id}\n\n"),
-        }
+        StoredEvent::new(EventId(id), id * 10, format!("id: {id}\n\n"))
     }
 
     fn log_with(ids: impl IntoIterator<Item = u64>) -> MemoryLog {
@@ -358,12 +380,8 @@ mod tests {
             max_age_ms: 1_000_000,
         };
         for id in 1..=1000 {
-            log.append(&[StoredEvent {
-                id: EventId(id),
-                at_ms: id,
-                frame: String::new(),
-            }])
-            .unwrap();
+            log.append(&[StoredEvent::new(EventId(id), id, String::new())])
+                .unwrap();
             policy.apply(&mut log, id).unwrap();
             assert!(log.len() <= 50);
         }

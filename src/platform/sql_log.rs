@@ -12,6 +12,13 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NUL
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
 
+/// Keys and routes of events on a filtering host (the Mercure hub); a channel never
+/// writes one, so its database never has this table.
+const KEYS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS keys (id INTEGER PRIMARY KEY, key TEXT, route TEXT);
+CREATE INDEX IF NOT EXISTS keys_by_key ON keys (key, id);
+";
+
 /// The `meta` row holding the high-water mark of ids (named before reservations existed,
 /// when it was always the last stored id).
 const HIGH_WATER_KEY: &str = "last_id";
@@ -22,6 +29,8 @@ pub struct SqlLog {
     sql: SqlStorage,
     /// Whether the tables exist (created by the first write).
     created: bool,
+    /// Whether the `keys` table exists (created by the first keyed event).
+    keyed: bool,
     high_water: EventId,
     newest: EventId,
     oldest: Option<(EventId, u64)>,
@@ -44,6 +53,20 @@ fn rows(cursor: SqlCursor) -> Result<Vec<Vec<SqlStorageValue>>, LogError> {
     cursor.raw().map(|row| row.map_err(fail)).collect()
 }
 
+fn text(value: &SqlStorageValue) -> Option<String> {
+    match value {
+        SqlStorageValue::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn text_arg(value: &Option<String>) -> SqlStorageValue {
+    match value {
+        Some(s) => SqlStorageValue::String(s.clone()),
+        None => SqlStorageValue::Null,
+    }
+}
+
 fn int_arg(n: u64) -> SqlStorageValue {
     // Ids and milliseconds stay far below 2^53.
     SqlStorageValue::Integer(n as i64)
@@ -53,15 +76,21 @@ impl SqlLog {
     pub fn open(sql: SqlStorage) -> Result<SqlLog, LogError> {
         let tables = rows(
             sql.exec(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('events', 'meta')",
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('events', 'meta', 'keys')",
                 None,
             )
             .map_err(fail)?,
         )?;
-        let created = tables.first().and_then(|r| r.first()).and_then(integer) == Some(2);
+        let has = |table: &str| {
+            tables
+                .iter()
+                .any(|r| matches!(r.first(), Some(SqlStorageValue::String(n)) if n == table))
+        };
+        let created = has("events") && has("meta");
         let mut log = SqlLog {
             sql,
             created,
+            keyed: has("keys"),
             high_water: EventId(0),
             newest: EventId(0),
             oldest: None,
@@ -160,6 +189,25 @@ impl EventLog for SqlLog {
                 )
                 .map_err(fail)?;
         }
+        for event in events
+            .iter()
+            .filter(|e| e.key.is_some() || e.route.is_some())
+        {
+            if !self.keyed {
+                self.sql.exec(KEYS_SCHEMA, None).map_err(fail)?;
+                self.keyed = true;
+            }
+            self.sql
+                .exec(
+                    "INSERT INTO keys (id, key, route) VALUES (?, ?, ?)",
+                    vec![
+                        int_arg(event.id.0),
+                        text_arg(&event.key),
+                        text_arg(&event.route),
+                    ],
+                )
+                .map_err(fail)?;
+        }
         if last.id > self.high_water {
             self.write_high_water(last.id)?;
         }
@@ -178,25 +226,44 @@ impl EventLog for SqlLog {
         if !self.created {
             return Ok(Vec::new());
         }
-        let found = rows(
-            self.sql
-                .exec(
-                    "SELECT id, at_ms, frame FROM events WHERE id > ? ORDER BY id",
-                    vec![int_arg(after.0)],
-                )
-                .map_err(fail)?,
-        )?;
+        let query = if self.keyed {
+            "SELECT e.id, e.at_ms, e.frame, k.key, k.route FROM events e LEFT JOIN keys k ON k.id = e.id WHERE e.id > ? ORDER BY e.id"
+        } else {
+            "SELECT id, at_ms, frame, NULL, NULL FROM events WHERE id > ? ORDER BY id"
+        };
+        let found = rows(self.sql.exec(query, vec![int_arg(after.0)]).map_err(fail)?)?;
         Ok(found
             .into_iter()
             .filter_map(|row| match row.as_slice() {
-                [id, at, SqlStorageValue::String(frame)] => Some(StoredEvent {
+                [id, at, SqlStorageValue::String(frame), key, route] => Some(StoredEvent {
                     id: EventId(integer(id)?),
                     at_ms: integer(at)?,
                     frame: frame.clone(),
+                    key: text(key),
+                    route: text(route),
                 }),
                 _ => None,
             })
             .collect())
+    }
+
+    fn find(&self, key: &str) -> Result<Option<EventId>, LogError> {
+        if !self.keyed {
+            return Ok(None);
+        }
+        let found = rows(
+            self.sql
+                .exec(
+                    "SELECT k.id FROM keys k JOIN events e ON e.id = k.id WHERE k.key = ? ORDER BY k.id LIMIT 1",
+                    vec![SqlStorageValue::String(key.to_string())],
+                )
+                .map_err(fail)?,
+        )?;
+        Ok(found
+            .first()
+            .and_then(|r| r.first())
+            .and_then(integer)
+            .map(EventId))
     }
 
     fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
@@ -209,6 +276,15 @@ impl EventLog for SqlLog {
                 vec![int_arg(oldest), int_arg(before_ms)],
             )
             .map_err(fail)?;
+        if self.keyed {
+            self.sql
+                // Pruning takes the oldest events, so their keys are the lowest ids.
+                .exec(
+                    "DELETE FROM keys WHERE id < COALESCE((SELECT MIN(id) FROM events), 9223372036854775807)",
+                    None,
+                )
+                .map_err(fail)?;
+        }
         self.refresh_summary()
     }
 }

@@ -35,7 +35,10 @@ pub trait Outlet {
 /// Counts of what one fan-out did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fanout {
+    /// Listeners written to.
     pub delivered: usize,
+    /// Events written, summed over those listeners (a chunk can hold several).
+    pub events: u64,
     pub slow: usize,
     pub gone: usize,
 }
@@ -104,21 +107,27 @@ impl<O: Outlet, I> Announcer<O, I> {
         std::mem::take(&mut self.departed)
     }
 
-    /// Writes `chunk` to every listener that can take it; removes the others.
-    pub fn announce(&mut self, chunk: &O::Chunk) -> Fanout {
-        self.announce_by(|_| Some(chunk))
+    /// Writes `chunk`, holding `events` events, to every listener that can take it;
+    /// removes the others.
+    pub fn announce(&mut self, chunk: &O::Chunk, events: u64) -> Fanout {
+        self.announce_by(|_| Some((chunk, events)))
     }
 
-    /// Writes to each listener the chunk `pick` chooses for its interest (none: nothing
-    /// is written to it, and it is not judged); removes those that cannot take theirs.
-    pub fn announce_by<'c>(&mut self, mut pick: impl FnMut(&I) -> Option<&'c O::Chunk>) -> Fanout
+    /// Writes to each listener the chunk `pick` chooses for its interest, with the number
+    /// of events it holds (none: nothing is written to it, and it is not judged); removes
+    /// those that cannot take theirs. `pick` is called once per listener, in the order of
+    /// [`Announcer::interests`].
+    pub fn announce_by<'c>(
+        &mut self,
+        mut pick: impl FnMut(&I) -> Option<(&'c O::Chunk, u64)>,
+    ) -> Fanout
     where
         O::Chunk: 'c,
     {
         let capacity = self.capacity;
         let mut fanout = Fanout::default();
         self.retain(|listener| {
-            let Some(chunk) = pick(&listener.interest) else {
+            let Some((chunk, events)) = pick(&listener.interest) else {
                 return Verdict::Skipped;
             };
             match listener.outlet.queued() {
@@ -136,6 +145,7 @@ impl<O: Outlet, I> Announcer<O, I> {
                     listener.outlet.write(chunk);
                     listener.written_since_keep_alive += 1;
                     fanout.delivered += 1;
+                    fanout.events += events;
                     Verdict::Written
                 }
             }
@@ -191,7 +201,7 @@ impl<O: Outlet, I> Announcer<O, I> {
                 Verdict::Skipped
             }
         });
-        let mut fanout = self.announce(chunk);
+        let mut fanout = self.announce(chunk, 0);
         for listener in &mut self.listeners {
             listener.written_since_keep_alive = 0;
         }
@@ -279,11 +289,12 @@ pub(crate) mod tests {
     fn every_listener_gets_every_event_in_order() {
         let (mut a, outlets) = announcer_with(3, 5);
         for i in 0..20 {
-            let f = a.announce(&TestOutlet::chunk(&format!("{i},")));
+            let f = a.announce(&TestOutlet::chunk(&format!("{i},")), 1);
             assert_eq!(
                 f,
                 Fanout {
                     delivered: 3,
+                    events: 3,
                     slow: 0,
                     gone: 0
                 }
@@ -303,15 +314,19 @@ pub(crate) mod tests {
         let (mut a, outlets) = announcer_with(2, 5);
         let (fast, slow) = (&outlets[0], &outlets[1]);
         for i in 0..5 {
-            assert_eq!(a.announce(&TestOutlet::chunk(&i.to_string())).delivered, 2);
+            assert_eq!(
+                a.announce(&TestOutlet::chunk(&i.to_string()), 1).delivered,
+                2
+            );
             fast.0.borrow_mut().read_all();
         }
         // The slow one holds 5: the sixth announce closes it, the fast one still gets it.
-        let f = a.announce(&TestOutlet::chunk("5"));
+        let f = a.announce(&TestOutlet::chunk("5"), 1);
         assert_eq!(
             f,
             Fanout {
                 delivered: 1,
+                events: 1,
                 slow: 1,
                 gone: 0
             }
@@ -335,9 +350,10 @@ pub(crate) mod tests {
         assert_eq!(a.len(), 2);
         outlets[2].0.borrow_mut().gone = true;
         assert_eq!(
-            a.announce(&TestOutlet::chunk("x")),
+            a.announce(&TestOutlet::chunk("x"), 1),
             Fanout {
                 delivered: 1,
+                events: 1,
                 slow: 0,
                 gone: 1
             }
@@ -353,7 +369,7 @@ pub(crate) mod tests {
         live.0.borrow_mut().read_all();
         // Some events in between; the live client keeps reading, the stuck one does not.
         for _ in 0..3 {
-            a.announce(&TestOutlet::chunk("e"));
+            a.announce(&TestOutlet::chunk("e"), 1);
             live.0.borrow_mut().read_all();
         }
         let f = a.keep_alive(&TestOutlet::chunk(":hb"));
@@ -361,6 +377,7 @@ pub(crate) mod tests {
             f,
             Fanout {
                 delivered: 1,
+                events: 0,
                 slow: 0,
                 gone: 1
             }
@@ -376,7 +393,7 @@ pub(crate) mod tests {
         outlets[0].0.borrow_mut().read_all();
         // Lots written since, some still queued at the next keep-alive: that is fine.
         for _ in 0..10 {
-            a.announce(&TestOutlet::chunk("e"));
+            a.announce(&TestOutlet::chunk("e"), 1);
         }
         assert_eq!(a.keep_alive(&TestOutlet::chunk(":hb")).delivered, 1);
     }
@@ -401,7 +418,7 @@ pub(crate) mod tests {
             a.add(o.clone(), topic, 0);
         }
         let books = TestOutlet::chunk("a book");
-        let f = a.announce_by(|topic| (*topic == "books").then_some(&books));
+        let f = a.announce_by(|topic| (*topic == "books").then_some((&books, 1)));
         assert_eq!(f.delivered, 2);
         assert_eq!(
             outlets[1].0.borrow().queue.len(),
@@ -409,13 +426,13 @@ pub(crate) mod tests {
             "not picked: nothing written"
         );
         outlets[2].0.borrow_mut().gone = true;
-        a.announce_by(|topic| (*topic == "films").then_some(&books));
+        a.announce_by(|topic| (*topic == "films").then_some((&books, 1)));
         assert_eq!(
             a.take_departed(),
             Vec::<&str>::new(),
             "a skipped listener is not judged"
         );
-        a.announce(&books);
+        a.announce(&books, 1);
         assert_eq!(a.take_departed(), ["books"]);
         assert_eq!(a.close_where(|topic| *topic == "films"), 1);
         assert!(outlets[1].0.borrow().closed);

@@ -64,14 +64,14 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Counts one fan-out of a write that held `events` events.
-    fn record(&mut self, fanout: Fanout, events: u64) {
-        self.delivered += fanout.delivered as u64 * events;
+    /// Counts what one fan-out did.
+    pub(crate) fn record(&mut self, fanout: Fanout) {
+        self.delivered += fanout.events;
         self.dropped_slow += fanout.slow as u64;
         self.dropped_gone += fanout.gone as u64;
     }
 
-    fn record_gone(&mut self, gone: usize) {
+    pub(crate) fn record_gone(&mut self, gone: usize) {
         self.dropped_gone += gone as u64;
     }
 }
@@ -239,8 +239,10 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             }
             self.apply_history(now_ms);
         }
-        let fanout = self.announcer.announce(&O::chunk(&outbox.frames));
-        self.counters.record(fanout, outbox.events);
+        let fanout = self
+            .announcer
+            .announce(&O::chunk(&outbox.frames), outbox.events);
+        self.counters.record(fanout);
         fanout
     }
 
@@ -263,8 +265,8 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// are gone (a write to a vanished client fails); [`Channel::has_room`] then sees it.
     pub fn probe(&mut self) {
         self.flush();
-        let fanout = self.announcer.announce(&keep_alive_chunk::<O>());
-        self.counters.record(fanout, 0);
+        let fanout = self.announcer.announce(&keep_alive_chunk::<O>(), 0);
+        self.counters.record(fanout);
     }
 
     /// Starts a listener: writes the `retry:` field and, when it resumes after `last_seen`,
@@ -318,7 +320,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     pub fn keep_alive(&mut self, now_ms: u64) {
         self.flush();
         let fanout = self.announcer.keep_alive(&keep_alive_chunk::<O>());
-        self.counters.record(fanout, 0);
+        self.counters.record(fanout);
         self.apply_history(now_ms);
         if self.published_since_keep_alive == 0 && self.log.high_water() > self.last_id {
             if let Err(e) = self.log.reserve(self.last_id) {
@@ -360,7 +362,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     }
 }
 
-fn keep_alive_chunk<O: Outlet>() -> O::Chunk {
+pub(crate) fn keep_alive_chunk<O: Outlet>() -> O::Chunk {
     O::chunk(&protocol::comment(KEEP_ALIVE_COMMENT))
 }
 

@@ -1,0 +1,513 @@
+//! The Mercure hub's state: one hub-wide, publication-ordered history of updates, and
+//! subscribers that each receive the updates their subscriptions and grants admit.
+//!
+//! It is a second face on the channel's machinery, not a fork: the [`Announcer`] holds the
+//! subscribers (bounded queues, slow and vanished ones, keep-alives), the [`EventLog`] and
+//! [`HistoryPolicy`] keep the history, and every byte comes from the protocol encoder.
+//! What differs is who gets what: each subscriber carries an [`Admission`] (its
+//! subscriptions and grants, from the Mercure rules), and each update a [`UpdateRoute`]
+//! (its topics, and whether it is private), stored with it so that replays filter too.
+//! A leaf of a fan-out tree can host subscribers the same way, each filtering for its own.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use crate::protocol::{self, Event};
+
+use super::announcer::{Announcer, Fanout, Outlet};
+use super::channel::{keep_alive_chunk, Counters};
+use super::history::{EventId, EventLog, HistoryPolicy, LogError, StoredEvent};
+
+/// What decides who receives an update: its topics and whether it is private.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateRoute {
+    pub topics: Vec<String>,
+    pub private: bool,
+}
+
+impl UpdateRoute {
+    /// The form kept with the update in history.
+    pub fn to_stored(&self) -> String {
+        json!({ "topics": self.topics, "private": self.private }).to_string()
+    }
+
+    pub fn from_stored(text: &str) -> Option<UpdateRoute> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        let topics = value["topics"]
+            .as_array()?
+            .iter()
+            .map(|t| t.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()?;
+        Some(UpdateRoute {
+            topics,
+            private: value["private"].as_bool()?,
+        })
+    }
+}
+
+/// A subscriber's say on an update.
+pub trait Admission {
+    /// Whether this subscriber receives the update (at most once, however many of its
+    /// subscriptions match).
+    fn admits(&self, route: &UpdateRoute) -> bool;
+}
+
+/// One update, ready to be stored and sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubUpdate {
+    /// The id subscribers see and resume from (given by the publisher, or generated).
+    pub id: String,
+    pub route: UpdateRoute,
+    pub event_type: Option<String>,
+    pub retry_ms: Option<u64>,
+    pub data: String,
+}
+
+impl HubUpdate {
+    /// Its wire form: `event:` only when a type was published, `retry:` only when given,
+    /// `id:` always, then the data lines.
+    pub fn encode(&self) -> Result<String, protocol::FieldError> {
+        let mut event = Event::new(self.data.clone()).with_id(self.id.clone())?;
+        if let Some(t) = &self.event_type {
+            event = event.with_type(t.clone())?;
+        }
+        if let Some(retry) = self.retry_ms {
+            event = event.with_retry(retry);
+        }
+        Ok(event.encode())
+    }
+}
+
+/// Where a subscriber asks to resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// Every kept update it would receive.
+    Earliest,
+    /// The updates published after the first kept one with this id.
+    After(String),
+}
+
+/// The settings of the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct HubSettings {
+    pub queue_capacity: usize,
+    pub max_subscribers: usize,
+    pub retry_ms: u64,
+    pub history: HistoryPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubError {
+    /// The hub already has its maximum number of subscribers.
+    Full {
+        max: usize,
+    },
+    /// An id, type or retry cannot be written (the Worker validates them first).
+    Field(protocol::FieldError),
+    Log(LogError),
+}
+
+impl std::fmt::Display for HubError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HubError::Full { max } => write!(f, "the hub has its maximum of {max} subscribers"),
+            HubError::Field(e) => write!(f, "{e}"),
+            HubError::Log(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for HubError {}
+
+impl From<LogError> for HubError {
+    fn from(e: LogError) -> Self {
+        HubError::Log(e)
+    }
+}
+
+/// What a subscribe found of its cursor: the `Last-Event-ID` to answer with (the
+/// requested id when it is kept, else `earliest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribed {
+    pub last_event_id: Option<String>,
+}
+
+/// The updates published since the last flush.
+struct Pending {
+    frame: String,
+    route: UpdateRoute,
+}
+
+pub struct Hub<O: Outlet, L: EventLog, S: Admission> {
+    settings: HubSettings,
+    announcer: Announcer<O, S>,
+    log: L,
+    pending: Vec<Pending>,
+    counters: Counters,
+    /// The last sequence number given (the log's order; never shown to subscribers).
+    last_seq: EventId,
+}
+
+/// The `Last-Event-ID` a subscriber gets when its cursor is not a kept id.
+pub const EARLIEST: &str = "earliest";
+
+impl<O: Outlet, L: EventLog, S: Admission> Hub<O, L, S> {
+    pub fn new(settings: HubSettings, log: L) -> Self {
+        Hub {
+            announcer: Announcer::new(settings.queue_capacity),
+            last_seq: log.high_water(),
+            settings,
+            log,
+            pending: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn subscribers(&self) -> impl Iterator<Item = &S> {
+        self.announcer.interests()
+    }
+
+    pub fn len(&self) -> usize {
+        self.announcer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.announcer.is_empty()
+    }
+
+    /// Stores an update in the hub's history (it is answered once stored); it goes out
+    /// with the next [`Hub::flush`].
+    pub fn publish(&mut self, update: &HubUpdate, now_ms: u64) -> Result<(), HubError> {
+        let frame = update.encode().map_err(HubError::Field)?;
+        let seq = self.last_seq.next();
+        let stored = StoredEvent {
+            id: seq,
+            at_ms: now_ms,
+            frame: frame.clone(),
+            key: Some(update.id.clone()),
+            route: Some(update.route.to_stored()),
+        };
+        self.log.append(std::slice::from_ref(&stored))?;
+        self.last_seq = seq;
+        self.settings.history.apply(&mut self.log, now_ms)?;
+        self.pending.push(Pending {
+            frame,
+            route: update.route.clone(),
+        });
+        self.counters.published += 1;
+        Ok(())
+    }
+
+    /// Writes the updates published since the last flush: to each subscriber, the ones
+    /// it admits, as one chunk (subscribers that admit the same updates share it).
+    pub fn flush(&mut self) -> Fanout {
+        if self.pending.is_empty() {
+            return Fanout::default();
+        }
+        let pending = std::mem::take(&mut self.pending);
+        // Which updates each subscriber admits, in the announcer's order.
+        let selections: Vec<Vec<bool>> = self
+            .announcer
+            .interests()
+            .map(|s| pending.iter().map(|p| s.admits(&p.route)).collect())
+            .collect();
+        let mut chunks: HashMap<&[bool], (O::Chunk, u64)> = HashMap::new();
+        for selection in &selections {
+            chunks.entry(selection.as_slice()).or_insert_with(|| {
+                let mut text = String::new();
+                let mut events = 0;
+                for (p, _) in pending.iter().zip(selection).filter(|(_, &on)| on) {
+                    text.push_str(&p.frame);
+                    events += 1;
+                }
+                (O::chunk(&text), events)
+            });
+        }
+        let mut next = selections.iter();
+        let fanout = self.announcer.announce_by(|_| {
+            let (chunk, events) = chunks.get(next.next()?.as_slice())?;
+            (*events > 0).then_some((chunk, *events))
+        });
+        self.counters.record(fanout);
+        fanout
+    }
+
+    /// Starts a subscriber: the `retry:` field, then, when it gave a cursor, the kept
+    /// updates it admits after that cursor; then live updates, with nothing lost or
+    /// doubled in between. An unknown or expired id replays nothing.
+    pub fn subscribe(
+        &mut self,
+        mut outlet: O,
+        subscriber: S,
+        cursor: Option<&Cursor>,
+        now_ms: u64,
+    ) -> Result<Subscribed, HubError> {
+        self.flush();
+        if !self.has_room() {
+            return Err(HubError::Full {
+                max: self.settings.max_subscribers,
+            });
+        }
+        let mut start = protocol::retry(self.settings.retry_ms);
+        let mut found = None;
+        if let Some(cursor) = cursor {
+            self.settings.history.apply(&mut self.log, now_ms)?;
+            let after = match cursor {
+                Cursor::Earliest => Some(EventId(0)),
+                Cursor::After(id) => {
+                    let seq = self.log.find(id)?;
+                    found = seq.map(|_| id.clone());
+                    seq
+                }
+            };
+            if let Some(after) = after {
+                for event in self.log.after(after)? {
+                    let admitted = event
+                        .route
+                        .as_deref()
+                        .and_then(UpdateRoute::from_stored)
+                        .is_some_and(|route| subscriber.admits(&route));
+                    if admitted {
+                        start.push_str(&event.frame);
+                    }
+                }
+            }
+        }
+        outlet.write(&O::chunk(&start));
+        self.announcer.add(outlet, subscriber, 1);
+        Ok(Subscribed {
+            last_event_id: cursor.map(|_| found.unwrap_or_else(|| EARLIEST.to_string())),
+        })
+    }
+
+    /// Whether a new subscriber would be accepted now (the known gone removed first).
+    pub fn has_room(&mut self) -> bool {
+        if self.announcer.len() >= self.settings.max_subscribers {
+            let gone = self.announcer.sweep();
+            self.counters.record_gone(gone);
+        }
+        self.announcer.len() < self.settings.max_subscribers
+    }
+
+    /// A keep-alive: a comment to every subscriber; those that took nothing since the
+    /// previous one are cut; the history's age limit is applied.
+    pub fn keep_alive(&mut self, now_ms: u64) -> Result<(), LogError> {
+        self.flush();
+        let fanout = self.announcer.keep_alive(&keep_alive_chunk::<O>());
+        self.counters.record(fanout);
+        self.settings.history.apply(&mut self.log, now_ms)
+    }
+
+    /// Ends the streams of subscribers `ends` says are over (say, their token expired).
+    pub fn close_where(&mut self, ends: impl FnMut(&S) -> bool) -> usize {
+        self.announcer.close_where(ends)
+    }
+
+    /// Subscribers that left (slow, gone, stalled, closed) since the last call.
+    pub fn take_departed(&mut self) -> Vec<S> {
+        self.announcer.take_departed()
+    }
+
+    /// The id of the newest update, while it is kept (the subscriptions API's
+    /// `lastEventID`).
+    pub fn last_event_id(&self) -> Result<Option<String>, LogError> {
+        let before_newest = EventId(self.last_seq.0.saturating_sub(1));
+        Ok(self.log.after(before_newest)?.pop().and_then(|e| e.key))
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::announcer::tests::TestOutlet;
+    use crate::domain::history::MemoryLog;
+    use crate::protocol::Parser;
+
+    /// A test subscriber: the topics it listens to, and whether it may see private updates.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Sub {
+        topics: Vec<&'static str>,
+        private: bool,
+    }
+
+    impl Admission for Sub {
+        fn admits(&self, route: &UpdateRoute) -> bool {
+            (self.private || !route.private)
+                && route
+                    .topics
+                    .iter()
+                    .any(|t| self.topics.contains(&t.as_str()))
+        }
+    }
+
+    fn hub() -> Hub<TestOutlet, MemoryLog, Sub> {
+        Hub::new(
+            HubSettings {
+                queue_capacity: 5,
+                max_subscribers: 10,
+                retry_ms: 1000,
+                history: HistoryPolicy {
+                    max_events: 100,
+                    max_age_ms: u64::MAX,
+                },
+            },
+            MemoryLog::default(),
+        )
+    }
+
+    fn update(id: &str, topics: &[&str], private: bool) -> HubUpdate {
+        HubUpdate {
+            id: id.into(),
+            route: UpdateRoute {
+                topics: topics.iter().map(|t| t.to_string()).collect(),
+                private,
+            },
+            event_type: None,
+            retry_ms: None,
+            data: format!("data of {id}"),
+        }
+    }
+
+    fn sub(topics: &[&'static str], private: bool) -> Sub {
+        Sub {
+            topics: topics.to_vec(),
+            private,
+        }
+    }
+
+    fn join(h: &mut Hub<TestOutlet, MemoryLog, Sub>, s: Sub, cursor: Option<Cursor>) -> TestOutlet {
+        let o = TestOutlet::default();
+        h.subscribe(o.clone(), s, cursor.as_ref(), 0).unwrap();
+        o
+    }
+
+    fn ids(o: &TestOutlet) -> Vec<String> {
+        o.0.borrow_mut().read_all();
+        Parser::parse_all(o.0.borrow().text().as_bytes())
+            .into_iter()
+            .map(|e| e.last_event_id)
+            .collect()
+    }
+
+    #[test]
+    fn each_subscriber_gets_the_updates_it_admits_once_each() {
+        let mut h = hub();
+        let books = join(&mut h, sub(&["books", "films"], false), None);
+        let films = join(&mut h, sub(&["films"], true), None);
+        h.publish(&update("a", &["books", "films"], false), 1)
+            .unwrap();
+        h.publish(&update("b", &["films"], true), 2).unwrap();
+        h.publish(&update("c", &["music"], false), 3).unwrap();
+        h.flush();
+        assert_eq!(
+            ids(&books),
+            ["a"],
+            "once, though two topics match; no private"
+        );
+        assert_eq!(ids(&films), ["a", "b"]);
+        assert_eq!(h.counters().delivered, 3);
+        assert_eq!(h.counters().published, 3);
+    }
+
+    #[test]
+    fn a_replay_filters_too_and_answers_the_cursor_it_found() {
+        let mut h = hub();
+        for (id, topics, private) in [
+            ("1", &["x"][..], false),
+            ("2", &["y"][..], false),
+            ("3", &["x"][..], true),
+            ("2", &["x"][..], false),
+            ("5", &["x"][..], false),
+        ] {
+            h.publish(&update(id, topics, private), 1).unwrap();
+        }
+        let o = TestOutlet::default();
+        let found = h
+            .subscribe(o.clone(), sub(&["x"], false), Some(&Cursor::Earliest), 0)
+            .unwrap();
+        assert_eq!(found.last_event_id.as_deref(), Some("earliest"));
+        assert_eq!(ids(&o), ["1", "2", "5"]);
+        // A reused id resumes after its first occurrence.
+        let o = TestOutlet::default();
+        let found = h
+            .subscribe(
+                o.clone(),
+                sub(&["x"], true),
+                Some(&Cursor::After("2".into())),
+                0,
+            )
+            .unwrap();
+        assert_eq!(found.last_event_id.as_deref(), Some("2"));
+        assert_eq!(ids(&o), ["3", "2", "5"]);
+        // An unknown id replays nothing.
+        let o = TestOutlet::default();
+        let found = h
+            .subscribe(
+                o.clone(),
+                sub(&["x"], true),
+                Some(&Cursor::After("nope".into())),
+                0,
+            )
+            .unwrap();
+        assert_eq!(found.last_event_id.as_deref(), Some("earliest"));
+        assert_eq!(ids(&o), Vec::<String>::new());
+        // No cursor: nothing replayed, no Last-Event-ID.
+        assert_eq!(
+            h.subscribe(TestOutlet::default(), sub(&["x"], true), None, 0)
+                .unwrap()
+                .last_event_id,
+            None
+        );
+    }
+
+    #[test]
+    fn updates_published_while_a_subscriber_joins_arrive_once() {
+        let mut h = hub();
+        h.publish(&update("a", &["x"], false), 1).unwrap();
+        let resuming = join(&mut h, sub(&["x"], false), Some(Cursor::Earliest));
+        h.publish(&update("b", &["x"], false), 2).unwrap();
+        h.flush();
+        assert_eq!(ids(&resuming), ["a", "b"]);
+    }
+
+    #[test]
+    fn the_wire_form_has_type_and_retry_only_when_given() {
+        let mut u = update("urn:x", &["t"], false);
+        assert_eq!(u.encode().unwrap(), "id: urn:x\ndata: data of urn:x\n\n");
+        u.event_type = Some("book".into());
+        u.retry_ms = Some(1500);
+        u.data = "a\n\n        b".into();
+        assert_eq!(
+            u.encode().unwrap(),
+            "id: urn:x\nevent: book\nretry: 1500\ndata: a\ndata: \ndata:         b\n\n"
+        );
+        u.id = "a\nb".into();
+        assert!(u.encode().is_err());
+    }
+
+    #[test]
+    fn expired_subscribers_are_closed_and_reported_as_departed() {
+        let mut h = hub();
+        let o = join(&mut h, sub(&["x"], false), None);
+        join(&mut h, sub(&["y"], false), None);
+        assert_eq!(h.close_where(|s| s.topics == ["x"]), 1);
+        assert!(o.0.borrow().closed);
+        assert_eq!(h.take_departed(), [sub(&["x"], false)]);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn routes_are_kept_in_a_form_they_are_read_back_from() {
+        let route = UpdateRoute {
+            topics: vec!["https://a.test/{x}".into(), "\"q\"".into()],
+            private: true,
+        };
+        assert_eq!(UpdateRoute::from_stored(&route.to_stored()), Some(route));
+        assert_eq!(UpdateRoute::from_stored("{}"), None);
+    }
+}

@@ -10,6 +10,7 @@ mod channel_object;
 pub mod contract;
 pub mod error;
 mod http;
+pub mod hub;
 mod outlet;
 pub mod routes;
 mod sql_log;

@@ -4,6 +4,8 @@
 //   ... fetch(`${server.url}/ping`) ...
 //   await server.stop();
 //
+//   const [a, b] = await startServers([{}, { vars: { PUBLISH_ACK: 'accepted' } }]); // at once
+//
 // - Plain settings go in as `--var NAME:VALUE`.
 // - Secrets go into a temporary env file passed with `--env-file`, which also keeps
 //   wrangler from reading the repository's own `.dev.vars` / `.env` (a developer's
@@ -122,6 +124,20 @@ export async function startServer(options = {}) {
 }
 
 const START_ATTEMPTS = 3;
+
+/**
+ * Starts a server for each of `optionsList` at the same time (see startServer); returns
+ * them in that order. When one fails, the others are stopped again and the error thrown.
+ */
+export async function startServers(optionsList) {
+  const results = await Promise.allSettled(optionsList.map((options) => startServer(options)));
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(results.filter((r) => r.status === 'fulfilled').map((r) => r.value.stop()));
+    throw failed.reason;
+  }
+  return results.map((r) => r.value);
+}
 
 async function startServerOnce({
   vars = {},

@@ -60,43 +60,6 @@ async function quiet(channel = 'default') {
   await waitForListeners(base, channel, 0, 10_000);
 }
 
-describe('GET /listen', () => {
-  test('answers an event stream with the contract headers, a retry preamble and heartbeats', async () => {
-    const stream = await listen('/listen', { headers: { 'accept-encoding': 'gzip, deflate, br' } });
-    assert.equal(stream.status, 200);
-    const h = stream.headers;
-    assert.match(h.get('content-type') ?? '', /^text\/event-stream(;|$)/, 'content-type');
-    const cacheControl = (h.get('cache-control') ?? '').split(',').map((s) => s.trim().toLowerCase());
-    assert.ok(cacheControl.includes('no-cache'), `cache-control: ${h.get('cache-control')}`);
-    assert.equal(h.get('x-accel-buffering'), 'no');
-    assert.equal(h.get('content-encoding'), null, 'an event stream must not be compressed');
-
-    // The very first thing on the stream: "retry: <RETRY_MS>" and a blank line.
-    await stream.waitUntil(() => /\r?\n\r?\n/.test(stream.text), 5000, 'the first blank line');
-    assert.match(stream.text, new RegExp(`^retry: ${RETRY_MS}\\r?\\n\\r?\\n`), `stream starts with: ${JSON.stringify(stream.text.slice(0, 80))}`);
-    assert.equal(stream.parser.reconnectionTime, RETRY_MS);
-
-    // Heartbeat comments, every HEARTBEAT_SECONDS.
-    const started = Date.now();
-    await stream.waitForComments(2, 5000 * HEARTBEAT_SECONDS);
-    assert.equal(stream.commentLines[0], ' keep-alive');
-    assert.ok(Date.now() - started <= 4000 * HEARTBEAT_SECONDS, 'two heartbeats took too long');
-    assert.equal(stream.events.length, 0, 'no events were published, none should arrive');
-  });
-
-  test('/channels/default/events is the same stream as /listen', async () => {
-    await quiet();
-    const a = await listen('/listen');
-    const b = await listen('/channels/default/events');
-    await waitForListeners(base, 'default', 2);
-    const { id } = await ping();
-    for (const s of [a, b]) {
-      const e = await s.nextEvent(5000);
-      assert.deepEqual([e.type, e.data, e.idField], ['message', 'pong', id]);
-    }
-  });
-});
-
 describe('/ping fan-out', () => {
   const LISTENERS = 5;
   const PINGS = 20;

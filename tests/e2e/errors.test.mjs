@@ -3,14 +3,13 @@
 // are accepted); nothing refused is published.
 //
 // One server with small limits: MAX_LISTENERS 3, MAX_EVENT_TYPE_BYTES 16, MAX_BODY_BYTES 300.
-import { describe, test, before, after, afterEach } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../support/server.mjs';
+import { useServers } from '../support/server.mjs';
 import { listen, listenOn } from '../support/sse.mjs';
 import {
   assertError,
   assertPublished,
-  closeOpened,
   freshChannel,
   pollUntil,
   publish,
@@ -23,45 +22,32 @@ const MAX_LISTENERS = 3;
 const MAX_EVENT_TYPE_BYTES = 16;
 const MAX_BODY_BYTES = 300;
 
-let server;
-let base;
-
-before(async () => {
-  server = await startServer({
-    vars: {
-      MAX_LISTENERS: String(MAX_LISTENERS),
-      MAX_EVENT_TYPE_BYTES: String(MAX_EVENT_TYPE_BYTES),
-      MAX_BODY_BYTES: String(MAX_BODY_BYTES),
-    },
-  });
-  base = server.url;
-}, { timeout: 90_000 });
-
-after(async () => {
-  await closeOpened();
-  await server?.stop();
-}, { timeout: 30_000 });
-
-afterEach(closeOpened);
+const [server] = useServers({
+  vars: {
+    MAX_LISTENERS: String(MAX_LISTENERS),
+    MAX_EVENT_TYPE_BYTES: String(MAX_EVENT_TYPE_BYTES),
+    MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+  },
+});
 
 describe('channel names', () => {
   test('bad channel names: 400 saying what is wrong', async () => {
     const bad = ['bad!name', '.dot-first', '-dash-first', '_underscore-first', 'a'.repeat(65), 'sp%20ace',
       '%C3%A9', 'a%2Fb', 'a~b', 'a*'];
     for (const name of bad) {
-      assertError(await request(`${base}/channels/${name}/events`), 400, /channel name/i, `GET /channels/${name}/events`);
-      assertError(await publishJson(base, name, { data: 'x' }), 400, /channel name/i, `POST /channels/${name}/events`);
-      assertError(await request(`${base}/channels/${name}`), 400, /channel name/i, `GET /channels/${name}`);
+      assertError(await request(`${server.url}/channels/${name}/events`), 400, /channel name/i, `GET /channels/${name}/events`);
+      assertError(await publishJson(server.url, name, { data: 'x' }), 400, /channel name/i, `POST /channels/${name}/events`);
+      assertError(await request(`${server.url}/channels/${name}`), 400, /channel name/i, `GET /channels/${name}`);
     }
     // An empty name is a bad name too.
-    assertError(await request(`${base}/channels//events`), 400, /channel name/i, 'GET /channels//events');
-    assertError(await publishJson(base, '', { data: 'x' }), 400, /channel name/i, 'POST /channels//events');
-    assertError(await request(`${base}/channels/`), 400, /channel name/i, 'GET /channels/');
+    assertError(await request(`${server.url}/channels//events`), 400, /channel name/i, 'GET /channels//events');
+    assertError(await publishJson(server.url, '', { data: 'x' }), 400, /channel name/i, 'POST /channels//events');
+    assertError(await request(`${server.url}/channels/`), 400, /channel name/i, 'GET /channels/');
   });
 
   test('valid names at the edges are accepted', async () => {
     for (const name of ['a'.repeat(64), '0', 'Z.z-9_x', '9-._']) {
-      const s = await stats(base, name);
+      const s = await stats(server.url, name);
       assert.equal(s.channel, name);
       assert.equal(s.published, 0);
     }
@@ -71,21 +57,21 @@ describe('channel names', () => {
 describe('errors', () => {
   test('bad event types: CR/LF and longer than MAX_EVENT_TYPE_BYTES: 400', async () => {
     const channel = freshChannel('types');
-    const stream = await listenOn(base, channel);
+    const stream = await listenOn(server.url, channel);
     for (const event of ['a\nb', 'a\rb', 'a\r\nb', 'end\n']) {
-      assertError(await publishJson(base, channel, { data: 'x', event }), 400, /CR|LF|line/i, `JSON event ${JSON.stringify(event)}`);
-      assertError(await publish(base, channel, { body: 'x', contentType: 'text/plain', query: `?event=${encodeURIComponent(event)}` }),
+      assertError(await publishJson(server.url, channel, { data: 'x', event }), 400, /CR|LF|line/i, `JSON event ${JSON.stringify(event)}`);
+      assertError(await publish(server.url, channel, { body: 'x', contentType: 'text/plain', query: `?event=${encodeURIComponent(event)}` }),
         400, /CR|LF|line/i, `?event=${JSON.stringify(event)}`);
     }
     const tooLong = ['x'.repeat(MAX_EVENT_TYPE_BYTES + 1), 'é'.repeat(MAX_EVENT_TYPE_BYTES / 2 + 1)]; // bytes, not characters
     for (const event of tooLong) {
       const why = new RegExp(`${MAX_EVENT_TYPE_BYTES}`);
-      assertError(await publishJson(base, channel, { data: 'x', event }), 400, why, `JSON event of ${event.length} chars`);
-      assertError(await publish(base, channel, { body: 'x', contentType: 'text/plain', query: `?event=${encodeURIComponent(event)}` }),
+      assertError(await publishJson(server.url, channel, { data: 'x', event }), 400, why, `JSON event of ${event.length} chars`);
+      assertError(await publish(server.url, channel, { body: 'x', contentType: 'text/plain', query: `?event=${encodeURIComponent(event)}` }),
         400, why, `?event= of ${event.length} chars`);
     }
     // Nothing of that reached the channel.
-    assert.equal((await stats(base, channel)).published, 0);
+    assert.equal((await stats(server.url, channel)).published, 0);
     assert.deepEqual(stream.events, []);
   });
 
@@ -99,7 +85,7 @@ describe('errors', () => {
       ['not json', 1],
     ];
     for (const [body, line] of cases) {
-      const r = await publish(base, channel, { body, contentType: 'application/json' });
+      const r = await publish(server.url, channel, { body, contentType: 'application/json' });
       assertError(r, 400, new RegExp(`line ${line}\\b.*column \\d+`, 'i'), `JSON ${JSON.stringify(body)}`);
     }
   });
@@ -107,7 +93,7 @@ describe('errors', () => {
   test('missing data: 400', async () => {
     const channel = freshChannel('nodata');
     for (const body of [{}, { event: 'alpha' }, { retry: 10 }]) {
-      assertError(await publishJson(base, channel, body), 400, /data/, `JSON ${JSON.stringify(body)}`);
+      assertError(await publishJson(server.url, channel, body), 400, /data/, `JSON ${JSON.stringify(body)}`);
     }
   });
 
@@ -119,31 +105,31 @@ describe('errors', () => {
       ['application/json', Uint8Array.from([...new TextEncoder().encode('{"data":"'), 0xfe, 0x22, 0x7d])],
     ];
     for (const [contentType, body] of bodies) {
-      assertError(await publish(base, channel, { body, contentType }), 400, /UTF-8/i, `bytes as ${contentType ?? 'no content type'}`);
+      assertError(await publish(server.url, channel, { body, contentType }), 400, /UTF-8/i, `bytes as ${contentType ?? 'no content type'}`);
     }
-    assert.equal((await stats(base, channel)).published, 0);
+    assert.equal((await stats(server.url, channel)).published, 0);
   });
 
   test('an unsupported content type: 415', async () => {
     const channel = freshChannel('ctype');
     for (const contentType of ['image/png', 'application/xml', 'text/html', 'multipart/form-data; boundary=x', 'application/jsonx']) {
-      assertError(await publish(base, channel, { body: 'x', contentType }), 415, /content type/i, contentType);
+      assertError(await publish(server.url, channel, { body: 'x', contentType }), 415, /content type/i, contentType);
     }
-    assert.equal((await stats(base, channel)).published, 0);
+    assert.equal((await stats(server.url, channel)).published, 0);
   });
 
   test('a body over MAX_BODY_BYTES: 413 (declared or streamed); exactly the limit is fine', async () => {
     const channel = freshChannel('big');
     const exact = 'x'.repeat(MAX_BODY_BYTES);
-    assertPublished(await publish(base, channel, { body: exact, contentType: 'text/plain' }), 0, 'exactly MAX_BODY_BYTES');
+    assertPublished(await publish(server.url, channel, { body: exact, contentType: 'text/plain' }), 0, 'exactly MAX_BODY_BYTES');
     const over = 'x'.repeat(MAX_BODY_BYTES + 1);
     const why = new RegExp(`${MAX_BODY_BYTES}`);
-    assertError(await publish(base, channel, { body: over, contentType: 'text/plain' }), 413, why, 'text one byte over');
+    assertError(await publish(server.url, channel, { body: over, contentType: 'text/plain' }), 413, why, 'text one byte over');
     const json = JSON.stringify({ data: 'y'.repeat(MAX_BODY_BYTES) });
-    assertError(await publish(base, channel, { body: json, contentType: 'application/json' }), 413, why, 'JSON over');
+    assertError(await publish(server.url, channel, { body: json, contentType: 'application/json' }), 413, why, 'JSON over');
     // multi-byte characters count as bytes
     const bytes = 'é'.repeat(MAX_BODY_BYTES / 2 + 1);
-    assertError(await publish(base, channel, { body: bytes, contentType: 'text/plain' }), 413, why, 'UTF-8 over');
+    assertError(await publish(server.url, channel, { body: bytes, contentType: 'text/plain' }), 413, why, 'UTF-8 over');
     // A streamed body (no Content-Length) is counted too.
     const streamed = new ReadableStream({
       start(controller) {
@@ -151,49 +137,49 @@ describe('errors', () => {
         controller.close();
       },
     });
-    const r = await request(`${base}/channels/${channel}/events`, {
+    const r = await request(`${server.url}/channels/${channel}/events`, {
       method: 'POST',
       headers: { 'content-type': 'text/plain' },
       body: streamed,
       duplex: 'half',
     });
     assertError(r, 413, why, 'a streamed body of 400 bytes');
-    const s = await stats(base, channel);
+    const s = await stats(server.url, channel);
     assert.equal(s.published, 1, 'only the body of exactly the limit was published');
   });
 
   test('too many listeners on one channel: 503 with Retry-After; other channels unaffected', async () => {
     const channel = freshChannel('full');
-    for (let i = 1; i <= MAX_LISTENERS; i += 1) await listenOn(base, channel, i);
-    const r = await request(`${base}/channels/${channel}/events`);
+    for (let i = 1; i <= MAX_LISTENERS; i += 1) await listenOn(server.url, channel, i);
+    const r = await request(`${server.url}/channels/${channel}/events`);
     assertError(r, 503, /listeners/i, `listener #${MAX_LISTENERS + 1}`);
     const retryAfter = r.headers.get('retry-after');
     assert.ok(retryAfter !== null, 'Retry-After is missing');
     assert.match(retryAfter, /^\d+$/, `Retry-After: ${retryAfter}`);
-    assert.equal((await stats(base, channel)).listeners, MAX_LISTENERS);
+    assert.equal((await stats(server.url, channel)).listeners, MAX_LISTENERS);
     // Publishing still reaches the ones that are in.
-    assertPublished(await publishJson(base, channel, { data: 'full house' }), MAX_LISTENERS, 'publish on a full channel');
+    assertPublished(await publishJson(server.url, channel, { data: 'full house' }), MAX_LISTENERS, 'publish on a full channel');
     // Another channel still takes listeners.
-    await listenOn(base, freshChannel('not-full'));
+    await listenOn(server.url, freshChannel('not-full'));
   });
 
   test('a bad lastEventId / Last-Event-ID: 400', async () => {
     const channel = freshChannel('resume');
     for (const bad of ['abc', '-1', '1.5', '1e3', '0x10', '99999999999999999999999']) {
-      assertError(await request(`${base}/channels/${channel}/events?lastEventId=${encodeURIComponent(bad)}`), 400,
+      assertError(await request(`${server.url}/channels/${channel}/events?lastEventId=${encodeURIComponent(bad)}`), 400,
         /event id/i, `?lastEventId=${bad}`);
-      assertError(await request(`${base}/channels/${channel}/events`, { headers: { 'last-event-id': bad } }), 400,
+      assertError(await request(`${server.url}/channels/${channel}/events`, { headers: { 'last-event-id': bad } }), 400,
         /event id/i, `Last-Event-ID: ${bad}`);
-      assertError(await request(`${base}/listen?lastEventId=${encodeURIComponent(bad)}`), 400, /event id/i, `/listen?lastEventId=${bad}`);
+      assertError(await request(`${server.url}/listen?lastEventId=${encodeURIComponent(bad)}`), 400, /event id/i, `/listen?lastEventId=${bad}`);
     }
     // A good one is accepted.
-    const s = await listen(base, `/channels/${channel}/events?lastEventId=0`);
+    const s = await listen(server.url, `/channels/${channel}/events?lastEventId=0`);
     assert.equal(s.status, 200);
   });
 
   test('unknown paths: 404; known paths with a wrong method: 405 with Allow', async () => {
     for (const path of ['/nope', '/channels', '/channels/a/b/c', '/channels/a/events/more', '/listen/extra', '/ping/x']) {
-      assertError(await request(`${base}${path}`), 404, null, `GET ${path}`);
+      assertError(await request(`${server.url}${path}`), 404, null, `GET ${path}`);
     }
     const cases = [
       ['POST', '/', ['GET']],
@@ -209,7 +195,7 @@ describe('errors', () => {
       ['DELETE', '/channels/x', ['GET', 'OPTIONS']],
     ];
     for (const [method, path, mustAllow] of cases) {
-      const r = await request(`${base}${path}`, { method });
+      const r = await request(`${server.url}${path}`, { method });
       assertError(r, 405, null, `${method} ${path}`);
       const allow = (r.headers.get('allow') ?? '').split(',').map((s) => s.trim().toUpperCase());
       for (const m of mustAllow) assert.ok(allow.includes(m), `${method} ${path}: Allow "${r.headers.get('allow')}" lacks ${m}`);
@@ -218,8 +204,8 @@ describe('errors', () => {
   });
 
   test('the server is still healthy after all of the above', async () => {
-    const r = await request(`${base}/ping`);
+    const r = await request(`${server.url}/ping`);
     assert.equal(r.status, 200);
-    await pollUntil(() => stats(base, 'default'), (s) => typeof s.listeners === 'number', { timeoutMs: 5000, what: 'stats' });
+    await pollUntil(() => stats(server.url, 'default'), (s) => typeof s.listeners === 'number', { timeoutMs: 5000, what: 'stats' });
   });
 });

@@ -10,13 +10,12 @@
 // With HEARTBEAT_SECONDS 15 a listener that closed is counted for up to 15 s, so the two
 // tests that count the `default` channel's listeners (/ping publishes there) come first;
 // the later ones that listen on `default` do not count it.
-import { describe, test, before, after, afterEach } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServers } from '../support/server.mjs';
+import { useServers } from '../support/server.mjs';
 import { listen, listenOn } from '../support/sse.mjs';
 import {
   assertPublished,
-  closeOpened,
   freshChannel,
   idLess,
   openRawListener,
@@ -31,45 +30,31 @@ import {
 
 const HISTORY_SIZE = 5;
 
-let plain;
-let accepted;
-let base; // plain.url
-
-before(async () => {
-  [plain, accepted] = await startServers([
-    { vars: { HISTORY_SIZE: String(HISTORY_SIZE) } },
-    { vars: { PUBLISH_ACK: 'accepted' } },
-  ]);
-  base = plain.url;
-}, { timeout: 120_000 });
-
-after(async () => {
-  await closeOpened();
-  await Promise.all([plain?.stop(), accepted?.stop()]);
-}, { timeout: 30_000 });
-
-afterEach(closeOpened);
+const [plain, accepted] = useServers(
+  { vars: { HISTORY_SIZE: String(HISTORY_SIZE) } },
+  { vars: { PUBLISH_ACK: 'accepted' } },
+);
 
 describe('/ping fan-out', () => {
   const LISTENERS = 5;
   const PINGS = 20;
 
   test('/ping with nobody listening still answers 200 with listeners 0', async () => {
-    await waitForListeners(base, 'default', 0, 10_000);
-    await ping(base, { method: 'POST', listeners: 0 });
+    await waitForListeners(plain.url, 'default', 0, 10_000);
+    await ping(plain.url, { method: 'POST', listeners: 0 });
   });
 
   test(`${LISTENERS} concurrent listeners each receive all ${PINGS} pings, in order`, async () => {
-    await waitForListeners(base, 'default', 0, 10_000); // nobody else is counted on default
-    const streams = await Promise.all(Array.from({ length: LISTENERS }, () => listen(base, '/listen')));
+    await waitForListeners(plain.url, 'default', 0, 10_000); // nobody else is counted on default
+    const streams = await Promise.all(Array.from({ length: LISTENERS }, () => listen(plain.url, '/listen')));
     for (const s of streams) assert.equal(s.status, 200);
-    await waitForListeners(base, 'default', LISTENERS);
+    await waitForListeners(plain.url, 'default', LISTENERS);
 
-    const before = await stats(base, 'default');
+    const before = await stats(plain.url, 'default');
     const ids = [];
     for (let i = 0; i < PINGS; i += 1) {
       const method = i % 2 === 0 ? 'GET' : 'POST';
-      const r = await ping(base, { method });
+      const r = await ping(plain.url, { method });
       assert.equal(r.listeners, LISTENERS, `${method} /ping #${i + 1} listeners`);
       if (ids.length > 0) assert.ok(idLess(ids.at(-1), r.id), `ping ids must increase: ${ids.at(-1)} then ${r.id}`);
       ids.push(r.id);
@@ -86,7 +71,7 @@ describe('/ping fan-out', () => {
       assert.equal(s.lastEventId, ids.at(-1));
     }
 
-    const after = await stats(base, 'default');
+    const after = await stats(plain.url, 'default');
     assert.equal(after.channel, 'default');
     assert.equal(after.listeners, LISTENERS);
     assert.equal(after.published - before.published, PINGS, 'published counter');
@@ -99,17 +84,17 @@ describe('channels', () => {
   test('two channels do not see each other\'s events (nor does /listen)', async () => {
     const a = freshChannel('iso-a');
     const b = freshChannel('iso-b');
-    const onA = await listenOn(base, a);
-    const onB = await listenOn(base, b);
-    const onDefault = await listen(base, '/listen');
+    const onA = await listenOn(plain.url, a);
+    const onB = await listenOn(plain.url, b);
+    const onDefault = await listen(plain.url, '/listen');
     assert.equal(onDefault.status, 200);
 
     const sentA = [];
     const sentB = [];
     for (let i = 0; i < 4; i += 1) {
-      const ra = assertPublished(await publishJson(base, a, { data: `for-a-${i}` }), 1, `publish ${i} on a`);
+      const ra = assertPublished(await publishJson(plain.url, a, { data: `for-a-${i}` }), 1, `publish ${i} on a`);
       sentA.push([ra.id, `for-a-${i}`]);
-      const rb = assertPublished(await publishJson(base, b, { data: `for-b-${i}`, event: 'x' }), 1, `publish ${i} on b`);
+      const rb = assertPublished(await publishJson(plain.url, b, { data: `for-b-${i}`, event: 'x' }), 1, `publish ${i} on b`);
       sentB.push([rb.id, `for-b-${i}`]);
     }
     await onA.waitFor(4);
@@ -123,8 +108,8 @@ describe('channels', () => {
     assert.deepEqual(onDefault.events, [], '/listen (channel default) got events of other channels');
 
     // Ids are per channel: each channel counts its own.
-    const sa = await stats(base, a);
-    const sb = await stats(base, b);
+    const sa = await stats(plain.url, a);
+    const sb = await stats(plain.url, b);
     assert.equal(sa.published, 4);
     assert.equal(sb.published, 4);
     assert.equal(sa.lastId, sentA.at(-1)[0]);
@@ -133,10 +118,10 @@ describe('channels', () => {
 
   test('the answer counts the listeners the event was written to', async () => {
     const channel = freshChannel('count');
-    assertPublished(await publishJson(base, channel, { data: 'nobody' }), 0, 'no listener');
-    const one = await listenOn(base, channel, 1);
-    const two = await listenOn(base, channel, 2);
-    const { id } = assertPublished(await publish(base, channel, { body: 'both', contentType: 'text/plain' }), 2, 'two listeners');
+    assertPublished(await publishJson(plain.url, channel, { data: 'nobody' }), 0, 'no listener');
+    const one = await listenOn(plain.url, channel, 1);
+    const two = await listenOn(plain.url, channel, 2);
+    const { id } = assertPublished(await publish(plain.url, channel, { body: 'both', contentType: 'text/plain' }), 2, 'two listeners');
     for (const s of [one, two]) {
       const e = await s.nextEvent(5000);
       assert.deepEqual([e.data, e.idField], ['both', id]);
@@ -156,16 +141,16 @@ describe('batching', () => {
   test(`a burst of ${EVENTS} publishes, ${IN_FLIGHT} in flight, cuts none of ${LISTENERS} listeners`, { timeout: 60_000 }, async () => {
     const channel = freshChannel('burst');
     const listeners = [];
-    for (let i = 0; i < LISTENERS; i += 1) listeners.push(await listen(base, `/channels/${channel}/events`));
-    await waitForListeners(base, channel, LISTENERS);
+    for (let i = 0; i < LISTENERS; i += 1) listeners.push(await listen(plain.url, `/channels/${channel}/events`));
+    await waitForListeners(plain.url, channel, LISTENERS);
 
-    const expected = expectedStream(await publishBurst(base, channel, EVENTS, IN_FLIGHT));
+    const expected = expectedStream(await publishBurst(plain.url, channel, EVENTS, IN_FLIGHT));
     for (const [n, l] of listeners.entries()) {
       const events = await l.waitFor(EVENTS, 15_000);
       assert.deepEqual(seen(events), expected, `listener ${n}: every event once, in id order`);
       assert.equal(l.ended, false, `listener ${n} was cut`);
     }
-    const s = await stats(base, channel);
+    const s = await stats(plain.url, channel);
     assert.equal(s.droppedSlow, 0, JSON.stringify(s));
     assert.equal(s.listeners, LISTENERS);
     assert.equal(s.delivered, LISTENERS * EVENTS);
@@ -188,7 +173,7 @@ describe('stats', () => {
   test('stats add up after a known sequence', async (t) => {
     const channel = freshChannel('stats');
     const expectStats = async (want, what) => {
-      const r = await request(`${base}/channels/${channel}`);
+      const r = await request(`${plain.url}/channels/${channel}`);
       assert.equal(r.status, 200, `${what}: ${r.status} ${r.text}`);
       assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
       const s = r.json;
@@ -201,12 +186,12 @@ describe('stats', () => {
 
     // Two events with nobody listening.
     const ids = [];
-    for (const data of ['p1', 'p2']) ids.push(assertPublished(await publishJson(base, channel, { data }), 0, data).id);
+    for (const data of ['p1', 'p2']) ids.push(assertPublished(await publishJson(plain.url, channel, { data }), 0, data).id);
     await expectStats({ ...zero, published: 2, lastId: ids[1], historyLength: 2 }, 'after 2 publishes, no listener');
 
     // Two listeners, four events: history is capped at HISTORY_SIZE.
-    const fast = [await listenOn(base, channel, 1), await listenOn(base, channel, 2)];
-    for (const data of ['q1', 'q2', 'q3', 'q4']) ids.push(assertPublished(await publishJson(base, channel, { data }), 2, data).id);
+    const fast = [await listenOn(plain.url, channel, 1), await listenOn(plain.url, channel, 2)];
+    for (const data of ['q1', 'q2', 'q3', 'q4']) ids.push(assertPublished(await publishJson(plain.url, channel, { data }), 2, data).id);
     let published = 6;
     let delivered = 8;
     await expectStats({ ...zero, listeners: 2, published, delivered, lastId: ids.at(-1), historyLength: HISTORY_SIZE },
@@ -214,9 +199,9 @@ describe('stats', () => {
 
     // A third listener that stops reading: 32 KiB events until its queue is full and it is
     // dropped as slow (the two others read everything).
-    const slow = await openRawListener(base, `/channels/${channel}/events`);
+    const slow = await openRawListener(plain.url, `/channels/${channel}/events`);
     assert.match(slow.statusLine, /^HTTP\/1\.1 200/, slow.statusLine);
-    await waitForListeners(base, channel, 3);
+    await waitForListeners(plain.url, channel, 3);
     const EVENT_BYTES = 32 * 1024;
     const MAX_EVENTS = 600; // bounded (~20 MB)
     const BATCH = 4; // below QUEUE_CAPACITY (5): the fast listeners never fall behind
@@ -225,7 +210,7 @@ describe('stats', () => {
     while (!dropped && big < MAX_EVENTS) {
       for (let i = 0; i < BATCH && !dropped; i += 1) {
         big += 1;
-        const r = await publish(base, channel, { body: `${big}:`.padEnd(EVENT_BYTES, 'x'), contentType: 'text/plain' });
+        const r = await publish(plain.url, channel, { body: `${big}:`.padEnd(EVENT_BYTES, 'x'), contentType: 'text/plain' });
         assert.equal(r.status, 200, `big publish #${big}: ${r.status} ${r.text}`);
         assert.ok(r.json.listeners === 3 || r.json.listeners === 2, `big publish #${big}: ${r.text}`);
         ids.push(r.json.id);
@@ -243,7 +228,7 @@ describe('stats', () => {
     delivered -= 1;
 
     // One more after the drop.
-    ids.push(assertPublished(await publishJson(base, channel, { data: 'last' }), 2, 'last').id);
+    ids.push(assertPublished(await publishJson(plain.url, channel, { data: 'last' }), 2, 'last').id);
     published += 1;
     delivered += 2;
     await expectStats({ ...zero, listeners: 2, published, delivered, droppedSlow: 1, lastId: ids.at(-1), historyLength: HISTORY_SIZE },

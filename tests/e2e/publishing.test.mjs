@@ -5,14 +5,13 @@
 //
 // One server: RETRY_MS 1500 (not the default, to see the preamble and a retry field
 // apart) and MAX_EVENT_TYPE_BYTES 16 (to publish a type of exactly that length).
-import { describe, test, before, after, afterEach } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../support/server.mjs';
+import { useServers } from '../support/server.mjs';
 import { listenOn } from '../support/sse.mjs';
 import {
   assertError,
   assertPublished,
-  closeOpened,
   freshChannel,
   idLess,
   publish,
@@ -23,20 +22,7 @@ import {
 const MAX_EVENT_TYPE_BYTES = 16;
 const RETRY_MS = 1500;
 
-let server;
-let base;
-
-before(async () => {
-  server = await startServer({ vars: { MAX_EVENT_TYPE_BYTES: String(MAX_EVENT_TYPE_BYTES), RETRY_MS: String(RETRY_MS) } });
-  base = server.url;
-}, { timeout: 90_000 });
-
-after(async () => {
-  await closeOpened();
-  await server?.stop();
-}, { timeout: 30_000 });
-
-afterEach(closeOpened);
+const [server] = useServers({ vars: { MAX_EVENT_TYPE_BYTES: String(MAX_EVENT_TYPE_BYTES), RETRY_MS: String(RETRY_MS) } });
 
 /** What a spec-following parser reads back for `data`: every CRLF, CR and LF is one LF. */
 const asReceived = (data) => data.replace(/\r\n|\r/g, '\n');
@@ -44,7 +30,7 @@ const asReceived = (data) => data.replace(/\r\n|\r/g, '\n');
 describe('publishing', () => {
   test('JSON bodies arrive exactly as sent, each with the id it was answered with', async () => {
     const channel = freshChannel('json');
-    const stream = await listenOn(base, channel);
+    const stream = await listenOn(server.url, channel);
     const object = { b: [1, 2, { c: null, d: 'x, y: z' }], a: 'x y', n: -3, t: true, u: 'é\n😀' };
     const cases = [
       // [what, body, expected type, expected data]
@@ -77,7 +63,7 @@ describe('publishing', () => {
     ];
     let lastId = null;
     for (const [what, body, type, data] of cases) {
-      const { id } = assertPublished(await publishJson(base, channel, body), 1, what);
+      const { id } = assertPublished(await publishJson(server.url, channel, body), 1, what);
       if (lastId !== null) assert.ok(idLess(lastId, id), `${what}: ids must increase (${lastId} then ${id})`);
       lastId = id;
       const e = await stream.nextEvent(5000);
@@ -95,7 +81,7 @@ describe('publishing', () => {
     assert.equal(stream.events.length, cases.length, 'exactly one event per publish');
 
     // charset parameter on the JSON content type
-    const r = await publish(base, channel, {
+    const r = await publish(server.url, channel, {
       body: JSON.stringify({ data: 'with charset' }),
       contentType: 'application/json; charset=utf-8',
     });
@@ -106,17 +92,17 @@ describe('publishing', () => {
 
   test('retry in a JSON body reaches the listener as a retry field', async () => {
     const channel = freshChannel('retry');
-    const stream = await listenOn(base, channel);
+    const stream = await listenOn(server.url, channel);
     await stream.waitUntil(() => stream.retries.length >= 1, 5000, 'the retry preamble');
     assert.deepEqual(stream.retries, [RETRY_MS]);
 
-    const { id } = assertPublished(await publishJson(base, channel, { data: 'slower please', event: 'beta', retry: 2500 }), 1, 'retry');
+    const { id } = assertPublished(await publishJson(server.url, channel, { data: 'slower please', event: 'beta', retry: 2500 }), 1, 'retry');
     const e = await stream.nextEvent(5000);
     assert.deepEqual([e.type, e.data, e.idField], ['beta', 'slower please', id]);
     assert.deepEqual(stream.retries, [RETRY_MS, 2500]);
     assert.equal(stream.parser.reconnectionTime, 2500);
 
-    const { id: id2 } = assertPublished(await publishJson(base, channel, { data: 'plain', retry: 0 }), 1, 'retry 0');
+    const { id: id2 } = assertPublished(await publishJson(server.url, channel, { data: 'plain', retry: 0 }), 1, 'retry 0');
     const e2 = await stream.nextEvent(5000);
     assert.deepEqual([e2.type, e2.data, e2.idField], ['message', 'plain', id2]);
     assert.equal(stream.parser.reconnectionTime, 0);
@@ -124,7 +110,7 @@ describe('publishing', () => {
 
   test('text/plain bodies arrive exactly as sent, with and without ?event=', async () => {
     const channel = freshChannel('text');
-    const stream = await listenOn(base, channel);
+    const stream = await listenOn(server.url, channel);
     const enc = new TextEncoder();
     const cases = [
       // [what, options, expected type, expected data]
@@ -142,7 +128,7 @@ describe('publishing', () => {
       ['an empty body', { body: '', contentType: 'text/plain', query: '?event=empty' }, 'empty', ''],
     ];
     for (const [what, options, type, data] of cases) {
-      const r = await publish(base, channel, options);
+      const r = await publish(server.url, channel, options);
       const { id } = assertPublished(r, 1, what);
       const e = await stream.nextEvent(5000);
       assert.deepEqual([e.type, e.data, e.idField], [type, asReceived(data), id], what);
@@ -152,15 +138,15 @@ describe('publishing', () => {
 
   test('a form-encoded body is read as fields data, event and retry', async () => {
     const channel = freshChannel('form');
-    const listener = await listenOn(base, channel);
-    const r = await publish(base, channel, { body: 'data=a%0Ab+c&event=note', contentType: 'application/x-www-form-urlencoded' });
+    const listener = await listenOn(server.url, channel);
+    const r = await publish(server.url, channel, { body: 'data=a%0Ab+c&event=note', contentType: 'application/x-www-form-urlencoded' });
     assertPublished(r, 1, 'form publish');
     const [event] = await listener.waitFor(1);
     assert.equal(event.data, 'a\nb c');
     assert.equal(event.type, 'note');
     // A bare word is not a field list: 400 naming the problem, nothing published.
-    assertError(await publish(base, channel, { body: 'hello', contentType: 'application/x-www-form-urlencoded' }), 400, /unknown field/i, 'bare word');
-    assertError(await publish(base, channel, { body: 'data=1&data=2', contentType: 'application/x-www-form-urlencoded' }), 400, /more than once/i, 'duplicate');
-    assert.equal((await stats(base, channel)).published, 1);
+    assertError(await publish(server.url, channel, { body: 'hello', contentType: 'application/x-www-form-urlencoded' }), 400, /unknown field/i, 'bare word');
+    assertError(await publish(server.url, channel, { body: 'data=1&data=2', contentType: 'application/x-www-form-urlencoded' }), 400, /more than once/i, 'duplicate');
+    assert.equal((await stats(server.url, channel)).published, 1);
   });
 });

@@ -3,13 +3,12 @@
 // listener catches up again is in listening-and-resume.test.mjs.
 //
 // One server, HEARTBEAT_SECONDS 1: gone or stuck listeners are found within about a second.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../support/server.mjs';
+import { useServers } from '../support/server.mjs';
 import { listen } from '../support/sse.mjs';
 import {
   assertDecimalId,
-  closeOpened,
   freshChannel,
   openRawListener,
   ping,
@@ -24,36 +23,23 @@ import {
 
 const RETRY_MS = 1500;
 
-let server;
-let base;
-
-before(async () => {
-  server = await startServer({ vars: { HEARTBEAT_SECONDS: '1', RETRY_MS: String(RETRY_MS) } });
-  base = server.url;
-}, { timeout: 90_000 });
-
-after(async () => {
-  await closeOpened();
-  await server?.stop();
-}, { timeout: 30_000 });
-
-afterEach(closeOpened);
+const [server] = useServers({ vars: { HEARTBEAT_SECONDS: '1', RETRY_MS: String(RETRY_MS) } });
 
 test('a listener that disconnects stops being counted (found by heartbeats, no publishing)', async () => {
-  await waitForListeners(base, 'default', 0, 10_000); // the listeners of earlier tests are gone
-  const stay = await listen(base, '/listen');
-  const leave = await listen(base, '/listen');
-  await waitForListeners(base, 'default', 2);
+  await waitForListeners(server.url, 'default', 0, 10_000); // the listeners of earlier tests are gone
+  const stay = await listen(server.url, '/listen');
+  const leave = await listen(server.url, '/listen');
+  await waitForListeners(server.url, 'default', 2);
 
   await leave.close();
   // Only read-only polling here: the heartbeat must expose the gone client.
   const started = Date.now();
-  await waitForListeners(base, 'default', 1, 10_000);
+  await waitForListeners(server.url, 'default', 1, 10_000);
   const took = Date.now() - started;
   assert.ok(took <= 10_000, `took ${took} ms`);
 
   // The one that stayed is unaffected.
-  const { id } = await ping(base, { listeners: 1 });
+  const { id } = await ping(server.url, { listeners: 1 });
   const e = await stay.nextEvent(5000);
   assert.deepEqual([e.data, e.idField], ['pong', id]);
   assert.equal(stay.ended, false);
@@ -66,10 +52,10 @@ test('a listener that stops reading is dropped; the others still get every event
   const MAX_EVENTS = 600; // ~20 MB in all: bounded; ~250 (8 MB) were needed here
   const BATCH = 4; // below QUEUE_CAPACITY (5), so the fast listeners never fall behind
 
-  const fast = await Promise.all(Array.from({ length: FAST }, () => listen(base, `/channels/${channel}/events`)));
-  const slow = await openRawListener(base, `/channels/${channel}/events`);
+  const fast = await Promise.all(Array.from({ length: FAST }, () => listen(server.url, `/channels/${channel}/events`)));
+  const slow = await openRawListener(server.url, `/channels/${channel}/events`);
   assert.match(slow.statusLine, /^HTTP\/1\.1 200/, slow.statusLine);
-  await waitForListeners(base, channel, FAST + 1);
+  await waitForListeners(server.url, channel, FAST + 1);
 
   const ids = [];
   let dropped = false;
@@ -78,7 +64,7 @@ test('a listener that stops reading is dropped; the others still get every event
     for (let i = 0; i < BATCH; i += 1) {
       const n = published + 1;
       const body = `${String(n).padStart(6, '0')}:${'x'.repeat(EVENT_BYTES - 7)}`;
-      const r = await publish(base, channel, { body, contentType: 'text/plain' });
+      const r = await publish(server.url, channel, { body, contentType: 'text/plain' });
       assert.equal(r.status, 200, `publish #${n}: ${r.status} ${r.text}`);
       assertDecimalId(r.json?.id, `publish #${n} id`);
       ids.push(r.json.id);
@@ -87,18 +73,18 @@ test('a listener that stops reading is dropped; the others still get every event
     }
     // Let the fast listeners catch up before the next batch.
     for (const s of fast) await s.waitFor(published, 15_000);
-    if (!dropped) dropped = (await stats(base, channel)).listeners === FAST;
+    if (!dropped) dropped = (await stats(server.url, channel)).listeners === FAST;
   }
   assert.ok(dropped, `the listener that does not read was still counted after ${published} events of ${EVENT_BYTES} bytes`);
   t.diagnostic(`the stuck listener was dropped after ${published} events of ${EVENT_BYTES} bytes`);
 
   // The stuck listener is gone from the count (and stays gone) ...
-  const s1 = await waitForListeners(base, channel, FAST, 10_000);
+  const s1 = await waitForListeners(server.url, channel, FAST, 10_000);
   assert.ok(s1.droppedSlow >= 1, `droppedSlow: ${JSON.stringify(s1)}`);
 
   // ... while the others keep receiving everything, in order.
   for (let i = 0; i < 3; i += 1) {
-    const r = await publishJson(base, channel, { data: `after-${i}` });
+    const r = await publishJson(server.url, channel, { data: `after-${i}` });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.listeners, FAST);
     ids.push(r.json.id);
@@ -125,18 +111,18 @@ test('a listener that stops reading is dropped; the others still get every event
 test('vanished clients are dropped within one heartbeat interval; a live one gets heartbeats meanwhile', { timeout: 60_000 },
   async (t) => {
     const channel = freshChannel('vanish');
-    const live = await listen(base, `/channels/${channel}/events`, { retryMs: RETRY_MS });
-    const { child, ready } = spawnListeners(`${base}/channels/${channel}/events`, 3);
+    const live = await listen(server.url, `/channels/${channel}/events`, { retryMs: RETRY_MS });
+    const { child, ready } = spawnListeners(`${server.url}/channels/${channel}/events`, 3);
     const sockets = [];
     try {
       await ready;
       // Two more on raw sockets in this process: one reading, one that stopped reading.
       for (const pause of [false, true]) {
-        const raw = await openRawListener(base, `/channels/${channel}/events`);
+        const raw = await openRawListener(server.url, `/channels/${channel}/events`);
         if (!pause) raw.drainUntilEnd(60_000);
         sockets.push(raw);
       }
-      await waitForListeners(base, channel, 6, 10_000);
+      await waitForListeners(server.url, channel, 6, 10_000);
       const commentsBefore = live.comments;
 
       // Vanish without a clean close: SIGKILL the child, reset the sockets.
@@ -144,7 +130,7 @@ test('vanished clients are dropped within one heartbeat interval; a live one get
       child.kill('SIGKILL');
       for (const raw of sockets) raw.destroy();
       // One interval (1 s), plus 750 ms for the 100 ms polling and a loaded machine.
-      const s = await pollUntil(() => stats(base, channel), (x) => x.listeners === 1, {
+      const s = await pollUntil(() => stats(server.url, channel), (x) => x.listeners === 1, {
         timeoutMs: 1_750,
         intervalMs: 100,
         what: 'listeners to drop to 1 (the live one)',
@@ -156,11 +142,11 @@ test('vanished clients are dropped within one heartbeat interval; a live one get
       await live.waitForComments(commentsBefore + 2, 5_000);
       assert.ok(live.commentLines.every((c) => c === ' keep-alive'), JSON.stringify(live.commentLines));
       assert.match(live.text, /\n\n: keep-alive\n\n/);
-      const [p] = await publishAll(base, channel, ['still-here']);
+      const [p] = await publishAll(server.url, channel, ['still-here']);
       const e = await live.waitForEvent((x) => x.data === 'still-here', 5_000);
       assert.equal(e.lastEventId, p.id);
       assert.equal(live.ended, false);
-      assert.equal((await stats(base, channel)).listeners, 1);
+      assert.equal((await stats(server.url, channel)).listeners, 1);
     } finally {
       child.kill('SIGKILL');
       for (const raw of sockets) raw.destroy();

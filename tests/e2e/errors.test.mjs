@@ -137,13 +137,8 @@ describe('errors', () => {
         controller.close();
       },
     });
-    const r = await request(`${server.url}/channels/${channel}/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'text/plain' },
-      body: streamed,
-      duplex: 'half',
-    });
-    assertError(r, 413, why, 'a streamed body of 400 bytes');
+    assertError(await publish(server.url, channel, { body: streamed, contentType: 'text/plain' }), 413, why,
+      'a streamed body of 400 bytes');
     const s = await stats(server.url, channel);
     assert.equal(s.published, 1, 'only the body of exactly the limit was published');
   });

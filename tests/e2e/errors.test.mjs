@@ -54,7 +54,7 @@ describe('channel names', () => {
   });
 });
 
-describe('errors', () => {
+describe('bodies, limits, event ids and routes', () => {
   test('bad event types: CR/LF and longer than MAX_EVENT_TYPE_BYTES: 400', async () => {
     const channel = freshChannel('types');
     const stream = await listenOn(server.url, channel);

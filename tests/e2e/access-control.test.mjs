@@ -153,7 +153,7 @@ describe('authorization', () => {
       assertError(await publish(locked, channel, { ...body, headers: { authorization: wrong } }), 403, null, `Authorization: ${wrong}`);
     }
     assert.deepEqual(stream.events, [], 'refused publishes must not reach listeners');
-    assert.equal((await stats(locked, channel)).published, 0);
+    assert.equal((await stats(locked, channel, { headers: publisher })).published, 0);
 
     const r = await publish(locked, channel, { ...body, headers: { authorization: `Bearer ${PUBLISH_SECRET}` } });
     const { id } = assertPublished(r, 1, 'right secret');
@@ -245,13 +245,12 @@ describe('CORS', () => {
 
   test('with a list: simple requests get Access-Control-Allow-Origin only for allowed origins', async () => {
     const channel = freshChannel('cors-list');
-    const auth = { authorization: `Bearer ${PUBLISH_SECRET}` };
     const token = `?token=${encodeURIComponent(LISTEN_SECRET)}`;
     for (const origin of ALLOWED) {
-      const s = await request(`${locked}/channels/${channel}`, { headers: { origin } });
+      const s = await request(`${locked}/channels/${channel}`, { headers: { origin, ...publisher } });
       assert.equal(s.status, 200);
       assert.equal(s.headers.get('access-control-allow-origin'), origin, `stats from ${origin}`);
-      const p = await publish(locked, channel, { body: 'x', contentType: 'text/plain', headers: { origin, ...auth } });
+      const p = await publish(locked, channel, { body: 'x', contentType: 'text/plain', headers: { origin, ...publisher } });
       assert.equal(p.status, 200, p.text);
       assert.equal(p.headers.get('access-control-allow-origin'), origin, `publish from ${origin}`);
       // An error is readable by the page too.
@@ -265,10 +264,10 @@ describe('CORS', () => {
     }
     for (const origin of [FOREIGN, null]) {
       const headers = origin ? { origin } : {};
-      const s = await request(`${locked}/channels/${channel}`, { headers });
+      const s = await request(`${locked}/channels/${channel}`, { headers: { ...headers, ...publisher } });
       assert.equal(s.status, 200);
       assert.equal(s.headers.get('access-control-allow-origin'), null, `stats from ${origin}`);
-      const p = await publish(locked, channel, { body: 'x', contentType: 'text/plain', headers: { ...headers, ...auth } });
+      const p = await publish(locked, channel, { body: 'x', contentType: 'text/plain', headers: { ...headers, ...publisher } });
       assert.equal(p.status, 200);
       assert.equal(p.headers.get('access-control-allow-origin'), null, `publish from ${origin}`);
       const stream = await listen(locked, `/channels/${channel}/events${token}`, { headers });
@@ -348,7 +347,7 @@ describe('in a browser', () => {
       assert.equal(state.errors, 0, 'the EventSource had errors');
 
       // The page publishes itself: fetch POST, JSON, Authorization -> preflight, then POST.
-      const before = await stats(locked, channel);
+      const before = await stats(locked, channel, { headers: publisher });
       const published = await page.evaluate(
         ([secret]) => window.publishFromPage({ data: 'from the page', event: 'beta' }, secret),
         [PUBLISH_SECRET],
@@ -367,7 +366,7 @@ describe('in a browser', () => {
       const refused = await page.evaluate(() => window.publishFromPage({ data: 'nope' }, 'wrong-secret'));
       assert.equal(refused.error, undefined, `the page's fetch failed: ${refused.error}`);
       assert.equal(refused.status, 403, JSON.stringify(refused));
-      const after = await stats(locked, channel);
+      const after = await stats(locked, channel, { headers: publisher });
       assert.equal(after.published, before.published + 1, 'only the authorized publish counted');
 
       // The browser did preflight: wrangler dev logs every request it serves
@@ -399,7 +398,7 @@ describe('in a browser', () => {
         [PUBLISH_SECRET],
       );
       assert.ok(published.error, `a foreign page's publish should fail in the browser: ${JSON.stringify(published)}`);
-      assert.equal((await stats(locked, channel)).published, 0);
+      assert.equal((await stats(locked, channel, { headers: publisher })).published, 0);
       state = await pageState(page);
       assert.deepEqual(state.all, []);
     } finally {

@@ -56,9 +56,9 @@ let channelCounter = 0;
 /** A channel name no other test (nor an earlier run on kept state) uses. */
 export const freshChannel = (what) => `${what}-${process.pid}-${(channelCounter += 1)}`;
 
-/** GET /channels/{name}: the channel's stats JSON (asserts 200). */
-export async function stats(baseUrl, channel = 'default') {
-  const r = await request(`${baseUrl}/channels/${encodeURIComponent(channel)}`);
+/** GET /channels/{name}: the channel's stats JSON (asserts 200). `headers`: e.g. credentials. */
+export async function stats(baseUrl, channel = 'default', { headers = {} } = {}) {
+  const r = await request(`${baseUrl}/channels/${encodeURIComponent(channel)}`, { headers });
   assert.equal(r.status, 200, `GET /channels/${channel}: ${r.status} ${r.text}`);
   assert.ok(r.json, `GET /channels/${channel} is not JSON: ${r.headers.get('content-type')} ${r.text}`);
   return r.json;

@@ -144,7 +144,7 @@ const pageState = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window
 describe('authorization', () => {
   test('publishing with PUBLISH_SECRET: missing 401, wrong 403, right 200', async () => {
     const channel = freshChannel('auth-pub');
-    const stream = await listenOn(locked, channel, 1, { query: `?token=${encodeURIComponent(LISTEN_SECRET)}` });
+    const stream = await listenOn(locked, channel, 1, { query: `?token=${encodeURIComponent(LISTEN_SECRET)}`, statsHeaders: publisher });
     const body = { body: JSON.stringify({ data: 'secret news' }), contentType: 'application/json' };
     assertError(await publish(locked, channel, body), 401, null, 'no Authorization');
     assertError(await publish(locked, channel, { ...body, headers: { authorization: 'Bearer' } }), 401, null, 'Bearer without a token');
@@ -181,7 +181,7 @@ describe('authorization', () => {
         assertError(await request(`${locked}${path}?token=${encodeURIComponent(wrong)}`), 403, null, `${path}?token=${wrong}`);
       }
     }
-    const stream = await listenOn(locked, channel, 1, { query: `?token=${encodeURIComponent(LISTEN_SECRET)}` });
+    const stream = await listenOn(locked, channel, 1, { query: `?token=${encodeURIComponent(LISTEN_SECRET)}`, statsHeaders: publisher });
     assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
     const r = await publish(locked, channel, { body: 'hi', contentType: 'text/plain', headers: { authorization: `Bearer ${PUBLISH_SECRET}` } });
     const { id } = assertPublished(r, 1, 'publish to an authorized listener');
@@ -305,7 +305,7 @@ describe('in a browser', () => {
     try {
       assert.notEqual(new URL(allowedPage.origin).port, new URL(locked).port, 'the page must be on another origin');
       await page.waitForFunction(() => window.state?.open === true, null, { timeout: 15_000, polling: 50 });
-      await waitForListeners(locked, channel, 1);
+      await waitForListeners(locked, channel, 1, 10_000, { headers: publisher });
 
       // Published by the test: alpha, beta and untyped, interleaved, plus noise elsewhere.
       const sequence = [

@@ -81,9 +81,9 @@ export async function pollUntil(probe, accept, { timeoutMs = 10_000, intervalMs 
   }
 }
 
-/** Waits until the channel's `listeners` stat equals n. */
-export function waitForListeners(baseUrl, channel, n, timeoutMs = 10_000) {
-  return pollUntil(() => stats(baseUrl, channel), (s) => s.listeners === n, {
+/** Waits until the channel's `listeners` stat equals n (`headers`: sent with the stats requests). */
+export function waitForListeners(baseUrl, channel, n, timeoutMs = 10_000, { headers = {} } = {}) {
+  return pollUntil(() => stats(baseUrl, channel, { headers }), (s) => s.listeners === n, {
     timeoutMs,
     intervalMs: 100,
     what: `${channel} to have ${n} listeners`,

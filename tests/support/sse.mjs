@@ -417,10 +417,13 @@ export async function listen(baseUrl, path, { headers = {}, retryMs } = {}) {
   return stream;
 }
 
-/** listen() on /channels/{channel}/events{query}, then waits until the channel counts `expectedListeners`. */
-export async function listenOn(baseUrl, channel, expectedListeners = 1, { query = '', ...options } = {}) {
+/**
+ * listen() on /channels/{channel}/events{query}, then waits until the channel counts
+ * `expectedListeners` (asking for its stats with `statsHeaders`, e.g. credentials).
+ */
+export async function listenOn(baseUrl, channel, expectedListeners = 1, { query = '', statsHeaders = {}, ...options } = {}) {
   const stream = await listen(baseUrl, `/channels/${channel}/events${query}`, options);
-  await waitForListeners(baseUrl, channel, expectedListeners);
+  await waitForListeners(baseUrl, channel, expectedListeners, 10_000, { headers: statsHeaders });
   return stream;
 }
 

@@ -4,6 +4,10 @@
 //   ... fetch(`${server.url}/ping`) ...
 //   await server.stop();
 //
+//   const [a, b] = await startServers([{}, { vars: { PUBLISH_ACK: 'accepted' } }]); // at once
+//
+//   const [server] = useServers({ vars: { ... } }); // a test file's before/after hooks
+//
 // - Plain settings go in as `--var NAME:VALUE`.
 // - Secrets go into a temporary env file passed with `--env-file`, which also keeps
 //   wrangler from reading the repository's own `.dev.vars` / `.env` (a developer's
@@ -14,12 +18,14 @@
 // - SSE_EDGE_SKIP_BUILD=1 tells scripts/build.sh (wrangler.toml's build command) to
 //   reuse build/worker/ when it exists, so each start takes seconds, not a rebuild.
 import { spawn } from 'node:child_process';
+import { after, afterEach, before } from 'node:test';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { closeOpened } from './http.mjs';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const wranglerBin = path.join(repoRoot, 'node_modules', '.bin', 'wrangler');
@@ -122,6 +128,42 @@ export async function startServer(options = {}) {
 }
 
 const START_ATTEMPTS = 3;
+
+/**
+ * A test file's usual set-up, in one call at the file's top level: starts a server for
+ * each of `optionsList` (at once, see startServers) before the file's tests and stops them
+ * after; after each test, closes what it opened (closeOpened in http.mjs). Returns one
+ * object per server, which has the server's fields (url, port, output(), ...) once the
+ * tests run.
+ */
+export function useServers(...optionsList) {
+  const handles = optionsList.map(() => ({}));
+  let servers = [];
+  before(async () => {
+    servers = await startServers(optionsList);
+    servers.forEach((server, i) => Object.assign(handles[i], server));
+  }, { timeout: 120_000 });
+  after(async () => {
+    await closeOpened();
+    await Promise.all(servers.map((server) => server.stop()));
+  }, { timeout: 30_000 });
+  afterEach(closeOpened);
+  return handles;
+}
+
+/**
+ * Starts a server for each of `optionsList` at the same time (see startServer); returns
+ * them in that order. When one fails, the others are stopped again and the error thrown.
+ */
+export async function startServers(optionsList) {
+  const results = await Promise.allSettled(optionsList.map((options) => startServer(options)));
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(results.filter((r) => r.status === 'fulfilled').map((r) => r.value.stop()));
+    throw failed.reason;
+  }
+  return results.map((r) => r.value);
+}
 
 async function startServerOnce({
   vars = {},

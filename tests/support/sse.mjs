@@ -1,6 +1,10 @@
-// A small event-stream parser that follows the WHATWG HTML rules for server-sent
-// events ("Parsing an event stream" and "Interpreting an event stream"), and
-// `openStream`, an EventSource-like client on top of `fetch` for the tests.
+// Reading event streams in the tests:
+// - SseParser / parseAll: a small event-stream parser that follows the WHATWG HTML rules
+//   for server-sent events ("Parsing an event stream" and "Interpreting an event stream");
+// - openStream: one stream over `fetch`, parsed as it arrives (no reconnecting);
+// - listen / listenOn: openStream with the checks every test makes (200, content type,
+//   optionally the retry preamble), closed by closeOpened() (http.mjs);
+// - ResumingListener: an EventSource emulation that reconnects with Last-Event-ID.
 //
 // Spec rules implemented here:
 // - one leading U+FEFF (BOM) is stripped;
@@ -16,6 +20,8 @@
 // - "retry" is used only when it is all ASCII digits;
 // - a blank line dispatches; an empty data buffer dispatches nothing (but still
 //   commits the last event ID); an event not ended by a blank line is discarded.
+import assert from 'node:assert/strict';
+import { closeLater, sleep, waitForListeners } from './http.mjs';
 
 const LF = '\n';
 const CR = '\r';
@@ -386,5 +392,169 @@ class SseStream {
   async close() {
     this._controller.abort();
     await this.closed;
+  }
+}
+
+/** Waits (bounded) until the stream's first bytes are there; asserts they are `retry: <ms>` + blank line. */
+export async function assertStartsWithRetry(stream, retryMs, what = 'the stream') {
+  const prefix = `retry: ${retryMs}\n\n`;
+  await stream.waitUntil(() => stream.text.length >= prefix.length, 10_000, `the first ${prefix.length} bytes of ${what}`);
+  assert.equal(stream.text.slice(0, prefix.length), prefix, `${what} must start with ${JSON.stringify(prefix)}`);
+  assert.equal(stream.retries[0], retryMs, `${what}: parsed retry`);
+}
+
+/**
+ * Opens `baseUrl + path` as an event stream (openStream) that closeOpened() closes;
+ * asserts 200 and a text/event-stream content type and, given `retryMs`, that the
+ * stream starts with `retry: <retryMs>` and a blank line.
+ */
+export async function listen(baseUrl, path, { headers = {}, retryMs } = {}) {
+  const stream = closeLater(await openStream(`${baseUrl}${path}`, { headers }));
+  const what = `GET ${path}${Object.keys(headers).length > 0 ? ` ${JSON.stringify(headers)}` : ''}`;
+  assert.equal(stream.status, 200, `${what}: ${stream.status}`);
+  assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/, `${what}: content-type`);
+  if (retryMs !== undefined) await assertStartsWithRetry(stream, retryMs, what);
+  return stream;
+}
+
+/**
+ * listen() on /channels/{channel}/events{query}, then waits until the channel counts
+ * `expectedListeners` (asking for its stats with `statsHeaders`, e.g. credentials).
+ */
+export async function listenOn(baseUrl, channel, expectedListeners = 1, { query = '', statsHeaders = {}, ...options } = {}) {
+  const stream = await listen(baseUrl, `/channels/${channel}/events${query}`, options);
+  await waitForListeners(baseUrl, channel, expectedListeners, 10_000, { headers: statsHeaders });
+  return stream;
+}
+
+/**
+ * An EventSource emulation: listens on `baseUrl + path`, and when its stream ends (or
+ * cannot be opened) reconnects after a short delay with `Last-Event-ID: <last id seen>`,
+ * as a browser does. Every stream it opens must start with `retry: <retryMs>` (set
+ * `retryMs` anew when the server changes); retryFailures() lists those that did not.
+ * Bounded: at most `maxConnections` connections, and it gives up reconnecting after
+ * `reconnectForMs` without one. Closed by closeOpened().
+ */
+export class ResumingListener {
+  constructor(baseUrl, path, { retryMs, lastEventId = null, maxConnections = 20, reconnectForMs = 60_000 }) {
+    assert.equal(typeof retryMs, 'number', 'ResumingListener: retryMs (what its streams start with) is required');
+    this.baseUrl = baseUrl;
+    this.path = path;
+    this.retryMs = retryMs;
+    this.lastEventId = lastEventId;
+    this.maxConnections = maxConnections;
+    this.reconnectForMs = reconnectForMs;
+    this.events = [];
+    this.comments = [];
+    this.connections = 0; // successful (200) connections
+    this.attempts = 0;
+    this.failures = []; // why attempts failed or streams ended
+    this.closed = false;
+    this.stream = null;
+    this._waiters = new Set();
+    this.opened = new Promise((resolve) => {
+      this._opened = resolve;
+    });
+    closeLater(this);
+    this.done = this._run();
+  }
+
+  async _run() {
+    let giveUpAt = Date.now() + this.reconnectForMs;
+    while (!this.closed && this.attempts < this.maxConnections * 50) {
+      this.attempts += 1;
+      const headers = this.lastEventId === null ? {} : { 'Last-Event-ID': this.lastEventId };
+      let stream;
+      try {
+        stream = await openStream(`${this.baseUrl}${this.path}`, { headers });
+      } catch (err) {
+        this.failures.push(`connect: ${err.cause?.code ?? err.message}`);
+        if (Date.now() > giveUpAt) break;
+        await sleep(100);
+        continue;
+      }
+      if (stream.status !== 200) {
+        this.failures.push(`status ${stream.status}`);
+        await stream.close();
+        if (Date.now() > giveUpAt) break;
+        await sleep(100);
+        continue;
+      }
+      this.connections += 1;
+      this.stream = stream;
+      this._opened();
+      let seenEvents = 0;
+      let seenComments = 0;
+      const take = () => {
+        while (seenEvents < stream.events.length) {
+          const e = stream.events[seenEvents++];
+          this.events.push(e);
+          if (e.idField !== null) this.lastEventId = e.lastEventId;
+        }
+        while (seenComments < stream.commentLines.length) this.comments.push(stream.commentLines[seenComments++]);
+        for (const w of [...this._waiters]) w();
+      };
+      const takeAll = stream.waitUntil(() => { take(); return false; }, 24 * 3600_000).catch(() => {});
+      const retryCheck = assertStartsWithRetry(stream, this.retryMs, `stream #${this.connections} of ${this.path}`)
+        .catch((err) => {
+          if (!this.closed) this.failures.push(`RETRY: ${err.message}`);
+        });
+      const reason = await stream.closed;
+      await retryCheck;
+      await takeAll;
+      take();
+      if (this.closed) break;
+      this.failures.push(`stream ended: ${reason}${stream.error ? ` (${stream.error.message})` : ''}`);
+      if (this.connections >= this.maxConnections) break;
+      giveUpAt = Date.now() + this.reconnectForMs;
+      await sleep(50);
+    }
+    this.finished = true;
+    for (const w of [...this._waiters]) w();
+  }
+
+  /** Resolves once `check()` is truthy; bounded. */
+  waitUntil(check, timeoutMs, what) {
+    return new Promise((resolve, reject) => {
+      const waiter = () => {
+        if (check()) {
+          done();
+          resolve();
+        } else if (this.finished) {
+          done();
+          reject(new Error(`listener on ${this.path} stopped before ${what}; ${this.describe()}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${this.describe()}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this._waiters.delete(waiter);
+      };
+      this._waiters.add(waiter);
+      waiter();
+    });
+  }
+
+  waitForEvents(n, timeoutMs = 10_000) {
+    return this.waitUntil(() => this.events.length >= n, timeoutMs, `${n} events`);
+  }
+
+  describe() {
+    const last = this.events.at(-1);
+    return `${this.events.length} events (last id ${last?.lastEventId}), ${this.connections} connections, ` +
+      `failures: ${JSON.stringify(this.failures.slice(-5))}`;
+  }
+
+  retryFailures() {
+    return this.failures.filter((f) => f.startsWith('RETRY'));
+  }
+
+  async close() {
+    this.closed = true;
+    await this.stream?.close().catch(() => {});
+    await Promise.race([this.done, sleep(5000)]);
   }
 }

@@ -1,4 +1,5 @@
-// Unit tests of tests/support/sse.mjs, the parser every e2e test relies on.
+// The tests read event streams as a browser's EventSource does: unit tests of the parser
+// in tests/support/sse.mjs, which every e2e test relies on (no server here).
 // Cases follow web-platform-tests eventsource/format-*.htm (same streams, same
 // expectations), plus chunking cases (CR at a chunk end, split UTF-8).
 import { test } from 'node:test';

@@ -14,7 +14,9 @@ use crate::protocol;
 
 use super::announcer::{Announcer, Fanout, Outlet};
 use super::config::{Config, PublishAck};
-use super::history::{plan_resume, EventId, EventLog, HistoryPolicy, LogError, StoredEvent};
+use super::history::{
+    plan_resume, EventId, EventLog, Gap, HistoryPolicy, LogError, Replay, StoredEvent,
+};
 use super::message::{Message, GAP_EVENT_TYPE};
 
 /// The comment written at every keep-alive.
@@ -232,10 +234,13 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         }
         let outbox = std::mem::take(&mut self.outbox);
         // Stored before anyone sees them: a listener can always resume what it was sent.
+        // What cannot be stored is not sent either; its ids stay given, and a listener
+        // resuming across them gets a gap.
         if let Some(last) = outbox.unstored.last() {
             let now_ms = last.at_ms;
             if let Err(e) = self.log.append(&outbox.unstored) {
                 self.store_error = Some(e);
+                return Fanout::default();
             }
             self.apply_history(now_ms);
         }
@@ -294,18 +299,11 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
                 .map_err(SubscribeError::Log)?;
             let plan =
                 plan_resume(&self.log, last_seen, self.last_id).map_err(SubscribeError::Log)?;
-            if let Some(gap) = plan.gap {
-                let notice = json!({
-                    "lastEventId": gap.last_event_id.to_string(),
-                    "firstAvailableId": gap.first_available_id.map(|id| id.to_string()),
-                });
-                let event = protocol::Event::new(notice.to_string())
-                    .with_type(GAP_EVENT_TYPE)
-                    .expect("the gap type is a valid event type");
-                event.encode_into(&mut start);
-            }
-            for event in plan.replay {
-                start.push_str(&event.frame);
+            for step in plan.steps {
+                match step {
+                    Replay::Gap(gap) => gap_notice(&gap).encode_into(&mut start),
+                    Replay::Event(event) => start.push_str(&event.frame),
+                }
             }
         }
         outlet.write(&O::chunk(&start));
@@ -360,6 +358,18 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             self.store_error = Some(e);
         }
     }
+}
+
+/// The `gap` event: no id (it is not part of the channel's sequence), and data saying
+/// where the hole is.
+fn gap_notice(gap: &Gap) -> protocol::Event {
+    let notice = json!({
+        "lastEventId": gap.last_event_id.to_string(),
+        "firstAvailableId": gap.first_available_id.map(|id| id.to_string()),
+    });
+    protocol::Event::new(notice.to_string())
+        .with_type(GAP_EVENT_TYPE)
+        .expect("the gap type is a valid event type")
 }
 
 pub(crate) fn keep_alive_chunk<O: Outlet>() -> O::Chunk {
@@ -708,39 +718,41 @@ mod tests {
         assert_eq!(again.publish(&msg("b"), 4).unwrap().id, EventId(2));
     }
 
+    /// A log whose appends fail while `.1` is set.
+    #[derive(Default)]
+    struct FailingLog(MemoryLog, bool);
+    impl EventLog for FailingLog {
+        fn high_water(&self) -> EventId {
+            self.0.high_water()
+        }
+        fn oldest(&self) -> Option<(EventId, u64)> {
+            self.0.oldest()
+        }
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+        fn append(&mut self, events: &[StoredEvent]) -> Result<(), LogError> {
+            if self.1 {
+                return Err(LogError("disk full".into()));
+            }
+            self.0.append(events)
+        }
+        fn reserve(&mut self, through: EventId) -> Result<(), LogError> {
+            self.0.reserve(through)
+        }
+        fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError> {
+            self.0.after(after)
+        }
+        fn find(&self, key: &str) -> Result<Option<EventId>, LogError> {
+            self.0.find(key)
+        }
+        fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
+            self.0.prune(oldest, before_ms)
+        }
+    }
+
     #[test]
     fn a_stored_publish_that_fails_gives_out_no_id_and_sends_nothing() {
-        #[derive(Default)]
-        struct FailingLog(MemoryLog, bool);
-        impl EventLog for FailingLog {
-            fn high_water(&self) -> EventId {
-                self.0.high_water()
-            }
-            fn oldest(&self) -> Option<(EventId, u64)> {
-                self.0.oldest()
-            }
-            fn len(&self) -> u64 {
-                self.0.len()
-            }
-            fn append(&mut self, events: &[StoredEvent]) -> Result<(), LogError> {
-                if self.1 {
-                    return Err(LogError("disk full".into()));
-                }
-                self.0.append(events)
-            }
-            fn reserve(&mut self, through: EventId) -> Result<(), LogError> {
-                self.0.reserve(through)
-            }
-            fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError> {
-                self.0.after(after)
-            }
-            fn find(&self, key: &str) -> Result<Option<EventId>, LogError> {
-                self.0.find(key)
-            }
-            fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
-                self.0.prune(oldest, before_ms)
-            }
-        }
         let mut ch = Channel::new(settings(5, 10), FailingLog::default());
         let o = TestOutlet::default();
         ch.subscribe(o.clone(), None, 0).unwrap();
@@ -771,5 +783,32 @@ mod tests {
         assert!(ch.has_room());
         assert_eq!(ch.listeners(), 2);
         assert!(outlets[0].0.borrow().queue.back().unwrap().starts_with(':'));
+    }
+
+    #[test]
+    fn an_accepted_batch_that_cannot_be_stored_is_not_sent_and_resumes_see_a_gap() {
+        let mut ch = Channel::new(accepted(100), FailingLog::default());
+        let o = TestOutlet::default();
+        ch.subscribe(o.clone(), None, 0).unwrap();
+        ch.publish(&msg("a"), 1).unwrap();
+        ch.flush();
+        ch.log.1 = true;
+        assert_eq!(ch.publish(&msg("b"), 2).unwrap().id, EventId(2));
+        assert_eq!(ch.flush().delivered, 0);
+        assert!(ch.take_store_error().is_some());
+        ch.log.1 = false;
+        ch.publish(&msg("c"), 3).unwrap();
+        ch.flush();
+        assert_eq!(
+            events(&o).into_iter().map(|e| e.2).collect::<Vec<_>>(),
+            ["a", "c"],
+            "what could not be kept was not sent"
+        );
+        let resumed = TestOutlet::default();
+        ch.subscribe(resumed.clone(), Some(EventId(1)), 4).unwrap();
+        assert_eq!(
+            gap_of(&resumed).as_deref(),
+            Some(r#"{"firstAvailableId":"3","lastEventId":"1"}"#)
+        );
     }
 }

@@ -131,56 +131,92 @@ impl HistoryPolicy {
     }
 }
 
-/// What a listener who asks to resume gets before live events.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a listener who asks to resume gets before live events, in order: the kept
+/// events it missed, with a gap notice wherever some it missed are no longer there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ResumePlan {
-    /// Set when events the listener has not seen are no longer kept.
-    pub gap: Option<Gap>,
-    /// Kept events to send first, oldest first.
-    pub replay: Vec<StoredEvent>,
+    pub steps: Vec<Replay>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// Events the listener has not seen are missing here.
+    Gap(Gap),
+    Event(StoredEvent),
+}
+
+impl ResumePlan {
+    pub fn gaps(&self) -> Vec<&Gap> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Replay::Gap(g) => Some(g),
+                Replay::Event(_) => None,
+            })
+            .collect()
+    }
+
+    pub fn events(&self) -> Vec<&StoredEvent> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Replay::Event(e) => Some(e),
+                Replay::Gap(_) => None,
+            })
+            .collect()
+    }
 }
 
 /// Events were lost to the listener: the application should reload its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gap {
+    /// The last id the listener has before the hole.
     pub last_event_id: EventId,
-    /// The first id the listener will receive from history, if any is kept.
+    /// The first id it receives after the hole, if any is kept.
     pub first_available_id: Option<EventId>,
 }
 
 /// Plans the replay for a listener whose last seen id is `last_seen`, on a channel whose
 /// last id given out is `last_id`. Every id from `last_seen` to `last_id` that is not in
-/// the log (expired, pruned, or handed out and lost before it was stored) makes a gap.
+/// the log (expired, pruned, or handed out and lost before it was stored) makes a gap,
+/// placed where the hole is.
 pub fn plan_resume(
     log: &dyn EventLog,
     last_seen: EventId,
     last_id: EventId,
 ) -> Result<ResumePlan, LogError> {
+    let mut plan = ResumePlan::default();
     if last_seen == last_id {
-        return Ok(ResumePlan {
-            gap: None,
-            replay: Vec::new(),
-        });
+        return Ok(plan);
     }
-    // An id from the future means this channel's storage was reset: everything kept is new.
-    let from = if last_seen > last_id {
-        EventId(0)
-    } else {
-        last_seen
-    };
-    let replay = log.after(from)?;
-    let first_available_id = replay.first().map(|e| e.id);
-    let complete = last_seen < last_id
-        && first_available_id == Some(last_seen.next())
-        && replay.last().map(|e| e.id) == Some(last_id)
-        && replay.windows(2).all(|w| w[1].id == w[0].id.next());
-    Ok(ResumePlan {
-        gap: (!complete).then_some(Gap {
+    // An id from the future means this channel's storage was reset: everything kept is
+    // new to the listener, and it cannot know what it missed.
+    let reset = last_seen > last_id;
+    let kept = log.after(if reset { EventId(0) } else { last_seen })?;
+    if reset {
+        plan.steps.push(Replay::Gap(Gap {
             last_event_id: last_seen,
-            first_available_id,
-        }),
-        replay,
-    })
+            first_available_id: kept.first().map(|e| e.id),
+        }));
+    }
+    let mut seen = if reset { None } else { Some(last_seen) };
+    for event in kept {
+        if let Some(seen) = seen.filter(|seen| event.id != seen.next()) {
+            plan.steps.push(Replay::Gap(Gap {
+                last_event_id: seen,
+                first_available_id: Some(event.id),
+            }));
+        }
+        seen = Some(event.id);
+        plan.steps.push(Replay::Event(event));
+    }
+    if let Some(seen) = seen.filter(|seen| *seen < last_id) {
+        plan.steps.push(Replay::Gap(Gap {
+            last_event_id: seen,
+            first_available_id: None,
+        }));
+    }
+    Ok(plan)
 }
 
 /// An in-memory [`EventLog`], for tests and for runtimes without storage.
@@ -250,8 +286,8 @@ mod tests {
         log
     }
 
-    fn ids(events: &[StoredEvent]) -> Vec<u64> {
-        events.iter().map(|e| e.id.0).collect()
+    fn ids<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Vec<u64> {
+        events.into_iter().map(|e| e.id.0).collect()
     }
 
     #[test]
@@ -267,20 +303,17 @@ mod tests {
     fn resume_within_history_replays_exactly_the_missed_events() {
         let log = log_with(1..=10);
         let plan = plan_resume(&log, EventId(4), EventId(10)).unwrap();
-        assert_eq!(plan.gap, None);
-        assert_eq!(ids(&plan.replay), (5..=10).collect::<Vec<_>>());
+        assert!(plan.gaps().is_empty());
+        assert_eq!(ids(plan.events()), (5..=10).collect::<Vec<_>>());
         assert_eq!(
             plan_resume(&log, EventId(10), EventId(10)).unwrap(),
-            ResumePlan {
-                gap: None,
-                replay: vec![]
-            }
+            ResumePlan::default()
         );
         // 0 means "from the start": complete when event 1 is still kept.
-        assert_eq!(
-            plan_resume(&log, EventId(0), EventId(10)).unwrap().gap,
-            None
-        );
+        assert!(plan_resume(&log, EventId(0), EventId(10))
+            .unwrap()
+            .gaps()
+            .is_empty());
     }
 
     #[test]
@@ -295,18 +328,18 @@ mod tests {
         assert_eq!(log.oldest_id(), Some(EventId(8)));
         let plan = plan_resume(&log, EventId(2), EventId(10)).unwrap();
         assert_eq!(
-            plan.gap,
-            Some(Gap {
+            plan.steps[0],
+            Replay::Gap(Gap {
                 last_event_id: EventId(2),
                 first_available_id: Some(EventId(8))
             })
         );
-        assert_eq!(plan.replay.len(), 3);
+        assert_eq!(plan.events().len(), 3);
         // Exactly at the edge: 7 seen, 8 is the oldest kept: nothing is missing.
-        assert_eq!(
-            plan_resume(&log, EventId(7), EventId(10)).unwrap().gap,
-            None
-        );
+        assert!(plan_resume(&log, EventId(7), EventId(10))
+            .unwrap()
+            .gaps()
+            .is_empty());
     }
 
     #[test]
@@ -314,13 +347,21 @@ mod tests {
         let log = log_with(1..=3);
         let plan = plan_resume(&log, EventId(50), EventId(3)).unwrap();
         assert_eq!(
-            plan.gap,
-            Some(Gap {
+            plan.gaps(),
+            [&Gap {
                 last_event_id: EventId(50),
                 first_available_id: Some(EventId(1))
-            })
+            }]
         );
-        assert_eq!(plan.replay.len(), 3);
+        assert_eq!(plan.events().len(), 3);
+        // Reset and empty: still a gap.
+        assert_eq!(
+            plan_resume(&MemoryLog::default(), EventId(50), EventId(0))
+                .unwrap()
+                .gaps()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -330,25 +371,42 @@ mod tests {
         for last_seen in [5, 7, 8] {
             let plan = plan_resume(&log, EventId(last_seen), EventId(12)).unwrap();
             assert_eq!(
-                plan.gap,
-                Some(Gap {
+                plan.steps[0],
+                Replay::Gap(Gap {
                     last_event_id: EventId(last_seen),
-                    first_available_id: plan.replay.first().map(|e| e.id)
+                    first_available_id: Some(EventId(10))
                 }),
                 "resuming after {last_seen}"
             );
-            assert!(ids(&plan.replay).iter().all(|&id| id > last_seen));
+            assert_eq!(ids(plan.events()), [10, 11, 12]);
         }
-        assert_eq!(
-            plan_resume(&log, EventId(9), EventId(12)).unwrap().gap,
-            None
-        );
-        // The newest ids lost: nothing kept reaches the last id given out.
-        let log = log_with(1..=5);
-        assert!(plan_resume(&log, EventId(5), EventId(8))
+        assert!(plan_resume(&log, EventId(9), EventId(12))
             .unwrap()
-            .gap
-            .is_some());
+            .gaps()
+            .is_empty());
+        // The gap stands where the hole is: after 3, events 4 and 5 come first.
+        let steps: Vec<String> = plan_resume(&log, EventId(3), EventId(12))
+            .unwrap()
+            .steps
+            .iter()
+            .map(|step| match step {
+                Replay::Gap(g) => format!("gap after {}", g.last_event_id),
+                Replay::Event(e) => e.id.to_string(),
+            })
+            .collect();
+        assert_eq!(steps, ["4", "5", "gap after 5", "10", "11", "12"]);
+        // The newest ids lost: a gap at the end, with nothing after it.
+        let log = log_with(1..=5);
+        assert_eq!(
+            plan_resume(&log, EventId(4), EventId(8))
+                .unwrap()
+                .steps
+                .last(),
+            Some(&Replay::Gap(Gap {
+                last_event_id: EventId(5),
+                first_available_id: None
+            }))
+        );
     }
 
     #[test]
@@ -364,11 +422,11 @@ mod tests {
         assert_eq!(log.high_water(), EventId(5), "ids are never reused");
         let plan = plan_resume(&log, EventId(3), EventId(5)).unwrap();
         assert_eq!(
-            plan.gap,
-            Some(Gap {
+            plan.steps,
+            [Replay::Gap(Gap {
                 last_event_id: EventId(3),
                 first_available_id: None
-            })
+            })]
         );
     }
 

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { startServer } from '../support/server.mjs';
-import { request, sleep, openRawListener } from '../support/http.mjs';
+import { request, sleep, openRawListener, publish, publishJson } from '../support/http.mjs';
 import { openStream } from '../support/sse.mjs';
 
 const LISTEN_SECRET = 'listen-s3cret';
@@ -45,11 +45,10 @@ function userTables(file) {
     .filter((name) => name && !name.startsWith('_') && !name.startsWith('sqlite_'));
 }
 
-function publish(baseUrl, channel, body, { type = 'application/json', auth, query = '' } = {}) {
-  const headers = { 'content-type': type };
-  if (auth) headers.authorization = `Bearer ${auth}`;
-  return request(`${baseUrl}/channels/${channel}/events${query}`, { method: 'POST', headers, body });
-}
+const FORM = 'application/x-www-form-urlencoded';
+const form = (baseUrl, channel, body) => publish(baseUrl, channel, { body, contentType: FORM });
+const text = (baseUrl, channel, body, query = '') => publish(baseUrl, channel, { body, contentType: 'text/plain', query });
+const json = (baseUrl, channel, body) => publish(baseUrl, channel, { body, contentType: 'application/json' });
 
 describe('with LISTEN_SECRET and PUBLISH_SECRET set', () => {
   let server;
@@ -98,7 +97,7 @@ describe('without secrets', () => {
     }
     const withData = () => channelDatabases(server.persistDir).filter((f) => userTables(f).length > 0);
     assert.deepEqual(withData(), [], 'a stats request wrote tables');
-    assert.equal((await publish(server.url, 'used', '{"data":"x"}')).status, 200);
+    assert.equal((await publishJson(server.url, 'used', { data: 'x' })).status, 200);
     assert.equal(withData().length, 1, 'the check sees a channel that was written to');
   });
 
@@ -106,16 +105,15 @@ describe('without secrets', () => {
     const channel = 'forgery';
     const listener = await openStream(`${server.url}/channels/${channel}/events`);
     try {
-      for (const [body, opts] of [
-        ['{"data":"reload everything","event":"gap"}', {}],
-        ['data=reload&event=gap', { type: 'application/x-www-form-urlencoded' }],
-        ['reload', { type: 'text/plain', query: '?event=gap' }],
+      for (const r of [
+        await publishJson(server.url, channel, { data: 'reload everything', event: 'gap' }),
+        await form(server.url, channel, 'data=reload&event=gap'),
+        await text(server.url, channel, 'reload', '?event=gap'),
       ]) {
-        const r = await publish(server.url, channel, body, opts);
-        assert.equal(r.status, 400, `${body}: ${r.text}`);
+        assert.equal(r.status, 400, r.text);
         assert.match(r.text, /reserved/);
       }
-      const ok = await publish(server.url, channel, '{"data":"real","event":"Gap"}');
+      const ok = await publishJson(server.url, channel, { data: 'real', event: 'Gap' });
       assert.equal(ok.status, 200, ok.text);
       assert.equal(ok.json.id, '1', 'refused publishes took no id');
       const event = await listener.nextEvent(5000);
@@ -127,22 +125,21 @@ describe('without secrets', () => {
 
   test('a repeated JSON key is a 400, as a repeated form field is', async () => {
     for (const body of ['{"data":"a","data":"b"}', '{"data":"a","event":"x","event":"y"}']) {
-      const r = await publish(server.url, 'dupes', body);
+      const r = await json(server.url, 'dupes', body);
       assert.equal(r.status, 400, body);
       assert.match(r.text, /more than once/);
     }
-    const form = await publish(server.url, 'dupes', 'data=a&data=b', { type: 'application/x-www-form-urlencoded' });
-    assert.equal(form.status, 400);
+    assert.equal((await form(server.url, 'dupes', 'data=a&data=b')).status, 400);
     assert.equal((await request(`${server.url}/channels/dupes`)).json.lastId, null, 'nothing was published');
   });
 
   test('form fields that are not UTF-8 once percent-decoded are a 400, not altered', async () => {
     for (const body of ['data=%FF%FE', 'data=ok&event=%C3', 'd%FFta=x']) {
-      const r = await publish(server.url, 'forms', body, { type: 'application/x-www-form-urlencoded' });
+      const r = await form(server.url, 'forms', body);
       assert.equal(r.status, 400, `${body}: ${r.text}`);
       assert.match(r.text, /UTF-8/);
     }
-    const good = await publish(server.url, 'forms', 'data=%C3%A9t%C3%A9', { type: 'application/x-www-form-urlencoded' });
+    const good = await form(server.url, 'forms', 'data=%C3%A9t%C3%A9');
     assert.equal(good.status, 200, good.text);
   });
 
@@ -178,14 +175,14 @@ test('replay never serves events older than HISTORY_MAX_AGE_SECONDS, and says ga
   // Keep-alives every 20 min: nothing prunes in the background during the test.
   const server = await startServer({ vars: { HISTORY_MAX_AGE_SECONDS: '1', HEARTBEAT_SECONDS: '3600' } });
   try {
-    for (let i = 1; i <= 5; i++) assert.equal((await publish(server.url, 'aging', `{"data":"old ${i}"}`)).status, 200);
+    for (let i = 1; i <= 5; i++) assert.equal((await publishJson(server.url, 'aging', { data: `old ${i}` })).status, 200);
     await sleep(2500);
     const resumed = await openStream(`${server.url}/channels/aging/events`, { headers: { 'last-event-id': '0' } });
     try {
       const first = await resumed.nextEvent(5000);
       assert.equal(first.type, 'gap');
       assert.deepEqual(JSON.parse(first.data), { lastEventId: '0', firstAvailableId: null });
-      assert.equal((await publish(server.url, 'aging', '{"data":"fresh"}')).status, 200);
+      assert.equal((await publishJson(server.url, 'aging', { data: 'fresh' })).status, 200);
       const next = await resumed.nextEvent(5000);
       assert.deepEqual([next.data, next.lastEventId], ['fresh', '6'], 'no expired event was replayed');
     } finally {
@@ -227,16 +224,24 @@ test('PUBLISH_ACK=accepted, kill -9 in a publish storm: no id is ever given twic
 
     server = await startServer({ vars, persistDir });
     try {
-      const after = await publish(server.url, 'storm', 'after the crash', { type: 'text/plain' });
+      const after = await text(server.url, 'storm', 'after the crash');
       assert.equal(after.status, 200, after.text);
       assert.ok(BigInt(after.json.id) > maxAcked, `id ${after.json.id} reused: ${maxAcked} was acknowledged before the crash`);
+      // Events stored but not yet answered when the process died come first; somewhere
+      // before "after the crash" the ids skip what may have been handed out and lost,
+      // and a gap notice stands exactly there.
       const resumed = await openStream(`${server.url}/channels/storm/events`, { headers: { 'last-event-id': String(maxAcked) } });
       try {
-        const first = await resumed.nextEvent(5000);
-        assert.equal(first.type, 'gap', `resuming after ${maxAcked} got ${JSON.stringify(first)}`);
-        assert.equal(JSON.parse(first.data).lastEventId, String(maxAcked));
-        const next = await resumed.nextEvent(5000);
-        assert.deepEqual([next.data, next.lastEventId], ['after the crash', after.json.id]);
+        const seen = [];
+        while (seen.at(-1)?.data !== 'after the crash') seen.push(await resumed.nextEvent(5000));
+        const gapAt = seen.findIndex((e) => e.type === 'gap');
+        assert.ok(gapAt >= 0, `no gap resuming after ${maxAcked}: ${JSON.stringify(seen)}`);
+        const before = seen.slice(0, gapAt).map((e) => BigInt(e.lastEventId));
+        const gap = JSON.parse(seen[gapAt].data);
+        assert.equal(gap.lastEventId, String(before.at(-1) ?? maxAcked));
+        assert.equal(gap.firstAvailableId, after.json.id);
+        assert.deepEqual(seen.slice(gapAt + 1).map((e) => e.lastEventId), [after.json.id]);
+        before.forEach((id, i) => assert.equal(id, maxAcked + BigInt(i) + 1n, 'stored events replay in order'));
       } finally {
         await resumed.close();
       }

@@ -8,6 +8,7 @@ pub mod channel;
 pub mod channel_name;
 pub mod config;
 pub mod history;
+pub mod mercure;
 pub mod message;
 
 pub use announcer::{Announcer, Fanout, Outlet};

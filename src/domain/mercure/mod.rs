@@ -7,8 +7,10 @@
 mod template;
 pub mod text;
 pub mod topic;
+pub mod update;
 
 pub use topic::{MatcherError, MatcherKind, TopicMatcher, TopicSpec};
+pub use update::{Update, UpdateError, UpdateForm};
 
 /// The hub's own path; topics under it are the hub's (§4.4, §7).
 pub const HUB_PATH: &str = "/.well-known/mercure";

@@ -1,9 +1,11 @@
 //! The Mercure hub's rules (`/.well-known/mercure`), pure and runtime-agnostic: topic
 //! matching, token verification, the publish form, the subscribe query and the active
+//! subscriptions' documents and paths. The platform reads requests, asks these, and answers.
 //!
 //! Section numbers (§) refer to the requirement list `mercure-hub.md`.
 
 pub mod subscribe;
+pub mod subscriptions;
 mod template;
 pub mod text;
 pub mod token;
@@ -11,6 +13,7 @@ pub mod topic;
 pub mod update;
 
 pub use subscribe::{QueryError, SubscribeQuery};
+pub use subscriptions::{enc, ApiPath, Subscription};
 pub use token::{verify, Action, Generation, Grants, TokenContext, TokenError};
 pub use topic::{MatcherError, MatcherKind, TopicMatcher, TopicSpec};
 pub use update::{Update, UpdateError, UpdateForm};

@@ -5,7 +5,9 @@
 //! modifiers) and compiled into one regular expression for the set of all its expansions,
 //! whatever values (undefined, strings, lists, associative arrays) the variables are given.
 //! The `regex` crate evaluates it in time linear in the topic, so a crafted selector cannot
-//! make matching slow; a template whose expression would exceed [`SIZE_LIMIT`] is refused.
+//! make matching slow. Compiling is bounded too: a template whose expression text would
+//! exceed [`PATTERN_LIMIT`], or whose compiled form would exceed [`SIZE_LIMIT`], is refused
+//! (in practice: hundreds of distinct variables in one expression, or a prefix near 1000).
 //!
 //! Two deliberate leniencies: literal text matches verbatim (an IRI literal such as `é`
 //! is not required to appear percent-encoded), and `%XX` triplets match in either case.
@@ -14,8 +16,12 @@
 
 use regex::{Regex, RegexBuilder};
 
-/// Compiled expressions larger than this are refused (a selector is at most 4096 bytes, and
-/// ordinary templates compile to a few kilobytes); it bounds the work one selector costs.
+/// Expression texts longer than this are refused before compiling. A selector is at most
+/// 4096 bytes and ordinary templates make a few hundred bytes of expression; the bound
+/// keeps one selector's compilation to a few milliseconds.
+pub(super) const PATTERN_LIMIT: usize = 32 * 1024;
+
+/// Compiled expressions larger than this are refused (`regex`'s own bound, lowered).
 pub(super) const SIZE_LIMIT: usize = 1 << 20;
 
 /// Why a string is not a URI template.
@@ -23,7 +29,7 @@ pub(super) const SIZE_LIMIT: usize = 1 << 20;
 pub(super) enum TemplateError {
     /// Not a template by RFC 6570's grammar.
     Syntax,
-    /// A template, but its expression exceeds [`SIZE_LIMIT`].
+    /// A template, but its expression exceeds [`PATTERN_LIMIT`] or [`SIZE_LIMIT`].
     TooLarge,
 }
 
@@ -31,9 +37,14 @@ pub(super) enum TemplateError {
 pub(super) fn compile(template: &str) -> Result<Regex, TemplateError> {
     let mut pattern = String::from("^(?:");
     for part in parse(template)? {
-        match part {
-            Part::Literal(text) => pattern.push_str(&regex::escape(&text)),
-            Part::Expression(op, vars) => pattern.push_str(&expression_pattern(op, &vars)),
+        let budget = PATTERN_LIMIT.saturating_sub(pattern.len());
+        let text = match part {
+            Part::Literal(text) => Some(regex::escape(&text)),
+            Part::Expression(op, vars) => expression_pattern(op, &vars, budget),
+        };
+        match text {
+            Some(text) if text.len() <= budget => pattern.push_str(&text),
+            _ => return Err(TemplateError::TooLarge),
         }
     }
     pattern.push_str(")$");
@@ -255,7 +266,8 @@ fn encoded_char(allow_reserved: bool) -> String {
 
 /// The expansions of one expression: nothing when every variable is undefined, else the
 /// operator's first character and the defined variables, in order, joined by its separator.
-fn expression_pattern(op: Operator, vars: &[VarSpec]) -> String {
+/// `None` when the text would be longer than `budget`.
+fn expression_pattern(op: Operator, vars: &[VarSpec], budget: usize) -> Option<String> {
     let rules = op.rules();
     let items: Vec<String> = vars.iter().map(|v| variable_pattern(&rules, v)).collect();
     let sep = regex::escape(rules.sep);
@@ -264,7 +276,17 @@ fn expression_pattern(op: Operator, vars: &[VarSpec]) -> String {
         format!("{0}(?:{sep}{0}){{0,{1}}}", items[0], items.len() - 1)
     } else {
         // Any non-empty ordered subset: choose the first defined variable, then each later
-        // one is there or not.
+        // one is there or not. The text grows with the square of the count: measure first.
+        let optional = |item: &String| item.len() + sep.len() + "(?:)?".len();
+        let later: usize = items.iter().map(optional).sum();
+        let (mut size, mut rest) = (0, later);
+        for item in &items {
+            rest -= optional(item);
+            size += item.len() + rest + 1;
+        }
+        if size > budget {
+            return None;
+        }
         (0..items.len())
             .map(|first| {
                 let later: String = items[first + 1..]
@@ -276,7 +298,7 @@ fn expression_pattern(op: Operator, vars: &[VarSpec]) -> String {
             .collect::<Vec<_>>()
             .join("|")
     };
-    format!("(?:{}(?:{defined}))?", regex::escape(rules.first))
+    Some(format!("(?:{}(?:{defined}))?", regex::escape(rules.first)))
 }
 
 /// The expansions of one defined variable (RFC 6570 Appendix A), over every kind of value.
@@ -519,8 +541,25 @@ mod tests {
 
     #[test]
     fn a_template_too_large_to_compile_is_refused() {
-        let huge = "{a:9999}".repeat(64);
-        assert_eq!(compile(&huge).err(), Some(TemplateError::TooLarge));
+        assert_eq!(compile("{a:9999}").err(), Some(TemplateError::TooLarge));
+        assert_eq!(
+            compile(&"{/a*}{?b}".repeat(400)).err(),
+            Some(TemplateError::TooLarge)
+        );
+        // Distinct variables in one expression cost the square of their count.
+        let names: Vec<String> = (0..400).map(|i| format!("v{i}")).collect();
+        let named = format!("{{?{}}}", names.join(","));
+        assert_eq!(compile(&named).err(), Some(TemplateError::TooLarge));
+        // The same count of interchangeable variables is cheap.
+        assert!(compile(&format!("{{{}}}", names.join(","))).is_ok());
+    }
+
+    #[test]
+    fn ordinary_templates_are_far_from_the_limits() {
+        assert!(compile("{a:500}").is_ok());
+        assert!(
+            compile("https://example.com/{+path}/{id}{?q,page,sort,filter,lang,x,y,z}{#f}").is_ok()
+        );
     }
 
     #[test]

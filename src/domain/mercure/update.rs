@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::text::{form_pairs, has_control};
-use super::topic::WILDCARD;
+use super::token::{Action, Grants};
+use super::topic::{TopicMatcher, WILDCARD};
 use super::HUB_PATH;
 
 /// At most this many topics in one update (§4.3).
@@ -43,6 +44,19 @@ pub struct Update {
     pub id: Option<String>,
     pub event_type: Option<String>,
     pub retry_ms: Option<u64>,
+}
+
+impl Update {
+    /// Whether a connection listening with `matchers`, with these grants (`None`: no
+    /// token), receives this update (§6.6): one of its matchers selects one of the topics,
+    /// and, when the update is private, the token grants `subscribe` on one of the topics
+    /// (not necessarily the same one: routing and authorization are independent, §5.3).
+    pub fn reaches(&self, matchers: &[TopicMatcher], grants: Option<&Grants>) -> bool {
+        let routed = matchers.iter().any(|m| m.matches_any(&self.topics));
+        let readable =
+            !self.private || grants.is_some_and(|g| g.allows_any(Action::Subscribe, &self.topics));
+        routed && readable
+    }
 }
 
 /// Why a publish body is refused. The texts are the short reasons a 400 (or, for
@@ -247,6 +261,9 @@ fn decode_unreserved(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
+    use super::super::{MatcherKind, TopicSpec};
     use super::*;
 
     const R: &str = "http://127.0.0.1:8787/.well-known/mercure";
@@ -510,6 +527,81 @@ mod tests {
                 .retry_ms,
             Some(u64::MAX)
         );
+    }
+
+    fn matchers(texts: &[&str]) -> Vec<TopicMatcher> {
+        texts
+            .iter()
+            .map(|t| TopicMatcher::compile(&TopicSpec::new(MatcherKind::Selector, *t), R).unwrap())
+            .collect()
+    }
+
+    /// 0.x grants to subscribe to `selectors`, made the way the Worker hands them over.
+    fn grants(selectors: &[&str]) -> Grants {
+        let specs: Vec<Value> = selectors
+            .iter()
+            .map(|s| json!({"kind": "selector", "text": s}))
+            .collect();
+        let wire = json!({
+            "generation": "v0",
+            "exp": null,
+            "base": R,
+            "details": [{"publish": false, "subscribe": true, "topics": specs}],
+        });
+        Grants::from_json(&wire.to_string()).unwrap()
+    }
+
+    fn update(topics: &[&str], private: bool) -> Update {
+        Update {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            data: String::new(),
+            private,
+            id: None,
+            event_type: None,
+            retry_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_public_update_reaches_every_connection_whose_matcher_selects_a_topic() {
+        let u = update(
+            &["https://example.com/books/1", "https://example.com/alt/1"],
+            false,
+        );
+        assert!(u.reaches(&matchers(&["https://example.com/alt/{id}"]), None));
+        assert!(u.reaches(&matchers(&["x", "*"]), None));
+        assert!(!u.reaches(&matchers(&["https://example.com/films/{id}"]), None));
+        assert!(!u.reaches(&[], Some(&grants(&["*"]))));
+    }
+
+    #[test]
+    fn a_private_update_needs_a_subscribe_grant_on_one_of_its_topics() {
+        let u = update(
+            &[
+                "https://example.com/books/1",
+                "https://example.com/users/42/books/1",
+            ],
+            true,
+        );
+        let listening = matchers(&["https://example.com/books/{id}"]);
+        assert!(u.reaches(
+            &listening,
+            Some(&grants(&["https://example.com/users/42/{+rest}"]))
+        ));
+        assert!(!u.reaches(
+            &listening,
+            Some(&grants(&["https://example.com/users/7/{+rest}"]))
+        ));
+        assert!(!u.reaches(&listening, None));
+    }
+
+    #[test]
+    fn grants_never_widen_what_a_connection_listens_to() {
+        let u = update(&["https://example.com/books/1"], true);
+        assert!(!u.reaches(
+            &matchers(&["https://example.com/films/1"]),
+            Some(&grants(&["*"]))
+        ));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! The template is parsed by the RFC's grammar (level 4: every operator, prefix and explode
 //! modifiers) and compiled into one regular expression for the set of all its expansions,
 //! whatever values (undefined, strings, lists, associative arrays) the variables are given.
+//! So `{id}` admits a run of unreserved characters and `%XX` triplets, and also commas (a
+//! list value expands to `a,b`, as RFC 6570 and the reference hub have it).
 //! The `regex` crate evaluates it in time linear in the topic, so a crafted selector cannot
 //! make matching slow. Compiling is bounded too: a template whose expression text would
 //! exceed [`PATTERN_LIMIT`], or whose compiled form would exceed [`SIZE_LIMIT`], is refused
@@ -453,10 +455,11 @@ mod tests {
     }
 
     #[test]
-    fn a_simple_variable_admits_no_reserved_character() {
+    fn a_simple_variable_admits_no_reserved_character_but_the_list_comma() {
         let t = "https://example.com/books/{id}";
         assert!(matches(t, "https://example.com/books/ab12"));
         assert!(matches(t, "https://example.com/books/"));
+        assert!(matches(t, "https://example.com/books/a,b"));
         for topic in [
             "https://example.com/books/a/b",
             "https://example.com/bar/ab12",

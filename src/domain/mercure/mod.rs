@@ -16,7 +16,7 @@ pub use subscribe::{QueryError, SubscribeQuery};
 pub use subscriptions::{enc, ApiPath, Subscription};
 pub use token::{verify, Action, Generation, Grants, TokenContext, TokenError};
 pub use topic::{MatcherError, MatcherKind, TopicMatcher, TopicSpec};
-pub use update::{Update, UpdateError, UpdateForm};
+pub use update::{receives, Update, UpdateError, UpdateForm};
 
 /// The hub's own path; topics under it are the hub's (§4.4, §7).
 pub const HUB_PATH: &str = "/.well-known/mercure";

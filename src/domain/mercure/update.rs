@@ -46,17 +46,20 @@ pub struct Update {
     pub retry_ms: Option<u64>,
 }
 
-impl Update {
-    /// Whether a connection listening with `matchers`, with these grants (`None`: no
-    /// token), receives this update (§6.6): one of its matchers selects one of the topics,
-    /// and, when the update is private, the token grants `subscribe` on one of the topics
-    /// (not necessarily the same one: routing and authorization are independent, §5.3).
-    pub fn reaches(&self, matchers: &[TopicMatcher], grants: Option<&Grants>) -> bool {
-        let routed = matchers.iter().any(|m| m.matches_any(&self.topics));
-        let readable =
-            !self.private || grants.is_some_and(|g| g.allows_any(Action::Subscribe, &self.topics));
-        routed && readable
-    }
+/// Whether a connection listening with `matchers`, with these grants (`None`: no token),
+/// receives an update with these `topics` (§6.6): one of its matchers selects one of the
+/// topics, and, when the update is `private`, the token grants `subscribe` on one of the
+/// topics (not necessarily the same one: routing and authorization are independent, §5.3).
+/// Replays use it too, with the connection's current grants (§6.9).
+pub fn receives<S: AsRef<str>>(
+    matchers: &[TopicMatcher],
+    grants: Option<&Grants>,
+    topics: &[S],
+    private: bool,
+) -> bool {
+    let routed = matchers.iter().any(|m| m.matches_any(topics));
+    let readable = !private || grants.is_some_and(|g| g.allows_any(Action::Subscribe, topics));
+    routed && readable
 }
 
 /// Why a publish body is refused. The texts are the short reasons a 400 (or, for
@@ -551,57 +554,44 @@ mod tests {
         Grants::from_json(&wire.to_string()).unwrap()
     }
 
-    fn update(topics: &[&str], private: bool) -> Update {
-        Update {
-            topics: topics.iter().map(|t| t.to_string()).collect(),
-            data: String::new(),
-            private,
-            id: None,
-            event_type: None,
-            retry_ms: None,
-        }
-    }
-
     #[test]
     fn a_public_update_reaches_every_connection_whose_matcher_selects_a_topic() {
-        let u = update(
-            &["https://example.com/books/1", "https://example.com/alt/1"],
-            false,
-        );
-        assert!(u.reaches(&matchers(&["https://example.com/alt/{id}"]), None));
-        assert!(u.reaches(&matchers(&["x", "*"]), None));
-        assert!(!u.reaches(&matchers(&["https://example.com/films/{id}"]), None));
-        assert!(!u.reaches(&[], Some(&grants(&["*"]))));
+        let topics = ["https://example.com/books/1", "https://example.com/alt/1"];
+        assert!(receives(
+            &matchers(&["https://example.com/alt/{id}"]),
+            None,
+            &topics,
+            false
+        ));
+        assert!(receives(&matchers(&["x", "*"]), None, &topics, false));
+        assert!(!receives(
+            &matchers(&["https://example.com/films/{id}"]),
+            None,
+            &topics,
+            false
+        ));
+        assert!(!receives(&[], Some(&grants(&["*"])), &topics, false));
     }
 
     #[test]
     fn a_private_update_needs_a_subscribe_grant_on_one_of_its_topics() {
-        let u = update(
-            &[
-                "https://example.com/books/1",
-                "https://example.com/users/42/books/1",
-            ],
-            true,
-        );
+        let topics = [
+            "https://example.com/books/1",
+            "https://example.com/users/42/books/1",
+        ];
         let listening = matchers(&["https://example.com/books/{id}"]);
-        assert!(u.reaches(
-            &listening,
-            Some(&grants(&["https://example.com/users/42/{+rest}"]))
-        ));
-        assert!(!u.reaches(
-            &listening,
-            Some(&grants(&["https://example.com/users/7/{+rest}"]))
-        ));
-        assert!(!u.reaches(&listening, None));
+        let mine = grants(&["https://example.com/users/42/{+rest}"]);
+        let theirs = grants(&["https://example.com/users/7/{+rest}"]);
+        assert!(receives(&listening, Some(&mine), &topics, true));
+        assert!(!receives(&listening, Some(&theirs), &topics, true));
+        assert!(!receives(&listening, None, &topics, true));
     }
 
     #[test]
     fn grants_never_widen_what_a_connection_listens_to() {
-        let u = update(&["https://example.com/books/1"], true);
-        assert!(!u.reaches(
-            &matchers(&["https://example.com/films/1"]),
-            Some(&grants(&["*"]))
-        ));
+        let topics = ["https://example.com/books/1"];
+        let listening = matchers(&["https://example.com/films/1"]);
+        assert!(!receives(&listening, Some(&grants(&["*"])), &topics, true));
     }
 
     #[test]

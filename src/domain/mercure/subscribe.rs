@@ -1,5 +1,5 @@
 //! The subscribe query (§6.1, §6.2, §6.9): which matchers a connection listens with, where
-//! it resumes, and the 0.x `authorization` parameter.
+//! it resumes, and the 0.x `authorization` parameters (a token source, §3.1 b).
 
 use std::fmt;
 
@@ -13,7 +13,7 @@ pub struct SubscribeQuery {
     matchers: Vec<TopicMatcher>,
     last_event_id: Option<String>,
     last_event_id_v0: Option<String>,
-    authorization: Option<String>,
+    authorization: Vec<String>,
 }
 
 /// Why a subscribe query is refused (400).
@@ -32,8 +32,6 @@ pub enum QueryError {
     MatcherTooLong,
     MatcherControlCharacter,
     InvalidUrlPattern,
-    /// `authorization` given more than once.
-    RepeatedAuthorization,
 }
 
 impl std::error::Error for QueryError {}
@@ -56,9 +54,6 @@ impl fmt::Display for QueryError {
                 f.write_str("a matcher contains a control character")
             }
             QueryError::InvalidUrlPattern => f.write_str("invalid URL pattern"),
-            QueryError::RepeatedAuthorization => {
-                f.write_str(r#"the "authorization" parameter is given more than once"#)
-            }
         }
     }
 }
@@ -93,7 +88,7 @@ impl SubscribeQuery {
             matchers: Vec::new(),
             last_event_id: None,
             last_event_id_v0: None,
-            authorization: None,
+            authorization: Vec::new(),
         };
         let mut specs = Vec::new();
         for (name, value) in pairs {
@@ -111,10 +106,7 @@ impl SubscribeQuery {
                 "lastEventID" => {
                     parsed.last_event_id_v0.get_or_insert(value);
                 }
-                "authorization" if parsed.authorization.is_some() => {
-                    return Err(QueryError::RepeatedAuthorization)
-                }
-                "authorization" => parsed.authorization = Some(value),
+                "authorization" => parsed.authorization.push(value),
                 _ => {}
             }
         }
@@ -165,9 +157,11 @@ impl SubscribeQuery {
         .find(|id| !id.is_empty())
     }
 
-    /// The 0.x `authorization` parameter's token, when given (§3.1 b).
-    pub fn authorization(&self) -> Option<&str> {
-        self.authorization.as_deref()
+    /// Every `authorization` parameter, in order (§3.1 b). Whether more than one is an
+    /// invalid request depends on whether the query is the token source at all (a header
+    /// comes first), so that is the token finder's call, not the query's.
+    pub fn authorization(&self) -> &[String] {
+        &self.authorization
     }
 }
 
@@ -355,29 +349,27 @@ mod tests {
     }
 
     #[test]
-    fn the_authorization_parameter_is_read_once() {
+    fn every_authorization_parameter_is_kept_in_order() {
         assert_eq!(
             parse("topic=a&authorization=tok.en.x")
                 .unwrap()
                 .authorization(),
-            Some("tok.en.x")
+            ["tok.en.x"]
         );
-        assert_eq!(parse("topic=a").unwrap().authorization(), None);
-    }
-
-    #[test]
-    fn a_repeated_authorization_parameter_is_refused() {
         assert_eq!(
-            parse("topic=a&authorization=x&authorization=x").unwrap_err(),
-            QueryError::RepeatedAuthorization
+            parse("topic=a&authorization=x&authorization=y")
+                .unwrap()
+                .authorization(),
+            ["x", "y"]
         );
+        assert!(parse("topic=a").unwrap().authorization().is_empty());
     }
 
     #[test]
     fn the_access_token_parameter_is_no_token_source() {
-        assert_eq!(
-            parse("topic=a&access_token=x").unwrap().authorization(),
-            None
-        );
+        assert!(parse("topic=a&access_token=x")
+            .unwrap()
+            .authorization()
+            .is_empty());
     }
 }

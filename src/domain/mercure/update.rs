@@ -62,8 +62,8 @@ pub fn receives<S: AsRef<str>>(
     routed && readable
 }
 
-/// Why a publish body is refused. The texts are the short reasons a 400 (or, for
-/// [`UpdateError::FieldNotUtf8`], also a 400) carries; no HTTP status lives here.
+/// Why a publish body is refused: each text is the one short line the hub's 400 carries
+/// (no HTTP status lives here).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateError {
     /// A field's name or value does not decode to UTF-8.

@@ -9,6 +9,7 @@ pub mod channel_name;
 pub mod config;
 pub mod history;
 pub mod hub;
+pub mod mercure;
 pub mod message;
 
 pub use announcer::{Announcer, Fanout, Outlet};

@@ -1,0 +1,70 @@
+//! The Mercure hub's rules (`/.well-known/mercure`), pure and runtime-agnostic: topic
+//! matching, token verification, the publish form, the subscribe query and the active
+//! subscriptions' documents and paths. The platform reads requests, asks these, and answers.
+//!
+//! Section numbers (§) refer to the requirement list `mercure-hub.md`.
+
+pub mod subscribe;
+pub mod subscriptions;
+mod template;
+pub mod text;
+pub mod token;
+pub mod topic;
+pub mod update;
+
+pub use subscribe::{QueryError, SubscribeQuery};
+pub use subscriptions::{enc, ApiPath, Subscription};
+pub use token::{verify, Action, Generation, Grants, TokenContext, TokenError};
+pub use topic::{MatcherError, MatcherKind, TopicMatcher, TopicSpec};
+pub use update::{receives, Update, UpdateError, UpdateForm};
+
+/// The hub's own path; topics under it are the hub's (§4.4, §7).
+pub const HUB_PATH: &str = "/.well-known/mercure";
+
+/// At most this many matchers in one subscribe request (§6.2).
+pub const MAX_MATCHERS: usize = 100;
+
+/// A matcher is at most this many bytes (§6.2).
+pub const MAX_MATCHER_BYTES: usize = 4096;
+
+/// `urn:uuid:` and the version-4 UUID made of `random` (16 bytes from a secure random
+/// source, which only the platform has): the ids the hub generates for updates (§4.6) and
+/// for subscribers (§7.1).
+pub fn urn_uuid(mut random: [u8; 16]) -> String {
+    random[6] = (random[6] & 0x0F) | 0x40;
+    random[8] = (random[8] & 0x3F) | 0x80;
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_id_is_a_version_4_urn_uuid() {
+        assert_eq!(
+            urn_uuid([0; 16]),
+            "urn:uuid:00000000-0000-4000-8000-000000000000"
+        );
+        assert_eq!(
+            urn_uuid([0xFF; 16]),
+            "urn:uuid:ffffffff-ffff-4fff-bfff-ffffffffffff"
+        );
+    }
+
+    #[test]
+    fn the_subscriptions_path_is_under_the_hub_path() {
+        assert_eq!(
+            subscriptions::SUBSCRIPTIONS_PATH,
+            format!("{HUB_PATH}/subscriptions")
+        );
+    }
+}

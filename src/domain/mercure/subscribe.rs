@@ -1,0 +1,375 @@
+//! The subscribe query (§6.1, §6.2, §6.9): which matchers a connection listens with, where
+//! it resumes, and the 0.x `authorization` parameters (a token source, §3.1 b).
+
+use std::fmt;
+
+use super::text::form_pairs;
+use super::topic::{check_matcher_text, MatcherError, MatcherKind, TopicMatcher, TopicSpec};
+use super::MAX_MATCHERS;
+
+/// A parsed and checked subscribe query.
+#[derive(Debug, Clone)]
+pub struct SubscribeQuery {
+    matchers: Vec<TopicMatcher>,
+    last_event_id: Option<String>,
+    last_event_id_v0: Option<String>,
+    authorization: Vec<String>,
+}
+
+/// Why a subscribe query is refused (400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryError {
+    /// A parameter's name or value does not decode to UTF-8.
+    NotUtf8 {
+        field: String,
+    },
+    /// A parameter in the reserved `match` namespace that names no matcher type.
+    UnknownMatchParameter {
+        name: String,
+    },
+    NoMatcher,
+    TooManyMatchers,
+    MatcherTooLong,
+    MatcherControlCharacter,
+    InvalidUrlPattern,
+}
+
+impl std::error::Error for QueryError {}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryError::NotUtf8 { field } => {
+                write!(f, "query parameter {field:?} is not valid UTF-8")
+            }
+            QueryError::UnknownMatchParameter { name } => {
+                write!(f, "unknown topic matcher parameter {name:?}")
+            }
+            QueryError::NoMatcher => {
+                f.write_str(r#"Missing "topic", "match" or "match_urlpattern" parameter"#)
+            }
+            QueryError::TooManyMatchers => f.write_str("too many matchers (at most 100)"),
+            QueryError::MatcherTooLong => f.write_str("a matcher is longer than 4096 bytes"),
+            QueryError::MatcherControlCharacter => {
+                f.write_str("a matcher contains a control character")
+            }
+            QueryError::InvalidUrlPattern => f.write_str("invalid URL pattern"),
+        }
+    }
+}
+
+/// The kind a matcher parameter's name selects; `None` for names outside the matcher
+/// parameters. Names are case-sensitive.
+fn matcher_kind(name: &str) -> Option<MatcherKind> {
+    match name {
+        "topic" => Some(MatcherKind::Selector),
+        "match" | "match_exact" => Some(MatcherKind::Exact),
+        "match_urlpattern" => Some(MatcherKind::UrlPattern),
+        _ => None,
+    }
+}
+
+/// The reserved `match` namespace: names starting with `match`, ASCII case-insensitively.
+fn in_match_namespace(name: &str) -> bool {
+    name.as_bytes()
+        .get(..5)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"match"))
+}
+
+impl SubscribeQuery {
+    /// Parses a query string (without or with its leading `?`), decoded like a form;
+    /// `base` is R, for URL patterns. Each matcher parameter is one subscription, in
+    /// order; unknown parameters outside the `match` namespace are ignored.
+    pub fn parse(query: &str, base: &str) -> Result<SubscribeQuery, QueryError> {
+        let query = query.strip_prefix('?').unwrap_or(query);
+        let pairs =
+            form_pairs(query.as_bytes()).map_err(|e| QueryError::NotUtf8 { field: e.field })?;
+        let mut parsed = SubscribeQuery {
+            matchers: Vec::new(),
+            last_event_id: None,
+            last_event_id_v0: None,
+            authorization: Vec::new(),
+        };
+        let mut specs = Vec::new();
+        for (name, value) in pairs {
+            if let Some(kind) = matcher_kind(&name) {
+                specs.push(TopicSpec::new(kind, value));
+                continue;
+            }
+            match name.as_str() {
+                _ if in_match_namespace(&name) => {
+                    return Err(QueryError::UnknownMatchParameter { name })
+                }
+                "last_event_id" => {
+                    parsed.last_event_id.get_or_insert(value);
+                }
+                "lastEventID" => {
+                    parsed.last_event_id_v0.get_or_insert(value);
+                }
+                "authorization" => parsed.authorization.push(value),
+                _ => {}
+            }
+        }
+        if specs.is_empty() {
+            return Err(QueryError::NoMatcher);
+        }
+        if specs.len() > MAX_MATCHERS {
+            return Err(QueryError::TooManyMatchers);
+        }
+        parsed.matchers = specs
+            .iter()
+            .map(|spec| {
+                check_matcher_text(&spec.text)?;
+                TopicMatcher::compile(spec, base)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| match e {
+                MatcherError::TooLong => QueryError::MatcherTooLong,
+                MatcherError::ControlCharacter => QueryError::MatcherControlCharacter,
+                MatcherError::InvalidUrlPattern | MatcherError::InvalidBase => {
+                    QueryError::InvalidUrlPattern
+                }
+            })?;
+        Ok(parsed)
+    }
+
+    /// The compiled matchers, one per matcher parameter, in the query's order.
+    pub fn matchers(&self) -> &[TopicMatcher] {
+        &self.matchers
+    }
+
+    /// The subscriptions as written, for passing to the hub object.
+    pub fn specs(&self) -> Vec<TopicSpec> {
+        self.matchers.iter().map(|m| m.spec().clone()).collect()
+    }
+
+    /// The cursor to resume after (§6.9): the `Last-Event-ID` header if non-empty, else
+    /// `last_event_id`, else `lastEventID` (the first occurrence of each; empty values
+    /// count as absent). `None`: no replay.
+    pub fn cursor<'a>(&'a self, last_event_id_header: Option<&'a str>) -> Option<&'a str> {
+        [
+            last_event_id_header,
+            self.last_event_id.as_deref(),
+            self.last_event_id_v0.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|id| !id.is_empty())
+    }
+
+    /// Every `authorization` parameter, in order (§3.1 b). Whether more than one is an
+    /// invalid request depends on whether the query is the token source at all (a header
+    /// comes first), so that is the token finder's call, not the query's.
+    pub fn authorization(&self) -> &[String] {
+        &self.authorization
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R: &str = "http://127.0.0.1:8787/.well-known/mercure";
+
+    fn parse(q: &str) -> Result<SubscribeQuery, QueryError> {
+        SubscribeQuery::parse(q, R)
+    }
+
+    fn specs(q: &str) -> Vec<(MatcherKind, String)> {
+        parse(q)
+            .unwrap()
+            .specs()
+            .into_iter()
+            .map(|s| (s.kind, s.text))
+            .collect()
+    }
+
+    #[test]
+    fn each_matcher_parameter_is_one_subscription_in_order() {
+        assert_eq!(
+            specs("topic=a&match=b&match_exact=c&match_urlpattern=https%3A%2F%2Fexample.com%2F%3Aid&topic=a"),
+            vec![
+                (MatcherKind::Selector, "a".into()),
+                (MatcherKind::Exact, "b".into()),
+                (MatcherKind::Exact, "c".into()),
+                (MatcherKind::UrlPattern, "https://example.com/:id".into()),
+                (MatcherKind::Selector, "a".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_query_is_decoded_like_a_form() {
+        assert_eq!(
+            specs("?topic=a+b%2Bc"),
+            vec![(MatcherKind::Selector, "a b+c".into())]
+        );
+        assert_eq!(
+            specs("topic=https://example.com/books/{id}"),
+            vec![(
+                MatcherKind::Selector,
+                "https://example.com/books/{id}".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn compiled_matchers_select_topics() {
+        let q = parse("topic=https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D&match_urlpattern=/r/:x")
+            .unwrap();
+        assert!(q.matchers()[0].matches("https://example.com/books/1"));
+        assert!(q.matchers()[1].matches("/r/2"));
+    }
+
+    #[test]
+    fn an_unknown_parameter_in_the_match_namespace_is_refused_even_beside_valid_ones() {
+        for name in [
+            "match_regex",
+            "Match",
+            "MATCH_EXACT",
+            "matchx",
+            "match_",
+            "Match_urlpattern",
+            "match_Exact",
+        ] {
+            assert_eq!(
+                parse(&format!("match=a&{name}=b")).unwrap_err(),
+                QueryError::UnknownMatchParameter { name: name.into() },
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_unknown_parameters_are_ignored() {
+        assert_eq!(
+            specs("topic=a&Topic=b&foo=c&matc=d&access_token=x").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_query_without_a_matcher_is_refused() {
+        assert_eq!(parse("").unwrap_err(), QueryError::NoMatcher);
+        assert_eq!(
+            parse("lastEventID=x&authorization=t").unwrap_err(),
+            QueryError::NoMatcher
+        );
+    }
+
+    #[test]
+    fn a_hundred_matchers_are_allowed_and_more_are_refused() {
+        let q = |n: usize| {
+            (0..n)
+                .map(|i| format!("match=t{i}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        assert_eq!(parse(&q(100)).unwrap().matchers().len(), 100);
+        assert_eq!(parse(&q(101)).unwrap_err(), QueryError::TooManyMatchers);
+    }
+
+    #[test]
+    fn a_matcher_longer_than_4096_bytes_is_refused() {
+        assert!(parse(&format!("topic={}", "a".repeat(4096))).is_ok());
+        assert_eq!(
+            parse(&format!("topic={}", "a".repeat(4097))).unwrap_err(),
+            QueryError::MatcherTooLong
+        );
+        // Counted in bytes once decoded: 2049 two-byte characters.
+        assert_eq!(
+            parse(&format!("match={}", "%C3%A9".repeat(2049))).unwrap_err(),
+            QueryError::MatcherTooLong
+        );
+    }
+
+    #[test]
+    fn a_matcher_with_a_control_character_is_refused() {
+        for value in [
+            "a%0Ab",
+            "%00",
+            "a%7F",
+            "a%C2%80",
+            "a%E2%80%8B",
+            "%EF%BB%BFa",
+        ] {
+            for name in ["topic", "match", "match_urlpattern"] {
+                assert_eq!(
+                    parse(&format!("{name}={value}")).unwrap_err(),
+                    QueryError::MatcherControlCharacter,
+                    "{name}={value}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unparsable_url_pattern_is_refused() {
+        assert_eq!(
+            parse("match_urlpattern=https%3A%2F%2Fexample.com%2F(").unwrap_err(),
+            QueryError::InvalidUrlPattern
+        );
+        // The same text is a fine exact matcher or selector.
+        assert!(
+            parse("match=https%3A%2F%2Fexample.com%2F(&topic=https%3A%2F%2Fexample.com%2F(")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_query_that_is_not_utf8_is_refused() {
+        assert_eq!(
+            parse("topic=%FF").unwrap_err(),
+            QueryError::NotUtf8 {
+                field: "topic".into()
+            }
+        );
+    }
+
+    #[test]
+    fn the_cursor_is_the_header_then_last_event_id_then_last_event_id_0x() {
+        let q = parse("topic=a&lastEventID=v0&last_event_id=v1").unwrap();
+        assert_eq!(q.cursor(Some("header")), Some("header"));
+        assert_eq!(q.cursor(Some("")), Some("v1"));
+        assert_eq!(q.cursor(None), Some("v1"));
+        let q = parse("topic=a&lastEventID=v0").unwrap();
+        assert_eq!(q.cursor(None), Some("v0"));
+        assert_eq!(parse("topic=a").unwrap().cursor(None), None);
+        assert_eq!(parse("topic=a&last_event_id=").unwrap().cursor(None), None);
+        assert_eq!(
+            parse("topic=a&lastEventID=earliest").unwrap().cursor(None),
+            Some("earliest")
+        );
+    }
+
+    #[test]
+    fn the_first_of_a_repeated_cursor_wins() {
+        let q = parse("topic=a&last_event_id=1&last_event_id=2").unwrap();
+        assert_eq!(q.cursor(None), Some("1"));
+    }
+
+    #[test]
+    fn every_authorization_parameter_is_kept_in_order() {
+        assert_eq!(
+            parse("topic=a&authorization=tok.en.x")
+                .unwrap()
+                .authorization(),
+            ["tok.en.x"]
+        );
+        assert_eq!(
+            parse("topic=a&authorization=x&authorization=y")
+                .unwrap()
+                .authorization(),
+            ["x", "y"]
+        );
+        assert!(parse("topic=a").unwrap().authorization().is_empty());
+    }
+
+    #[test]
+    fn the_access_token_parameter_is_no_token_source() {
+        assert!(parse("topic=a&access_token=x")
+            .unwrap()
+            .authorization()
+            .is_empty());
+    }
+}

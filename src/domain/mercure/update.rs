@@ -1,0 +1,608 @@
+//! Publishing (§4.2–§4.6): the form a publisher posts, read in the steps the hub runs them
+//! (§4.1): [`UpdateForm::parse`] decodes the body, [`UpdateForm::topics`] checks that there
+//! are topics, the platform checks the token's grants on them, and
+//! [`UpdateForm::validate`] applies the field rules and yields the [`Update`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::text::{form_pairs, has_control};
+use super::token::{Action, Grants};
+use super::topic::{TopicMatcher, WILDCARD};
+use super::HUB_PATH;
+
+/// At most this many topics in one update (§4.3).
+pub const MAX_TOPICS: usize = 100;
+
+/// The id no update may take: it asks for a replay of the whole history (§6.9).
+pub const EARLIEST: &str = "earliest";
+
+/// The event type only the hub's own updates carry (§7.2).
+pub const RESERVED_EVENT_TYPE: &str = "mercure";
+
+/// A publish body, decoded but not yet checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateForm {
+    topics: Vec<String>,
+    data: Option<String>,
+    private: bool,
+    id: Option<String>,
+    event_type: Option<String>,
+    retry: Option<String>,
+}
+
+/// A checked update, ready to dispatch. `id: None` means the hub generates one
+/// (`urn:uuid:<random>`); hub-made updates (subscription events) are built directly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    /// The canonical topic first, then the alternates.
+    pub topics: Vec<String>,
+    pub data: String,
+    pub private: bool,
+    pub id: Option<String>,
+    pub event_type: Option<String>,
+    pub retry_ms: Option<u64>,
+}
+
+/// Whether a connection listening with `matchers`, with these grants (`None`: no token),
+/// receives an update with these `topics` (§6.6): one of its matchers selects one of the
+/// topics, and, when the update is `private`, the token grants `subscribe` on one of the
+/// topics (not necessarily the same one: routing and authorization are independent, §5.3).
+/// Replays use it too, with the connection's current grants (§6.9).
+pub fn receives<S: AsRef<str>>(
+    matchers: &[TopicMatcher],
+    grants: Option<&Grants>,
+    topics: &[S],
+    private: bool,
+) -> bool {
+    let routed = matchers.iter().any(|m| m.matches_any(topics));
+    let readable = !private || grants.is_some_and(|g| g.allows_any(Action::Subscribe, topics));
+    routed && readable
+}
+
+/// Why a publish body is refused: each text is the one short line the hub's 400 carries
+/// (no HTTP status lives here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateError {
+    /// A field's name or value does not decode to UTF-8.
+    FieldNotUtf8 {
+        field: String,
+    },
+    MissingTopic,
+    TooManyTopics,
+    TopicControlCharacter,
+    TopicWildcard,
+    TopicReserved,
+    IdFragment,
+    IdEarliest,
+    IdControlCharacter,
+    TypeControlCharacter,
+    TypeReserved,
+    InvalidRetry,
+}
+
+impl std::error::Error for UpdateError {}
+
+impl fmt::Display for UpdateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpdateError::FieldNotUtf8 { field } => {
+                write!(f, "form field {field:?} is not valid UTF-8")
+            }
+            UpdateError::MissingTopic => f.write_str(r#"Missing "topic" parameter"#),
+            UpdateError::TooManyTopics => f.write_str("too many topics (at most 100)"),
+            UpdateError::TopicControlCharacter => {
+                f.write_str("a topic contains a control character")
+            }
+            UpdateError::TopicWildcard => f.write_str(r#"the topic "*" is reserved"#),
+            UpdateError::TopicReserved => {
+                f.write_str("a topic is in the hub's reserved namespace /.well-known/mercure")
+            }
+            UpdateError::IdFragment => f.write_str(r##""id" must not start with "#""##),
+            UpdateError::IdEarliest => f.write_str(r#""id" must not be "earliest""#),
+            UpdateError::IdControlCharacter => f.write_str(r#""id" contains a control character"#),
+            UpdateError::TypeControlCharacter => {
+                f.write_str(r#""type" contains a control character"#)
+            }
+            UpdateError::TypeReserved => f.write_str(r#""type" must not be "mercure""#),
+            UpdateError::InvalidRetry => f.write_str(r#""retry" must be ASCII digits"#),
+        }
+    }
+}
+
+impl UpdateForm {
+    /// Decodes an `application/x-www-form-urlencoded` body (§4.2, §4.3): `topic` repeats,
+    /// any `private` makes the update private, the first of any other repeated field wins,
+    /// unknown fields are ignored.
+    pub fn parse(body: &[u8]) -> Result<UpdateForm, UpdateError> {
+        let pairs = form_pairs(body).map_err(|e| UpdateError::FieldNotUtf8 { field: e.field })?;
+        let mut form = UpdateForm::default();
+        for (name, value) in pairs {
+            let first = |slot: &mut Option<String>| {
+                slot.get_or_insert(value.clone());
+            };
+            match name.as_str() {
+                "topic" => form.topics.push(value),
+                "private" => form.private = true,
+                "data" => first(&mut form.data),
+                "id" => first(&mut form.id),
+                "type" => first(&mut form.event_type),
+                "retry" => first(&mut form.retry),
+                _ => {}
+            }
+        }
+        Ok(form)
+    }
+
+    /// The topics, canonical first, once there is at least one and at most
+    /// [`MAX_TOPICS`]: what the token must grant `publish` on (§4.5). The count is checked
+    /// here, before the grants, so a refused publisher cannot make the hub match an
+    /// unbounded list.
+    pub fn topics(&self) -> Result<&[String], UpdateError> {
+        match self.topics.len() {
+            0 => Err(UpdateError::MissingTopic),
+            n if n > MAX_TOPICS => Err(UpdateError::TooManyTopics),
+            _ => Ok(&self.topics),
+        }
+    }
+
+    pub fn is_private(&self) -> bool {
+        self.private
+    }
+
+    /// Applies the field rules (§4.4) and yields the update; `resource` is R, against
+    /// which topics are resolved to find the reserved namespace. An empty `id` or `type`
+    /// counts as absent (the hub generates the id; the event has no type).
+    pub fn validate(&self, resource: &str) -> Result<Update, UpdateError> {
+        for topic in self.topics()? {
+            if has_control(topic) {
+                return Err(UpdateError::TopicControlCharacter);
+            }
+            if topic == WILDCARD {
+                return Err(UpdateError::TopicWildcard);
+            }
+            if is_reserved_topic(topic, resource) {
+                return Err(UpdateError::TopicReserved);
+            }
+        }
+        let id = non_empty(&self.id);
+        if let Some(id) = id {
+            if id.starts_with('#') {
+                return Err(UpdateError::IdFragment);
+            }
+            if id == EARLIEST {
+                return Err(UpdateError::IdEarliest);
+            }
+            if has_control(id) {
+                return Err(UpdateError::IdControlCharacter);
+            }
+        }
+        let event_type = non_empty(&self.event_type);
+        if let Some(t) = event_type {
+            if has_control(t) {
+                return Err(UpdateError::TypeControlCharacter);
+            }
+            if t == RESERVED_EVENT_TYPE {
+                return Err(UpdateError::TypeReserved);
+            }
+        }
+        let retry_ms = self.retry.as_deref().map(parse_retry).transpose()?;
+        Ok(Update {
+            topics: self.topics.clone(),
+            data: self.data.clone().unwrap_or_default(),
+            private: self.private,
+            id: id.map(str::to_string),
+            event_type: event_type.map(str::to_string),
+            retry_ms,
+        })
+    }
+}
+
+fn non_empty(field: &Option<String>) -> Option<&str> {
+    field.as_deref().filter(|v| !v.is_empty())
+}
+
+/// One or more ASCII digits; a value too large for 64 bits saturates (it is a
+/// reconnection delay: any such value means "practically never").
+fn parse_retry(value: &str) -> Result<u64, UpdateError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(UpdateError::InvalidRetry);
+    }
+    Ok(value.parse().unwrap_or(u64::MAX))
+}
+
+/// Used when R itself does not parse, so the namespace is still protected: only the path
+/// matters, and `.invalid` names no real host.
+const FALLBACK_BASE: &str = "https://mercure.invalid/.well-known/mercure";
+
+/// Whether `topic`, resolved against R by the WHATWG URL parser (dot-segments removed),
+/// with percent-encoded unreserved characters decoded, has the path
+/// `/.well-known/mercure` or one below it, whatever its scheme and host (§4.4). A topic
+/// that does not parse as a URL reference is not reserved.
+pub fn is_reserved_topic(topic: &str, resource: &str) -> bool {
+    let base = Url::parse(resource)
+        .or_else(|_| Url::parse(FALLBACK_BASE))
+        .ok();
+    let Ok(url) = Url::options().base_url(base.as_ref()).parse(topic) else {
+        return false;
+    };
+    let path = decode_unreserved(url.path());
+    path == HUB_PATH
+        || path
+            .strip_prefix(HUB_PATH)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Decodes the `%XX` triplets that stand for unreserved characters (RFC 3986 §6.2.2.2).
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = match bytes.get(i..i + 3) {
+            Some([b'%', h, l]) => std::str::from_utf8(&[*h, *l])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .filter(|b| b.is_ascii_alphanumeric() || b"-._~".contains(b)),
+            _ => None,
+        };
+        match decoded {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::super::{MatcherKind, TopicSpec};
+    use super::*;
+
+    const R: &str = "http://127.0.0.1:8787/.well-known/mercure";
+
+    fn form(body: &str) -> UpdateForm {
+        UpdateForm::parse(body.as_bytes()).unwrap()
+    }
+
+    fn validate(body: &str) -> Result<Update, UpdateError> {
+        form(body).validate(R)
+    }
+
+    #[test]
+    fn a_typical_client_form_decodes_to_its_update() {
+        let body = "topic=https%3A%2F%2Fexample.com%2Fbooks%2F1&data=%7B%22title%22%3A+%22Dune%22%7D&private=on&id=urn%3Aexample%3Adune&type=book&retry=1500";
+        assert_eq!(
+            validate(body),
+            Ok(Update {
+                topics: vec!["https://example.com/books/1".into()],
+                data: r#"{"title": "Dune"}"#.into(),
+                private: true,
+                id: Some("urn:example:dune".into()),
+                event_type: Some("book".into()),
+                retry_ms: Some(1500),
+            })
+        );
+    }
+
+    #[test]
+    fn topics_repeat_and_the_first_is_canonical() {
+        let f = form("topic=a&data=x&topic=b&topic=c");
+        assert_eq!(f.topics().unwrap(), ["a", "b", "c"]);
+        assert_eq!(validate("topic=a&topic=b").unwrap().topics, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_form_without_topic_is_missing_its_topic_parameter() {
+        let err = form("data=x").topics().unwrap_err();
+        assert_eq!(err, UpdateError::MissingTopic);
+        assert_eq!(err.to_string(), r#"Missing "topic" parameter"#);
+        assert_eq!(validate(""), Err(UpdateError::MissingTopic));
+    }
+
+    #[test]
+    fn a_hundred_topics_are_allowed_and_more_are_refused() {
+        let body = |n: usize| {
+            (0..n)
+                .map(|i| format!("topic=t{i}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        assert_eq!(form(&body(100)).topics().unwrap().len(), 100);
+        assert_eq!(
+            form(&body(101)).topics().unwrap_err(),
+            UpdateError::TooManyTopics
+        );
+        assert_eq!(validate(&body(101)), Err(UpdateError::TooManyTopics));
+    }
+
+    #[test]
+    fn data_defaults_to_empty_and_keeps_line_breaks() {
+        assert_eq!(validate("topic=a").unwrap().data, "");
+        assert_eq!(
+            validate("topic=a&data=l1%0D%0Al2%0A").unwrap().data,
+            "l1\r\nl2\n"
+        );
+    }
+
+    #[test]
+    fn a_private_field_makes_the_update_private_whatever_its_value() {
+        for body in [
+            "topic=a&private=on",
+            "topic=a&private=",
+            "topic=a&private",
+            "topic=a&private=false",
+        ] {
+            assert!(form(body).is_private(), "{body}");
+            assert!(validate(body).unwrap().private, "{body}");
+        }
+        assert!(!validate("topic=a").unwrap().private);
+    }
+
+    #[test]
+    fn the_first_of_a_repeated_field_wins_and_unknown_fields_are_ignored() {
+        let u = validate("topic=a&data=1&data=2&id=x&id=y&type=t&type=u&retry=5&retry=6&foo=bar")
+            .unwrap();
+        assert_eq!((u.data.as_str(), u.id.as_deref()), ("1", Some("x")));
+        assert_eq!((u.event_type.as_deref(), u.retry_ms), (Some("t"), Some(5)));
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_never_altered() {
+        assert_eq!(
+            UpdateForm::parse(b"topic=a&data=%FF%FE"),
+            Err(UpdateError::FieldNotUtf8 {
+                field: "data".into()
+            })
+        );
+        assert!(UpdateForm::parse(b"topic=\xE9").is_err());
+    }
+
+    #[test]
+    fn a_topic_with_a_control_character_is_refused() {
+        for t in [
+            "a%0Ab",
+            "a%00",
+            "a%7F",
+            "a%C2%85",
+            "a%E2%80%8Bb",
+            "a%E2%80%AEb",
+        ] {
+            assert_eq!(
+                validate(&format!("topic={t}")),
+                Err(UpdateError::TopicControlCharacter),
+                "{t}"
+            );
+        }
+        assert_eq!(
+            validate("topic=ok&topic=a%0A"),
+            Err(UpdateError::TopicControlCharacter)
+        );
+    }
+
+    #[test]
+    fn the_wildcard_topic_is_refused() {
+        assert_eq!(validate("topic=*"), Err(UpdateError::TopicWildcard));
+        assert_eq!(validate("topic=a&topic=*"), Err(UpdateError::TopicWildcard));
+    }
+
+    #[test]
+    fn topics_in_the_reserved_namespace_are_refused() {
+        for t in [
+            "/.well-known/mercure",
+            "/.well-known/mercure/subscriptions/a/b",
+            "http://127.0.0.1:8787/.well-known/mercure/subscriptions/x",
+            "https://elsewhere.test/.well-known/mercure/x",
+            "/.well-known/%6Dercure/x",
+            "/.well-known/mercure/../mercure/x",
+            "/a/../.well-known/mercure",
+            "/.well-known/%2e%2E/.well-known/mercure",
+            "/.well-known/./mercure/",
+            "mercure/x",
+            "?q=1",
+            "#frag",
+            "foo:/.well-known/mercure",
+        ] {
+            assert!(is_reserved_topic(t, R), "{t}");
+            let body = format!(
+                "topic={}",
+                percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC)
+            );
+            assert_eq!(validate(&body), Err(UpdateError::TopicReserved), "{t}");
+        }
+    }
+
+    #[test]
+    fn topics_outside_the_reserved_namespace_are_accepted() {
+        for t in [
+            "/.well-known/mercurex",
+            "/.well-known/mercure%2Fx",
+            "https://example.com/.well-known/mercury",
+            "https://example.com/books/1",
+            "urn:uuid:1",
+            "urn:x:/.well-known/mercure",
+            "foo",
+            "http://[::1",
+        ] {
+            assert!(!is_reserved_topic(t, R), "{t}");
+        }
+    }
+
+    #[test]
+    fn an_unparsable_resource_still_protects_the_namespace() {
+        assert!(is_reserved_topic("/.well-known/mercure/x", "not a url"));
+        assert!(!is_reserved_topic("/books", "not a url"));
+    }
+
+    #[test]
+    fn an_id_starting_with_a_hash_is_refused() {
+        assert_eq!(validate("topic=a&id=%23frag"), Err(UpdateError::IdFragment));
+    }
+
+    #[test]
+    fn the_id_earliest_is_refused() {
+        assert_eq!(
+            validate("topic=a&id=earliest"),
+            Err(UpdateError::IdEarliest)
+        );
+        assert!(validate("topic=a&id=Earliest").is_ok());
+    }
+
+    #[test]
+    fn an_id_with_a_control_character_is_refused() {
+        for id in ["a%0Ab", "a%0D", "a%00", "%E2%80%8E"] {
+            assert_eq!(
+                validate(&format!("topic=a&id={id}")),
+                Err(UpdateError::IdControlCharacter),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_id_is_kept_verbatim_and_an_empty_one_is_generated_by_the_hub() {
+        let id = r#"a"b[c],d}e f"#;
+        let body = format!(
+            "topic=a&id={}",
+            percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+        );
+        assert_eq!(validate(&body).unwrap().id.as_deref(), Some(id));
+        assert_eq!(validate("topic=a&id=").unwrap().id, None);
+        assert_eq!(validate("topic=a").unwrap().id, None);
+    }
+
+    #[test]
+    fn a_type_with_a_control_character_is_refused() {
+        assert_eq!(
+            validate("topic=a&type=a%0Ab"),
+            Err(UpdateError::TypeControlCharacter)
+        );
+        assert_eq!(
+            validate("topic=a&type=%EF%BB%BF"),
+            Err(UpdateError::TypeControlCharacter)
+        );
+    }
+
+    #[test]
+    fn the_type_mercure_is_refused() {
+        assert_eq!(
+            validate("topic=a&type=mercure"),
+            Err(UpdateError::TypeReserved)
+        );
+        assert_eq!(
+            validate("topic=a&type=Mercure")
+                .unwrap()
+                .event_type
+                .as_deref(),
+            Some("Mercure")
+        );
+        assert_eq!(validate("topic=a&type=").unwrap().event_type, None);
+    }
+
+    #[test]
+    fn a_retry_that_is_not_ascii_digits_is_refused() {
+        for r in ["", "-1", "1.5", "+1", "1e3", "%EF%BC%91", "12a", "+"] {
+            assert_eq!(
+                validate(&format!("topic=a&retry={r}")),
+                Err(UpdateError::InvalidRetry),
+                "{r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_retry_of_digits_is_kept_and_a_huge_one_saturates() {
+        assert_eq!(validate("topic=a&retry=0").unwrap().retry_ms, Some(0));
+        assert_eq!(validate("topic=a&retry=007").unwrap().retry_ms, Some(7));
+        assert_eq!(
+            validate("topic=a&retry=99999999999999999999999")
+                .unwrap()
+                .retry_ms,
+            Some(u64::MAX)
+        );
+    }
+
+    fn matchers(texts: &[&str]) -> Vec<TopicMatcher> {
+        texts
+            .iter()
+            .map(|t| TopicMatcher::compile(&TopicSpec::new(MatcherKind::Selector, *t), R).unwrap())
+            .collect()
+    }
+
+    /// 0.x grants to subscribe to `selectors`, made the way the Worker hands them over.
+    fn grants(selectors: &[&str]) -> Grants {
+        let specs: Vec<Value> = selectors
+            .iter()
+            .map(|s| json!({"kind": "selector", "text": s}))
+            .collect();
+        let wire = json!({
+            "generation": "v0",
+            "exp": null,
+            "base": R,
+            "details": [{"publish": false, "subscribe": true, "topics": specs}],
+        });
+        Grants::from_json(&wire.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_public_update_reaches_every_connection_whose_matcher_selects_a_topic() {
+        let topics = ["https://example.com/books/1", "https://example.com/alt/1"];
+        assert!(receives(
+            &matchers(&["https://example.com/alt/{id}"]),
+            None,
+            &topics,
+            false
+        ));
+        assert!(receives(&matchers(&["x", "*"]), None, &topics, false));
+        assert!(!receives(
+            &matchers(&["https://example.com/films/{id}"]),
+            None,
+            &topics,
+            false
+        ));
+        assert!(!receives(&[], Some(&grants(&["*"])), &topics, false));
+    }
+
+    #[test]
+    fn a_private_update_needs_a_subscribe_grant_on_one_of_its_topics() {
+        let topics = [
+            "https://example.com/books/1",
+            "https://example.com/users/42/books/1",
+        ];
+        let listening = matchers(&["https://example.com/books/{id}"]);
+        let mine = grants(&["https://example.com/users/42/{+rest}"]);
+        let theirs = grants(&["https://example.com/users/7/{+rest}"]);
+        assert!(receives(&listening, Some(&mine), &topics, true));
+        assert!(!receives(&listening, Some(&theirs), &topics, true));
+        assert!(!receives(&listening, None, &topics, true));
+    }
+
+    #[test]
+    fn grants_never_widen_what_a_connection_listens_to() {
+        let topics = ["https://example.com/books/1"];
+        let listening = matchers(&["https://example.com/films/1"]);
+        assert!(!receives(&listening, Some(&grants(&["*"])), &topics, true));
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong_in_a_short_line() {
+        for e in [
+            UpdateError::TopicReserved,
+            UpdateError::InvalidRetry,
+            UpdateError::IdFragment,
+        ] {
+            let text = e.to_string();
+            assert!(!text.is_empty() && !text.contains('\n'), "{text}");
+        }
+    }
+}

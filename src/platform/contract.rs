@@ -1,19 +1,26 @@
-//! The one contract between the Worker and a channel's Durable Object: the requests the
-//! object understands, how the Worker sends one ([`ChannelCall::send`]) and how the object
-//! reads it back ([`ChannelCall::read`]). Both ends live here and are tested as a pair.
+//! The one contract between the Worker and its Durable Objects: the requests each object
+//! understands, how the Worker sends one (`send`) and how the object reads it back
+//! (`read`). Both ends live here and are tested as pairs: [`ChannelCall`] for a channel's
+//! object, [`HubCall`] for the Mercure hub's.
 //!
 //! On the wire a call is an internal HTTP request (a stub routes by object, not by URL,
 //! so the origin is never resolved). The Worker has already validated everything, so a
 //! publish travels as its data in the body and its type and retry in the query: the
 //! object parses no JSON.
 
+use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit, Response, Url};
 
 use super::error::Error;
+use crate::domain::mercure::{Grants, TopicSpec, Update};
 use crate::domain::{ChannelName, EventId, Message};
 
-/// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
+/// The Durable Object namespace bindings (wrangler.toml `[[durable_objects.bindings]]`).
 pub const CHANNEL_BINDING: &str = "CHANNEL";
+pub const HUB_BINDING: &str = "HUB";
+/// The one hub object's name.
+const HUB_NAME: &str = "hub";
+const HUB_URL: &str = "https://hub.internal/";
 
 const ORIGIN: &str = "https://channel.internal";
 const LISTEN: &str = "/listen";
@@ -156,6 +163,49 @@ impl ChannelCall {
     }
 }
 
+/// What the Mercure hub's object is asked to do. The Worker has verified the token and
+/// validated the request; the object matches and stores.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum HubCall {
+    /// Open a stream for a subscriber.
+    Subscribe {
+        /// R, the hub's URL as the client addressed it (relative patterns resolve to it).
+        base: String,
+        subscriber_id: String,
+        specs: Vec<TopicSpec>,
+        grants: Option<Grants>,
+        /// The resume cursor: an id, or `earliest`.
+        cursor: Option<String>,
+    },
+    /// Dispatch an update; `id` is the publisher's or a generated one.
+    Publish { update: Update, id: String },
+}
+
+impl HubCall {
+    /// The call's wire form: a JSON body.
+    pub fn to_wire(&self) -> String {
+        serde_json::to_string(self).expect("a hub call is always JSON")
+    }
+
+    pub fn from_wire(body: &str) -> Result<HubCall, Error> {
+        serde_json::from_str(body).map_err(|e| Error::Contract(format!("hub call: {e}")))
+    }
+
+    /// Sends the call to the hub's object; its response comes back untouched.
+    pub async fn send(&self, env: &Env) -> Result<Response, Error> {
+        let stub = env.durable_object(HUB_BINDING)?.get_by_name(HUB_NAME)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(self.to_wire().into()));
+        let request = Request::new_with_init(HUB_URL, &init)?;
+        Ok(stub.fetch_with_request(request).await?)
+    }
+
+    pub async fn read(req: &mut Request) -> Result<HubCall, Error> {
+        HubCall::from_wire(&req.text().await?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +314,68 @@ mod tests {
             let e = ChannelCall::from_wire(bad.clone()).unwrap_err();
             assert!(matches!(e, Error::Contract(_)), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_hub_call_reads_back_as_it_was_sent_grants_and_all() {
+        use crate::domain::mercure::{verify, MatcherKind, TokenContext};
+        // A 0.x token granting subscribe on a template, signed by hand.
+        let grants = {
+            use base64::Engine;
+            use hmac::{KeyInit, Mac};
+            let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+            let signing = format!(
+                "{}.{}",
+                b64(r#"{"alg":"HS256"}"#),
+                b64(r#"{"mercure":{"subscribe":["https://a.test/{x}"],"payload":{"u":1}}}"#)
+            );
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
+            mac.update(signing.as_bytes());
+            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(mac.finalize().into_bytes());
+            let ctx = TokenContext {
+                now_s: 0,
+                issuers: vec![],
+                resource: "http://h.test/.well-known/mercure".into(),
+            };
+            verify(&format!("{signing}.{sig}"), b"k", &ctx).unwrap()
+        };
+        let call = HubCall::Subscribe {
+            base: "http://h.test/.well-known/mercure".into(),
+            subscriber_id: "urn:uuid:1".into(),
+            specs: vec![TopicSpec::new(MatcherKind::UrlPattern, "/books/:id")],
+            grants: Some(grants),
+            cursor: Some("earliest".into()),
+        };
+        let back = HubCall::from_wire(&call.to_wire()).unwrap();
+        assert_eq!(back.to_wire(), call.to_wire());
+        let HubCall::Subscribe { grants, .. } = back else {
+            panic!("not a subscribe")
+        };
+        let grants = grants.unwrap();
+        assert!(grants.allows(
+            crate::domain::mercure::Action::Subscribe,
+            "https://a.test/y"
+        ));
+        assert!(!grants.allows(
+            crate::domain::mercure::Action::Subscribe,
+            "https://b.test/y"
+        ));
+        let publish = HubCall::Publish {
+            update: Update {
+                topics: vec!["t".into()],
+                data: "a\nb".into(),
+                private: true,
+                id: None,
+                event_type: Some("x".into()),
+                retry_ms: Some(3),
+            },
+            id: "urn:uuid:2".into(),
+        };
+        assert_eq!(
+            HubCall::from_wire(&publish.to_wire()).unwrap().to_wire(),
+            publish.to_wire()
+        );
+        assert!(matches!(HubCall::from_wire("{}"), Err(Error::Contract(_))));
     }
 }

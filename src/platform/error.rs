@@ -9,6 +9,8 @@ use worker::{Headers, Response};
 
 use super::routes::RouteError;
 use crate::domain::auth::AuthError;
+use crate::domain::hub::HubError;
+use crate::domain::mercure::{QueryError, UpdateError};
 use crate::domain::{
     BadEventId, ChannelNameError, ConfigError, LogError, PublishError, SubscribeError,
 };
@@ -21,7 +23,9 @@ pub enum Error {
     /// No such path (404).
     NotFound,
     /// A known path with a method it does not take (405, with `Allow`).
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     /// A channel name that is not valid (400).
     BadChannel(ChannelNameError),
     /// A `Last-Event-ID` or `lastEventId` that is not an id of ours (400).
@@ -29,13 +33,17 @@ pub enum Error {
     /// A publish body that cannot be read (400, or 415 for its content type).
     Publish(PublishError),
     /// A body over `MAX_BODY_BYTES` (413).
-    TooLarge { max: usize },
+    TooLarge {
+        max: usize,
+    },
     /// Credentials missing (401) or wrong (403).
     Auth(AuthError),
     /// A preflight from an origin that is not allowed (403).
     OriginNotAllowed,
     /// The channel has its maximum of listeners (503, with `Retry-After`).
-    ChannelFull { max: usize },
+    ChannelFull {
+        max: usize,
+    },
     /// A setting is unusable (500, naming it).
     Config(ConfigError),
     /// The channel's storage failed (500).
@@ -45,6 +53,54 @@ pub enum Error {
     Contract(String),
     /// The runtime failed: a stub, a stream, a body (503: try again).
     Runtime(worker::Error),
+    /// The hub's bearer challenges (§3.8); each carries the hub's metadata URL.
+    Hub(HubRefusal),
+    /// A hub publish's body is not a form (415).
+    NotAForm,
+    /// A hub publish or subscribe that breaks a field rule (400).
+    Update(UpdateError),
+    Query(QueryError),
+    /// The hub has its maximum of subscribers (503, with `Retry-After`).
+    HubFull {
+        max: usize,
+    },
+}
+
+/// How the hub refuses a request's credentials: the status, and the `WWW-Authenticate`
+/// challenge that says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubRefusal {
+    pub kind: Challenge,
+    /// The protected-resource metadata URL, named in the challenge.
+    pub metadata_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// No token where one is required (401, no `error`).
+    Missing,
+    /// The credentials could not be read (400 `invalid_request`).
+    InvalidRequest(&'static str),
+    /// A token that fails any check (401 `invalid_token`, the same whatever the reason).
+    InvalidToken,
+    /// A valid token without the needed grant (403 `insufficient_scope`).
+    InsufficientScope,
+}
+
+impl HubRefusal {
+    fn challenge(&self) -> String {
+        let error = match self.kind {
+            Challenge::Missing => None,
+            Challenge::InvalidRequest(_) => Some("invalid_request"),
+            Challenge::InvalidToken => Some("invalid_token"),
+            Challenge::InsufficientScope => Some("insufficient_scope"),
+        };
+        let metadata = format!("resource_metadata=\"{}\"", self.metadata_url);
+        match error {
+            Some(error) => format!("Bearer error=\"{error}\", {metadata}"),
+            None => format!("Bearer {metadata}"),
+        }
+    }
 }
 
 impl Error {
@@ -60,6 +116,14 @@ impl Error {
             Error::Auth(AuthError::Wrong) | Error::OriginNotAllowed => 403,
             Error::ChannelFull { .. } | Error::Runtime(_) => 503,
             Error::Config(_) | Error::Storage(_) | Error::Contract(_) => 500,
+            Error::Hub(refusal) => match refusal.kind {
+                Challenge::InvalidRequest(_) => 400,
+                Challenge::Missing | Challenge::InvalidToken => 401,
+                Challenge::InsufficientScope => 403,
+            },
+            Error::NotAForm => 415,
+            Error::Update(_) | Error::Query(_) => 400,
+            Error::HubFull { .. } => 503,
         }
     }
 
@@ -67,7 +131,7 @@ impl Error {
     /// that are ours, not the client's, are logged (the client only gets the line).
     pub fn to_response(&self) -> worker::Result<Response> {
         let status = self.status();
-        if status >= 500 && !matches!(self, Error::ChannelFull { .. }) {
+        if status >= 500 && !matches!(self, Error::ChannelFull { .. } | Error::HubFull { .. }) {
             worker::console_error!("{status}: {self}");
         }
         let headers = Headers::new();
@@ -75,9 +139,10 @@ impl Error {
         headers.set("Cache-Control", "no-store")?;
         match self {
             Error::MethodNotAllowed { allow } => headers.set("Allow", allow)?,
-            Error::ChannelFull { .. } => {
+            Error::ChannelFull { .. } | Error::HubFull { .. } => {
                 headers.set("Retry-After", &FULL_RETRY_AFTER_SECONDS.to_string())?
             }
+            Error::Hub(refusal) => headers.set("WWW-Authenticate", &refusal.challenge())?,
             _ => {}
         }
         Ok(Response::ok(format!("{self}\n"))?
@@ -104,6 +169,20 @@ impl fmt::Display for Error {
             Error::Storage(e) => write!(f, "{e}"),
             Error::Contract(what) => write!(f, "internal request not understood: {what}"),
             Error::Runtime(_) => f.write_str("channel unavailable, try again"),
+            Error::Hub(refusal) => match refusal.kind {
+                Challenge::Missing => f.write_str("Unauthorized: a token is required"),
+                Challenge::InvalidRequest(why) => write!(f, "Invalid request: {why}"),
+                Challenge::InvalidToken => f.write_str("Unauthorized: invalid token"),
+                Challenge::InsufficientScope => {
+                    f.write_str("Forbidden: the token does not grant this topic")
+                }
+            },
+            Error::NotAForm => {
+                f.write_str("Unsupported Media Type: send application/x-www-form-urlencoded")
+            }
+            Error::Update(e) => write!(f, "{e}"),
+            Error::Query(e) => write!(f, "{e}"),
+            Error::HubFull { max } => write!(f, "the hub has its maximum of {max} subscribers"),
         }
     }
 }
@@ -165,6 +244,28 @@ impl From<SubscribeError> for Error {
     }
 }
 
+impl From<UpdateError> for Error {
+    fn from(e: UpdateError) -> Self {
+        Error::Update(e)
+    }
+}
+
+impl From<QueryError> for Error {
+    fn from(e: QueryError) -> Self {
+        Error::Query(e)
+    }
+}
+
+impl From<HubError> for Error {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::Full { max } => Error::HubFull { max },
+            HubError::Field(e) => Error::Contract(e.to_string()),
+            HubError::Log(e) => Error::Storage(e),
+        }
+    }
+}
+
 impl From<worker::Error> for Error {
     fn from(e: worker::Error) -> Self {
         Error::Runtime(e)
@@ -209,10 +310,49 @@ mod tests {
             (Error::ChannelFull { max: 1 }, 503),
             (Error::Storage(LogError("x".into())), 500),
             (Error::Contract("x".into()), 500),
+            (hub(Challenge::Missing), 401),
+            (hub(Challenge::InvalidRequest("x")), 400),
+            (hub(Challenge::InvalidToken), 401),
+            (hub(Challenge::InsufficientScope), 403),
+            (Error::NotAForm, 415),
+            (Error::Update(UpdateError::MissingTopic), 400),
+            (Error::Query(QueryError::NoMatcher), 400),
+            (Error::HubFull { max: 1 }, 503),
         ];
         for (error, status) in cases {
             assert_eq!(error.status(), status, "{error}");
         }
+    }
+
+    fn hub(kind: Challenge) -> Error {
+        Error::Hub(HubRefusal {
+            kind,
+            metadata_url: "http://h.test/m".into(),
+        })
+    }
+
+    #[test]
+    fn the_hub_challenges_say_why_a_token_was_refused() {
+        let challenge = |kind| match hub(kind) {
+            Error::Hub(r) => r.challenge(),
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            challenge(Challenge::Missing),
+            r#"Bearer resource_metadata="http://h.test/m""#
+        );
+        assert_eq!(
+            challenge(Challenge::InvalidToken),
+            r#"Bearer error="invalid_token", resource_metadata="http://h.test/m""#
+        );
+        assert_eq!(
+            challenge(Challenge::InsufficientScope),
+            r#"Bearer error="insufficient_scope", resource_metadata="http://h.test/m""#
+        );
+        assert_eq!(
+            challenge(Challenge::InvalidRequest("x")),
+            r#"Bearer error="invalid_request", resource_metadata="http://h.test/m""#
+        );
     }
 
     #[test]

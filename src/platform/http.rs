@@ -26,8 +26,7 @@ pub fn event_stream_headers() -> Result<Headers, Error> {
 pub const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
 pub const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID";
 
-/// Adds `Access-Control-Allow-Origin` when the request's origin is allowed. (A response
-/// from a Durable Object has immutable headers, so they are copied; the body is not.)
+/// Adds `Access-Control-Allow-Origin` when the request's origin is allowed.
 pub fn with_cors(
     response: Response,
     origins: &AllowedOrigins,
@@ -36,13 +35,29 @@ pub fn with_cors(
     let Some(allowed) = origins.allow(origin) else {
         return Ok(response);
     };
+    let mut extra = vec![];
+    if allowed != "*" {
+        extra.push(("Vary", "Origin".to_string()));
+    }
+    extra.insert(0, ("Access-Control-Allow-Origin", allowed));
+    with_headers(response, extra)
+}
+
+/// Adds headers to a response (a response from a Durable Object has immutable headers,
+/// so they are copied; the body is not).
+pub fn with_headers(
+    response: Response,
+    extra: Vec<(&'static str, String)>,
+) -> worker::Result<Response> {
+    if extra.is_empty() {
+        return Ok(response);
+    }
     let headers = Headers::new();
     for (name, value) in response.headers().entries() {
         headers.append(&name, &value)?;
     }
-    headers.set("Access-Control-Allow-Origin", &allowed)?;
-    if allowed != "*" {
-        headers.append("Vary", "Origin")?;
+    for (name, value) in extra {
+        headers.set(name, &value)?;
     }
     Ok(response.with_headers(headers))
 }

@@ -9,7 +9,8 @@ use worker::{event, Context, Env, Request, Response, Url};
 use super::contract::{ChannelCall, ChannelRequest};
 use super::error::Error;
 use super::http;
-use super::routes::{route, Route};
+use super::hub;
+use super::routes::{route, Route, RouteError};
 use crate::domain::auth::{check_bearer, check_reader, check_token};
 use crate::domain::{BodyKind, ChannelName, Config, EventId, Message, MessageLimits};
 
@@ -39,24 +40,46 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         );
     }
     let origin = req.headers().get("Origin")?;
-    let response = match handle(req, &env, &config).await {
+    let routed = route(req.method().as_ref(), &req.path());
+    if let Ok(Route::Hub(hub_route)) = routed {
+        // The hub's routes follow Mercure's CORS rules, errors included.
+        let response = match hub::serve(req, &env, &config, hub_route).await {
+            Ok(response) => response,
+            Err(e) => e.to_response()?,
+        };
+        return http::with_headers(response, hub::cors_headers(&config, origin.as_deref()));
+    }
+    let response = match handle(routed, req, &env, &config).await {
         Ok(response) => response,
         Err(e) => e.to_response()?,
     };
     http::with_cors(response, &config.allowed_origins, origin.as_deref())
 }
 
-async fn handle(req: Request, env: &Env, config: &Config) -> Result<Response, Error> {
-    match route(req.method().as_ref(), &req.path())? {
-        Route::Page => Ok(Response::from_html(PAGE)?),
+async fn handle(
+    routed: Result<Route, RouteError>,
+    req: Request,
+    env: &Env,
+    config: &Config,
+) -> Result<Response, Error> {
+    match routed? {
+        Route::Page => page(&req, config),
         Route::Preflight => preflight(&req, config),
         Route::Listen(channel) => listen(&req, env, config, channel).await,
         Route::Publish(channel) => publish(req, env, config, channel).await,
         Route::Ping => ping(&req, env, config).await,
         Route::Stats(channel) => stats(&req, env, config, channel).await,
-        // The hub answers 404 until it is configured (and until it is served here).
-        Route::Hub(_) => Err(Error::NotFound),
+        Route::Hub(_) => unreachable!("hub routes are served by hub::serve"),
     }
+}
+
+/// `GET /`: the demo page, announcing the hub when there is one (§9.1).
+fn page(req: &Request, config: &Config) -> Result<Response, Error> {
+    let mut response = Response::from_html(PAGE)?;
+    if let Some(link) = hub::discovery_link(config, &req.url()?) {
+        response.headers_mut().set("Link", &link)?;
+    }
+    Ok(response)
 }
 
 fn preflight(req: &Request, config: &Config) -> Result<Response, Error> {

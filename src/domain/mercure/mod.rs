@@ -5,6 +5,7 @@
 //! Section numbers (§) refer to the requirement list `mercure-hub.md`.
 
 pub mod subscribe;
+pub mod subscriber;
 pub mod subscriptions;
 mod template;
 pub mod text;

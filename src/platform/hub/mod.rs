@@ -1,5 +1,248 @@
-//! The Mercure hub's face of the platform: reading tokens from requests, CORS for the
-//! hub's routes, and the hub's Durable Object.
+//! The Mercure hub's face of the platform (`/.well-known/mercure`): the Worker's side of
+//! each hub route (tokens read and verified, requests validated, then a [`HubCall`] to
+//! the hub's one object), the hub's CORS, and the hub's Durable Object. The rules
+//! themselves are the domain's (`domain::mercure`).
 
 pub mod cors;
 pub mod credentials;
+mod object;
+
+use serde_json::json;
+use wasm_bindgen::JsCast;
+use worker::js_sys;
+use worker::{Date, Env, Headers, Request, Response, Url};
+
+use self::credentials::{claimed_origin, find_token, Carriers, Source};
+use super::contract::HubCall;
+use super::error::{Challenge, Error, HubRefusal};
+use super::routes::{HubRoute, HUB_PATH};
+use crate::domain::mercure::{
+    urn_uuid, verify, Action, Grants, SubscribeQuery, TokenContext, UpdateForm,
+};
+use crate::domain::Config;
+
+/// The request's view of the hub: R and the metadata URL, from the URL as received.
+struct HubRequest<'a> {
+    headers: Headers,
+    url: Url,
+    config: &'a Config,
+    origin: String,
+}
+
+impl HubRequest<'_> {
+    /// R: `{scheme}://{host}/.well-known/mercure`.
+    fn resource(&self) -> String {
+        format!("{}{HUB_PATH}", self.origin)
+    }
+
+    fn metadata_url(&self) -> String {
+        format!(
+            "{}/.well-known/oauth-protected-resource{HUB_PATH}",
+            self.origin
+        )
+    }
+
+    fn refuse(&self, kind: Challenge) -> Error {
+        Error::Hub(HubRefusal {
+            kind,
+            metadata_url: self.metadata_url(),
+        })
+    }
+
+    fn query_values(&self, name: &str) -> Vec<String> {
+        self.url
+            .query_pairs()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
+    /// Reads and verifies the request's token with `key`; `None` when it has none.
+    fn grants(&self, key: Option<&str>, publishing: bool) -> Result<Option<Grants>, Error> {
+        let headers = &self.headers;
+        let authorization = headers.get("Authorization")?;
+        let cookie = headers.get("Cookie")?;
+        let query = self.query_values("authorization");
+        let presented = find_token(Carriers {
+            authorization: authorization.as_deref(),
+            query: &query,
+            cookie: cookie.as_deref(),
+        })
+        .map_err(|e| self.refuse(Challenge::InvalidRequest(e.0)))?;
+        let Some(presented) = presented else {
+            return Ok(None);
+        };
+        if publishing && presented.source == Source::Cookie {
+            let claimed = claimed_origin(
+                headers.get("Origin")?.as_deref(),
+                headers.get("Referer")?.as_deref(),
+            );
+            let allowed = claimed.is_some_and(|origin| {
+                cors::may_use_cookie(
+                    self.config.mercure.cors_origins.as_ref(),
+                    &origin,
+                    &self.origin,
+                )
+            });
+            if !allowed {
+                return Err(self.refuse(Challenge::InvalidRequest(
+                    "a cookie token publishes only from an allowed origin",
+                )));
+            }
+        }
+        let ctx = TokenContext {
+            now_s: Date::now().as_millis() / 1000,
+            issuers: self.config.mercure.issuers.clone(),
+            resource: self.resource(),
+        };
+        let key = key.ok_or_else(|| self.refuse(Challenge::InvalidToken))?;
+        match verify(&presented.token, key.as_bytes(), &ctx) {
+            Ok(grants) => Ok(Some(grants)),
+            Err(e) => {
+                worker::console_log!("hub token refused: {}", e.reason());
+                Err(self.refuse(Challenge::InvalidToken))
+            }
+        }
+    }
+}
+
+/// Serves a hub route; its response gets the hub's CORS headers.
+pub async fn serve(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    route: HubRoute,
+) -> Result<Response, Error> {
+    if !config.mercure.enabled() {
+        return Err(Error::NotFound);
+    }
+    let url = req.url()?;
+    let hub = HubRequest {
+        origin: url.origin().ascii_serialization(),
+        url,
+        config,
+        headers: req.headers().clone(),
+    };
+    match route {
+        HubRoute::Subscribe => subscribe(&hub, env).await,
+        HubRoute::Publish => {
+            let call = read_publish(&hub, &mut req).await?;
+            call.send(env).await
+        }
+        HubRoute::Preflight => {
+            let headers = Headers::new();
+            let origin = req.headers().get("Origin")?;
+            for (name, value) in
+                cors::preflight_headers(config.mercure.cors_origins.as_ref(), origin.as_deref())
+            {
+                headers.set(name, &value)?;
+            }
+            Ok(Response::empty()?.with_status(204).with_headers(headers))
+        }
+        HubRoute::Metadata => metadata(&hub),
+        // The subscriptions API is not served yet.
+        HubRoute::Subscriptions(_) => Err(Error::NotFound),
+    }
+}
+
+/// `GET /.well-known/mercure` (§6).
+async fn subscribe(hub: &HubRequest<'_>, env: &Env) -> Result<Response, Error> {
+    let grants = hub.grants(hub.config.mercure.subscriber_key.as_deref(), false)?;
+    if grants.is_none() && !hub.config.mercure.anonymous {
+        return Err(hub.refuse(Challenge::Missing));
+    }
+    let query = SubscribeQuery::parse(hub.url.query().unwrap_or(""), &hub.resource())?;
+    let header = hub.headers.get("Last-Event-ID")?.filter(|v| !v.is_empty());
+    let cursor = query.cursor(header.as_deref()).map(str::to_string);
+    HubCall::Subscribe {
+        base: hub.resource(),
+        subscriber_id: urn_uuid(random_bytes()?),
+        specs: query.specs(),
+        grants,
+        cursor,
+    }
+    .send(env)
+    .await
+}
+
+/// `POST /.well-known/mercure` (§4), checked in the order of §4.1.
+async fn read_publish(hub: &HubRequest<'_>, req: &mut Request) -> Result<HubCall, Error> {
+    let grants = hub
+        .grants(hub.config.mercure.publisher_key.as_deref(), true)?
+        .ok_or_else(|| hub.refuse(Challenge::Missing))?;
+    let content_type = req.headers().get("Content-Type")?;
+    let essence = content_type
+        .as_deref()
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase());
+    if essence.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(Error::NotAForm);
+    }
+    let max = hub.config.max_body_bytes;
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(Error::TooLarge { max });
+    }
+    let body = req.bytes().await?;
+    if body.len() > max {
+        return Err(Error::TooLarge { max });
+    }
+    let form = UpdateForm::parse(&body)?;
+    if !grants.allows_all(Action::Publish, form.topics()?) {
+        return Err(hub.refuse(Challenge::InsufficientScope));
+    }
+    let update = form.validate(&hub.resource())?;
+    let id = match &update.id {
+        Some(id) => id.clone(),
+        None => urn_uuid(random_bytes()?),
+    };
+    Ok(HubCall::Publish { update, id })
+}
+
+/// `GET /.well-known/oauth-protected-resource/.well-known/mercure` (§9.2).
+fn metadata(hub: &HubRequest<'_>) -> Result<Response, Error> {
+    let mercure = &hub.config.mercure;
+    if mercure.publisher_key.is_none() && mercure.subscriber_key.is_none() {
+        return Err(Error::NotFound);
+    }
+    let mut document = json!({
+        "resource": hub.resource(),
+        "authorization_details_types_supported": ["https://mercure.rocks/authorization-detail"],
+        "bearer_methods_supported": ["header"],
+        "mercure_cookie": credentials::COOKIES[0],
+    });
+    if mercure.subscriptions {
+        document["mercure_subscriptions"] = json!(true);
+    }
+    super::http::json(&document)
+}
+
+/// The hub's CORS headers for a response to a request from `origin` (§8).
+pub fn cors_headers(config: &Config, origin: Option<&str>) -> Vec<(&'static str, String)> {
+    cors::headers(config.mercure.cors_origins.as_ref(), origin)
+}
+
+/// The `Link` header announcing the hub (§9.1), when there is one.
+pub fn discovery_link(config: &Config, url: &Url) -> Option<String> {
+    config.mercure.enabled().then(|| {
+        format!(
+            "<{}{HUB_PATH}>; rel=\"mercure\"",
+            url.origin().ascii_serialization()
+        )
+    })
+}
+
+/// 16 bytes from the runtime's secure random source (`crypto.getRandomValues`).
+fn random_bytes() -> Result<[u8; 16], Error> {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())?;
+    let fill: js_sys::Function =
+        js_sys::Reflect::get(&crypto, &"getRandomValues".into())?.dyn_into()?;
+    let array = js_sys::Uint8Array::new_with_length(16);
+    fill.call1(&crypto, &array)?;
+    let mut out = [0u8; 16];
+    array.copy_to(&mut out);
+    Ok(out)
+}

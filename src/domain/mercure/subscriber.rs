@@ -1,0 +1,85 @@
+//! A hub subscriber, as the hub's object holds it: its id, what it listens to, what its
+//! token grants and when that token ends.
+
+use super::token::Grants;
+use super::topic::{TopicMatcher, TopicSpec};
+use super::update::receives;
+use crate::domain::hub::{Admission, UpdateRoute};
+
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// `urn:uuid:<random>`, made by the hub (§7.1).
+    pub id: String,
+    /// One per matcher parameter, in the order given.
+    pub matchers: Vec<TopicMatcher>,
+    /// The verified token's grants; `None` for an anonymous subscriber.
+    pub grants: Option<Grants>,
+}
+
+impl Subscriber {
+    pub fn specs(&self) -> impl Iterator<Item = &TopicSpec> {
+        self.matchers.iter().map(TopicMatcher::spec)
+    }
+
+    /// When its token expires, in milliseconds since the epoch (§6.8).
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        self.grants
+            .as_ref()
+            .and_then(Grants::exp)
+            .map(|s| s.saturating_mul(1000))
+    }
+
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms().is_some_and(|exp| now_ms >= exp)
+    }
+}
+
+impl Admission for Subscriber {
+    fn admits(&self, route: &UpdateRoute) -> bool {
+        receives(
+            &self.matchers,
+            self.grants.as_ref(),
+            &route.topics,
+            route.private,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::mercure::MatcherKind;
+
+    const BASE: &str = "http://h.test/.well-known/mercure";
+
+    fn subscriber(selectors: &[&str]) -> Subscriber {
+        Subscriber {
+            id: "urn:uuid:1".into(),
+            matchers: selectors
+                .iter()
+                .map(|s| {
+                    TopicMatcher::compile(&TopicSpec::new(MatcherKind::Selector, *s), BASE).unwrap()
+                })
+                .collect(),
+            grants: None,
+        }
+    }
+
+    fn route(topics: &[&str], private: bool) -> UpdateRoute {
+        UpdateRoute {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            private,
+        }
+    }
+
+    #[test]
+    fn an_anonymous_subscriber_gets_the_public_updates_its_selectors_match() {
+        let s = subscriber(&["https://a.test/books/{id}"]);
+        assert!(s.admits(&route(&["https://a.test/books/1"], false)));
+        assert!(s.admits(&route(&["x", "https://a.test/books/2"], false)));
+        assert!(!s.admits(&route(&["https://a.test/books/1"], true)));
+        assert!(!s.admits(&route(&["https://a.test/films/1"], false)));
+        assert_eq!(s.expires_at_ms(), None);
+        assert!(!s.expired(u64::MAX));
+    }
+}

@@ -1,0 +1,238 @@
+//! The Durable Object that hosts the Mercure hub: its subscribers' streams, its hub-wide
+//! history in SQLite, and a keep-alive alarm while anyone subscribes. The Worker has
+//! verified every token and validated every request; this object reads [`HubCall`]s.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use worker::{durable_object, Date, Delay, DurableObject, Env, Headers, Request, Response, State};
+
+use super::super::contract::HubCall;
+use super::super::error::Error;
+use super::super::outlet::StreamOutlet;
+use super::super::sql_log::SqlLog;
+use crate::domain::hub::{self, Cursor, HubSettings, HubUpdate, UpdateRoute, EARLIEST};
+use crate::domain::mercure::subscriber::Subscriber;
+use crate::domain::mercure::{TopicMatcher, TopicSpec, Update};
+use crate::domain::{Config, HistoryPolicy};
+
+struct Hosted {
+    config: Config,
+    hub: hub::Hub<StreamOutlet, SqlLog, Subscriber>,
+}
+
+#[durable_object]
+pub struct Hub {
+    state: State,
+    env: Env,
+    hosted: Rc<RefCell<Option<Hosted>>>,
+    keep_alive_armed: Cell<bool>,
+    flush_scheduled: Rc<Cell<bool>>,
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+/// The headers every hub stream carries (§6.4).
+fn stream_headers() -> Result<Headers, Error> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "text/event-stream")?;
+    headers.set(
+        "Cache-Control",
+        "private, no-cache, no-store, must-revalidate, max-age=0",
+    )?;
+    headers.set("X-Accel-Buffering", "no")?;
+    Ok(headers)
+}
+
+impl Hub {
+    fn ensure_open(&self) -> Result<(), Error> {
+        if self.hosted.borrow().is_some() {
+            return Ok(());
+        }
+        let config = super::super::read_config(&self.env)?;
+        let log = SqlLog::open(self.state.storage().sql())?;
+        let settings = HubSettings {
+            queue_capacity: config.queue_capacity,
+            max_subscribers: config.max_listeners,
+            retry_ms: config.retry_ms,
+            history: HistoryPolicy {
+                max_events: config.history_size,
+                max_age_ms: config.history_max_age_ms,
+            },
+        };
+        let hub = hub::Hub::new(settings, log);
+        *self.hosted.borrow_mut() = Some(Hosted { config, hub });
+        Ok(())
+    }
+
+    fn with_hosted<T>(&self, f: impl FnOnce(&mut Hosted) -> T) -> T {
+        let mut hosted = self.hosted.borrow_mut();
+        f(hosted.as_mut().expect("ensure_open ran first"))
+    }
+
+    async fn serve(&self, req: &mut Request) -> Result<Response, Error> {
+        let call = HubCall::read(req).await?;
+        self.ensure_open()?;
+        match call {
+            HubCall::Subscribe {
+                base,
+                subscriber_id,
+                specs,
+                grants,
+                cursor,
+            } => {
+                let subscriber = Subscriber {
+                    id: subscriber_id,
+                    matchers: compile(&specs, &base)?,
+                    grants,
+                };
+                self.subscribe(subscriber, cursor).await
+            }
+            HubCall::Publish { update, id } => self.publish(update, id),
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        subscriber: Subscriber,
+        cursor: Option<String>,
+    ) -> Result<Response, Error> {
+        let expires_at = subscriber.expires_at_ms();
+        let cursor = cursor.map(|c| match c.as_str() {
+            EARLIEST => Cursor::Earliest,
+            _ => Cursor::After(c),
+        });
+        let capacity = self.with_hosted(|h| h.config.queue_capacity);
+        let (outlet, body) = StreamOutlet::open(capacity)?;
+        let subscribed = self.with_hosted(|h| {
+            h.hub
+                .subscribe(outlet, subscriber, cursor.as_ref(), now_ms())
+        })?;
+        self.arm_keep_alive().await?;
+        if let Some(at) = expires_at {
+            self.close_expired_at(at);
+        }
+        let headers = stream_headers()?;
+        if let Some(id) = subscribed.last_event_id {
+            headers.set("Last-Event-ID", &id)?;
+            headers.set("Mercure-Last-Event-ID", &id)?;
+        }
+        Ok(Response::builder()
+            .with_status(200)
+            .with_headers(headers)
+            .stream(body))
+    }
+
+    fn publish(&self, update: Update, id: String) -> Result<Response, Error> {
+        let update = HubUpdate {
+            id,
+            route: UpdateRoute {
+                topics: update.topics,
+                private: update.private,
+            },
+            event_type: update.event_type,
+            retry_ms: update.retry_ms,
+            data: update.data,
+        };
+        self.with_hosted(|h| h.hub.publish(&update, now_ms()))?;
+        self.schedule_flush();
+        let headers = Headers::new();
+        headers.set("Content-Type", "text/plain; charset=utf-8")?;
+        Ok(Response::ok(update.id)?.with_headers(headers))
+    }
+
+    /// Ends the streams whose token expires at `at_ms`, at that instant (§6.8).
+    fn close_expired_at(&self, at_ms: u64) {
+        let hosted = Rc::clone(&self.hosted);
+        self.state.wait_until(async move {
+            Delay::from(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
+            if let Some(h) = hosted.borrow_mut().as_mut() {
+                let now = now_ms();
+                h.hub.close_where(|s| s.expired(now));
+            }
+        });
+    }
+
+    fn schedule_flush(&self) {
+        if self.flush_scheduled.replace(true) {
+            return;
+        }
+        let window = self.with_hosted(|h| h.config.batch_window_ms);
+        let hosted = Rc::clone(&self.hosted);
+        let scheduled = Rc::clone(&self.flush_scheduled);
+        self.state.wait_until(async move {
+            Delay::from(Duration::from_millis(window)).await;
+            scheduled.set(false);
+            if let Some(h) = hosted.borrow_mut().as_mut() {
+                h.hub.flush();
+            }
+        });
+    }
+
+    async fn arm_keep_alive(&self) -> Result<(), Error> {
+        if self.keep_alive_armed.replace(true) {
+            return Ok(());
+        }
+        let interval = self.with_hosted(|h| h.config.keep_alive_ms());
+        let armed = self
+            .state
+            .storage()
+            .set_alarm(Duration::from_millis(interval))
+            .await;
+        if armed.is_err() {
+            self.keep_alive_armed.set(false);
+        }
+        Ok(armed?)
+    }
+}
+
+/// Compiles the subscriber's matchers (the Worker compiled them once to validate them).
+fn compile(specs: &[TopicSpec], base: &str) -> Result<Vec<TopicMatcher>, Error> {
+    specs
+        .iter()
+        .map(|spec| TopicMatcher::compile(spec, base).map_err(|e| Error::Contract(e.to_string())))
+        .collect()
+}
+
+impl DurableObject for Hub {
+    fn new(state: State, env: Env) -> Self {
+        Hub {
+            state,
+            env,
+            hosted: Rc::new(RefCell::new(None)),
+            keep_alive_armed: Cell::new(false),
+            flush_scheduled: Rc::new(Cell::new(false)),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        match self.serve(&mut req).await {
+            Ok(response) => Ok(response),
+            Err(e) => e.to_response(),
+        }
+    }
+
+    /// The keep-alive tick: comments, stalled subscribers cut, expired tokens ended.
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.keep_alive_armed.set(false);
+        if self.ensure_open().is_ok() {
+            let subscribers = self.with_hosted(|h| {
+                let now = now_ms();
+                h.hub.close_where(|s| s.expired(now));
+                if let Err(e) = h.hub.keep_alive(now) {
+                    worker::console_error!("hub storage failed: {e}");
+                }
+                h.hub.len()
+            });
+            if subscribers > 0 {
+                if let Err(e) = self.arm_keep_alive().await {
+                    return e.to_response();
+                }
+            }
+        }
+        Response::empty()
+    }
+}

@@ -179,6 +179,15 @@ pub enum HubCall {
     },
     /// Dispatch an update; `id` is the publisher's or a generated one.
     Publish { update: Update, id: String },
+    /// Answer the subscriptions API (§7.3): the path's remainder after
+    /// `/.well-known/mercure/subscriptions`, raw, and the whole path as received.
+    Subscriptions {
+        base: String,
+        remainder: String,
+        raw_path: String,
+        grants: Grants,
+        if_none_match: Option<String>,
+    },
 }
 
 impl HubCall {

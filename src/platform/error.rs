@@ -60,6 +60,8 @@ pub enum Error {
     /// A hub publish or subscribe that breaks a field rule (400).
     Update(UpdateError),
     Query(QueryError),
+    /// A subscriptions API path that does not decode (400).
+    BadPath(String),
     /// The hub has its maximum of subscribers (503, with `Retry-After`).
     HubFull {
         max: usize,
@@ -122,7 +124,7 @@ impl Error {
                 Challenge::InsufficientScope => 403,
             },
             Error::NotAForm => 415,
-            Error::Update(_) | Error::Query(_) => 400,
+            Error::Update(_) | Error::Query(_) | Error::BadPath(_) => 400,
             Error::HubFull { .. } => 503,
         }
     }
@@ -182,6 +184,7 @@ impl fmt::Display for Error {
             }
             Error::Update(e) => write!(f, "{e}"),
             Error::Query(e) => write!(f, "{e}"),
+            Error::BadPath(why) => f.write_str(why),
             Error::HubFull { max } => write!(f, "the hub has its maximum of {max} subscribers"),
         }
     }

@@ -1,6 +1,7 @@
 //! A hub subscriber, as the hub's object holds it: its id, what it listens to, what its
 //! token grants and when that token ends.
 
+use super::subscriptions::Subscription;
 use super::token::Grants;
 use super::topic::{TopicMatcher, TopicSpec};
 use super::update::receives;
@@ -31,6 +32,18 @@ impl Subscriber {
 
     pub fn expired(&self, now_ms: u64) -> bool {
         self.expires_at_ms().is_some_and(|exp| now_ms >= exp)
+    }
+
+    /// Its subscriptions, one per matcher (§7.1), as active or as ended.
+    pub fn subscriptions(&self, active: bool) -> Vec<Subscription> {
+        self.specs()
+            .map(|spec| Subscription {
+                spec: spec.clone(),
+                subscriber: self.id.clone(),
+                active,
+                payload: self.grants.as_ref().and_then(|g| g.payload_for(spec)),
+            })
+            .collect()
     }
 }
 
@@ -81,5 +94,16 @@ mod tests {
         assert!(!s.admits(&route(&["https://a.test/films/1"], false)));
         assert_eq!(s.expires_at_ms(), None);
         assert!(!s.expired(u64::MAX));
+    }
+
+    #[test]
+    fn each_matcher_is_one_subscription_of_the_subscriber() {
+        let s = subscriber(&["a", "b"]);
+        let subs = s.subscriptions(false);
+        assert_eq!(subs.len(), 2);
+        assert_eq!(subs[1].spec.text, "b");
+        assert_eq!(subs[1].subscriber, "urn:uuid:1");
+        assert!(!subs[1].active);
+        assert_eq!(subs[0].payload, None);
     }
 }

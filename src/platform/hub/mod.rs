@@ -140,8 +140,24 @@ pub async fn serve(
             Ok(Response::empty()?.with_status(204).with_headers(headers))
         }
         HubRoute::Metadata => metadata(&hub),
-        // The subscriptions API is not served yet.
-        HubRoute::Subscriptions(_) => Err(Error::NotFound),
+        HubRoute::Subscriptions(remainder) => {
+            if !config.mercure.subscriptions {
+                return Err(Error::NotFound);
+            }
+            // A subscriber token is required, even for an anonymous hub (§7.4).
+            let grants = hub
+                .grants(config.mercure.subscriber_key.as_deref(), false)?
+                .ok_or_else(|| hub.refuse(Challenge::Missing))?;
+            HubCall::Subscriptions {
+                base: hub.resource(),
+                raw_path: hub.url.path().to_string(),
+                remainder,
+                grants,
+                if_none_match: hub.headers.get("If-None-Match")?,
+            }
+            .send(env)
+            .await
+        }
     }
 }
 
@@ -156,7 +172,7 @@ async fn subscribe(hub: &HubRequest<'_>, env: &Env) -> Result<Response, Error> {
     let cursor = query.cursor(header.as_deref()).map(str::to_string);
     HubCall::Subscribe {
         base: hub.resource(),
-        subscriber_id: urn_uuid(random_bytes()?),
+        subscriber_id: random_id()?,
         specs: query.specs(),
         grants,
         cursor,
@@ -197,7 +213,7 @@ async fn read_publish(hub: &HubRequest<'_>, req: &mut Request) -> Result<HubCall
     let update = form.validate(&hub.resource())?;
     let id = match &update.id {
         Some(id) => id.clone(),
-        None => urn_uuid(random_bytes()?),
+        None => random_id()?,
     };
     Ok(HubCall::Publish { update, id })
 }
@@ -233,6 +249,17 @@ pub fn discovery_link(config: &Config, url: &Url) -> Option<String> {
             url.origin().ascii_serialization()
         )
     })
+}
+
+/// The protected-resource metadata URL of the hub at `resource` (R).
+fn metadata_url_of(resource: &str) -> String {
+    let origin = resource.strip_suffix(HUB_PATH).unwrap_or(resource);
+    format!("{origin}/.well-known/oauth-protected-resource{HUB_PATH}")
+}
+
+/// A new `urn:uuid:` id (updates, subscribers).
+fn random_id() -> Result<String, Error> {
+    Ok(urn_uuid(random_bytes()?))
 }
 
 /// 16 bytes from the runtime's secure random source (`crypto.getRandomValues`).

@@ -10,16 +10,77 @@ use worker::{durable_object, Date, Delay, DurableObject, Env, Headers, Request, 
 
 use super::super::contract::HubCall;
 use super::super::error::Error;
+use super::super::error::{Challenge, HubRefusal};
 use super::super::outlet::StreamOutlet;
 use super::super::sql_log::SqlLog;
+use super::random_id;
 use crate::domain::hub::{self, Cursor, HubSettings, HubUpdate, UpdateRoute, EARLIEST};
 use crate::domain::mercure::subscriber::Subscriber;
-use crate::domain::mercure::{TopicMatcher, TopicSpec, Update};
+use crate::domain::mercure::subscriptions::{collection_document, content_type, Subscription};
+use crate::domain::mercure::{ApiPath, Grants, TopicMatcher, TopicSpec, Update};
 use crate::domain::{Config, HistoryPolicy};
 
 struct Hosted {
     config: Config,
     hub: hub::Hub<StreamOutlet, SqlLog, Subscriber>,
+}
+
+impl Hosted {
+    /// Publishes the private updates that announce subscriptions starting or ending
+    /// (§7.2), when they are on; returns whether it published any.
+    fn announce(&mut self, subscriptions: Vec<Subscription>) -> bool {
+        if !self.config.mercure.subscriptions || subscriptions.is_empty() {
+            return false;
+        }
+        let now = now_ms();
+        for subscription in subscriptions {
+            let published = random_id().map_err(|e| e.to_string()).and_then(|id| {
+                self.hub
+                    .publish(&hub_update(subscription.event(), id), now)
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = published {
+                worker::console_error!("a subscription event was not published: {e}");
+            }
+        }
+        true
+    }
+
+    /// Flushes, and announces the end of the subscriptions of subscribers that left (which
+    /// is flushed in turn, and may cut more), until nothing is left to send.
+    fn settle(&mut self) {
+        loop {
+            self.hub.flush();
+            if !self.announce_departures() {
+                break;
+            }
+        }
+    }
+
+    /// Announces the end of the subscriptions of subscribers that left; returns whether
+    /// it published any.
+    fn announce_departures(&mut self) -> bool {
+        let ended: Vec<Subscription> = self
+            .hub
+            .take_departed()
+            .iter()
+            .flat_map(|s| s.subscriptions(false))
+            .collect();
+        self.announce(ended)
+    }
+}
+
+fn hub_update(update: Update, id: String) -> HubUpdate {
+    HubUpdate {
+        id,
+        route: UpdateRoute {
+            topics: update.topics,
+            private: update.private,
+        },
+        event_type: update.event_type,
+        retry_ms: update.retry_ms,
+        data: update.data,
+    }
 }
 
 #[durable_object]
@@ -92,6 +153,13 @@ impl Hub {
                 self.subscribe(subscriber, cursor).await
             }
             HubCall::Publish { update, id } => self.publish(update, id),
+            HubCall::Subscriptions {
+                base,
+                remainder,
+                raw_path,
+                grants,
+                if_none_match,
+            } => self.subscriptions(&base, &remainder, &raw_path, &grants, if_none_match),
         }
     }
 
@@ -101,6 +169,7 @@ impl Hub {
         cursor: Option<String>,
     ) -> Result<Response, Error> {
         let expires_at = subscriber.expires_at_ms();
+        let started = subscriber.subscriptions(true);
         let cursor = cursor.map(|c| match c.as_str() {
             EARLIEST => Cursor::Earliest,
             _ => Cursor::After(c),
@@ -111,6 +180,9 @@ impl Hub {
             h.hub
                 .subscribe(outlet, subscriber, cursor.as_ref(), now_ms())
         })?;
+        if self.with_hosted(|h| h.announce(started)) {
+            self.schedule_flush();
+        }
         self.arm_keep_alive().await?;
         if let Some(at) = expires_at {
             self.close_expired_at(at);
@@ -127,21 +199,64 @@ impl Hub {
     }
 
     fn publish(&self, update: Update, id: String) -> Result<Response, Error> {
-        let update = HubUpdate {
-            id,
-            route: UpdateRoute {
-                topics: update.topics,
-                private: update.private,
-            },
-            event_type: update.event_type,
-            retry_ms: update.retry_ms,
-            data: update.data,
-        };
+        let update = hub_update(update, id);
         self.with_hosted(|h| h.hub.publish(&update, now_ms()))?;
         self.schedule_flush();
         let headers = Headers::new();
         headers.set("Content-Type", "text/plain; charset=utf-8")?;
         Ok(Response::ok(update.id)?.with_headers(headers))
+    }
+
+    /// The subscriptions API (§7.3 to §7.5).
+    fn subscriptions(
+        &self,
+        base: &str,
+        remainder: &str,
+        raw_path: &str,
+        grants: &Grants,
+        if_none_match: Option<String>,
+    ) -> Result<Response, Error> {
+        self.with_hosted(|h| {
+            let path = ApiPath::parse(remainder, |id| h.hub.subscribers().any(|s| s.id == id))
+                .map_err(|e| Error::BadPath(e.to_string()))?;
+            if !path.is_authorized(grants, raw_path) {
+                return Err(Error::Hub(HubRefusal {
+                    kind: Challenge::InsufficientScope,
+                    metadata_url: super::metadata_url_of(base),
+                }));
+            }
+            let last_event_id = h.hub.last_event_id()?.unwrap_or_else(|| EARLIEST.into());
+            let listed: Vec<Subscription> = h
+                .hub
+                .subscribers()
+                .flat_map(|s| s.subscriptions(true))
+                .filter(|s| path.selects(s))
+                .collect();
+            let family = path.family(grants.generation());
+            let body = match &path {
+                ApiPath::Single(..) => match listed.first() {
+                    Some(one) => one.single_document(&last_event_id),
+                    None => return Err(Error::NotFound),
+                },
+                _ => collection_document(family, raw_path, &last_event_id, &listed),
+            };
+            let tag = format!("\"{}\"", header_quoted(&last_event_id));
+            let headers = Headers::new();
+            headers.set(
+                "Link",
+                &format!(
+                    "<{base}>; rel=\"mercure\"; last-event-id=\"{}\"; type=\"mercure\"; content-type=\"application/json\"",
+                    header_quoted(&last_event_id)
+                ),
+            )?;
+            headers.set("ETag", &tag)?;
+            headers.set("Cache-Control", "must-revalidate")?;
+            if if_none_match.is_some_and(|t| t.split(',').any(|t| t.trim() == tag || t.trim() == "*")) {
+                return Ok(Response::empty()?.with_status(304).with_headers(headers));
+            }
+            headers.set("Content-Type", content_type(family))?;
+            Ok(Response::ok(body)?.with_headers(headers))
+        })
     }
 
     /// Ends the streams whose token expires at `at_ms`, at that instant (§6.8).
@@ -152,10 +267,13 @@ impl Hub {
             if let Some(h) = hosted.borrow_mut().as_mut() {
                 let now = now_ms();
                 h.hub.close_where(|s| s.expired(now));
+                h.settle();
             }
         });
     }
 
+    /// Sends what was published once the batch window has passed (with a window of 0,
+    /// once the object is idle).
     fn schedule_flush(&self) {
         if self.flush_scheduled.replace(true) {
             return;
@@ -167,7 +285,7 @@ impl Hub {
             Delay::from(Duration::from_millis(window)).await;
             scheduled.set(false);
             if let Some(h) = hosted.borrow_mut().as_mut() {
-                h.hub.flush();
+                h.settle();
             }
         });
     }
@@ -187,6 +305,13 @@ impl Hub {
         }
         Ok(armed?)
     }
+}
+
+/// The header-safe form of an id inside a quoted parameter (ids may hold `"` and `\`).
+fn header_quoted(id: &str) -> String {
+    id.replace('%', "%25")
+        .replace('"', "%22")
+        .replace('\\', "%5C")
 }
 
 /// Compiles the subscriber's matchers (the Worker compiled them once to validate them).
@@ -225,6 +350,7 @@ impl DurableObject for Hub {
                 if let Err(e) = h.hub.keep_alive(now) {
                     worker::console_error!("hub storage failed: {e}");
                 }
+                h.settle();
                 h.hub.len()
             });
             if subscribers > 0 {

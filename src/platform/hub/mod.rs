@@ -23,6 +23,7 @@ use crate::domain::Config;
 
 /// The request's view of the hub: R and the metadata URL, from the URL as received.
 struct HubRequest<'a> {
+    head: bool,
     headers: Headers,
     url: Url,
     config: &'a Config,
@@ -118,6 +119,7 @@ pub async fn serve(
     }
     let url = req.url()?;
     let hub = HubRequest {
+        head: req.method() == worker::Method::Head,
         origin: url.origin().ascii_serialization(),
         url,
         config,
@@ -170,6 +172,10 @@ async fn subscribe(hub: &HubRequest<'_>, env: &Env) -> Result<Response, Error> {
     let query = SubscribeQuery::parse(hub.url.query().unwrap_or(""), &hub.resource())?;
     let header = hub.headers.get("Last-Event-ID")?.filter(|v| !v.is_empty());
     let cursor = query.cursor(header.as_deref()).map(str::to_string);
+    if hub.head {
+        // A HEAD learns what a subscribe would answer without becoming a subscriber.
+        return Ok(Response::empty()?.with_headers(object::stream_headers()?));
+    }
     HubCall::Subscribe {
         base: hub.resource(),
         subscriber_id: random_id()?,

@@ -97,7 +97,7 @@ fn now_ms() -> u64 {
 }
 
 /// The headers every hub stream carries (§6.4).
-fn stream_headers() -> Result<Headers, Error> {
+pub(super) fn stream_headers() -> Result<Headers, Error> {
     let headers = Headers::new();
     headers.set("Content-Type", "text/event-stream")?;
     headers.set(

@@ -3,14 +3,14 @@
 //! request before it gets here; this object only reads the typed [`ChannelCall`]s of
 //! the contract.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::cell::Cell;
 use std::time::Duration;
 
 use worker::{durable_object, Date, Delay, DurableObject, Env, Request, Response, State};
 
 use super::contract::{ChannelCall, ChannelRequest};
 use super::error::Error;
+use super::host::Host;
 use super::http;
 use super::outlet::StreamOutlet;
 use super::sql_log::SqlLog;
@@ -42,12 +42,9 @@ impl Hosted {
 pub struct Channel {
     state: State,
     env: Env,
-    /// Shared with the flush that runs after a publish's request has finished.
-    hosted: Rc<RefCell<Option<Hosted>>>,
-    keep_alive_armed: Cell<bool>,
+    host: Host<Hosted>,
     /// When the last probe for gone clients was written.
     last_probe_ms: Cell<u64>,
-    flush_scheduled: Rc<Cell<bool>>,
 }
 
 fn now_ms() -> u64 {
@@ -58,19 +55,16 @@ impl Channel {
     /// Opens the channel on first use: configuration and stored history (read only; the
     /// tables appear with the first write).
     fn ensure_open(&self) -> Result<(), Error> {
-        if self.hosted.borrow().is_some() {
-            return Ok(());
-        }
-        let config = super::read_config(&self.env)?;
-        let log = SqlLog::open(self.state.storage().sql())?;
-        let channel = domain::Channel::new((&config).into(), log);
-        *self.hosted.borrow_mut() = Some(Hosted { config, channel });
-        Ok(())
+        self.host.ensure_open(|| {
+            let config = super::read_config(&self.env)?;
+            let log = SqlLog::open(self.state.storage().sql())?;
+            let channel = domain::Channel::new((&config).into(), log);
+            Ok(Hosted { config, channel })
+        })
     }
 
     fn with_hosted<T>(&self, f: impl FnOnce(&mut Hosted) -> T) -> T {
-        let mut hosted = self.hosted.borrow_mut();
-        f(hosted.as_mut().expect("ensure_open ran first"))
+        self.host.with(f)
     }
 
     async fn serve(&self, req: &mut Request) -> Result<Response, Error> {
@@ -122,39 +116,18 @@ impl Channel {
         http::json(&stats.to_json(channel.as_str()))
     }
 
-    /// Sends what was published to the listeners once the batch window has passed (with a
-    /// window of 0, once the object is idle: everything published meanwhile goes together).
+    /// Sends what was published to the listeners once the batch window has passed.
     fn schedule_flush(&self) {
-        if self.flush_scheduled.replace(true) {
-            return;
-        }
         let window = self.with_hosted(|h| h.config.batch_window_ms);
-        let hosted = Rc::clone(&self.hosted);
-        let scheduled = Rc::clone(&self.flush_scheduled);
-        self.state.wait_until(async move {
-            Delay::from(Duration::from_millis(window)).await;
-            scheduled.set(false);
-            if let Some(h) = hosted.borrow_mut().as_mut() {
-                h.channel.flush();
-                h.report_store_error();
-            }
+        self.host.schedule_flush(&self.state, window, |h| {
+            h.channel.flush();
+            h.report_store_error();
         });
     }
 
     async fn arm_keep_alive(&self) -> Result<(), Error> {
-        if self.keep_alive_armed.replace(true) {
-            return Ok(());
-        }
         let interval = self.with_hosted(|h| h.config.keep_alive_ms());
-        let armed = self
-            .state
-            .storage()
-            .set_alarm(Duration::from_millis(interval))
-            .await;
-        if armed.is_err() {
-            self.keep_alive_armed.set(false);
-        }
-        Ok(armed?)
+        self.host.arm_keep_alive(&self.state, interval).await
     }
 }
 
@@ -163,10 +136,8 @@ impl DurableObject for Channel {
         Channel {
             state,
             env,
-            hosted: Rc::new(RefCell::new(None)),
-            keep_alive_armed: Cell::new(false),
+            host: Host::new(),
             last_probe_ms: Cell::new(0),
-            flush_scheduled: Rc::new(Cell::new(false)),
         }
     }
 
@@ -179,7 +150,7 @@ impl DurableObject for Channel {
 
     /// The keep-alive tick, several times per heartbeat interval while anyone listens.
     async fn alarm(&self) -> worker::Result<Response> {
-        self.keep_alive_armed.set(false);
+        self.host.keep_alive_fired();
         if self.ensure_open().is_ok() {
             let listeners = self.with_hosted(|h| {
                 h.channel.keep_alive(now_ms());

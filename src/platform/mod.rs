@@ -9,6 +9,7 @@
 mod channel_object;
 pub mod contract;
 pub mod error;
+mod host;
 mod http;
 pub mod hub;
 mod outlet;

@@ -2,15 +2,14 @@
 //! history in SQLite, and a keep-alive alarm while anyone subscribes. The Worker has
 //! verified every token and validated every request; this object reads [`HubCall`]s.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use std::time::Duration;
 
-use worker::{durable_object, Date, Delay, DurableObject, Env, Headers, Request, Response, State};
+use worker::{durable_object, Date, DurableObject, Env, Headers, Request, Response, State};
 
 use super::super::contract::HubCall;
 use super::super::error::Error;
 use super::super::error::{Challenge, HubRefusal};
+use super::super::host::Host;
 use super::super::outlet::StreamOutlet;
 use super::super::sql_log::SqlLog;
 use super::random_id;
@@ -87,9 +86,7 @@ fn hub_update(update: Update, id: String) -> HubUpdate {
 pub struct Hub {
     state: State,
     env: Env,
-    hosted: Rc<RefCell<Option<Hosted>>>,
-    keep_alive_armed: Cell<bool>,
-    flush_scheduled: Rc<Cell<bool>>,
+    host: Host<Hosted>,
 }
 
 fn now_ms() -> u64 {
@@ -110,28 +107,25 @@ pub(super) fn stream_headers() -> Result<Headers, Error> {
 
 impl Hub {
     fn ensure_open(&self) -> Result<(), Error> {
-        if self.hosted.borrow().is_some() {
-            return Ok(());
-        }
-        let config = super::super::read_config(&self.env)?;
-        let log = SqlLog::open(self.state.storage().sql())?;
-        let settings = HubSettings {
-            queue_capacity: config.queue_capacity,
-            max_subscribers: config.max_listeners,
-            retry_ms: config.retry_ms,
-            history: HistoryPolicy {
-                max_events: config.history_size,
-                max_age_ms: config.history_max_age_ms,
-            },
-        };
-        let hub = hub::Hub::new(settings, log);
-        *self.hosted.borrow_mut() = Some(Hosted { config, hub });
-        Ok(())
+        self.host.ensure_open(|| {
+            let config = super::super::read_config(&self.env)?;
+            let log = SqlLog::open(self.state.storage().sql())?;
+            let settings = HubSettings {
+                queue_capacity: config.queue_capacity,
+                max_subscribers: config.max_listeners,
+                retry_ms: config.retry_ms,
+                history: HistoryPolicy {
+                    max_events: config.history_size,
+                    max_age_ms: config.history_max_age_ms,
+                },
+            };
+            let hub = hub::Hub::new(settings, log);
+            Ok(Hosted { config, hub })
+        })
     }
 
     fn with_hosted<T>(&self, f: impl FnOnce(&mut Hosted) -> T) -> T {
-        let mut hosted = self.hosted.borrow_mut();
-        f(hosted.as_mut().expect("ensure_open ran first"))
+        self.host.with(f)
     }
 
     async fn serve(&self, req: &mut Request) -> Result<Response, Error> {
@@ -261,49 +255,24 @@ impl Hub {
 
     /// Ends the streams whose token expires at `at_ms`, at that instant (§6.8).
     fn close_expired_at(&self, at_ms: u64) {
-        let hosted = Rc::clone(&self.hosted);
-        self.state.wait_until(async move {
-            Delay::from(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
-            if let Some(h) = hosted.borrow_mut().as_mut() {
-                let now = now_ms();
-                h.hub.close_where(|s| s.expired(now));
-                h.settle();
-            }
+        let delay = Duration::from_millis(at_ms.saturating_sub(now_ms()));
+        self.host.later(&self.state, delay, |h| {
+            let now = now_ms();
+            h.hub.close_where(|s| s.expired(now));
+            h.settle();
         });
     }
 
-    /// Sends what was published once the batch window has passed (with a window of 0,
-    /// once the object is idle).
+    /// Sends what was published once the batch window has passed.
     fn schedule_flush(&self) {
-        if self.flush_scheduled.replace(true) {
-            return;
-        }
         let window = self.with_hosted(|h| h.config.batch_window_ms);
-        let hosted = Rc::clone(&self.hosted);
-        let scheduled = Rc::clone(&self.flush_scheduled);
-        self.state.wait_until(async move {
-            Delay::from(Duration::from_millis(window)).await;
-            scheduled.set(false);
-            if let Some(h) = hosted.borrow_mut().as_mut() {
-                h.settle();
-            }
-        });
+        self.host
+            .schedule_flush(&self.state, window, Hosted::settle);
     }
 
     async fn arm_keep_alive(&self) -> Result<(), Error> {
-        if self.keep_alive_armed.replace(true) {
-            return Ok(());
-        }
         let interval = self.with_hosted(|h| h.config.keep_alive_ms());
-        let armed = self
-            .state
-            .storage()
-            .set_alarm(Duration::from_millis(interval))
-            .await;
-        if armed.is_err() {
-            self.keep_alive_armed.set(false);
-        }
-        Ok(armed?)
+        self.host.arm_keep_alive(&self.state, interval).await
     }
 }
 
@@ -327,9 +296,7 @@ impl DurableObject for Hub {
         Hub {
             state,
             env,
-            hosted: Rc::new(RefCell::new(None)),
-            keep_alive_armed: Cell::new(false),
-            flush_scheduled: Rc::new(Cell::new(false)),
+            host: Host::new(),
         }
     }
 
@@ -342,7 +309,7 @@ impl DurableObject for Hub {
 
     /// The keep-alive tick: comments, stalled subscribers cut, expired tokens ended.
     async fn alarm(&self) -> worker::Result<Response> {
-        self.keep_alive_armed.set(false);
+        self.host.keep_alive_fired();
         if self.ensure_open().is_ok() {
             let subscribers = self.with_hosted(|h| {
                 let now = now_ms();

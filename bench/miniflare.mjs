@@ -2,11 +2,13 @@
 // Serves the built worker (build/worker/shim.mjs) with Miniflare directly, without
 // wrangler's development proxy, for sse-bench's `--runtime miniflare`.
 //
-//   node bench/miniflare.mjs --port 8788 [--root DIR] [--persist-to DIR] [--var NAME:VALUE]...
+//   node bench/miniflare.mjs --port 8788 [--root DIR] [--persist-to DIR] [--var NAME:VALUE]... [--floor]
 //
 // It reads wrangler.toml through wrangler's own unstable_getMiniflareWorkerOptions (main,
 // compatibility date and flags, [vars], the Durable Object bindings and their SQLite
 // storage), and prints `Ready on http://127.0.0.1:<port>` once it serves requests.
+// `--floor` serves bench/floor.mjs (the runtime's floor for a listener) in place of
+// `main`, with the same configuration.
 // It uses the `miniflare` package that ships with wrangler (node_modules/miniflare).
 
 import { readFileSync, existsSync } from "node:fs";
@@ -18,6 +20,7 @@ const args = process.argv.slice(2);
 let port = 0;
 let root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 let persistTo = null;
+let floor = false;
 const varOverrides = {};
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
@@ -28,6 +31,7 @@ for (let i = 0; i < args.length; i++) {
   if (a === "--port") port = Number(next());
   else if (a === "--root") root = resolve(next());
   else if (a === "--persist-to") persistTo = resolve(next());
+  else if (a === "--floor") floor = true;
   else if (a === "--var") {
     const v = next();
     const at = v.indexOf(":");
@@ -56,7 +60,8 @@ try {
 }
 const { unstable_getMiniflareWorkerOptions } = await import(wranglerPath);
 const { Miniflare, Log, LogLevel } = await import(miniflarePath);
-const { workerOptions, main } = unstable_getMiniflareWorkerOptions(configPath);
+const { workerOptions, main: productMain } = unstable_getMiniflareWorkerOptions(configPath);
+const main = floor ? join(root, "bench/floor.mjs") : productMain;
 if (!existsSync(main)) fail(`${main} not found: build the worker first (scripts/build.sh)`);
 const durableObjects = workerOptions.durableObjects;
 
@@ -92,6 +97,7 @@ try {
   const url = await mf.ready;
   console.log(
     `miniflare ${JSON.parse(readFileSync(join(dirname(miniflarePath), "../../package.json"), "utf8")).version}: ` +
+      `${floor ? "floor " : ""}${main}, ` +
       `${Object.keys(durableObjects).join(",")} (${JSON.stringify(durableObjects)}), compatibility date ${workerOptions.compatibilityDate}`,
   );
   console.log(`Ready on http://127.0.0.1:${url.port || port}`);

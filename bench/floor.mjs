@@ -8,17 +8,28 @@
 //                                 and keeps the stream's writer, nothing more
 //   GET /channels/{name}          {"listeners": n}: creates the object before the
 //                                 benchmark's first memory sample, and counts its streams
+//
+// With the variable FLOOR_KEEP_ALIVE_MS (e.g. `--var FLOOR_KEEP_ALIVE_MS:5000`) the object
+// also writes a `: keep-alive` comment to every stream that often, as the product does
+// every HEARTBEAT_SECONDS / 3: what a stream that has carried a few writes costs.
 
 const RETRY = new TextEncoder().encode("retry: 1000\n\n");
+const KEEP_ALIVE = new TextEncoder().encode(": keep-alive\n\n");
 
 export class Channel {
-  constructor() {
+  constructor(state, env) {
     this.writers = [];
+    this.keepAliveMs = Number(env.FLOOR_KEEP_ALIVE_MS ?? 0);
   }
 
   fetch(request) {
     if (new URL(request.url).pathname === "/stats") {
       return Response.json({ listeners: this.writers.length });
+    }
+    if (this.keepAliveMs > 0 && this.timer === undefined) {
+      this.timer = setInterval(() => {
+        for (const writer of this.writers) writer.write(KEEP_ALIVE).catch(() => {});
+      }, this.keepAliveMs);
     }
     const { readable, writable } = new TransformStream();
     const writer = writable.getWriter();

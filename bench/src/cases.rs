@@ -128,6 +128,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The server process (tree) to measure, if known.
     pub pid: Option<i32>,
+    /// Where to ask for a garbage collection in the runtime (bench/miniflare.mjs).
+    pub gc: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +146,8 @@ pub struct Options {
     pub max_reconnects: u32,
     /// Pause after a case (lets the server drop the closed listeners).
     pub settle: Duration,
+    /// How long a memory case holds its listeners idle before measuring.
+    pub hold: Duration,
     /// Makes channel names unique per run.
     pub run_id: String,
     pub request_timeout: Duration,
@@ -154,11 +158,17 @@ pub struct Options {
 /// The runtime's resident memory around a case, in KB.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Memory {
+    /// Whether `before` was sampled after a garbage collection (memory cases, Miniflare).
+    pub before_collected: bool,
     pub before: Option<Rss>,
     pub after_connect: Option<Rss>,
     pub after_publish: Option<Rss>,
     /// (after_connect − before) / connected listeners.
     pub per_listener: Option<PerListener>,
+    /// Memory cases with a collection: after connecting, once the garbage is collected.
+    pub after_connect_collected: Option<Rss>,
+    /// (after_connect_collected − before) / connected listeners.
+    pub per_listener_collected: Option<PerListener>,
     pub by_process_after_publish: BTreeMap<String, u64>,
 }
 
@@ -166,6 +176,17 @@ pub struct Memory {
 pub struct PerListener {
     pub group_kb: f64,
     pub workerd_kb: f64,
+}
+
+impl PerListener {
+    /// (after − before) / listeners; `None` without listeners.
+    pub fn between(before: Rss, after: Rss, listeners: usize) -> Option<PerListener> {
+        let per = |b: u64, a: u64| stats::round((a as f64 - b as f64) / listeners as f64, 2);
+        (listeners > 0).then(|| PerListener {
+            group_kb: per(before.group_kb, after.group_kb),
+            workerd_kb: per(before.workerd_kb, after.workerd_kb),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -610,13 +631,30 @@ impl<'a> Run<'a> {
     }
 
     /// One stats request opens the channel's object (and proves the route answers) before
-    /// the first memory sample.
+    /// the first memory sample; a memory case collects the garbage of starting up first.
     async fn warm_up(&mut self) {
         if let Err(e) = self.channel_stats().await {
             self.res.errors.push(format!("before the case: {e}"));
         }
         sleep(Duration::from_millis(300)).await;
+        if self.spec.is_memory() {
+            self.res.memory.before_collected = self.collect_garbage().await;
+        }
         self.res.memory.before = sample_rss(self.target.pid).await;
+    }
+
+    /// Whether the runtime collected its garbage (false: it cannot, or it failed).
+    async fn collect_garbage(&mut self) -> bool {
+        let Some(addr) = self.target.gc else {
+            return false;
+        };
+        match crate::client::collect_garbage(addr).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.res.errors.push(e);
+                false
+            }
+        }
     }
 
     /// Opens the listeners in batches, each batch once the previous one has its heads.
@@ -696,21 +734,25 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Memory with the listeners connected: as found and, in a memory case (which holds
+    /// them idle first), once the garbage is collected.
     async fn measure_connected(&mut self) {
-        sleep(Duration::from_millis(1000)).await;
-        let memory = &mut self.res.memory;
-        memory.after_connect = sample_rss(self.target.pid).await;
-        if let (Some(before), Some(after)) = (memory.before, memory.after_connect) {
-            if self.res.connected > 0 {
-                let per = |b: u64, a: u64| {
-                    stats::round((a as f64 - b as f64) / self.res.connected as f64, 2)
-                };
-                memory.per_listener = Some(PerListener {
-                    group_kb: per(before.group_kb, after.group_kb),
-                    workerd_kb: per(before.workerd_kb, after.workerd_kb),
-                });
-            }
+        let memory_case = self.spec.is_memory();
+        sleep(if memory_case {
+            self.opts.hold
+        } else {
+            Duration::from_secs(1)
+        })
+        .await;
+        let pid = self.target.pid;
+        self.res.memory.after_connect = sample_rss(pid).await;
+        if memory_case && self.res.memory.before_collected && self.collect_garbage().await {
+            self.res.memory.after_connect_collected = sample_rss(pid).await;
         }
+        let (memory, connected) = (&mut self.res.memory, self.res.connected);
+        let per = |after: Option<Rss>| PerListener::between(memory.before?, after?, connected);
+        memory.per_listener = per(memory.after_connect);
+        memory.per_listener_collected = per(memory.after_connect_collected);
     }
 
     /// Publishes from its own thread, and waits for it without blocking this runtime (the
@@ -900,6 +942,23 @@ mod tests {
         assert_eq!(names, ["mem-n1000", "mem-n5000", "mem-n10000"]);
         assert!(mem.iter().all(|c| c.messages == 0 && c.rate_label() == "-"));
         assert!(matches("mem-*", "mem-n5000"));
+    }
+
+    #[test]
+    fn memory_per_listener() {
+        let rss = |group_kb, workerd_kb| Rss {
+            group_kb,
+            workerd_kb,
+        };
+        let per = PerListener::between(rss(1000, 400), rss(3000, 2300), 20).unwrap();
+        assert_eq!((per.group_kb, per.workerd_kb), (100.0, 95.0));
+        assert_eq!(
+            PerListener::between(rss(1, 1), rss(0, 0), 3)
+                .unwrap()
+                .workerd_kb,
+            -0.33
+        );
+        assert!(PerListener::between(rss(1, 1), rss(2, 2), 0).is_none());
     }
 
     #[test]

@@ -108,6 +108,27 @@ impl Api {
     }
 }
 
+/// Asks bench/miniflare.mjs at `addr` for a full garbage collection in the runtime's
+/// isolates, and waits until it is done.
+pub async fn collect_garbage(addr: SocketAddr) -> Result<(), String> {
+    let response = Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?
+        .post(format!("http://{addr}/gc"))
+        .timeout(Duration::from_secs(90))
+        .send()
+        .await
+        .map_err(|e| format!("garbage collection: {e}"))?;
+    if response.status() != StatusCode::OK {
+        return Err(format!(
+            "garbage collection: {}",
+            error_text(response).await
+        ));
+    }
+    Ok(())
+}
+
 /// `HTTP <status>: <first line of the body>`, for an error answer.
 async fn error_text(response: Response) -> String {
     let status = response.status();

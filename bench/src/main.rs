@@ -79,6 +79,10 @@ struct Args {
     /// Memory cases: measure the product only, not the runtime's floor.
     #[arg(long)]
     no_floor: bool,
+    /// Memory cases: seconds the listeners are held idle before measuring (the product
+    /// writes a keep-alive every HEARTBEAT_SECONDS / 3, 5 s by default).
+    #[arg(long, default_value = "11", value_parser = parse_secs)]
+    hold: Duration,
     /// Sent as `Authorization: Bearer S` (if PUBLISH_SECRET is set).
     #[arg(long)]
     publish_secret: Option<String>,
@@ -230,6 +234,7 @@ fn run(args: &Args) -> Result<(), String> {
         reconnect_delay: args.reconnect_delay_ms.map(Duration::from_millis),
         max_reconnects: args.max_reconnects,
         settle: Duration::from_millis(args.settle_ms),
+        hold: args.hold,
         run_id: format!("{:x}", cases::now_us() / 1000 % 0xffff_ffff),
         request_timeout: Duration::from_secs(30),
         bearer: args.publish_secret.clone(),
@@ -297,6 +302,7 @@ fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> R
         return Ok(f(Target {
             addr,
             pid: args.server_pid,
+            gc: None,
         }));
     };
     let root = args.root();
@@ -323,6 +329,7 @@ fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> R
     let result = f(Target {
         addr: server.addr,
         pid: Some(server.pid()),
+        gc: server.gc,
     });
     server.stop();
     Ok(result)

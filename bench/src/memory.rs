@@ -21,6 +21,14 @@ pub struct Row {
 
 #[derive(Debug, Serialize)]
 pub struct Comparison {
+    /// As found: resident memory, the garbage of the requests included.
+    pub resident: Pair,
+    /// Once the runtime's isolates have collected their garbage (Miniflare).
+    pub collected: Pair,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pair {
     pub product: Option<PerListener>,
     pub floor: Option<PerListener>,
     /// product / floor, of workerd's memory.
@@ -29,22 +37,32 @@ pub struct Comparison {
     pub ratio_group: Option<f64>,
 }
 
-impl Row {
-    pub fn new(spec: &CaseSpec, product: CaseResult, floor: Option<CaseResult>) -> Row {
-        let of = |r: &CaseResult| r.memory.per_listener;
-        let (p, f) = (of(&product), floor.as_ref().and_then(of));
-        let ratio = |get: fn(&PerListener) -> f64| match (p, f) {
+impl Pair {
+    fn new(product: Option<PerListener>, floor: Option<PerListener>) -> Pair {
+        let ratio = |get: fn(&PerListener) -> f64| match (product, floor) {
             (Some(p), Some(f)) if get(&f) > 0.0 => Some(crate::stats::round(get(&p) / get(&f), 2)),
             _ => None,
+        };
+        Pair {
+            product,
+            floor,
+            ratio_workerd: ratio(|m| m.workerd_kb),
+            ratio_group: ratio(|m| m.group_kb),
+        }
+    }
+}
+
+impl Row {
+    pub fn new(spec: &CaseSpec, product: CaseResult, floor: Option<CaseResult>) -> Row {
+        let pair = |get: fn(&CaseResult) -> Option<PerListener>| {
+            Pair::new(get(&product), floor.as_ref().and_then(get))
         };
         Row {
             name: spec.name.clone(),
             listeners: spec.listeners,
             kb_per_listener: Comparison {
-                product: p,
-                floor: f,
-                ratio_workerd: ratio(|m| m.workerd_kb),
-                ratio_group: ratio(|m| m.group_kb),
+                resident: pair(|r| r.memory.per_listener),
+                collected: pair(|r| r.memory.per_listener_collected),
             },
             product,
             floor,
@@ -90,40 +108,64 @@ pub fn run(
 
 pub fn print_table(label: &str, rows: &[Row]) {
     println!(
-        "\nmemory per idle listener under {label}: resident KB, (after − before) / listeners, each case on a fresh runtime"
+        "\nmemory per idle listener under {label}: workerd's resident KB, (after − before) / listeners;\n\
+         each case on a fresh runtime; `collected`: after a garbage collection in its isolates"
     );
-    println!(
-        "{:<12} {:>11} {:>11} {:>11} {:>8} {:>11} {:>11} {:>8}",
-        "case", "listeners", "product", "floor", "ratio", "product", "floor", "ratio"
-    );
-    println!(
-        "{:<12} {:>11} {:>11} {:>11} {:>8} {:>11} {:>11} {:>8}",
-        "", "prod/floor", "workerd", "workerd", "", "group", "group", ""
-    );
-    let kb = |m: Option<PerListener>, get: fn(&PerListener) -> f64| {
-        m.map_or("-".to_string(), |m| format!("{:.1}", get(&m)))
+    let line = |cells: [&str; 9]| {
+        println!(
+            "{:<12} {:>11} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7} {:>11}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5],
+            cells[6],
+            cells[7],
+            cells[8]
+        )
     };
+    line(["", "", "resident", "", "", "collected", "", "", "connect s"]);
+    line([
+        "case",
+        "listeners",
+        "product",
+        "floor",
+        "ratio",
+        "product",
+        "floor",
+        "ratio",
+        "prod/floor",
+    ]);
+    let kb = |m: Option<PerListener>| m.map_or("-".to_string(), |m| format!("{:.1}", m.workerd_kb));
     let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
     for row in rows {
-        let c = &row.kb_per_listener;
+        let (found, collected) = (
+            &row.kb_per_listener.resident,
+            &row.kb_per_listener.collected,
+        );
+        let floor = row.floor.as_ref();
         let connected = format!(
             "{}/{}",
             row.product.connected,
-            row.floor
-                .as_ref()
-                .map_or("-".to_string(), |f| f.connected.to_string())
+            floor.map_or("-".to_string(), |f| f.connected.to_string())
         );
-        println!(
-            "{:<12} {:>11} {:>11} {:>11} {:>8} {:>11} {:>11} {:>8}",
-            row.name,
-            connected,
-            kb(c.product, |m| m.workerd_kb),
-            kb(c.floor, |m| m.workerd_kb),
-            ratio(c.ratio_workerd),
-            kb(c.product, |m| m.group_kb),
-            kb(c.floor, |m| m.group_kb),
-            ratio(c.ratio_group),
+        let seconds = format!(
+            "{:.1}/{}",
+            row.product.connect_seconds,
+            floor.map_or("-".to_string(), |f| format!("{:.1}", f.connect_seconds))
         );
+        line([
+            &row.name,
+            &connected,
+            &kb(found.product),
+            &kb(found.floor),
+            &ratio(found.ratio_workerd),
+            &kb(collected.product),
+            &kb(collected.floor),
+            &ratio(collected.ratio_workerd),
+            &seconds,
+        ]);
     }
 }
 
@@ -137,8 +179,9 @@ pub fn to_json(rows: &[Row]) -> Result<Vec<Value>, String> {
 /// What the memory results file says about its figures.
 pub fn note() -> Value {
     json!(
-        "kb_per_listener: (resident memory after connecting − before) / connected listeners, \
-         of the workerd processes and of the runtime's whole process group, each case on a \
-         fresh runtime; floor: bench/floor.mjs"
+        "kb_per_listener: (resident memory with the listeners connected and held idle − \
+         before) / connected listeners, of the workerd processes and of the runtime's whole \
+         process group, each case on a fresh runtime; before: after a garbage collection; \
+         resident: as found; collected: after another collection; floor: bench/floor.mjs"
     )
 }

@@ -57,6 +57,8 @@ pub struct Server {
     pgid: i32,
     tmpdir: Option<PathBuf>,
     pub log_path: PathBuf,
+    /// Where `POST /gc` collects the garbage of the runtime's isolates (Miniflare only).
+    pub gc: Option<SocketAddr>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; a small race is accepted).
@@ -114,6 +116,7 @@ impl Server {
         let tmpdir =
             make_tmpdir(kind.name()).map_err(|e| format!("cannot make a temp dir: {e}"))?;
         *SERVER_TMPDIR.lock().unwrap() = Some(tmpdir.clone());
+        let mut gc = None;
         let mut cmd = match kind {
             Kind::Wrangler => {
                 let inspector = free_port().map_err(|e| format!("no free port: {e}"))?;
@@ -144,6 +147,9 @@ impl Server {
                 if serves == Serves::Floor {
                     cmd.arg("--floor");
                 }
+                let gc_port = free_port().map_err(|e| format!("no free port: {e}"))?;
+                cmd.args(["--gc-port", &gc_port.to_string()]);
+                gc = Some(SocketAddr::from(([127, 0, 0, 1], gc_port)));
                 cmd
             }
         };
@@ -203,6 +209,7 @@ impl Server {
             pgid,
             tmpdir: Some(tmpdir),
             log_path: log_path.clone(),
+            gc,
         };
         let deadline = Instant::now() + startup;
         let mut recent: Vec<String> = Vec::new();

@@ -1,33 +1,39 @@
 //! The benchmark cases and how one is run: connect N listeners in batches, publish M
 //! timestamped messages (as fast as possible with K requests in flight, or at a steady
 //! rate), wait until every listener has every message (or time runs out), and measure.
+//! A memory case (`mem-n{N}`) publishes nothing: it measures N idle listeners.
 
-use std::io;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::io::AsyncReadExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use serde::Serialize;
+use serde_json::Value;
+use sse_edge::protocol::{ParsedEvent, Parser};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::sleep;
 
-use crate::http::{self, BodyDecoder, Conn, ResponseHead};
-use crate::runtime;
-use crate::sse::{Item, Parser};
+use crate::client::Api;
+use crate::runtime::{self, Rss};
 use crate::stats::{self, Summary};
 
-/// Listener counts of the full suite.
+/// Listener counts of the fan-out cases.
 pub const LISTENER_COUNTS: [usize; 5] = [1, 100, 1000, 5000, 10000];
+/// Listener counts of the memory cases.
+pub const MEMORY_COUNTS: [usize; 3] = [1000, 5000, 10000];
+/// The kind of the memory cases.
+pub const MEMORY_KIND: &str = "mem";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseSpec {
     pub name: String,
-    /// The case kind without the listener count, e.g. `burst-k16`, `rate50`.
+    /// The case kind without the listener count, e.g. `burst-k16`, `rate50`, `mem`.
     pub kind: String,
     pub listeners: usize,
+    /// 0 for a memory case.
     pub messages: u64,
     /// Messages per second; 0: as fast as possible.
     pub rate: f64,
@@ -36,17 +42,24 @@ pub struct CaseSpec {
 }
 
 impl CaseSpec {
-    /// How it publishes: `50/s`, or `max` (as fast as possible).
+    /// How it publishes: `50/s`, `max` (as fast as possible), or `-` (not at all).
     pub fn rate_label(&self) -> String {
-        if self.rate > 0.0 {
+        if self.is_memory() {
+            "-".into()
+        } else if self.rate > 0.0 {
             format!("{}/s", self.rate)
         } else {
             "max".into()
         }
     }
+
+    pub fn is_memory(&self) -> bool {
+        self.kind == MEMORY_KIND
+    }
 }
 
-/// Every case of the suite, in order. `messages` overrides every case's message count.
+/// Every case, in order: the fan-out suite, then the memory cases. `messages` overrides
+/// every fan-out case's message count.
 pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec<CaseSpec> {
     let mut v = Vec::new();
     for &n in &LISTENER_COUNTS {
@@ -58,17 +71,17 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
             1001..=5000 => 100,
             _ => 50,
         };
-        let mut kinds: Vec<(&str, f64, usize, u64)> = vec![
-            ("burst-k1", 0.0, 1, m),
-            ("burst-k16", 0.0, 16, m),
+        let mut kinds: Vec<(&str, f64, usize)> = vec![
+            ("burst-k1", 0.0, 1),
+            ("burst-k16", 0.0, 16),
             // A steady rate keeps a few requests in flight so that one slow publish
             // (a big fan-out) does not hold the schedule back.
-            ("rate50", 50.0, 4, m),
+            ("rate50", 50.0, 4),
         ];
         if n >= 5000 {
-            kinds.push(("rate10", 10.0, 4, m));
+            kinds.push(("rate10", 10.0, 4));
         }
-        for (kind, rate, k, m) in kinds {
+        for (kind, rate, k) in kinds {
             let inflight = if rate > 0.0 {
                 inflight_override.unwrap_or(k)
             } else {
@@ -83,6 +96,16 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
                 inflight,
             });
         }
+    }
+    for &n in &MEMORY_COUNTS {
+        v.push(CaseSpec {
+            name: format!("{MEMORY_KIND}-n{n}"),
+            kind: MEMORY_KIND.to_string(),
+            listeners: n,
+            messages: 0,
+            rate: 0.0,
+            inflight: 0,
+        });
     }
     v
 }
@@ -99,12 +122,14 @@ pub fn matches(pattern: &str, name: &str) -> bool {
     rec(pattern.as_bytes(), name.as_bytes())
 }
 
-/// Where and how to run.
-#[derive(Debug, Clone)]
+/// Where to run.
+#[derive(Debug, Clone, Copy)]
 pub struct Target {
     pub addr: SocketAddr,
     /// The server process (tree) to measure, if known.
     pub pid: Option<i32>,
+    /// Where to ask for a garbage collection in the runtime (bench/miniflare.mjs).
+    pub gc: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +146,8 @@ pub struct Options {
     pub max_reconnects: u32,
     /// Pause after a case (lets the server drop the closed listeners).
     pub settle: Duration,
+    /// How long a memory case holds its listeners idle before measuring.
+    pub hold: Duration,
     /// Makes channel names unique per run.
     pub run_id: String,
     pub request_timeout: Duration,
@@ -128,7 +155,50 @@ pub struct Options {
     pub listen_token: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// The runtime's resident memory around a case, in KB.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Memory {
+    /// Whether `before` was sampled after a garbage collection (memory cases, Miniflare).
+    pub before_collected: bool,
+    pub before: Option<Rss>,
+    pub after_connect: Option<Rss>,
+    pub after_publish: Option<Rss>,
+    /// (after_connect − before) / connected listeners.
+    pub per_listener: Option<PerListener>,
+    /// Memory cases with a collection: after connecting, once the garbage is collected.
+    pub after_connect_collected: Option<Rss>,
+    /// (after_connect_collected − before) / connected listeners.
+    pub per_listener_collected: Option<PerListener>,
+    pub by_process_after_publish: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PerListener {
+    pub group_kb: f64,
+    pub workerd_kb: f64,
+}
+
+impl PerListener {
+    /// (after − before) / listeners; `None` without listeners.
+    pub fn between(before: Rss, after: Rss, listeners: usize) -> Option<PerListener> {
+        let per = |b: u64, a: u64| stats::round((a as f64 - b as f64) / listeners as f64, 2);
+        (listeners > 0).then(|| PerListener {
+            group_kb: per(before.group_kb, after.group_kb),
+            workerd_kb: per(before.workerd_kb, after.workerd_kb),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cpu {
+    /// The runtime's processes, from the first publish until deliveries ended.
+    pub server: Option<f64>,
+    pub server_by_process: BTreeMap<String, f64>,
+    /// The bench, the whole case.
+    pub bench: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CaseResult {
     pub name: String,
     pub kind: String,
@@ -145,30 +215,30 @@ pub struct CaseResult {
     pub publish_errors: u64,
     pub publish_seconds: f64,
     pub publish_rate: f64,
+    #[serde(rename = "publish_rtt_ms")]
     pub publish_rtt: Option<Summary>,
     pub expected: u64,
     pub received: u64,
     pub lost: u64,
     pub duplicates: u64,
+    #[serde(rename = "foreign_events")]
     pub foreign: u64,
     pub gaps: u64,
     pub reconnects: u64,
     pub heartbeats: u64,
     pub delivery_seconds: f64,
     pub delivered_per_sec: f64,
+    #[serde(rename = "latency_ms")]
     pub latency: Option<Summary>,
-    pub rss_kb_before: Option<u64>,
-    pub rss_kb_after_connect: Option<u64>,
-    pub rss_kb_after_publish: Option<u64>,
-    pub rss_kb_per_listener: Option<f64>,
-    pub rss_by_process: Vec<(String, u64)>,
-    pub server_cpu_seconds: Option<f64>,
-    pub server_cpu_by_process: Vec<(String, f64)>,
-    pub bench_cpu_seconds: f64,
-    pub server_stats: Option<serde_json::Value>,
+    #[serde(rename = "rss_kb")]
+    pub memory: Memory,
+    #[serde(rename = "cpu_seconds")]
+    pub cpu: Cpu,
+    pub server_stats: Option<Value>,
     pub timed_out: bool,
     pub server_reloads: u64,
     pub errors: Vec<String>,
+    pub finished_at: u64,
 }
 
 pub fn now_us() -> u64 {
@@ -195,6 +265,8 @@ pub fn payload(seq: u64, t: u64) -> String {
     format!("{{\"data\":{{\"seq\":{seq},\"t\":{t}}}}}")
 }
 
+/// What the listeners of a case share while it runs.
+#[derive(Default)]
 struct Shared {
     connected: AtomicUsize,
     failed: AtomicUsize,
@@ -212,18 +284,19 @@ impl Shared {
 }
 
 struct ListenCfg {
-    addr: SocketAddr,
-    request_head: String,
+    api: Api,
+    path: String,
     messages: u64,
     hard_deadline: tokio::time::Instant,
     reconnect_delay: Option<Duration>,
     max_reconnects: u32,
-    connect_timeout: Duration,
 }
 
 #[derive(Default)]
 struct ListenerResult {
     connected: bool,
+    /// One bit per message sequence number.
+    seen: Vec<u64>,
     latencies: Vec<u32>,
     unique: u64,
     duplicates: u64,
@@ -234,195 +307,124 @@ struct ListenerResult {
     last_recv_us: u64,
 }
 
-/// Opens the event stream: returns the stream, bytes read past the head, and the head.
-async fn open_stream(
-    cfg: &ListenCfg,
-    last_id: &str,
-) -> io::Result<(TcpStream, Vec<u8>, ResponseHead)> {
-    let mut stream = http::connect(cfg.addr, cfg.connect_timeout).await?;
-    let mut req = cfg.request_head.clone();
-    if !last_id.is_empty() {
-        req.push_str("Last-Event-ID: ");
-        req.push_str(last_id);
-        req.push_str("\r\n");
+impl ListenerResult {
+    fn new(messages: u64) -> Self {
+        ListenerResult {
+            seen: vec![0; messages.div_ceil(64) as usize],
+            ..Default::default()
+        }
     }
-    req.push_str("\r\n");
-    let mut buf = Vec::new();
-    let head = tokio::time::timeout(cfg.connect_timeout, async {
-        stream.write_all(req.as_bytes()).await?;
-        http::read_head(&mut stream, &mut buf).await
-    })
-    .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no response head in time"))??;
-    Ok((stream, buf, head))
-}
 
-/// Reads a little of an error response's body, for the message.
-async fn error_body(stream: &mut TcpStream, mut buf: Vec<u8>, head: &ResponseHead) -> String {
-    let mut body = Vec::new();
-    if let Ok(kind) = head.body_kind("GET") {
-        let mut dec = BodyDecoder::new(kind);
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            let mut chunk = [0u8; 2048];
-            loop {
-                if let Ok(used) = dec.feed(&buf, &mut body) {
-                    buf.drain(..used);
+    /// Counts one event received at `now` (µs).
+    fn record(&mut self, event: &ParsedEvent, now: u64, messages: u64, shared: &Shared) {
+        if event.event_type == "gap" {
+            self.gaps += 1;
+            return;
+        }
+        match parse_payload(&event.data) {
+            Some((seq, t)) if seq < messages => {
+                let (word, bit) = ((seq / 64) as usize, 1 << (seq % 64));
+                if self.seen[word] & bit != 0 {
+                    self.duplicates += 1;
+                    return;
                 }
-                if dec.is_done() || body.len() > 500 {
-                    break;
-                }
-                match stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
+                self.seen[word] |= bit;
+                self.unique += 1;
+                self.latencies
+                    .push(now.saturating_sub(t).min(u32::MAX as u64) as u32);
+                self.last_recv_us = now;
+                shared.received.fetch_add(1, Ordering::Relaxed);
             }
-        })
-        .await;
+            _ => self.foreign += 1,
+        }
     }
-    let text = String::from_utf8_lossy(&body);
-    let line = text
-        .lines()
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect::<String>();
-    format!("HTTP {} {}: {}", head.status, head.reason, line)
 }
 
+/// How reading one stream ended.
+enum StreamEnd {
+    /// Every message is in.
+    Complete,
+    /// The case stopped the listeners, or its deadline passed.
+    Stopped,
+    /// The server ended the stream (or the connection broke): reconnect.
+    Ended,
+}
+
+/// Reads an open stream until it ends, every message is in, or the case stops.
+async fn read_stream(
+    mut response: reqwest::Response,
+    cfg: &ListenCfg,
+    shared: &Shared,
+    parser: &mut Parser,
+    r: &mut ListenerResult,
+    stop: &mut watch::Receiver<bool>,
+) -> StreamEnd {
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = stop.changed() => return StreamEnd::Stopped,
+            _ = tokio::time::sleep_until(cfg.hard_deadline) => return StreamEnd::Stopped,
+            chunk = response.chunk() => chunk,
+        };
+        let Ok(Some(bytes)) = chunk else {
+            return StreamEnd::Ended;
+        };
+        let comments_before = parser.comments;
+        let events = parser.feed(&bytes);
+        let now = now_us();
+        r.heartbeats += (parser.comments - comments_before) as u64;
+        for event in &events {
+            r.record(event, now, cfg.messages, shared);
+        }
+        if cfg.messages > 0 && r.unique == cfg.messages {
+            return StreamEnd::Complete;
+        }
+    }
+}
+
+/// One listener, as an `EventSource`: when its stream ends (e.g. cut as a slow listener)
+/// it reconnects after the stream's `retry:` delay with `Last-Event-ID`.
 async fn listener(
     cfg: Arc<ListenCfg>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> ListenerResult {
-    let mut r = ListenerResult::default();
-    let m = cfg.messages;
-    let mut seen = vec![0u64; m.div_ceil(64) as usize];
+    let mut r = ListenerResult::new(cfg.messages);
     let mut parser = Parser::new();
-    let mut items: Vec<Item> = Vec::new();
-    let mut body: Vec<u8> = Vec::with_capacity(1024);
-    let mut rbuf = vec![0u8; 4096];
-    let mut retry = Duration::from_millis(1000);
     let mut attempts_left = cfg.max_reconnects;
-
-    'outer: loop {
+    loop {
         if *stop.borrow() || tokio::time::Instant::now() >= cfg.hard_deadline {
             break;
         }
-        let last_id = parser.last_event_id().to_string();
-        let opened = match open_stream(&cfg, &last_id).await {
-            Ok((mut stream, buf, head)) => {
-                if head.status == 200 {
-                    Ok((stream, buf, head))
-                } else {
-                    Err(error_body(&mut stream, buf, &head).await)
+        match cfg.api.open_stream(&cfg.path, parser.last_event_id()).await {
+            Ok(response) => {
+                if !r.connected {
+                    r.connected = true;
+                    shared.connected.fetch_add(1, Ordering::Relaxed);
+                }
+                match read_stream(response, &cfg, &shared, &mut parser, &mut r, &mut stop).await {
+                    StreamEnd::Complete | StreamEnd::Stopped => break,
+                    StreamEnd::Ended => parser.end_of_stream(),
                 }
             }
-            Err(e) => Err(format!("connect/request failed: {e}")),
-        };
-        let (mut stream, leftover, head) = match opened {
-            Ok(x) => x,
             Err(msg) => {
                 shared.error(msg);
                 if !r.connected {
                     shared.failed.fetch_add(1, Ordering::Relaxed);
-                    return r;
-                }
-                if attempts_left == 0 {
-                    break;
-                }
-                attempts_left -= 1;
-                r.reconnects += 1;
-                let delay = cfg.reconnect_delay.unwrap_or(retry);
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    _ = sleep(delay) => continue,
-                }
-            }
-        };
-        if !r.connected {
-            r.connected = true;
-            shared.connected.fetch_add(1, Ordering::Relaxed);
-        }
-        let mut decoder = match head.body_kind("GET") {
-            Ok(kind) => BodyDecoder::new(kind),
-            Err(e) => {
-                shared.error(format!("bad stream response: {e}"));
-                break;
-            }
-        };
-        let mut pending = leftover;
-        loop {
-            body.clear();
-            match decoder.feed(&pending, &mut body) {
-                Ok(_) => {}
-                Err(e) => {
-                    shared.error(format!("stream framing error: {e}"));
                     break;
                 }
             }
-            pending.clear();
-            if !body.is_empty() {
-                parser.feed(&body, &mut items);
-                let now = now_us();
-                for item in items.drain(..) {
-                    match item {
-                        Item::Event(ev) => {
-                            if ev.event_type == "gap" {
-                                r.gaps += 1;
-                                continue;
-                            }
-                            match parse_payload(&ev.data) {
-                                Some((seq, t)) if seq < m => {
-                                    let (w, b) = ((seq / 64) as usize, seq % 64);
-                                    if seen[w] & (1 << b) != 0 {
-                                        r.duplicates += 1;
-                                    } else {
-                                        seen[w] |= 1 << b;
-                                        r.unique += 1;
-                                        r.latencies.push(now.saturating_sub(t).min(u32::MAX as u64) as u32);
-                                        r.last_recv_us = now;
-                                        shared.received.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                }
-                                _ => r.foreign += 1,
-                            }
-                        }
-                        Item::Retry(ms) => retry = Duration::from_millis(ms.min(60_000)),
-                        Item::Comment => r.heartbeats += 1,
-                    }
-                }
-                if r.unique == m {
-                    break 'outer;
-                }
-            }
-            if decoder.is_done() {
-                break;
-            }
-            tokio::select! {
-                biased;
-                _ = stop.changed() => break 'outer,
-                _ = tokio::time::sleep_until(cfg.hard_deadline) => break 'outer,
-                n = stream.read(&mut rbuf) => match n {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => pending.extend_from_slice(&rbuf[..n]),
-                },
-            }
         }
-        // The stream ended (e.g. cut as a slow listener): reconnect like an EventSource,
-        // with the last event id.
-        parser.end_of_stream();
-        drop(stream);
         if attempts_left == 0 {
             shared.error("too many reconnects".into());
             break;
         }
         attempts_left -= 1;
         r.reconnects += 1;
-        let delay = cfg.reconnect_delay.unwrap_or(retry);
+        let retry = Duration::from_millis(parser.retry_ms.unwrap_or(1000).min(60_000));
         tokio::select! {
             _ = stop.changed() => break,
-            _ = sleep(delay) => {}
+            _ = sleep(cfg.reconnect_delay.unwrap_or(retry)) => {}
         }
     }
     r
@@ -437,104 +439,58 @@ struct PubResult {
     last_end: Option<Instant>,
 }
 
-/// Publishes on its own thread and runtime so that its timing does not depend on how
-/// busy the listeners' thread is.
-#[allow(clippy::too_many_arguments)]
-fn publish_all(
+impl PubResult {
+    fn note_error(&mut self, msg: String) {
+        if self.error_msgs.len() < 5 && !self.error_msgs.contains(&msg) {
+            self.error_msgs.push(msg);
+        }
+    }
+
+    fn merge(&mut self, other: PubResult) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.rtts.extend(other.rtts);
+        for msg in other.error_msgs {
+            self.note_error(msg);
+        }
+        self.last_end = self.last_end.max(other.last_end);
+    }
+}
+
+/// What the publisher does: `messages` publishes on `path`, `inflight` at a time.
+#[derive(Clone)]
+struct PublishPlan {
     addr: SocketAddr,
     path: String,
     messages: u64,
     rate: f64,
     inflight: usize,
     deadline: Instant,
+    connect_timeout: Duration,
     request_timeout: Duration,
     bearer: Option<String>,
-) -> std::thread::JoinHandle<(Instant, PubResult)> {
+}
+
+/// Publishes on its own thread and runtime so that its timing does not depend on how
+/// busy the listeners' thread is.
+fn publish_all(plan: PublishPlan) -> std::thread::JoinHandle<(Instant, PubResult)> {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("publisher runtime");
         rt.block_on(async move {
+            let api = Api::new(plan.addr, plan.connect_timeout, plan.request_timeout);
+            let plan = Arc::new(plan);
             let next = Arc::new(AtomicU64::new(0));
             let start = Instant::now();
-            let mut tasks = Vec::new();
-            for _ in 0..inflight.max(1) {
-                let next = next.clone();
-                let path = path.clone();
-                let bearer = bearer.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut conn = Conn::new(addr, request_timeout);
-                    let mut res = PubResult::default();
-                    let auth = bearer.map(|b| format!("Bearer {b}"));
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= messages {
-                            break;
-                        }
-                        if rate > 0.0 {
-                            let at = start + Duration::from_secs_f64(i as f64 / rate);
-                            if at > deadline {
-                                break;
-                            }
-                            tokio::time::sleep_until(at.into()).await;
-                        }
-                        if Instant::now() > deadline {
-                            break;
-                        }
-                        let sent = Instant::now();
-                        let body = payload(i, now_us());
-                        let mut headers = vec![("Content-Type", "application/json")];
-                        if let Some(a) = auth.as_deref() {
-                            headers.push(("Authorization", a));
-                        }
-                        match conn
-                            .request("POST", &path, &headers, Some(body.as_bytes()))
-                            .await
-                        {
-                            Ok(resp) if resp.head.status == 200 => {
-                                res.ok += 1;
-                                res.rtts
-                                    .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                            }
-                            Ok(resp) => {
-                                res.errors += 1;
-                                if res.error_msgs.len() < 3 {
-                                    res.error_msgs.push(format!(
-                                        "publish: HTTP {} {}",
-                                        resp.head.status,
-                                        resp.body_text().lines().next().unwrap_or("")
-                                    ));
-                                }
-                                if resp.head.status == 503 || resp.head.status == 429 {
-                                    sleep(Duration::from_millis(100)).await;
-                                }
-                            }
-                            Err(e) => {
-                                res.errors += 1;
-                                if res.error_msgs.len() < 3 {
-                                    res.error_msgs.push(format!("publish: {e}"));
-                                }
-                                sleep(Duration::from_millis(50)).await;
-                            }
-                        }
-                        res.last_end = Some(Instant::now());
-                    }
-                    res
-                }));
-            }
+            let tasks: Vec<_> = (0..plan.inflight.max(1))
+                .map(|_| tokio::spawn(publisher(api.clone(), plan.clone(), next.clone(), start)))
+                .collect();
             let mut all = PubResult::default();
             for t in tasks {
                 if let Ok(r) = t.await {
-                    all.ok += r.ok;
-                    all.errors += r.errors;
-                    all.rtts.extend(r.rtts);
-                    for m in r.error_msgs {
-                        if all.error_msgs.len() < 5 && !all.error_msgs.contains(&m) {
-                            all.error_msgs.push(m);
-                        }
-                    }
-                    all.last_end = all.last_end.max(r.last_end);
+                    all.merge(r);
                 }
             }
             (start, all)
@@ -542,288 +498,405 @@ fn publish_all(
     })
 }
 
-/// GET /channels/<name> (stats JSON).
-async fn channel_stats(
-    addr: SocketAddr,
-    channel: &str,
-    timeout: Duration,
-) -> Result<serde_json::Value, String> {
-    let mut conn = Conn::new(addr, timeout);
-    let resp = conn
-        .request(
-            "GET",
-            &format!("/channels/{channel}"),
-            &[("Accept", "application/json")],
-            None,
-        )
-        .await
-        .map_err(|e| format!("stats request failed: {e}"))?;
-    if resp.head.status != 200 {
-        return Err(format!(
-            "stats: HTTP {} {}",
-            resp.head.status,
-            resp.body_text().trim()
-        ));
+/// One of the publisher's requests in flight: takes the next sequence number until all
+/// are sent (or the deadline passes).
+async fn publisher(
+    api: Api,
+    plan: Arc<PublishPlan>,
+    next: Arc<AtomicU64>,
+    start: Instant,
+) -> PubResult {
+    let mut res = PubResult::default();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= plan.messages {
+            break;
+        }
+        if plan.rate > 0.0 {
+            let at = start + Duration::from_secs_f64(i as f64 / plan.rate);
+            if at > plan.deadline {
+                break;
+            }
+            tokio::time::sleep_until(at.into()).await;
+        }
+        if Instant::now() > plan.deadline {
+            break;
+        }
+        match api
+            .publish(&plan.path, payload(i, now_us()), plan.bearer.as_deref())
+            .await
+        {
+            Ok(rtt) => {
+                res.ok += 1;
+                res.rtts.push(rtt.as_micros().min(u32::MAX as u128) as u32);
+            }
+            Err((status, msg)) => {
+                res.errors += 1;
+                res.note_error(msg);
+                let back_off = match status.map(|s| s.as_u16()) {
+                    Some(503 | 429) => Some(100),
+                    Some(_) => None,
+                    None => Some(50),
+                };
+                if let Some(ms) = back_off {
+                    sleep(Duration::from_millis(ms)).await;
+                }
+            }
+        }
+        res.last_end = Some(Instant::now());
     }
-    serde_json::from_slice(&resp.body).map_err(|e| format!("stats: bad JSON: {e}"))
+    res
 }
 
-fn rss_kb(pid: Option<i32>) -> Option<u64> {
-    pid.map(|p| runtime::tree_memory(p).iter().map(|m| m.rss_kb).sum())
+/// The runtime's memory: the median of three samples half a second apart (one sample
+/// can catch a collection in the middle).
+async fn sample_rss(pid: Option<i32>) -> Option<Rss> {
+    let pid = pid?;
+    let mut samples = Vec::with_capacity(3);
+    for i in 0..3 {
+        if i > 0 {
+            sleep(Duration::from_millis(500)).await;
+        }
+        samples.push(runtime::rss(pid));
+    }
+    samples.sort_by_key(|r| r.workerd_kb);
+    Some(samples[1])
+}
+
+/// A case while it runs.
+struct Run<'a> {
+    spec: &'a CaseSpec,
+    target: &'a Target,
+    opts: &'a Options,
+    api: Api,
+    channel: String,
+    deadline: Instant,
+    shared: Arc<Shared>,
+    res: CaseResult,
+}
+
+/// The listeners of a case, and how to stop them.
+struct Listeners {
+    handles: Vec<JoinHandle<ListenerResult>>,
+    stop: watch::Sender<bool>,
 }
 
 pub async fn run_case(spec: &CaseSpec, target: &Target, opts: &Options) -> CaseResult {
-    let case_start = Instant::now();
-    let case_deadline = case_start + opts.case_timeout;
-    let channel = format!("bench-{}-{}", opts.run_id, spec.name);
-    let mut res = CaseResult {
-        name: spec.name.clone(),
-        kind: spec.kind.clone(),
-        channel: channel.clone(),
-        listeners: spec.listeners,
-        messages: spec.messages,
-        rate: spec.rate,
-        inflight: spec.inflight,
-        ..Default::default()
-    };
+    let mut run = Run::new(spec, target, opts);
     let bench_cpu_start = runtime::own_cpu_seconds();
     let reloads_start = runtime::reloads();
-
-    // Warm up: one stats request creates nothing but proves the route answers.
-    if let Err(e) = channel_stats(target.addr, &channel, opts.request_timeout).await {
-        res.errors.push(format!("before the case: {e}"));
+    run.warm_up().await;
+    let listeners = run.connect_listeners().await;
+    run.await_server_count().await;
+    run.measure_connected().await;
+    let publish_start_us = now_us();
+    if spec.messages > 0 {
+        let cpu_start = target.pid.map(runtime::tree_cpu_by_name);
+        run.publish().await;
+        run.wait_for_deliveries().await;
+        run.measure_after_publish(cpu_start).await;
     }
-    sleep(Duration::from_millis(300)).await;
-    res.rss_kb_before = rss_kb(target.pid);
+    run.stop_and_collect(listeners, publish_start_us).await;
+    run.finish(bench_cpu_start, reloads_start).await
+}
 
-    // --- connect listeners in batches ---
-    let shared = Arc::new(Shared {
-        connected: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        received: AtomicU64::new(0),
-        errors: Mutex::new(Vec::new()),
-    });
-    let mut path = format!("/channels/{channel}/events");
-    if let Some(token) = &opts.listen_token {
-        path.push_str(&format!("?token={token}"));
-    }
-    let cfg = Arc::new(ListenCfg {
-        addr: target.addr,
-        request_head: format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
-            target.addr
-        ),
-        messages: spec.messages,
-        hard_deadline: (case_deadline + Duration::from_secs(30)).into(),
-        reconnect_delay: opts.reconnect_delay,
-        max_reconnects: opts.max_reconnects,
-        connect_timeout: opts.connect_timeout,
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut handles = Vec::with_capacity(spec.listeners);
-    let connect_start = Instant::now();
-    let mut start = 0;
-    while start < spec.listeners {
-        let end = (start + opts.batch.max(1)).min(spec.listeners);
-        for _ in start..end {
-            handles.push(tokio::spawn(listener(
-                cfg.clone(),
-                shared.clone(),
-                stop_rx.clone(),
-            )));
+impl<'a> Run<'a> {
+    fn new(spec: &'a CaseSpec, target: &'a Target, opts: &'a Options) -> Self {
+        let channel = format!("bench-{}-{}", opts.run_id, spec.name);
+        Run {
+            spec,
+            target,
+            opts,
+            api: Api::new(target.addr, opts.connect_timeout, opts.request_timeout),
+            deadline: Instant::now() + opts.case_timeout,
+            shared: Arc::new(Shared::default()),
+            res: CaseResult {
+                name: spec.name.clone(),
+                kind: spec.kind.clone(),
+                channel: channel.clone(),
+                listeners: spec.listeners,
+                messages: spec.messages,
+                rate: spec.rate,
+                inflight: spec.inflight,
+                ..Default::default()
+            },
+            channel,
         }
-        let batch_deadline = Instant::now() + opts.connect_timeout;
-        loop {
-            let done =
-                shared.connected.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed);
-            if done >= end {
+    }
+
+    async fn channel_stats(&self) -> Result<Value, String> {
+        self.api
+            .get_json(&format!("/channels/{}", self.channel))
+            .await
+    }
+
+    /// One stats request opens the channel's object (and proves the route answers) before
+    /// the first memory sample; a memory case collects the garbage of starting up first.
+    async fn warm_up(&mut self) {
+        if let Err(e) = self.channel_stats().await {
+            self.res.errors.push(format!("before the case: {e}"));
+        }
+        sleep(Duration::from_millis(300)).await;
+        if self.spec.is_memory() {
+            self.res.memory.before_collected = self.collect_garbage().await;
+        }
+        self.res.memory.before = sample_rss(self.target.pid).await;
+    }
+
+    /// Whether the runtime collected its garbage (false: it cannot, or it failed).
+    async fn collect_garbage(&mut self) -> bool {
+        let Some(addr) = self.target.gc else {
+            return false;
+        };
+        match crate::client::collect_garbage(addr).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.res.errors.push(e);
+                false
+            }
+        }
+    }
+
+    /// Opens the listeners in batches, each batch once the previous one has its heads.
+    async fn connect_listeners(&mut self) -> Listeners {
+        let mut path = format!("/channels/{}/events", self.channel);
+        if let Some(token) = &self.opts.listen_token {
+            path.push_str(&format!("?token={token}"));
+        }
+        let cfg = Arc::new(ListenCfg {
+            api: self.api.clone(),
+            path,
+            messages: self.spec.messages,
+            hard_deadline: (self.deadline + Duration::from_secs(30)).into(),
+            reconnect_delay: self.opts.reconnect_delay,
+            max_reconnects: self.opts.max_reconnects,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut handles = Vec::with_capacity(self.spec.listeners);
+        let started = Instant::now();
+        while handles.len() < self.spec.listeners {
+            let end = (handles.len() + self.opts.batch.max(1)).min(self.spec.listeners);
+            while handles.len() < end {
+                let task = listener(cfg.clone(), self.shared.clone(), stop_rx.clone());
+                handles.push(tokio::spawn(task));
+            }
+            if !self.await_heads(end).await {
                 break;
             }
-            if Instant::now() > batch_deadline || Instant::now() > case_deadline {
-                res.timed_out = true;
-                res.errors.push(format!(
-                    "connecting: only {done} of {end} listeners answered in time"
+        }
+        self.res.connect_seconds = stats::round(started.elapsed().as_secs_f64(), 3);
+        self.res.connected = self.shared.connected.load(Ordering::Relaxed);
+        self.res.connect_failures = self.shared.failed.load(Ordering::Relaxed);
+        Listeners { handles, stop }
+    }
+
+    /// Waits until `n` listeners have their response head (or failed); false on time-out.
+    async fn await_heads(&mut self, n: usize) -> bool {
+        let batch_deadline = Instant::now() + self.opts.connect_timeout;
+        loop {
+            let done = self.shared.connected.load(Ordering::Relaxed)
+                + self.shared.failed.load(Ordering::Relaxed);
+            if done >= n {
+                return true;
+            }
+            if Instant::now() > batch_deadline.min(self.deadline) {
+                self.res.timed_out = true;
+                self.res.errors.push(format!(
+                    "connecting: only {done} of {n} listeners answered in time"
                 ));
-                break;
+                return false;
             }
             sleep(Duration::from_millis(10)).await;
         }
-        if res.timed_out {
-            break;
-        }
-        start = end;
     }
-    res.connect_seconds = connect_start.elapsed().as_secs_f64();
-    res.connected = shared.connected.load(Ordering::Relaxed);
-    res.connect_failures = shared.failed.load(Ordering::Relaxed);
 
-    // The server's own count (it may lag a moment behind the response heads).
-    let stats_deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match channel_stats(target.addr, &channel, opts.request_timeout).await {
-            Ok(v) => {
-                let n = v.get("listeners").and_then(|x| x.as_u64());
-                res.server_listeners = n;
-                if n.unwrap_or(0) >= res.connected as u64 || Instant::now() > stats_deadline {
-                    break;
+    /// Asks the server how many listeners it counts until it counts them all (its count
+    /// may lag a moment behind the response heads), for five seconds at most.
+    async fn await_server_count(&mut self) {
+        let stats_deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.channel_stats().await {
+                Ok(v) => {
+                    let n = v.get("listeners").and_then(Value::as_u64);
+                    self.res.server_listeners = n;
+                    if n.unwrap_or(0) >= self.res.connected as u64
+                        || Instant::now() > stats_deadline
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.res.errors.push(e);
+                    return;
                 }
             }
-            Err(e) => {
-                res.errors.push(e);
-                break;
-            }
-        }
-        sleep(Duration::from_millis(200)).await;
-    }
-    sleep(Duration::from_millis(500)).await;
-    res.rss_kb_after_connect = rss_kb(target.pid);
-    if let (Some(before), Some(after)) = (res.rss_kb_before, res.rss_kb_after_connect) {
-        if res.connected > 0 {
-            res.rss_kb_per_listener = Some((after as f64 - before as f64) / res.connected as f64);
+            sleep(Duration::from_millis(200)).await;
         }
     }
 
-    // --- publish ---
-    let server_cpu_start = target.pid.map(runtime::tree_cpu_by_name);
-    let publish_deadline = if spec.rate > 0.0 {
-        Instant::now() + Duration::from_secs_f64(spec.messages as f64 / spec.rate * 1.5 + 30.0)
-    } else {
-        case_deadline
-    }
-    .min(case_deadline);
-    let publish_start_us = now_us();
-    let mut publisher = Some(publish_all(
-        target.addr,
-        format!("/channels/{channel}/events"),
-        spec.messages,
-        spec.rate,
-        spec.inflight,
-        publish_deadline,
-        opts.request_timeout,
-        opts.bearer.clone(),
-    ));
-    // Wait for the publisher without blocking this runtime (the listeners run on it).
-    let (pub_start, mut pubres) = loop {
-        if publisher.as_ref().is_some_and(|h| h.is_finished()) {
-            match publisher.take().expect("checked").join() {
-                Ok(x) => break x,
-                Err(_) => {
-                    res.errors.push("publisher thread panicked".into());
-                    break (Instant::now(), PubResult::default());
-                }
-            }
+    /// Memory with the listeners connected: as found and, in a memory case (which holds
+    /// them idle first), once the garbage is collected.
+    async fn measure_connected(&mut self) {
+        let memory_case = self.spec.is_memory();
+        sleep(if memory_case {
+            self.opts.hold
+        } else {
+            Duration::from_secs(1)
+        })
+        .await;
+        let pid = self.target.pid;
+        self.res.memory.after_connect = sample_rss(pid).await;
+        if memory_case && self.res.memory.before_collected && self.collect_garbage().await {
+            self.res.memory.after_connect_collected = sample_rss(pid).await;
         }
-        sleep(Duration::from_millis(20)).await;
-    };
-    res.published_ok = pubres.ok;
-    res.publish_errors = pubres.errors;
-    res.errors.append(&mut pubres.error_msgs);
-    res.publish_seconds = pubres
-        .last_end
-        .map(|e| e.duration_since(pub_start).as_secs_f64())
-        .unwrap_or(0.0);
-    res.publish_rate = stats::rate(pubres.ok, res.publish_seconds);
-    res.publish_rtt = stats::summarize_micros(&mut pubres.rtts);
-    res.expected = res.connected as u64 * pubres.ok;
+        let (memory, connected) = (&mut self.res.memory, self.res.connected);
+        let per = |after: Option<Rss>| PerListener::between(memory.before?, after?, connected);
+        memory.per_listener = per(memory.after_connect);
+        memory.per_listener_collected = per(memory.after_connect_collected);
+    }
 
-    // --- wait for deliveries ---
-    let mut last = shared.received.load(Ordering::Relaxed);
-    let mut last_progress = Instant::now();
-    loop {
-        let now = shared.received.load(Ordering::Relaxed);
-        if now >= res.expected {
-            break;
+    /// Publishes from its own thread, and waits for it without blocking this runtime (the
+    /// listeners run on it).
+    async fn publish(&mut self) {
+        let spec = self.spec;
+        let deadline = if spec.rate > 0.0 {
+            Instant::now() + Duration::from_secs_f64(spec.messages as f64 / spec.rate * 1.5 + 30.0)
+        } else {
+            self.deadline
+        };
+        let publisher = publish_all(PublishPlan {
+            addr: self.target.addr,
+            path: format!("/channels/{}/events", self.channel),
+            messages: spec.messages,
+            rate: spec.rate,
+            inflight: spec.inflight,
+            deadline: deadline.min(self.deadline),
+            connect_timeout: self.opts.connect_timeout,
+            request_timeout: self.opts.request_timeout,
+            bearer: self.opts.bearer.clone(),
+        });
+        while !publisher.is_finished() {
+            sleep(Duration::from_millis(20)).await;
         }
-        if now != last {
-            last = now;
-            last_progress = Instant::now();
-        }
-        if last_progress.elapsed() > opts.idle_timeout || Instant::now() > case_deadline {
-            res.timed_out = true;
-            break;
-        }
-        sleep(Duration::from_millis(20)).await;
+        let Ok((start, mut published)) = publisher.join() else {
+            self.res.errors.push("publisher thread panicked".into());
+            return;
+        };
+        let res = &mut self.res;
+        res.published_ok = published.ok;
+        res.publish_errors = published.errors;
+        res.errors.append(&mut published.error_msgs);
+        res.publish_seconds = published
+            .last_end
+            .map(|e| stats::round(e.duration_since(start).as_secs_f64(), 3))
+            .unwrap_or(0.0);
+        res.publish_rate = stats::round(stats::rate(published.ok, res.publish_seconds), 1);
+        res.publish_rtt = stats::summarize_micros(&mut published.rtts);
+        res.expected = res.connected as u64 * published.ok;
     }
-    if let (Some(before), Some(after)) =
-        (server_cpu_start, target.pid.map(runtime::tree_cpu_by_name))
-    {
-        for (name, secs) in after {
-            let was = before
+
+    /// Until every listener has every message, or nothing new arrived for the idle
+    /// time-out, or the case's time is up.
+    async fn wait_for_deliveries(&mut self) {
+        let mut last = self.shared.received.load(Ordering::Relaxed);
+        let mut last_progress = Instant::now();
+        loop {
+            let now = self.shared.received.load(Ordering::Relaxed);
+            if now >= self.res.expected {
+                return;
+            }
+            if now != last {
+                last = now;
+                last_progress = Instant::now();
+            }
+            if last_progress.elapsed() > self.opts.idle_timeout || Instant::now() > self.deadline {
+                self.res.timed_out = true;
+                return;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn measure_after_publish(&mut self, cpu_start: Option<Vec<(String, f64)>>) {
+        let Some(pid) = self.target.pid else {
+            return;
+        };
+        let cpu_start = cpu_start.unwrap_or_default();
+        for (name, secs) in runtime::tree_cpu_by_name(pid) {
+            let was = cpu_start
                 .iter()
                 .find(|(n, _)| *n == name)
-                .map(|(_, s)| *s)
-                .unwrap_or(0.0);
-            res.server_cpu_by_process
-                .push((name, stats::round((secs - was).max(0.0), 2)));
+                .map_or(0.0, |(_, s)| *s);
+            self.res
+                .cpu
+                .server_by_process
+                .insert(name, stats::round((secs - was).max(0.0), 2));
         }
-        res.server_cpu_seconds = Some(stats::round(
-            res.server_cpu_by_process.iter().map(|(_, s)| s).sum(),
+        self.res.cpu.server = Some(stats::round(
+            self.res.cpu.server_by_process.values().sum(),
             2,
         ));
-    }
-    res.rss_kb_after_publish = rss_kb(target.pid);
-    if let Some(pid) = target.pid {
-        let mut by: Vec<(String, u64)> = Vec::new();
-        for m in runtime::tree_memory(pid) {
-            match by.iter_mut().find(|(n, _)| *n == m.name) {
-                Some(e) => e.1 += m.rss_kb,
-                None => by.push((m.name, m.rss_kb)),
-            }
-        }
-        res.rss_by_process = by;
+        self.res.memory.after_publish = Some(runtime::rss(pid));
+        self.res.memory.by_process_after_publish = runtime::tree_memory(pid).into_iter().collect();
     }
 
-    // --- stop listeners and collect ---
-    let _ = stop_tx.send(true);
-    let join_deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut latencies: Vec<u32> = Vec::with_capacity(res.expected.min(50_000_000) as usize);
-    let mut last_recv_us = 0;
-    for h in handles {
-        let abort = h.abort_handle();
-        match tokio::time::timeout_at(join_deadline, h).await {
-            Ok(Ok(r)) => {
-                res.received += r.unique;
-                res.duplicates += r.duplicates;
-                res.foreign += r.foreign;
-                res.gaps += r.gaps;
-                res.reconnects += r.reconnects;
-                res.heartbeats += r.heartbeats;
-                last_recv_us = last_recv_us.max(r.last_recv_us);
-                latencies.extend_from_slice(&r.latencies);
-            }
-            Ok(Err(e)) => res.errors.push(format!("listener task failed: {e}")),
-            Err(_) => {
-                abort.abort();
-                res.errors.push("a listener did not stop in time".into());
+    /// Stops the listeners and adds up what they received.
+    async fn stop_and_collect(&mut self, listeners: Listeners, publish_start_us: u64) {
+        let _ = listeners.stop.send(true);
+        let res = &mut self.res;
+        let join_deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut latencies: Vec<u32> = Vec::with_capacity(res.expected.min(50_000_000) as usize);
+        let mut last_recv_us = 0;
+        for handle in listeners.handles {
+            let abort = handle.abort_handle();
+            match tokio::time::timeout_at(join_deadline, handle).await {
+                Ok(Ok(r)) => {
+                    res.received += r.unique;
+                    res.duplicates += r.duplicates;
+                    res.foreign += r.foreign;
+                    res.gaps += r.gaps;
+                    res.reconnects += r.reconnects;
+                    res.heartbeats += r.heartbeats;
+                    last_recv_us = last_recv_us.max(r.last_recv_us);
+                    latencies.extend_from_slice(&r.latencies);
+                }
+                Ok(Err(e)) => res.errors.push(format!("listener task failed: {e}")),
+                Err(_) => {
+                    abort.abort();
+                    res.errors.push("a listener did not stop in time".into());
+                }
             }
         }
+        res.lost = res.expected.saturating_sub(res.received);
+        res.delivery_seconds = if last_recv_us > publish_start_us {
+            (last_recv_us - publish_start_us) as f64 / 1e6
+        } else {
+            0.0
+        };
+        res.delivered_per_sec = stats::round(stats::rate(res.received, res.delivery_seconds), 1);
+        res.latency = stats::summarize_micros(&mut latencies);
+        res.errors.append(&mut self.shared.errors.lock().unwrap());
     }
-    res.lost = res.expected.saturating_sub(res.received);
-    res.delivery_seconds = if last_recv_us > publish_start_us {
-        (last_recv_us - publish_start_us) as f64 / 1e6
-    } else {
-        0.0
-    };
-    res.delivered_per_sec = stats::rate(res.received, res.delivery_seconds);
-    res.latency = stats::summarize_micros(&mut latencies);
-    drop(latencies);
-    for e in shared.errors.lock().unwrap().drain(..) {
-        res.errors.push(e);
+
+    /// The channel's own counters, and what the case cost the bench.
+    async fn finish(mut self, bench_cpu_start: f64, reloads_start: u64) -> CaseResult {
+        match self.channel_stats().await {
+            Ok(v) => self.res.server_stats = Some(v),
+            Err(e) => self.res.errors.push(format!("after the case: {e}")),
+        }
+        let res = &mut self.res;
+        res.cpu.bench = stats::round(runtime::own_cpu_seconds() - bench_cpu_start, 2);
+        res.server_reloads = runtime::reloads() - reloads_start;
+        if res.server_reloads > 0 {
+            res.errors.push(format!(
+                "the server reloaded the worker {} time(s) during the case (wrangler watches src/), which cuts every stream: do not trust this case",
+                res.server_reloads
+            ));
+        }
+        res.finished_at = now_us() / 1_000_000;
+        sleep(self.opts.settle).await;
+        self.res
     }
-    match channel_stats(target.addr, &channel, opts.request_timeout).await {
-        Ok(v) => res.server_stats = Some(v),
-        Err(e) => res.errors.push(format!("after the case: {e}")),
-    }
-    res.bench_cpu_seconds = stats::round(runtime::own_cpu_seconds() - bench_cpu_start, 2);
-    res.server_reloads = runtime::reloads() - reloads_start;
-    if res.server_reloads > 0 {
-        res.errors.push(format!(
-            "the server reloaded the worker {} time(s) during the case (wrangler watches src/), which cuts every stream: do not trust this case",
-            res.server_reloads
-        ));
-    }
-    sleep(opts.settle).await;
-    res
 }
 
 #[cfg(test)]
@@ -856,6 +929,52 @@ mod tests {
         assert!(matches("n1-burst-k1", "n1-burst-k1"));
         assert!(!matches("n1-burst-k1", "n1-burst-k16"));
         let m = all_cases(Some(200), None);
-        assert!(m.iter().all(|c| c.messages == 200));
+        assert!(m.iter().all(|c| c.messages == 200 || c.is_memory()));
+    }
+
+    #[test]
+    fn memory_cases_publish_nothing() {
+        let mem: Vec<CaseSpec> = all_cases(Some(200), None)
+            .into_iter()
+            .filter(CaseSpec::is_memory)
+            .collect();
+        let names: Vec<&str> = mem.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["mem-n1000", "mem-n5000", "mem-n10000"]);
+        assert!(mem.iter().all(|c| c.messages == 0 && c.rate_label() == "-"));
+        assert!(matches("mem-*", "mem-n5000"));
+    }
+
+    #[test]
+    fn memory_per_listener() {
+        let rss = |group_kb, workerd_kb| Rss {
+            group_kb,
+            workerd_kb,
+        };
+        let per = PerListener::between(rss(1000, 400), rss(3000, 2300), 20).unwrap();
+        assert_eq!((per.group_kb, per.workerd_kb), (100.0, 95.0));
+        assert_eq!(
+            PerListener::between(rss(1, 1), rss(0, 0), 3)
+                .unwrap()
+                .workerd_kb,
+            -0.33
+        );
+        assert!(PerListener::between(rss(1, 1), rss(2, 2), 0).is_none());
+    }
+
+    #[test]
+    fn a_listener_counts_each_message_once() {
+        let shared = Shared::default();
+        let mut r = ListenerResult::new(3);
+        let mut parser = Parser::new();
+        let stream = b"retry: 1000\n\n: keep-alive\n\nid: 1\ndata: {\"seq\":0,\"t\":10}\n\n\
+            id: 2\ndata: {\"seq\":0,\"t\":10}\n\nevent: gap\ndata: {}\n\ndata: pong\n\n\
+            data: {\"seq\":2,\"t\":40}\n\n";
+        for event in parser.feed(stream) {
+            r.record(&event, 50, 3, &shared);
+        }
+        assert_eq!((r.unique, r.duplicates, r.gaps, r.foreign), (2, 1, 1, 1));
+        assert_eq!(r.latencies, [40, 10]);
+        assert_eq!(shared.received.load(Ordering::Relaxed), 2);
+        assert_eq!(parser.last_event_id(), "2");
     }
 }

@@ -1,6 +1,7 @@
-//! Starting the worker (wrangler dev or Miniflare) in its own process group, waiting for
-//! it to be ready, measuring its memory, and stopping it: at the end, on error, on panic
-//! (via `Drop`) and on Ctrl-C / SIGTERM / SIGHUP (via a signal thread).
+//! Starting the worker (wrangler dev or Miniflare; under Miniflare also the runtime's
+//! floor, bench/floor.mjs) in its own process group, waiting for it to be ready,
+//! measuring its memory and CPU (from /proc), and stopping it: at the end, on error, on
+//! panic (via `Drop`) and on Ctrl-C / SIGTERM / SIGHUP (via a signal thread).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -25,7 +26,7 @@ pub fn reloads() -> u64 {
 /// A temporary directory to remove on a signal.
 static SERVER_TMPDIR: Mutex<Option<PathBuf>> = Mutex::new(None);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     Wrangler,
     Miniflare,
@@ -40,6 +41,15 @@ impl Kind {
     }
 }
 
+/// What a server serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// The worker as built (build/worker/shim.mjs).
+    Product,
+    /// bench/floor.mjs: a Durable Object that only holds its listeners' streams.
+    Floor,
+}
+
 pub struct Server {
     pub kind: Kind,
     pub addr: SocketAddr,
@@ -47,6 +57,8 @@ pub struct Server {
     pgid: i32,
     tmpdir: Option<PathBuf>,
     pub log_path: PathBuf,
+    /// Where `POST /gc` collects the garbage of the runtime's isolates (Miniflare only).
+    pub gc: Option<SocketAddr>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; a small race is accepted).
@@ -69,6 +81,7 @@ impl Server {
     /// Starts the server and waits (up to `startup`) for its `Ready on` line.
     pub fn start(
         kind: Kind,
+        serves: Serves,
         root: &Path,
         vars: &[(String, String)],
         startup: Duration,
@@ -89,14 +102,21 @@ impl Server {
                 root.display()
             ));
         }
+        if serves == Serves::Floor && kind != Kind::Miniflare {
+            return Err("the floor (bench/floor.mjs) is served by Miniflare only".into());
+        }
         fs::create_dir_all(log_dir).ok();
-        let log_path = log_dir.join(format!("{}.log", kind.name()));
+        let log_path = log_dir.join(match serves {
+            Serves::Product => format!("{}.log", kind.name()),
+            Serves::Floor => format!("{}-floor.log", kind.name()),
+        });
         let log = fs::File::create(&log_path)
             .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let tmpdir =
             make_tmpdir(kind.name()).map_err(|e| format!("cannot make a temp dir: {e}"))?;
         *SERVER_TMPDIR.lock().unwrap() = Some(tmpdir.clone());
+        let mut gc = None;
         let mut cmd = match kind {
             Kind::Wrangler => {
                 let inspector = free_port().map_err(|e| format!("no free port: {e}"))?;
@@ -124,6 +144,12 @@ impl Server {
                 for (k, v) in vars {
                     cmd.arg("--var").arg(format!("{k}:{v}"));
                 }
+                if serves == Serves::Floor {
+                    cmd.arg("--floor");
+                }
+                let gc_port = free_port().map_err(|e| format!("no free port: {e}"))?;
+                cmd.args(["--gc-port", &gc_port.to_string()]);
+                gc = Some(SocketAddr::from(([127, 0, 0, 1], gc_port)));
                 cmd
             }
         };
@@ -183,6 +209,7 @@ impl Server {
             pgid,
             tmpdir: Some(tmpdir),
             log_path: log_path.clone(),
+            gc,
         };
         let deadline = Instant::now() + startup;
         let mut recent: Vec<String> = Vec::new();
@@ -304,11 +331,10 @@ fn kill_group(pgid: i32, members: &[i32], grace: Duration) {
 }
 
 fn pid_alive(pid: i32) -> bool {
-    // A zombie still "exists" for kill(0); look at /proc state instead.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => parse_stat(&s).map(|st| st.state != 'Z').unwrap_or(false),
-        Err(_) => false,
-    }
+    // A zombie still "exists" for kill(0); look at its state instead.
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|st| st.state != 'Z')
 }
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in this thread (call before any other thread or the
@@ -384,42 +410,8 @@ pub fn raise_nofile(wanted: u64) -> (u64, Option<String>) {
     }
 }
 
-struct Stat {
-    pid: i32,
-    name: String,
-    state: char,
-    ppid: i32,
-    pgrp: i32,
-    /// utime + stime, in clock ticks.
-    cpu_ticks: u64,
-}
-
-/// Parses /proc/<pid>/stat (the command name may contain spaces and parentheses).
-fn parse_stat(s: &str) -> Option<Stat> {
-    let open = s.find('(')?;
-    let close = s.rfind(')')?;
-    let pid = s[..open].trim().parse().ok()?;
-    let name = s[open + 1..close].to_string();
-    let mut rest = s[close + 1..].split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    let pgrp = rest.next()?.parse().ok()?;
-    // After pgrp: session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime.
-    let mut rest = rest.skip(8);
-    let utime: u64 = rest.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stime: u64 = rest.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-    Some(Stat {
-        pid,
-        name,
-        state,
-        ppid,
-        pgrp,
-        cpu_ticks: utime + stime,
-    })
-}
-
 fn ticks_per_second() -> f64 {
-    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+    procfs::ticks_per_second().max(1) as f64
 }
 
 /// CPU time (user + system) used so far by the live processes of the tree at `root`,
@@ -428,21 +420,28 @@ pub fn tree_cpu_by_name(root: i32) -> Vec<(String, f64)> {
     let pids = tree_pids(root);
     let mut out: Vec<(String, f64)> = Vec::new();
     for s in all_stats().iter().filter(|s| pids.contains(&s.pid)) {
-        let secs = s.cpu_ticks as f64 / ticks_per_second();
-        match out.iter_mut().find(|(n, _)| *n == s.name) {
-            Some(e) => e.1 += secs,
-            None => out.push((s.name.clone(), secs)),
-        }
+        add_by_name(
+            &mut out,
+            &s.comm,
+            (s.utime + s.stime) as f64 / ticks_per_second(),
+        );
     }
     out
 }
 
+/// Adds `value` to `name`'s entry, in first-seen order.
+pub fn add_by_name<T: std::ops::AddAssign>(list: &mut Vec<(String, T)>, name: &str, value: T) {
+    match list.iter_mut().find(|(n, _)| n == name) {
+        Some(entry) => entry.1 += value,
+        None => list.push((name.to_string(), value)),
+    }
+}
+
 /// CPU time (user + system, all threads) used so far by this process alone.
 pub fn own_cpu_seconds() -> f64 {
-    fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| parse_stat(&s))
-        .map(|s| s.cpu_ticks as f64 / ticks_per_second())
+    procfs::process::Process::myself()
+        .and_then(|p| p.stat())
+        .map(|s| (s.utime + s.stime) as f64 / ticks_per_second())
         .unwrap_or(0.0)
 }
 
@@ -466,19 +465,11 @@ fn reap_exited_children() {
     }
 }
 
-fn all_stats() -> Vec<Stat> {
-    let Ok(dir) = fs::read_dir("/proc") else {
+fn all_stats() -> Vec<procfs::process::Stat> {
+    let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|s| parse_stat(&s))
-        .collect()
+    all.filter_map(|p| p.ok()?.stat().ok()).collect()
 }
 
 fn group_pids(pgid: i32) -> Vec<i32> {
@@ -515,37 +506,36 @@ pub fn tree_pids(root: i32) -> Vec<i32> {
     v
 }
 
-/// One process's resident memory.
-#[derive(Debug, Clone)]
-#[allow(dead_code)] // pid: for debugging output and tests
-pub struct ProcMem {
-    pub pid: i32,
-    pub name: String,
-    pub rss_kb: u64,
+/// Resident memory of a process tree: all of it, and its workerd processes alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Rss {
+    pub group_kb: u64,
+    pub workerd_kb: u64,
 }
 
-/// VmRSS of every process of the tree rooted at `root`.
-pub fn tree_memory(root: i32) -> Vec<ProcMem> {
-    tree_pids(root)
-        .into_iter()
-        .filter_map(|pid| {
-            let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let mut name = String::new();
-            let mut rss = 0;
-            for line in status.lines() {
-                if let Some(v) = line.strip_prefix("Name:") {
-                    name = v.trim().to_string();
-                } else if let Some(v) = line.strip_prefix("VmRSS:") {
-                    rss = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
-                }
-            }
-            Some(ProcMem {
-                pid,
-                name,
-                rss_kb: rss,
-            })
-        })
-        .collect()
+/// `VmRSS` of every live process of the tree rooted at `root`, by process name.
+pub fn tree_memory(root: i32) -> Vec<(String, u64)> {
+    let mut by_name = Vec::new();
+    for pid in tree_pids(root) {
+        let Ok(status) = procfs::process::Process::new(pid).and_then(|p| p.status()) else {
+            continue;
+        };
+        add_by_name(&mut by_name, &status.name, status.vmrss.unwrap_or(0));
+    }
+    by_name
+}
+
+/// The tree's resident memory in all and in its workerd processes.
+pub fn rss(root: i32) -> Rss {
+    let by_name = tree_memory(root);
+    Rss {
+        group_kb: by_name.iter().map(|(_, kb)| kb).sum(),
+        workerd_kb: by_name
+            .iter()
+            .filter(|(name, _)| name == "workerd")
+            .map(|(_, kb)| kb)
+            .sum(),
+    }
 }
 
 #[cfg(test)]
@@ -553,20 +543,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_with_odd_name() {
-        let s = parse_stat("1234 (work (er) d) S 1 1234 1234 0 -1 4194560 10 0 0 0 250 50 0 0 20")
-            .unwrap();
-        assert_eq!(
-            (s.pid, s.state, s.ppid, s.pgrp, s.cpu_ticks),
-            (1234, 'S', 1, 1234, 300)
-        );
-        assert_eq!(s.name, "work (er) d");
+    fn own_tree_has_memory_and_cpu() {
+        let me = std::process::id() as i32;
+        assert!(tree_pids(me).contains(&me));
+        let rss = rss(me);
+        assert!(rss.group_kb > 0);
+        assert_eq!(rss.workerd_kb, 0, "no workerd below a test");
+        let _burn: u64 = (0..5_000_000u64).map(std::hint::black_box).sum();
+        assert!(own_cpu_seconds() > 0.0);
     }
 
     #[test]
-    fn own_tree_has_memory() {
-        let me = std::process::id() as i32;
-        let mem = tree_memory(me);
-        assert!(mem.iter().any(|m| m.pid == me && m.rss_kb > 0));
+    fn sums_by_name_in_first_seen_order() {
+        let mut v = Vec::new();
+        add_by_name(&mut v, "node", 1);
+        add_by_name(&mut v, "workerd", 2);
+        add_by_name(&mut v, "node", 3);
+        assert_eq!(v, [("node".to_string(), 4), ("workerd".to_string(), 2)]);
     }
 }

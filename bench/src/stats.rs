@@ -1,7 +1,7 @@
 //! Percentiles and small number helpers.
 
-/// Latency summary in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Latency summary in milliseconds (to the µs).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Summary {
     pub count: usize,
     pub p50: f64,
@@ -45,7 +45,7 @@ pub fn summarize_micros(micros: &mut [u32]) -> Option<Summary> {
         p90: ms(percentile_sorted(micros, 90.0)?),
         p99: ms(percentile_sorted(micros, 99.0)?),
         max: ms(*micros.last()?),
-        mean: sum as f64 / micros.len() as f64 / 1000.0,
+        mean: round(sum as f64 / micros.len() as f64 / 1000.0, 3),
     })
 }
 

@@ -1,8 +1,9 @@
 //! A `text/event-stream` parser that follows the WHATWG algorithm step by step.
 //!
 //! It is what the tests use to prove that the encoder's output reads back exactly as a
-//! browser would read it; it accepts input in arbitrary chunks, including a CR at the end
-//! of one chunk and its LF at the start of the next.
+//! browser would read it, and what the benchmark's listeners read with; it accepts input
+//! in arbitrary chunks, including a CR at the end of one chunk and its LF at the start of
+//! the next, and one parser can read stream after stream as an `EventSource` reconnecting.
 
 /// One dispatched event, as an `EventSource` would deliver it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct Parser {
     after_cr: bool,
     data: String,
     event_type: String,
+    /// The last event id buffer: set by `id:` fields, given to the events dispatched.
+    id_buffer: String,
+    /// The event source's last event id: the buffer as it was at the last dispatch.
     last_event_id: String,
     /// The reconnection time set by the last valid `retry:` field.
     pub retry_ms: Option<u64>,
@@ -50,8 +54,11 @@ impl Parser {
                 b'\n' if self.after_cr => self.after_cr = false,
                 b'\r' | b'\n' => {
                     self.after_cr = b == b'\r';
-                    let line = std::mem::take(&mut self.line);
+                    let mut line = std::mem::take(&mut self.line);
                     self.process_line(&String::from_utf8_lossy(&line), &mut out);
+                    // The buffer is reused for the next line.
+                    line.clear();
+                    self.line = line;
                 }
                 _ => {
                     self.after_cr = false;
@@ -60,6 +67,25 @@ impl Parser {
             }
         }
         out
+    }
+
+    /// The last event id string, set at each dispatch (even of an event without data):
+    /// what an `EventSource` sends as `Last-Event-ID` when it reconnects.
+    pub fn last_event_id(&self) -> &str {
+        &self.last_event_id
+    }
+
+    /// Ends the current stream as the algorithm does at the end of the file: a partial
+    /// line and an event not yet dispatched are dropped. What belongs to the event
+    /// source (the last event id, the reconnection time, the comment count) is kept, and
+    /// the next stream fed may begin with its own BOM.
+    pub fn end_of_stream(&mut self) {
+        self.line.clear();
+        self.started = false;
+        self.after_cr = false;
+        self.data.clear();
+        self.event_type.clear();
+        self.id_buffer.clone_from(&self.last_event_id);
     }
 
     /// Parses a whole stream at once.
@@ -90,7 +116,7 @@ impl Parser {
                 self.data.push('\n');
             }
             // An id with NUL is ignored altogether.
-            "id" if !value.contains('\0') => self.last_event_id = value.to_string(),
+            "id" if !value.contains('\0') => self.id_buffer = value.to_string(),
             // retry only when it is all ASCII digits.
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                 self.retry_ms = value.parse().ok();
@@ -100,6 +126,9 @@ impl Parser {
     }
 
     fn dispatch(&mut self, out: &mut Vec<ParsedEvent>) {
+        if self.last_event_id != self.id_buffer {
+            self.last_event_id.clone_from(&self.id_buffer);
+        }
         let event_type = std::mem::take(&mut self.event_type);
         if self.data.is_empty() {
             return;
@@ -164,6 +193,34 @@ mod tests {
         let mut p = Parser::new();
         p.feed(b"retry: 1000\n\nretry: 12a\n\n");
         assert_eq!(p.retry_ms, Some(1000));
+    }
+
+    #[test]
+    fn last_event_id_is_set_at_dispatch_even_without_data() {
+        let mut p = Parser::new();
+        p.feed(b"id: 1\ndata: a\n\nid: 2\n");
+        assert_eq!(p.last_event_id(), "1", "an id takes effect at the dispatch");
+        p.feed(b"\n");
+        assert_eq!(p.last_event_id(), "2", "an empty event still sets it");
+    }
+
+    #[test]
+    fn end_of_stream_drops_the_partial_event_and_keeps_the_source_state() {
+        let mut p = Parser::new();
+        let events = p.feed(b"retry: 250\n: hi\nid: 1\ndata: a\n\nid: 2\nevent: x\ndata: part");
+        assert_eq!(events.len(), 1);
+        p.end_of_stream();
+        assert_eq!(p.last_event_id(), "1");
+        // The next stream (a reconnect): its own BOM is stripped, the half-read id 2, type
+        // and data are gone, and events carry the id in force.
+        let events = p.feed("\u{feff}data: b\n\n".as_bytes());
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].event_type.as_str(), events[0].data.as_str()),
+            ("message", "b")
+        );
+        assert_eq!(events[0].last_event_id, "1");
+        assert_eq!((p.retry_ms, p.comments), (Some(250), 1));
     }
 
     #[test]

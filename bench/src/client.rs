@@ -1,0 +1,148 @@
+//! The bench's requests, over `reqwest` (hyper): plain HTTP/1.1 to loopback, no proxy.
+//! One client (and so one connection pool) per tokio runtime that uses it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Response, StatusCode};
+
+/// A client for one target. A streaming response keeps its connection to itself, so
+/// every listener has one of its own, as a browser's `EventSource` would.
+#[derive(Clone)]
+pub struct Api {
+    client: Client,
+    base: String,
+    timeout: Duration,
+}
+
+impl Api {
+    pub fn new(addr: SocketAddr, connect_timeout: Duration, timeout: Duration) -> Api {
+        let client = Client::builder()
+            .no_proxy()
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
+            .build()
+            .expect("an HTTP client without TLS always builds");
+        Api {
+            client,
+            base: format!("http://{addr}"),
+            timeout,
+        }
+    }
+
+    /// Opens an event stream (`GET path`, resuming after `last_event_id` if not empty)
+    /// and returns it once its head is in; any status but 200 is an error.
+    pub async fn open_stream(&self, path: &str, last_event_id: &str) -> Result<Response, String> {
+        let mut request = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("Accept", "text/event-stream")
+            .header("Cache-Control", "no-cache");
+        if !last_event_id.is_empty() {
+            request = request.header("Last-Event-ID", last_event_id);
+        }
+        let response = tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| "no response head in time".to_string())?
+            .map_err(|e| format!("connect/request failed: {e}"))?;
+        if response.status() != StatusCode::OK {
+            return Err(error_text(response).await);
+        }
+        Ok(response)
+    }
+
+    /// `POST path` with a JSON body: its round-trip time when answered 200.
+    pub async fn publish(
+        &self,
+        path: &str,
+        body: String,
+        bearer: Option<&str>,
+    ) -> Result<Duration, (Option<StatusCode>, String)> {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .timeout(self.timeout)
+            .body(body);
+        if let Some(secret) = bearer {
+            request = request.bearer_auth(secret);
+        }
+        let sent = Instant::now();
+        let response = request
+            .send()
+            .await
+            .map_err(|e| (None, format!("publish: {e}")))?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err((
+                Some(status),
+                format!("publish: {}", error_text(response).await),
+            ));
+        }
+        // The whole answer counts: the round trip ends when its body is in.
+        response
+            .bytes()
+            .await
+            .map_err(|e| (Some(status), format!("publish: {e}")))?;
+        Ok(sent.elapsed())
+    }
+
+    /// `GET path` answered 200 with JSON.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, String> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("Accept", "application/json")
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        if response.status() != StatusCode::OK {
+            return Err(format!("GET {path}: {}", error_text(response).await));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| format!("GET {path}: bad JSON: {e}"))
+    }
+}
+
+/// Asks bench/miniflare.mjs at `addr` for a full garbage collection in the runtime's
+/// isolates, and waits until it is done.
+pub async fn collect_garbage(addr: SocketAddr) -> Result<(), String> {
+    let response = Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?
+        .post(format!("http://{addr}/gc"))
+        .timeout(Duration::from_secs(90))
+        .send()
+        .await
+        .map_err(|e| format!("garbage collection: {e}"))?;
+    if response.status() != StatusCode::OK {
+        return Err(format!(
+            "garbage collection: {}",
+            error_text(response).await
+        ));
+    }
+    Ok(())
+}
+
+/// `HTTP <status>: <first line of the body>`, for an error answer.
+async fn error_text(response: Response) -> String {
+    let status = response.status();
+    let body = tokio::time::timeout(Duration::from_secs(2), response.text())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let line: String = body
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect();
+    format!("HTTP {status}: {line}")
+}

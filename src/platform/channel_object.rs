@@ -71,13 +71,20 @@ impl Channel {
         let call = ChannelCall::read(req).await?;
         self.ensure_open()?;
         match call.request {
-            ChannelRequest::Listen { last_seen } => self.listen(last_seen).await,
+            ChannelRequest::Listen {
+                last_seen,
+                allow_origin,
+            } => self.listen(last_seen, allow_origin).await,
             ChannelRequest::Publish(message) => self.publish(&message),
             ChannelRequest::Stats => self.stats(&call.channel),
         }
     }
 
-    async fn listen(&self, last_seen: Option<EventId>) -> Result<Response, Error> {
+    async fn listen(
+        &self,
+        last_seen: Option<EventId>,
+        allow_origin: Option<String>,
+    ) -> Result<Response, Error> {
         // A full channel may be full of clients that went away without a word: writing to
         // them makes the runtime notice (locally, by the second write, within ~100 ms).
         let started = now_ms();
@@ -95,9 +102,13 @@ impl Channel {
         let (outlet, body) = StreamOutlet::open(capacity)?;
         self.with_hosted(|h| h.channel.subscribe(outlet, last_seen, now_ms()))?;
         self.arm_keep_alive().await?;
+        let headers = http::event_stream_headers()?;
+        for (name, value) in http::cors_headers(allow_origin) {
+            headers.set(name, &value)?;
+        }
         Ok(Response::builder()
             .with_status(200)
-            .with_headers(http::event_stream_headers()?)
+            .with_headers(headers)
             .stream(body))
     }
 

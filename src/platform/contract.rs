@@ -30,12 +30,18 @@ const CHANNEL: &str = "channel";
 const LAST_EVENT_ID: &str = "lastEventId";
 const EVENT: &str = "event";
 const RETRY: &str = "retry";
+const ALLOW_ORIGIN: &str = "allowOrigin";
 
 /// What a channel's object is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelRequest {
-    /// Open a stream, resuming after `last_seen` when given.
-    Listen { last_seen: Option<EventId> },
+    /// Open a stream, resuming after `last_seen` when given. `allow_origin` is the
+    /// `Access-Control-Allow-Origin` the stream's response carries (set by the object, so
+    /// the Worker returns the stream untouched, without copying its headers).
+    Listen {
+        last_seen: Option<EventId>,
+        allow_origin: Option<String>,
+    },
     /// Publish a validated message.
     Publish(Message),
     /// Report the channel's counters.
@@ -77,9 +83,15 @@ impl ChannelCall {
             query.append_pair(CHANNEL, self.channel.as_str());
             match &self.request {
                 ChannelRequest::Listen {
-                    last_seen: Some(id),
+                    last_seen,
+                    allow_origin,
                 } => {
-                    query.append_pair(LAST_EVENT_ID, &id.to_string());
+                    if let Some(id) = last_seen {
+                        query.append_pair(LAST_EVENT_ID, &id.to_string());
+                    }
+                    if let Some(origin) = allow_origin {
+                        query.append_pair(ALLOW_ORIGIN, origin);
+                    }
                 }
                 ChannelRequest::Publish(message) => {
                     if let Some(event_type) = &message.event_type {
@@ -90,7 +102,7 @@ impl ChannelCall {
                     }
                     body = Some(message.data.clone());
                 }
-                ChannelRequest::Listen { last_seen: None } | ChannelRequest::Stats => {}
+                ChannelRequest::Stats => {}
             }
         }
         Wire { method, url, body }
@@ -113,6 +125,7 @@ impl ChannelCall {
                     .map(|id| EventId::parse(&id))
                     .transpose()
                     .map_err(|_| bad("bad lastEventId"))?,
+                allow_origin: param(ALLOW_ORIGIN),
             },
             (Method::Post, PUBLISH) => ChannelRequest::Publish(Message {
                 data: wire.body.ok_or_else(|| bad("publish without a body"))?,
@@ -236,12 +249,16 @@ mod tests {
     fn every_request_reads_back_as_it_was_sent() {
         round_trip(ChannelCall::new(
             channel("news"),
-            ChannelRequest::Listen { last_seen: None },
+            ChannelRequest::Listen {
+                last_seen: None,
+                allow_origin: None,
+            },
         ));
         round_trip(ChannelCall::new(
             channel("a.b-c_d"),
             ChannelRequest::Listen {
                 last_seen: Some(EventId(u64::MAX)),
+                allow_origin: Some("https://app.test:8443".into()),
             },
         ));
         round_trip(ChannelCall::new(channel("news"), ChannelRequest::Stats));

@@ -26,21 +26,29 @@ pub fn event_stream_headers() -> Result<Headers, Error> {
 pub const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
 pub const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID";
 
+/// The channel API's CORS headers for an allowed origin's `Access-Control-Allow-Origin`
+/// value (`*`, or the origin itself, which also needs `Vary: Origin`).
+pub fn cors_headers(allowed: Option<String>) -> Vec<(&'static str, String)> {
+    match allowed {
+        None => Vec::new(),
+        Some(any) if any == "*" => vec![("Access-Control-Allow-Origin", any)],
+        Some(origin) => vec![
+            ("Access-Control-Allow-Origin", origin),
+            ("Vary", "Origin".to_string()),
+        ],
+    }
+}
+
 /// Adds `Access-Control-Allow-Origin` when the request's origin is allowed.
 pub fn with_cors(
     response: Response,
     origins: &AllowedOrigins,
     origin: Option<&str>,
 ) -> worker::Result<Response> {
-    let Some(allowed) = origins.allow(origin) else {
-        return Ok(response);
-    };
-    let mut extra = vec![];
-    if allowed != "*" {
-        extra.push(("Vary", "Origin".to_string()));
+    if response.headers().has("Access-Control-Allow-Origin")? {
+        return Ok(response); // set where the response was made (a stream, by its object)
     }
-    extra.insert(0, ("Access-Control-Allow-Origin", allowed));
-    with_headers(response, extra)
+    with_headers(response, cors_headers(origins.allow(origin)))
 }
 
 /// Adds headers to a response (a response from a Durable Object has immutable headers,

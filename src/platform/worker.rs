@@ -105,9 +105,17 @@ async fn listen(
         .filter(|v| !v.is_empty())
         .or_else(|| query(&url, LAST_EVENT_ID_PARAM));
     let last_seen = requested.map(|id| EventId::parse(&id)).transpose()?;
-    ChannelCall::new(channel, ChannelRequest::Listen { last_seen })
-        .send(env)
-        .await
+    let origin = req.headers().get("Origin")?;
+    let allow_origin = config.allowed_origins.allow(origin.as_deref());
+    ChannelCall::new(
+        channel,
+        ChannelRequest::Listen {
+            last_seen,
+            allow_origin,
+        },
+    )
+    .send(env)
+    .await
 }
 
 /// `POST /channels/{name}/events`.

@@ -275,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_every_setting() {
+    fn every_setting_is_read_from_its_variable() {
         let c = read(&[
             ("QUEUE_CAPACITY", "7"),
             ("MAX_LISTENERS", "3"),

@@ -161,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn wpt_style_cases() {
+    fn the_web_platform_tests_format_cases_parse_as_a_browser_does() {
         // format-field-parsing: unknown fields ignored, no-colon line is a name with empty value
         assert_eq!(datas("data:\0\ndata:  2\rData:1\ndata\0:2\ndata:1\r\0data:4\nda-ta:3\rdata_5\ndata:3\rdata:\r\n data:32\ndata:4\n\n"), ["\0\n 2\n1\n3\n\n4"]);
         // format-leading-bom, and only one BOM

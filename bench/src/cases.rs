@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::sleep;
 
-use crate::client::Api;
+use crate::client::{Api, Body};
 use crate::runtime::{self, Rss};
 use crate::stats::{self, Summary};
 
@@ -26,6 +26,15 @@ pub const LISTENER_COUNTS: [usize; 5] = [1, 100, 1000, 5000, 10000];
 pub const MEMORY_COUNTS: [usize; 3] = [1000, 5000, 10000];
 /// The kind of the memory cases.
 pub const MEMORY_KIND: &str = "mem";
+
+/// The Mercure hub's case: the same publishing as `burst-k1`, to hub subscribers whose
+/// selectors are mixed (exact, URI template, `*`, URL pattern, each beside one that
+/// matches nothing), to compare the cost of a hub update with a channel event's.
+pub const HUB_KIND: &str = "hub-burst-k1";
+pub const HUB_COUNTS: [usize; 2] = [100, 1000];
+
+/// The key the bench's runtime verifies hub tokens with (`MERCURE_PUBLISHER_JWT_KEY`).
+pub const HUB_KEY: &str = "sse-bench-hub-key";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseSpec {
@@ -55,6 +64,10 @@ impl CaseSpec {
 
     pub fn is_memory(&self) -> bool {
         self.kind == MEMORY_KIND
+    }
+
+    pub fn is_hub(&self) -> bool {
+        self.kind == HUB_KIND
     }
 }
 
@@ -96,6 +109,16 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
                 inflight,
             });
         }
+    }
+    for &n in &HUB_COUNTS {
+        v.push(CaseSpec {
+            name: format!("n{n}-{HUB_KIND}"),
+            kind: HUB_KIND.to_string(),
+            listeners: n,
+            messages: messages.unwrap_or(500),
+            rate: 0.0,
+            inflight: 1,
+        });
     }
     for &n in &MEMORY_COUNTS {
         v.push(CaseSpec {
@@ -285,7 +308,8 @@ impl Shared {
 
 struct ListenCfg {
     api: Api,
-    path: String,
+    /// Listener `i` listens on `paths[i % paths.len()]`.
+    paths: Vec<String>,
     messages: u64,
     hard_deadline: tokio::time::Instant,
     reconnect_delay: Option<Duration>,
@@ -386,9 +410,11 @@ async fn read_stream(
 /// it reconnects after the stream's `retry:` delay with `Last-Event-ID`.
 async fn listener(
     cfg: Arc<ListenCfg>,
+    index: usize,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> ListenerResult {
+    let path = &cfg.paths[index % cfg.paths.len()];
     let mut r = ListenerResult::new(cfg.messages);
     let mut parser = Parser::new();
     let mut attempts_left = cfg.max_reconnects;
@@ -396,7 +422,7 @@ async fn listener(
         if *stop.borrow() || tokio::time::Instant::now() >= cfg.hard_deadline {
             break;
         }
-        match cfg.api.open_stream(&cfg.path, parser.last_event_id()).await {
+        match cfg.api.open_stream(path, parser.last_event_id()).await {
             Ok(response) => {
                 if !r.connected {
                     r.connected = true;
@@ -462,6 +488,8 @@ impl PubResult {
 struct PublishPlan {
     addr: SocketAddr,
     path: String,
+    /// For the hub: the topic, and the body is a Mercure form instead of JSON.
+    hub_topic: Option<String>,
     messages: u64,
     rate: f64,
     inflight: usize,
@@ -522,10 +550,12 @@ async fn publisher(
         if Instant::now() > plan.deadline {
             break;
         }
-        match api
-            .publish(&plan.path, payload(i, now_us()), plan.bearer.as_deref())
-            .await
-        {
+        let data = payload(i, now_us());
+        let body = match &plan.hub_topic {
+            Some(topic) => Body::Form(form_urlencoded(&[("topic", topic), ("data", &data)])),
+            None => Body::Json(data),
+        };
+        match api.publish(&plan.path, body, plan.bearer.as_deref()).await {
             Ok(rtt) => {
                 res.ok += 1;
                 res.rtts.push(rtt.as_micros().min(u32::MAX as u128) as u32);
@@ -546,6 +576,30 @@ async fn publisher(
         res.last_end = Some(Instant::now());
     }
     res
+}
+
+/// `name=value&...`, percent-encoded as a form.
+fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// A 0.x Mercure token that may publish anywhere, signed with HS256 and `key`.
+fn hub_token(key: &str) -> String {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let signing = format!(
+        "{}.{}",
+        b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(r#"{"mercure":{"publish":["*"]}}"#)
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key");
+    mac.update(signing.as_bytes());
+    let signature =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signing}.{signature}")
 }
 
 /// The runtime's memory: the median of three samples half a second apart (one sample
@@ -657,15 +711,44 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Where the listeners listen: the channel, or for a hub case the hub with mixed
+    /// selectors that all match the case's topic (each beside one that matches nothing).
+    fn listen_paths(&self) -> Vec<String> {
+        if !self.spec.is_hub() {
+            let mut path = format!("/channels/{}/events", self.channel);
+            if let Some(token) = &self.opts.listen_token {
+                path.push_str(&format!("?token={token}"));
+            }
+            return vec![path];
+        }
+        let topic = self.hub_topic();
+        let base = format!("https://bench.test/{}", self.channel);
+        [
+            ("topic", topic.clone()),
+            ("topic", format!("{base}/items/{{id}}")),
+            ("topic", "*".to_string()),
+            ("match_urlpattern", format!("{base}/items/:id")),
+        ]
+        .into_iter()
+        .map(|(name, value)| {
+            let query = form_urlencoded(&[
+                (name, value.as_str()),
+                ("topic", "https://bench.test/nothing-matches-this"),
+            ]);
+            format!("/.well-known/mercure?{query}")
+        })
+        .collect()
+    }
+
+    fn hub_topic(&self) -> String {
+        format!("https://bench.test/{}/items/1", self.channel)
+    }
+
     /// Opens the listeners in batches, each batch once the previous one has its heads.
     async fn connect_listeners(&mut self) -> Listeners {
-        let mut path = format!("/channels/{}/events", self.channel);
-        if let Some(token) = &self.opts.listen_token {
-            path.push_str(&format!("?token={token}"));
-        }
         let cfg = Arc::new(ListenCfg {
             api: self.api.clone(),
-            path,
+            paths: self.listen_paths(),
             messages: self.spec.messages,
             hard_deadline: (self.deadline + Duration::from_secs(30)).into(),
             reconnect_delay: self.opts.reconnect_delay,
@@ -677,7 +760,12 @@ impl<'a> Run<'a> {
         while handles.len() < self.spec.listeners {
             let end = (handles.len() + self.opts.batch.max(1)).min(self.spec.listeners);
             while handles.len() < end {
-                let task = listener(cfg.clone(), self.shared.clone(), stop_rx.clone());
+                let task = listener(
+                    cfg.clone(),
+                    handles.len(),
+                    self.shared.clone(),
+                    stop_rx.clone(),
+                );
                 handles.push(tokio::spawn(task));
             }
             if !self.await_heads(end).await {
@@ -713,6 +801,10 @@ impl<'a> Run<'a> {
     /// Asks the server how many listeners it counts until it counts them all (its count
     /// may lag a moment behind the response heads), for five seconds at most.
     async fn await_server_count(&mut self) {
+        if self.spec.is_hub() {
+            // The hub has no listener count; its subscriber is registered before its head.
+            return;
+        }
         let stats_deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match self.channel_stats().await {
@@ -764,16 +856,31 @@ impl<'a> Run<'a> {
         } else {
             self.deadline
         };
+        let (path, topic, bearer) = if spec.is_hub() {
+            let token = hub_token(HUB_KEY);
+            (
+                "/.well-known/mercure".to_string(),
+                Some(self.hub_topic()),
+                Some(token),
+            )
+        } else {
+            (
+                format!("/channels/{}/events", self.channel),
+                None,
+                self.opts.bearer.clone(),
+            )
+        };
         let publisher = publish_all(PublishPlan {
             addr: self.target.addr,
-            path: format!("/channels/{}/events", self.channel),
+            path,
+            hub_topic: topic,
             messages: spec.messages,
             rate: spec.rate,
             inflight: spec.inflight,
             deadline: deadline.min(self.deadline),
             connect_timeout: self.opts.connect_timeout,
             request_timeout: self.opts.request_timeout,
-            bearer: self.opts.bearer.clone(),
+            bearer,
         });
         while !publisher.is_finished() {
             sleep(Duration::from_millis(20)).await;
@@ -880,9 +987,11 @@ impl<'a> Run<'a> {
 
     /// The channel's own counters, and what the case cost the bench.
     async fn finish(mut self, bench_cpu_start: f64, reloads_start: u64) -> CaseResult {
-        match self.channel_stats().await {
-            Ok(v) => self.res.server_stats = Some(v),
-            Err(e) => self.res.errors.push(format!("after the case: {e}")),
+        if !self.spec.is_hub() {
+            match self.channel_stats().await {
+                Ok(v) => self.res.server_stats = Some(v),
+                Err(e) => self.res.errors.push(format!("after the case: {e}")),
+            }
         }
         let res = &mut self.res;
         res.cpu.bench = stats::round(runtime::own_cpu_seconds() - bench_cpu_start, 2);

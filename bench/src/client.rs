@@ -15,6 +15,12 @@ pub struct Api {
     timeout: Duration,
 }
 
+/// A publish body: a channel's JSON, or a Mercure hub's form.
+pub enum Body {
+    Json(String),
+    Form(String),
+}
+
 impl Api {
     pub fn new(addr: SocketAddr, connect_timeout: Duration, timeout: Duration) -> Api {
         let client = Client::builder()
@@ -51,17 +57,21 @@ impl Api {
         Ok(response)
     }
 
-    /// `POST path` with a JSON body: its round-trip time when answered 200.
+    /// `POST path` with a body: its round-trip time when answered 200.
     pub async fn publish(
         &self,
         path: &str,
-        body: String,
+        body: Body,
         bearer: Option<&str>,
     ) -> Result<Duration, (Option<StatusCode>, String)> {
+        let (content_type, body) = match body {
+            Body::Json(b) => ("application/json", b),
+            Body::Form(b) => ("application/x-www-form-urlencoded", b),
+        };
         let mut request = self
             .client
             .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
+            .header("Content-Type", content_type)
             .timeout(self.timeout)
             .body(body);
         if let Some(secret) = bearer {

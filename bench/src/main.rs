@@ -251,6 +251,7 @@ fn run(args: &Args) -> Result<(), String> {
         let path = out.join(format!("{label}.json"));
         with_server(args, Serves::Product, |target| {
             let mut results: Vec<Value> = Vec::new();
+            let mut done: Vec<CaseResult> = Vec::new();
             print_header();
             for spec in &fanout_specs {
                 eprintln!(
@@ -271,7 +272,9 @@ fn run(args: &Args) -> Result<(), String> {
                 results.push(serde_json::to_value(&r).map_err(|e| e.to_string())?);
                 // Written after every case, so an interrupted run keeps what it measured.
                 write_results(&path, "cases", args, json!({}), &results)?;
+                done.push(r);
             }
+            print_hub_ratios(&done);
             println!("\nresults: {}", path.display());
             Ok::<(), String>(())
         })??;
@@ -311,11 +314,21 @@ fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> R
         kind.name(),
         root.display()
     );
+    // The hub's key and anonymous subscribing, for the hub cases (unless the run says).
+    let mut vars = args.vars.clone();
+    for (name, value) in [
+        ("MERCURE_PUBLISHER_JWT_KEY", cases::HUB_KEY),
+        ("MERCURE_ANONYMOUS", "1"),
+    ] {
+        if !vars.iter().any(|(k, _)| k == name) {
+            vars.push((name.to_string(), value.to_string()));
+        }
+    }
     let mut server = runtime::Server::start(
         kind,
         serves,
         &root,
-        &args.vars,
+        &vars,
         args.startup_timeout,
         &args.out(),
     )?;
@@ -382,6 +395,42 @@ fn print_row(label: &str, r: &CaseResult) {
         opt(r.cpu.server.map(|v| format!("{v:.1}s"))),
         note.join(",")
     );
+}
+
+/// Each hub case beside the channel case that publishes the same way to as many
+/// listeners, measured in this run: the hub's delivered events/s and server CPU per
+/// delivery as ratios to the channel's.
+fn print_hub_ratios(done: &[CaseResult]) {
+    for hub in done.iter().filter(|r| r.kind == cases::HUB_KIND) {
+        let twin = format!("n{}-burst-k1", hub.listeners);
+        let Some(channel) = done.iter().find(|r| r.name == twin) else {
+            continue;
+        };
+        let per_delivery = |r: &CaseResult| {
+            r.cpu
+                .server
+                .filter(|_| r.received > 0)
+                .map(|s| s * 1e6 / r.received as f64)
+        };
+        let cpu = match (per_delivery(hub), per_delivery(channel)) {
+            (Some(h), Some(c)) if c > 0.0 => {
+                format!(
+                    "server CPU per delivery {h:.0} µs vs {c:.0} µs: {:.2}x",
+                    h / c
+                )
+            }
+            _ => "server CPU not measured".to_string(),
+        };
+        let rate = if channel.delivered_per_sec > 0.0 {
+            hub.delivered_per_sec / channel.delivered_per_sec
+        } else {
+            0.0
+        };
+        println!(
+            "hub vs channel, {} listeners: delivered {:.0}/s vs {:.0}/s: {rate:.2}x; {cpu}",
+            hub.listeners, hub.delivered_per_sec, channel.delivered_per_sec
+        );
+    }
 }
 
 fn package_version(root: &Path, pkg: &str) -> Value {
@@ -492,11 +541,16 @@ mod tests {
                 "n1-rate50",
                 "n100-burst-k1",
                 "n100-burst-k16",
-                "n100-rate50"
+                "n100-rate50",
+                "n100-hub-burst-k1"
             ]
         );
         let a = args(&["--url", "http://127.0.0.1:1", "--case", "n1000-*,n1-rate50"]).unwrap();
-        assert_eq!(selected_cases(&a).len(), 4);
+        assert_eq!(
+            selected_cases(&a).len(),
+            5,
+            "n1000: three fan-out kinds and the hub case, and n1-rate50"
+        );
         let a = args(&[
             "--runtime",
             "miniflare",

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   copyPlaygroundSnippet, curlArgs, curlRequest, demoMessages, launchBrowser, openPage, playgroundCount,
-  playgroundListen, playgroundPublish, playgroundSnippet, waitForDemoMessages, waitForDemoStatus,
+  playgroundListen, playgroundMakeToken, playgroundPublish, playgroundSnippet, waitForDemoMessages, waitForDemoStatus,
   waitForPlaygroundCount,
 } from '../support/browser.mjs';
 import { mercureToken, publishUpdate } from '../support/mercure.mjs';
@@ -238,6 +238,7 @@ test('the playground: a channel, a typed event from the page, the listener count
     assert.match(typed.text, /#1 to 1 listener\b/);
     let shown = await waitForDemoMessages(page, 1);
     assert.deepEqual(shown, [item('1', 'line one\nline two', 'greeting')]);
+    assert.equal(await page.inputValue('#types'), 'greeting', 'the page listens for the type it published with');
     const untyped = await playgroundPublish(page, { data: 'plain', type: '' });
     assert.equal(untyped.id, '2', untyped.text);
     shown = await waitForDemoMessages(page, 2);
@@ -279,14 +280,25 @@ test('the playground: a channel, a typed event from the page, the listener count
   }
 });
 
-test('the playground shows a gap when the history no longer covers a resume', { timeout: 60_000 }, async () => {
+test('the playground resumes a pause before any event, and shows a gap when the history no longer covers a resume', { timeout: 60_000 }, async () => {
   const { page, pageErrors } = await openPlayground(hubServer.url); // HISTORY_SIZE 5
   try {
     const channel = freshChannel('gap');
     await playgroundListen(page, { channel });
     await waitForListeners(hubServer.url, channel, 1);
-    const { id: first } = await publishEvent(hubServer.url, channel, { data: 'first' }, { listeners: 1 });
-    await waitForDemoMessages(page, 1);
+
+    // Paused before anything arrived: Resume continues after the channel's last id then.
+    await page.click('#pause');
+    await waitForDemoStatus(page, 'closed');
+    await page.waitForFunction(() => /\?lastEventId=0\.$/.test(document.querySelector('#note')?.textContent), null,
+      { timeout: 10_000 });
+    await waitForListeners(hubServer.url, channel, 0);
+    const { id: first } = await publishEvent(hubServer.url, channel, { data: 'first' }, { listeners: 0 });
+    await page.click('#pause');
+    await waitForDemoStatus(page, 'open');
+    assert.deepEqual(await waitForDemoMessages(page, 1), [item(first, 'first', 'message', true)]);
+
+    // Paused after #1, seven events later the history (5) has lost #2 and #3.
     await page.click('#pause');
     await waitForDemoStatus(page, 'closed');
     await waitForListeners(hubServer.url, channel, 0);
@@ -297,6 +309,7 @@ test('the playground shows a gap when the history no longer covers a resume', { 
     const shown = await waitForDemoMessages(page, 7);
     const kept = later.slice(-5); // the history keeps the last 5
     assert.deepEqual(shown.map((m) => m.meta), [`#${first}`, 'gap', ...kept.map((id) => `#${id}`)]);
+    assert.equal(shown[0].replayed, true, 'from the first resume');
     assert.deepEqual(JSON.parse(shown[1].data), { lastEventId: first, firstAvailableId: kept[0] });
     assert.equal(shown[1].replayed, false, 'a gap is a notice, not a replayed event');
     assert.deepEqual(shown.slice(2).map((m) => m.replayed), [true, true, true, true, true]);
@@ -412,6 +425,9 @@ test('the playground on the Mercure hub: a selector, a publish with a pasted tok
     assert.equal(refused.id, null);
     assert.match(refused.text, /^Refused: 401 .*invalid_token/);
 
+    // The page's token maker signs the same token as the test (HS256 is deterministic).
+    assert.equal(await playgroundMakeToken(page, { use: 'publisher', key: PUBLISHER_KEY }), token);
+
     // The shown commands: listen, and publish with the pasted token.
     await page.fill('#hub-pub-token', token);
     await page.fill('#data', 'from the shown command');
@@ -442,11 +458,17 @@ test('the playground on the Mercure hub: a selector, a publish with a pasted tok
 test('the playground on the hub with a subscriber token: private updates, the subscriber count, pause and replay', { timeout: 90_000 }, async () => {
   const { page, pageErrors } = await openPlayground(hubServer.url);
   try {
-    const token = mercureToken(SUBSCRIBER_KEY, {
+    // A subscriber token for the selector and the subscriptions API, from the page's token
+    // maker (its preset claims), then used to listen.
+    await page.check('#mode-hub');
+    await waitForDemoStatus(page, 'open'); // switching listens at once, anonymously
+    await page.fill('#hub-selector', BOOKS);
+    const token = await playgroundMakeToken(page, { use: 'subscriber', key: SUBSCRIBER_KEY });
+    assert.equal(token, mercureToken(SUBSCRIBER_KEY, {
       subscribe: [BOOKS, '/.well-known/mercure/subscriptions{/topic}{/subscriber}'],
-    });
-    await playgroundListen(page, { hub: { value: BOOKS, token } });
+    }));
     assert.match(await page.textContent('#hub-sub-claims'), /"subscribe":/);
+    await playgroundListen(page, { hub: { value: BOOKS, token } });
     await page.fill('#types', 'book'); // the type the test publishes with
     await page.locator('#types').blur();
     await waitForPlaygroundCount(page, 1); // from the subscriptions API

@@ -99,9 +99,9 @@ export const waitForDemoStatus = (page, status, timeoutMs = 15_000) => page.wait
 
 // The playground on the demo page: `#select-form` picks a channel (`#channel`) or a hub
 // selector (`#mode-hub`, `#hub-kind`, `#hub-selector`, `#hub-sub-token`) and `#listen`
-// applies it; `#publish-form` publishes (`#data`, `#event-type`; for the hub `#hub-topic`,
-// `#hub-id`, `#hub-private`, `#hub-pub-token`) and `#publish-result` answers, with the
-// id in `data-id`; `#listeners` shows the polled count (`data-count`, absent when
+// applies it (switching the mode applies it at once); `#publish-form` publishes (`#data`,
+// `#event-type`; for the hub `#hub-topic`, `#hub-id`, `#hub-private`, `#hub-pub-token`,
+// and `#token-maker` signs tokens) and `#publish-result` answers, with the id in `data-id`; `#listeners` shows the polled count (`data-count`, absent when
 // unavailable); `#pause` pauses and resumes; `#snippet-{listen,publish,eventsource,stats}`
 // hold the commands, each with a `button.copy`.
 
@@ -143,6 +143,25 @@ export async function playgroundPublish(page, { data, type, topic, id, private: 
     return text !== '' && text !== 'Publishing…';
   }, null, { timeout: 10_000, polling: 50 });
   return page.$eval('#publish-result', (el) => ({ id: el.dataset.id ?? null, text: el.textContent }));
+}
+
+/**
+ * Signs a token with the playground's token maker (`use`: 'publisher' or 'subscriber';
+ * `claims`: a JSON text, or the maker's preset when absent); returns the token, which
+ * the page has put into its publisher or subscriber token field.
+ */
+export async function playgroundMakeToken(page, { use, key, claims }) {
+  await page.click('#token-maker summary');
+  await page.selectOption('#maker-use', use);
+  await page.fill('#maker-key', key);
+  if (claims !== undefined) await page.fill('#maker-claims', claims);
+  await page.click('#maker-sign');
+  await page.waitForFunction(() => /^(Signed|Could not)/.test(document.querySelector('#maker-result')?.textContent ?? ''),
+    null, { timeout: 5_000, polling: 50 });
+  const result = await page.textContent('#maker-result');
+  assert.match(result, /^Signed/, 'the token maker');
+  await page.click('#token-maker summary'); // folded again
+  return page.inputValue(use === 'publisher' ? '#hub-pub-token' : '#hub-sub-token');
 }
 
 /** The playground's listener count: a number, or null while it says "unavailable". */

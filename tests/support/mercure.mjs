@@ -184,3 +184,26 @@ export function rawRequest(url, { method = 'GET', headers = {}, body } = {}) {
     req.end(body);
   });
 }
+
+/**
+ * The raw event blocks of a hub stream's text: lines (CRLF, CR or LF ends one) grouped
+ * between blank lines, comment lines left out, empty groups dropped.
+ */
+export function rawBlocks(text) {
+  const blocks = [];
+  let block = [];
+  for (const line of text.split(/\r\n|\r|\n/)) {
+    if (line === '') {
+      if (block.length > 0) blocks.push(block);
+      block = [];
+    } else if (!line.startsWith(':')) {
+      block.push(line);
+    }
+  }
+  return blocks;
+}
+
+/** The raw block (its lines) of the update with this id, waiting for it (bounded). */
+export async function rawBlockOf(stream, id, timeoutMs = 2_000) {
+  return stream.waitUntil(() => rawBlocks(stream.text).find((b) => b.includes(`id: ${id}`)), timeoutMs, `the block with id ${id}`);
+}

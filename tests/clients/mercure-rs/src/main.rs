@@ -47,9 +47,18 @@ async fn publish(args: &[String]) -> Result<String> {
         return Err("publish needs a topic".into());
     }
     let canonical = topics.remove(0);
-    let jwt = PublisherJwt::new(&PublisherJwtSecret::from(key.as_bytes().to_vec()), vec![TopicSelector::Wildcard])?;
-    let client = mercure::Client::new(reqwest::Client::new(), HubUrl::try_from(hub.parse::<Url>()?)?, jwt);
-    let id = client.publish_update(Topic::new(canonical, topics), data.as_deref(), privacy).await?;
+    let jwt = PublisherJwt::new(
+        &PublisherJwtSecret::from(key.as_bytes().to_vec()),
+        vec![TopicSelector::Wildcard],
+    )?;
+    let client = mercure::Client::new(
+        reqwest::Client::new(),
+        HubUrl::try_from(hub.parse::<Url>()?)?,
+        jwt,
+    );
+    let id = client
+        .publish_update(Topic::new(canonical, topics), data.as_deref(), privacy)
+        .await?;
     Ok(id.to_string())
 }
 
@@ -59,10 +68,19 @@ fn subscriber_jwt(args: &[String]) -> Result<String> {
     };
     let max_age = match max_age.as_str() {
         "none" => None,
-        secs => Some(SubscriberJwtMaxAge::try_from(Duration::from_secs(secs.parse()?))?),
+        secs => Some(SubscriberJwtMaxAge::try_from(Duration::from_secs(
+            secs.parse()?,
+        ))?),
     };
-    let selectors = selectors.iter().map(|s| selector(s)).collect::<Result<Vec<_>>>()?;
-    let jwt = SubscriberJwt::new(&SubscriberJwtSecret::from(key.as_bytes().to_vec()), max_age, selectors)?;
+    let selectors = selectors
+        .iter()
+        .map(|s| selector(s))
+        .collect::<Result<Vec<_>>>()?;
+    let jwt = SubscriberJwt::new(
+        &SubscriberJwtSecret::from(key.as_bytes().to_vec()),
+        max_age,
+        selectors,
+    )?;
     Ok(jwt.to_string())
 }
 

@@ -182,6 +182,19 @@ describe('the publish answer (§4.6, §4.7)', () => {
     assertPublishedUpdate(r, 'urn:example:dune', 'the §4.8 body');
   });
 
+  test('for a repeated field other than topic the first wins, and unknown fields are ignored', async () => {
+    const topic = freshTopic('repeated-fields');
+    const stream = await subscribe(server.url, [['topic', topic]]);
+    const id = `urn:test:first:${topic}`;
+    const r = await publishUpdate(server.url, [
+      ['topic', topic], ['data', 'first'], ['data', 'second'], ['id', id], ['id', 'urn:test:second'],
+      ['type', 'one'], ['type', 'mercure'], ['retry', '10'], ['retry', 'x'], ['target', 'ignored'], ['unknown', 'ignored'],
+    ], { token: GOOD() });
+    assertPublishedUpdate(r, id, 'repeated fields');
+    const e = await nextUpdate(stream);
+    assert.deepEqual([e.data, e.lastEventId, e.type], ['first', id, 'one']);
+  });
+
   test('a form content type with a charset parameter is accepted', async () => {
     const pairs = update('charset');
     const r = await publishUpdate(server.url, pairs, { token: GOOD(), contentType: 'application/x-www-form-urlencoded; charset=UTF-8' });

@@ -23,9 +23,11 @@ import {
   mercureToken,
   nextUpdate,
   publishOk,
+  rawRequest,
   rawBlockOf,
   subscribe,
   subscribeRequest,
+  subscribeUrl,
   subscriberToken,
 } from '../support/mercure.mjs';
 
@@ -216,6 +218,13 @@ describe('the stream (§6.4, §6.5, §6.7)', () => {
     assert.equal(stream.headers.get('cache-control'), 'private, no-cache, no-store, must-revalidate, max-age=0');
     assert.equal(stream.headers.get('x-accel-buffering'), 'no');
     assert.match(stream.text, /^(:|retry: \d+\r?\n)/, `first bytes ${JSON.stringify(stream.text.slice(0, 40))}`);
+  });
+
+  test('HEAD subscribes too: 200 with the event-stream headers at once', async () => {
+    const r = await rawRequest(subscribeUrl(server.url, [['topic', freshTopic('head')]]), { method: 'HEAD', timeoutMs: 3000 });
+    assert.equal(r.status, 200);
+    assert.match(r.headers['content-type'] ?? '', /^text\/event-stream/);
+    assert.equal(r.headers['cache-control'], 'private, no-cache, no-store, must-revalidate, max-age=0');
   });
 
   test('an update without type or retry is its id verbatim and one data line per line of its data', async () => {
@@ -414,6 +423,11 @@ describe('history and replay (§6.9)', () => {
   test('earliest replays every kept update the connection may receive', async () => {
     const { topic, ids } = await history('earliest', [[freshId('e')], [null], [freshId('e')]]);
     await assertReplay([['topic', topic], ['lastEventID', 'earliest']], ids, { echoed: 'earliest' });
+  });
+
+  test('a Last-Event-ID header of earliest replays the whole kept history of the topic', async () => {
+    const { topic, ids } = await history('earliest-header', [[null], [freshId('eh')]]);
+    await assertReplay([['topic', topic]], ids, { headers: { 'last-event-id': 'earliest' }, echoed: 'earliest' });
   });
 
   test('an unknown id replays nothing and is echoed as earliest', async () => {

@@ -172,14 +172,14 @@ export const freshTopic = (what) => `https://example.com/${what}/${process.pid}-
  * A request with node:http, for what fetch cannot send: a header repeated as separate lines
  * (`headers` values may be arrays). Resolves with {status, headers (lower-case names), text}.
  */
-export function rawRequest(url, { method = 'GET', headers = {}, body } = {}) {
+export function rawRequest(url, { method = 'GET', headers = {}, body, timeoutMs = 10_000 } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, timeout: 10_000 }, (res) => {
+    const req = http.request(url, { method, headers, timeout: timeoutMs }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
     });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer within 10 s`)));
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end(body);
   });

@@ -3,7 +3,8 @@
 # step first checks whether its piece is already present, so a second run is fast.
 #
 #   sh scripts/setup.sh          # npm packages, wasm32 target, worker-build, wasm-bindgen
-#   sh scripts/setup.sh --test   # the above, plus rustfmt, clippy and Chromium for the tests
+#   sh scripts/setup.sh --test   # the above, plus rustfmt, clippy, Chromium and the third-party
+#                                # Mercure clients (PyPI, crates.io) for the tests
 set -eu
 
 WORKER_BUILD_VERSION=0.8.7
@@ -105,6 +106,36 @@ if [ "$with_test" = 1 ]; then
             need sudo
             sudo apt-get update && sudo apt-get install -y chromium
         fi
+    fi
+fi
+
+# 7. Third-party Mercure client libraries from PyPI (tests/clients/requirements.txt) in a
+#    virtual environment of their own, target/clients/venv; reinstalled when the
+#    requirements change.
+if [ "$with_test" = 1 ]; then
+    need python3
+    venv=target/clients/venv
+    stamp="$venv/.requirements-installed"
+    if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ ! tests/clients/requirements.txt -nt "$stamp" ]; then
+        say "python mercure clients present"
+    else
+        say "installing python mercure clients (pip, into $venv)"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+        touch "$stamp"
+    fi
+fi
+
+# 8. The `mercure` crate (crates.io) behind a small driver, tests/clients/mercure-rs, built
+#    into target/clients (cargo rebuilds only what changed).
+if [ "$with_test" = 1 ]; then
+    if [ -x target/clients/release/mercure-rs-driver ] \
+        && [ -z "$(find tests/clients/mercure-rs -newer target/clients/release/mercure-rs-driver -type f)" ]; then
+        say "mercure-rs-driver present"
+    else
+        say "building mercure-rs-driver (the mercure crate; a minute the first time)"
+        CARGO_TARGET_DIR="$(pwd)/target/clients" cargo build --quiet --release --locked \
+            --manifest-path tests/clients/mercure-rs/Cargo.toml
     fi
 fi
 

@@ -65,8 +65,8 @@ pub struct HubUpdate {
 }
 
 impl HubUpdate {
-    /// Its wire form: `event:` only when a type was published, `retry:` only when given,
-    /// `id:` always, then the data lines.
+    /// Its wire form (§6.5): `event:` only when a type was published, `retry:` only when
+    /// given, `id:` always, then the data lines.
     pub fn encode(&self) -> Result<String, protocol::FieldError> {
         let mut event = Event::new(self.data.clone()).with_id(self.id.clone())?;
         if let Some(t) = &self.event_type {
@@ -484,7 +484,7 @@ mod tests {
         u.data = "a\n\n        b".into();
         assert_eq!(
             u.encode().unwrap(),
-            "id: urn:x\nevent: book\nretry: 1500\ndata: a\ndata: \ndata:         b\n\n"
+            "event: book\nretry: 1500\nid: urn:x\ndata: a\ndata: \ndata:         b\n\n"
         );
         u.id = "a\nb".into();
         assert!(u.encode().is_err());

@@ -92,6 +92,14 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     }
 }
 
+/// Whether `path` is one of the hub's (they all answer 404 while the hub is off).
+pub fn is_hub_path(path: &str) -> bool {
+    path == METADATA_PATH
+        || path
+            .strip_prefix(HUB_PATH)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The hub's routes, or `None` when the path is not the hub's.
 fn hub_route(method: &str, path: &str) -> Option<Result<HubRoute, RouteError>> {
     let under_hub = path

@@ -10,7 +10,7 @@ use super::contract::{ChannelCall, ChannelRequest};
 use super::error::Error;
 use super::http;
 use super::hub;
-use super::routes::{route, Route, RouteError};
+use super::routes::{is_hub_path, route, Route, RouteError};
 use crate::domain::auth::{check_bearer, check_reader, check_token};
 use crate::domain::{BodyKind, ChannelName, Config, EventId, Message, MessageLimits};
 
@@ -40,7 +40,12 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         );
     }
     let origin = req.headers().get("Origin")?;
-    let routed = route(req.method().as_ref(), &req.path());
+    let path = req.path();
+    if is_hub_path(&path) && !config.mercure.enabled() {
+        // An unconfigured hub does not exist, whatever the method.
+        return Error::NotFound.to_response();
+    }
+    let routed = route(req.method().as_ref(), &path);
     if let Ok(Route::Hub(hub_route)) = routed {
         // The hub's routes follow Mercure's CORS rules, errors included.
         let response = match hub::serve(req, &env, &config, hub_route).await {

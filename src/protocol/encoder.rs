@@ -94,15 +94,17 @@ impl Event {
     }
 
     /// Appends the wire form of this event, ending with the blank line that dispatches it.
+    /// Fields go in the order `event`, `retry`, `id`, `data` (the order the Mercure hub
+    /// commits to; a parser reads any order the same).
     pub fn encode_into(&self, out: &mut String) {
-        if let Some(id) = &self.id {
-            push_field(out, "id", id);
-        }
         if let Some(event_type) = &self.event_type {
             push_field(out, "event", event_type);
         }
         if let Some(retry) = self.retry_ms {
             push_field(out, "retry", &retry.to_string());
+        }
+        if let Some(id) = &self.id {
+            push_field(out, "id", id);
         }
         for line in split_lines(&self.data) {
             push_field(out, "data", line);
@@ -212,7 +214,7 @@ mod tests {
             .with_type("note")
             .unwrap()
             .with_retry(250);
-        assert_eq!(e.encode(), "id: 7\nevent: note\nretry: 250\ndata: hi\n\n");
+        assert_eq!(e.encode(), "event: note\nretry: 250\nid: 7\ndata: hi\n\n");
     }
 
     #[test]

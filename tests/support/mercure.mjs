@@ -192,7 +192,10 @@ export function rawRequest(url, { method = 'GET', headers = {}, body, timeoutMs 
 export function rawBlocks(text) {
   const blocks = [];
   let block = [];
-  for (const line of text.split(/\r\n|\r|\n/)) {
+  // The last piece is not a line yet (nothing ended it): a block is complete only once
+  // a blank line follows it, whatever chunks the stream arrived in.
+  const lines = text.split(/\r\n|\r|\n/).slice(0, -1);
+  for (const line of lines) {
     if (line === '') {
       if (block.length > 0) blocks.push(block);
       block = [];

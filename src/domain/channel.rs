@@ -117,6 +117,25 @@ impl Published {
     }
 }
 
+/// What a batch publish did: its events have the ids `first..=last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishedBatch {
+    pub first: EventId,
+    pub last: EventId,
+    pub listeners: usize,
+}
+
+impl PublishedBatch {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "firstId": self.first.to_string(),
+            "lastId": self.last.to_string(),
+            "count": self.last.0 + 1 - self.first.0,
+            "listeners": self.listeners,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscribeError {
     /// The channel already has its maximum number of listeners.
@@ -201,27 +220,58 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// [`Channel::flush`], together with everything else published by then. On an error
     /// nothing changed: the id was not given out.
     pub fn publish(&mut self, message: &Message, now_ms: u64) -> Result<Published, LogError> {
-        let id = self.last_id.next();
-        let event = StoredEvent::new(id, now_ms, message.to_event(id).encode());
+        let batch = self.publish_batch(std::slice::from_ref(message), now_ms)?;
+        Ok(Published {
+            id: batch.last,
+            listeners: batch.listeners,
+        })
+    }
+
+    /// Publishes messages together: consecutive ids, stored at once (all or none), and
+    /// sent with the next flush as part of one write per listener.
+    pub fn publish_batch(
+        &mut self,
+        messages: &[Message],
+        now_ms: u64,
+    ) -> Result<PublishedBatch, LogError> {
+        let first = self.last_id.next();
+        let events: Vec<StoredEvent> = messages
+            .iter()
+            .zip(first.0..)
+            .map(|(message, n)| {
+                let id = EventId(n);
+                StoredEvent::new(id, now_ms, message.to_event(id).encode())
+            })
+            .collect();
+        let Some(last) = events.last().map(|e| e.id) else {
+            return Ok(PublishedBatch {
+                first,
+                last: self.last_id,
+                listeners: self.announcer.len(),
+            });
+        };
         let stored = match self.settings.publish_ack {
             PublishAck::Stored => {
-                self.log.append(std::slice::from_ref(&event))?;
+                self.log.append(&events)?;
                 self.apply_history(now_ms);
                 true
             }
             PublishAck::Accepted => {
-                if id > self.log.high_water() {
-                    self.log.reserve(EventId(id.0 + ID_RESERVATION - 1))?;
+                if last > self.log.high_water() {
+                    self.log.reserve(EventId(last.0 + ID_RESERVATION - 1))?;
                 }
                 false
             }
         };
-        self.last_id = id;
-        self.outbox.push(event, stored);
-        self.counters.published += 1;
-        self.published_since_keep_alive += 1;
-        Ok(Published {
-            id,
+        self.last_id = last;
+        self.counters.published += events.len() as u64;
+        self.published_since_keep_alive += events.len() as u64;
+        for event in events {
+            self.outbox.push(event, stored);
+        }
+        Ok(PublishedBatch {
+            first,
+            last,
             listeners: self.announcer.len(),
         })
     }
@@ -810,5 +860,57 @@ mod tests {
             gap_of(&resumed).as_deref(),
             Some(r#"{"firstAvailableId":"3","lastEventId":"1"}"#)
         );
+    }
+
+    #[test]
+    fn a_batch_gets_consecutive_ids_is_stored_at_once_and_goes_out_as_one_write() {
+        let mut ch = Channel::new(settings(5, 100), MemoryLog::default());
+        let o = listen(&mut ch, None);
+        o.0.borrow_mut().read_all();
+        ch.publish(&msg("before"), 1).unwrap();
+        let batch = ch
+            .publish_batch(&[msg("a"), msg("b"), msg("c")], 2)
+            .unwrap();
+        assert_eq!((batch.first, batch.last), (EventId(2), EventId(4)));
+        assert_eq!(batch.to_json()["count"], 3);
+        assert_eq!(ch.log().len(), 4);
+        ch.flush();
+        assert_eq!(
+            o.0.borrow().queue.len(),
+            1,
+            "one write for the publish and the batch"
+        );
+        assert_eq!(
+            events(&o)
+                .into_iter()
+                .map(|e| (e.0, e.2))
+                .collect::<Vec<_>>(),
+            [
+                ("1".into(), "before".into()),
+                ("2".into(), "a".into()),
+                ("3".into(), "b".into()),
+                ("4".into(), "c".into())
+            ]
+        );
+        // A resume from inside the batch gets the rest of it.
+        let resumed = listen(&mut ch, Some(2));
+        assert_eq!(
+            events(&resumed)
+                .into_iter()
+                .map(|e| e.2)
+                .collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        assert_eq!(ch.counters().published, 4);
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_stored_gives_out_no_id() {
+        let mut ch = Channel::<TestOutlet, _>::new(settings(5, 10), FailingLog::default());
+        ch.log.1 = true;
+        assert!(ch.publish_batch(&[msg("a"), msg("b")], 1).is_err());
+        ch.log.1 = false;
+        let batch = ch.publish_batch(&[msg("c")], 2).unwrap();
+        assert_eq!((batch.first, batch.last), (EventId(1), EventId(1)));
     }
 }

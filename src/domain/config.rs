@@ -81,6 +81,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Longest event type, in bytes.
     pub max_event_type_bytes: usize,
+    /// Most events one batch publish may carry.
+    pub max_batch_events: usize,
     pub allowed_origins: AllowedOrigins,
     /// When set, publishing needs `Authorization: Bearer <secret>`.
     pub publish_secret: Option<String>,
@@ -102,6 +104,7 @@ impl Default for Config {
             publish_ack: PublishAck::Stored,
             max_body_bytes: 64 * 1024,
             max_event_type_bytes: 128,
+            max_batch_events: 1000,
             allowed_origins: AllowedOrigins::Any,
             publish_secret: None,
             listen_secret: None,
@@ -215,6 +218,8 @@ impl Config {
                 65_536,
                 d.max_event_type_bytes as u64,
             )? as usize,
+            max_batch_events: number("MAX_BATCH_EVENTS", 1, 100_000, d.max_batch_events as u64)?
+                as usize,
             allowed_origins: get("ALLOWED_ORIGINS")
                 .map(|v| origins(&v))
                 .unwrap_or(d.allowed_origins),
@@ -288,6 +293,7 @@ mod tests {
             ("PUBLISH_ACK", "accepted"),
             ("MAX_BODY_BYTES", "100"),
             ("MAX_EVENT_TYPE_BYTES", "16"),
+            ("MAX_BATCH_EVENTS", "7"),
             ("ALLOWED_ORIGINS", "http://a.test, http://b.test/"),
             ("PUBLISH_SECRET", "s3cret"),
             ("LISTEN_SECRET", "l1sten"),
@@ -304,6 +310,7 @@ mod tests {
         assert_eq!(c.publish_ack, PublishAck::Accepted);
         assert_eq!(c.max_body_bytes, 100);
         assert_eq!(c.max_event_type_bytes, 16);
+        assert_eq!(c.max_batch_events, 7);
         assert_eq!(
             c.allowed_origins,
             AllowedOrigins::List(vec!["http://a.test".into(), "http://b.test".into()])

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::protocol::{check_event_type, Event, FieldError};
@@ -38,6 +38,33 @@ pub enum BodyKind {
     Form,
     /// The body is the data; the event type comes from the query.
     Text,
+    /// `application/x-ndjson`: one JSON object per line, each a message; published together.
+    NdJson,
+}
+
+/// What one publish request carries: one message, or a batch published together (each
+/// event with its own id, all stored at once and sent to each listener as one write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Publication {
+    One(Message),
+    Batch(Vec<Message>),
+}
+
+/// Where in a batch a message is: a line of an NDJSON body, or an item of a JSON array
+/// (both counted from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchPosition {
+    Line(usize),
+    Item(usize),
+}
+
+impl fmt::Display for BatchPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchPosition::Line(n) => write!(f, "line {n}"),
+            BatchPosition::Item(n) => write!(f, "event {n} of the array"),
+        }
+    }
 }
 
 /// Limits that apply to a message.
@@ -72,12 +99,26 @@ pub enum PublishError {
     },
     ReservedEventType(String),
     BadRetry,
+    /// One message of a batch is refused: the whole batch is.
+    InBatch {
+        position: BatchPosition,
+        error: Box<PublishError>,
+    },
+    EmptyBatch,
+    TooManyEvents {
+        max: usize,
+    },
 }
 
 impl PublishError {
     /// Whether the body's kind (its content type) is what was refused, rather than its content.
     pub fn is_unsupported_kind(&self) -> bool {
         matches!(self, PublishError::UnsupportedContentType(_))
+    }
+
+    /// Whether the body holds more than a publish may (rather than something wrong).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, PublishError::TooManyEvents { .. })
     }
 }
 
@@ -89,7 +130,7 @@ impl fmt::Display for PublishError {
             PublishError::UnsupportedContentType(t) => {
                 write!(
                     f,
-                    "unsupported content type {t:?}: send application/json, application/x-www-form-urlencoded or text/plain"
+                    "unsupported content type {t:?}: send application/json, application/x-ndjson, application/x-www-form-urlencoded or text/plain"
                 )
             }
             PublishError::NotUtf8 { valid_up_to } => {
@@ -139,6 +180,23 @@ impl fmt::Display for PublishError {
                 )
             }
             PublishError::BadRetry => write!(f, "\"retry\" must be a whole number of milliseconds"),
+            // A line of NDJSON is its own JSON text: say where on the body's line.
+            PublishError::InBatch {
+                position: BatchPosition::Line(n),
+                error,
+            } => match error.as_ref() {
+                PublishError::Json { column, reason, .. } => {
+                    write!(f, "line {n}, column {column}: malformed JSON: {reason}; nothing was published")
+                }
+                other => write!(f, "line {n}: {other}; nothing was published"),
+            },
+            PublishError::InBatch { position, error } => {
+                write!(f, "{position}: {error}; nothing was published")
+            }
+            PublishError::EmptyBatch => write!(f, "the batch holds no event"),
+            PublishError::TooManyEvents { max } => {
+                write!(f, "a batch holds at most {max} events (MAX_BATCH_EVENTS)")
+            }
         }
     }
 }
@@ -159,6 +217,7 @@ impl BodyKind {
         match essence.as_str() {
             "application/json" => Ok(BodyKind::Json),
             "application/x-www-form-urlencoded" => Ok(BodyKind::Form),
+            "application/x-ndjson" => Ok(BodyKind::NdJson),
             "" | "text/plain" => Ok(BodyKind::Text),
             _ => Err(PublishError::UnsupportedContentType(essence)),
         }
@@ -186,10 +245,18 @@ impl Message {
                 event_type: query_event.map(str::to_string),
                 retry_ms: None,
             },
-            BodyKind::Json => Self::from_fields(json_fields(text)?, query_event)?,
+            BodyKind::Json | BodyKind::NdJson => {
+                Self::from_fields(json_fields(text)?, query_event)?
+            }
             BodyKind::Form => Self::from_fields(form_fields(text)?, query_event)?,
         };
-        if let Some(t) = &message.event_type {
+        message.check(limits)?;
+        Ok(message)
+    }
+
+    /// The rules every message's event type follows, wherever it came from.
+    fn check(&self, limits: MessageLimits) -> Result<(), PublishError> {
+        if let Some(t) = &self.event_type {
             check_event_type(t).map_err(PublishError::EventType)?;
             if t.len() > limits.max_event_type_bytes {
                 return Err(PublishError::EventTypeTooLong {
@@ -200,7 +267,7 @@ impl Message {
                 return Err(PublishError::ReservedEventType(t.clone()));
             }
         }
-        Ok(message)
+        Ok(())
     }
 
     /// The fields of a JSON object or a form, checked the same way.
@@ -262,19 +329,94 @@ impl Message {
 /// A JSON body's members. Read with a visitor rather than into a map, which would keep
 /// only the last of two equal keys.
 fn json_fields(text: &str) -> Result<Fields, PublishError> {
-    let top: TopLevel = serde_json::from_str(text).map_err(|e| PublishError::Json {
-        line: e.line(),
-        column: e.column(),
-        reason: json_reason(&e),
-    })?;
-    match top {
+    match parse_top_level(text)? {
         TopLevel::Object(members) => Ok(members),
-        TopLevel::Other => Err(PublishError::NotAnObject),
+        TopLevel::Array(_) | TopLevel::Other => Err(PublishError::NotAnObject),
     }
 }
 
+impl Publication {
+    /// Reads a publish body: a JSON array or NDJSON is a batch of at most `max_events`
+    /// messages, each the shape of a single JSON publish; one bad message refuses the
+    /// whole batch, naming it. Anything else is one message ([`Message::parse`]).
+    pub fn parse(
+        kind: BodyKind,
+        body: &[u8],
+        query_event: Option<&str>,
+        limits: MessageLimits,
+        max_events: usize,
+    ) -> Result<Publication, PublishError> {
+        let items: Vec<(BatchPosition, Result<Fields, PublishError>)> = match kind {
+            BodyKind::NdJson => {
+                let text = std::str::from_utf8(body).map_err(|e| PublishError::NotUtf8 {
+                    valid_up_to: e.valid_up_to(),
+                })?;
+                text.lines()
+                    .enumerate()
+                    .filter(|(_, line)| !line.trim().is_empty())
+                    .map(|(i, line)| (BatchPosition::Line(i + 1), json_fields(line)))
+                    .collect()
+            }
+            BodyKind::Json if looks_like_array(body) => {
+                let text = std::str::from_utf8(body).map_err(|e| PublishError::NotUtf8 {
+                    valid_up_to: e.valid_up_to(),
+                })?;
+                let TopLevel::Array(items) = parse_top_level(text)? else {
+                    return Err(PublishError::NotAnObject);
+                };
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let fields = match item {
+                            TopLevel::Object(fields) => Ok(fields),
+                            _ => Err(PublishError::NotAnObject),
+                        };
+                        (BatchPosition::Item(i + 1), fields)
+                    })
+                    .collect()
+            }
+            _ => return Message::parse(kind, body, query_event, limits).map(Publication::One),
+        };
+        if items.is_empty() {
+            return Err(PublishError::EmptyBatch);
+        }
+        if items.len() > max_events {
+            return Err(PublishError::TooManyEvents { max: max_events });
+        }
+        let mut batch = Vec::with_capacity(items.len());
+        for (position, fields) in items {
+            let message = fields
+                .and_then(|fields| Message::from_fields(fields, query_event))
+                .and_then(|message| message.check(limits).map(|()| message))
+                .map_err(|error| PublishError::InBatch {
+                    position,
+                    error: Box::new(error),
+                })?;
+            batch.push(message);
+        }
+        Ok(Publication::Batch(batch))
+    }
+}
+
+/// Whether a JSON body is an array (its first non-blank byte is `[`).
+fn looks_like_array(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+fn parse_top_level(text: &str) -> Result<TopLevel, PublishError> {
+    serde_json::from_str(text).map_err(|e| PublishError::Json {
+        line: e.line(),
+        column: e.column(),
+        reason: json_reason(&e),
+    })
+}
+
+/// A JSON text's top level: an object's members (repeats kept), an array's items, or
+/// anything else.
 enum TopLevel {
     Object(Fields),
+    Array(Vec<TopLevel>),
     Other,
 }
 
@@ -302,8 +444,11 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(TopLevel::Other)
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<TopLevel>()? {
+            items.push(item);
+        }
+        Ok(TopLevel::Array(items))
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<TopLevel, E> {
@@ -563,5 +708,97 @@ mod tests {
         );
         let e = BodyKind::from_content_type(Some("image/png")).unwrap_err();
         assert!(e.is_unsupported_kind());
+    }
+
+    fn batch(kind: BodyKind, body: &str) -> Result<Publication, PublishError> {
+        Publication::parse(kind, body.as_bytes(), None, LIMITS, 3)
+    }
+
+    fn datas(p: Publication) -> Vec<String> {
+        match p {
+            Publication::Batch(messages) => messages.into_iter().map(|m| m.data).collect(),
+            Publication::One(m) => panic!("one message, not a batch: {m:?}"),
+        }
+    }
+
+    #[test]
+    fn ndjson_and_json_arrays_are_batches_of_single_publishes() {
+        let nd = batch(
+            BodyKind::NdJson,
+            "{\"data\":\"a\"}\r\n\n{\"data\":{\"b\":1},\"event\":\"t\"}\n",
+        )
+        .unwrap();
+        assert_eq!(datas(nd), ["a", r#"{"b":1}"#]);
+        let array = batch(BodyKind::Json, r#" [{"data":"x"},{"data":"y","retry":5}]"#).unwrap();
+        assert_eq!(datas(array), ["x", "y"]);
+        // A JSON object is still one publish.
+        assert!(matches!(
+            batch(BodyKind::Json, r#"{"data":"one"}"#).unwrap(),
+            Publication::One(_)
+        ));
+        assert_eq!(
+            BodyKind::from_content_type(Some("application/x-ndjson")),
+            Ok(BodyKind::NdJson)
+        );
+    }
+
+    #[test]
+    fn one_bad_message_refuses_the_whole_batch_naming_it() {
+        let e = batch(
+            BodyKind::NdJson,
+            "{\"data\":\"a\"}\n{\"data\":\"b\"}\n{\"data\": tru}\n",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, PublishError::InBatch { position: BatchPosition::Line(3), error } if matches!(**error, PublishError::Json { .. })),
+            "{e:?}"
+        );
+        let shown = e.to_string();
+        assert!(shown.starts_with("line 3, column"), "{shown}");
+        assert!(shown.ends_with("nothing was published"), "{shown}");
+        let e = batch(
+            BodyKind::Json,
+            r#"[{"data":"a"},{"data":"b","event":"gap"}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            PublishError::InBatch {
+                position: BatchPosition::Item(2),
+                error: Box::new(PublishError::ReservedEventType("gap".into()))
+            }
+        );
+        assert!(e.to_string().starts_with("event 2 of the array: "), "{e}");
+        for bad in [r#"[{"data":"a"}, 3]"#, r#"[[{"data":"a"}]]"#] {
+            assert!(matches!(
+                batch(BodyKind::Json, bad),
+                Err(PublishError::InBatch { .. })
+            ));
+        }
+        assert!(matches!(
+            batch(BodyKind::NdJson, "{\"data\":\"a\",\"data\":\"b\"}"),
+            Err(PublishError::InBatch { error, .. }) if *error == PublishError::DuplicateField("data".into())
+        ));
+        assert!(matches!(
+            batch(BodyKind::Json, r#"[{"data":"a"}"#),
+            Err(PublishError::Json { .. })
+        ));
+    }
+
+    #[test]
+    fn a_batch_holds_one_to_max_batch_events_messages() {
+        assert_eq!(batch(BodyKind::Json, "[]"), Err(PublishError::EmptyBatch));
+        assert_eq!(
+            batch(BodyKind::NdJson, "\n \n"),
+            Err(PublishError::EmptyBatch)
+        );
+        let four = "{\"data\":1}\n".repeat(4);
+        let e = batch(BodyKind::NdJson, &four).unwrap_err();
+        assert_eq!(e, PublishError::TooManyEvents { max: 3 });
+        assert!(e.is_too_large());
+        assert_eq!(
+            datas(batch(BodyKind::NdJson, &"{\"data\":1}\n".repeat(3)).unwrap()).len(),
+            3
+        );
     }
 }

@@ -13,8 +13,10 @@ pub mod mercure;
 pub mod message;
 
 pub use announcer::{Announcer, Fanout, Outlet};
-pub use channel::{Channel, ChannelSettings, ChannelStats, Counters, Published, SubscribeError};
+pub use channel::{
+    Channel, ChannelSettings, ChannelStats, Counters, Published, PublishedBatch, SubscribeError,
+};
 pub use channel_name::{ChannelName, ChannelNameError, DEFAULT_CHANNEL};
 pub use config::{AllowedOrigins, Config, ConfigError, MercureConfig};
 pub use history::{BadEventId, EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent};
-pub use message::{BodyKind, Message, MessageLimits, PublishError, GAP_EVENT_TYPE};
+pub use message::{BodyKind, Message, MessageLimits, Publication, PublishError, GAP_EVENT_TYPE};

@@ -76,6 +76,7 @@ impl Channel {
                 allow_origin,
             } => self.listen(last_seen, allow_origin).await,
             ChannelRequest::Publish(message) => self.publish(&message),
+            ChannelRequest::PublishBatch(messages) => self.publish_batch(&messages),
             ChannelRequest::Stats => self.stats(&call.channel),
         }
     }
@@ -114,6 +115,12 @@ impl Channel {
 
     fn publish(&self, message: &Message) -> Result<Response, Error> {
         let published = self.with_hosted(|h| h.channel.publish(message, now_ms()))?;
+        self.schedule_flush();
+        http::json(&published.to_json())
+    }
+
+    fn publish_batch(&self, messages: &[Message]) -> Result<Response, Error> {
+        let published = self.with_hosted(|h| h.channel.publish_batch(messages, now_ms()))?;
         self.schedule_flush();
         http::json(&published.to_json())
     }

@@ -25,6 +25,7 @@ const HUB_URL: &str = "https://hub.internal/";
 const ORIGIN: &str = "https://channel.internal";
 const LISTEN: &str = "/listen";
 const PUBLISH: &str = "/publish";
+const PUBLISH_BATCH: &str = "/publish-batch";
 const STATS: &str = "/stats";
 const CHANNEL: &str = "channel";
 const LAST_EVENT_ID: &str = "lastEventId";
@@ -44,6 +45,9 @@ pub enum ChannelRequest {
     },
     /// Publish a validated message.
     Publish(Message),
+    /// Publish validated messages together (each with its own id, stored at once, sent
+    /// to each listener as one write).
+    PublishBatch(Vec<Message>),
     /// Report the channel's counters.
     Stats,
 }
@@ -73,6 +77,7 @@ impl ChannelCall {
         let (method, path) = match &self.request {
             ChannelRequest::Listen { .. } => (Method::Get, LISTEN),
             ChannelRequest::Publish(_) => (Method::Post, PUBLISH),
+            ChannelRequest::PublishBatch(_) => (Method::Post, PUBLISH_BATCH),
             ChannelRequest::Stats => (Method::Get, STATS),
         };
         let mut url = Url::parse(ORIGIN).expect("the internal origin is a URL");
@@ -101,6 +106,14 @@ impl ChannelCall {
                         query.append_pair(RETRY, &retry.to_string());
                     }
                     body = Some(message.data.clone());
+                }
+                ChannelRequest::PublishBatch(messages) => {
+                    // Already validated: a compact array of [data, type, retry] to carry them.
+                    let rows: Vec<(&str, Option<&str>, Option<u64>)> = messages
+                        .iter()
+                        .map(|m| (m.data.as_str(), m.event_type.as_deref(), m.retry_ms))
+                        .collect();
+                    body = Some(serde_json::to_string(&rows).expect("rows are JSON"));
                 }
                 ChannelRequest::Stats => {}
             }
@@ -135,6 +148,20 @@ impl ChannelCall {
                     .transpose()
                     .map_err(|_| bad("bad retry"))?,
             }),
+            (Method::Post, PUBLISH_BATCH) => {
+                let body = wire.body.ok_or_else(|| bad("batch without a body"))?;
+                let rows: Vec<(String, Option<String>, Option<u64>)> =
+                    serde_json::from_str(&body).map_err(|e| bad(&format!("batch: {e}")))?;
+                ChannelRequest::PublishBatch(
+                    rows.into_iter()
+                        .map(|(data, event_type, retry_ms)| Message {
+                            data,
+                            event_type,
+                            retry_ms,
+                        })
+                        .collect(),
+                )
+            }
             (Method::Get, STATS) => ChannelRequest::Stats,
             (method, path) => return Err(bad(&format!("{method:?} {path}"))),
         };
@@ -276,9 +303,24 @@ mod tests {
         ] {
             round_trip(ChannelCall::new(
                 channel("x"),
-                ChannelRequest::Publish(message),
+                ChannelRequest::Publish(message.clone()),
             ));
         }
+        round_trip(ChannelCall::new(
+            channel("x"),
+            ChannelRequest::PublishBatch(vec![
+                Message {
+                    data: "a\u{feff}\r\n\"".into(),
+                    event_type: Some("t".into()),
+                    retry_ms: Some(9),
+                },
+                Message {
+                    data: String::new(),
+                    event_type: None,
+                    retry_ms: None,
+                },
+            ]),
+        ));
     }
 
     #[test]

@@ -176,8 +176,9 @@ impl EventLog for SqlLog {
             return Ok(());
         };
         self.create()?;
-        // All of it runs in one turn of the object, so the runtime commits it as one.
-        for event in events {
+        // One statement, so a batch is stored whole or not at all (the runtime's
+        // statements are atomic one by one; a batch travels as a JSON array of rows).
+        if let [event] = events {
             self.sql
                 .exec(
                     "INSERT INTO events (id, at_ms, frame) VALUES (?, ?, ?)",
@@ -186,6 +187,18 @@ impl EventLog for SqlLog {
                         int_arg(event.at_ms),
                         SqlStorageValue::String(event.frame.clone()),
                     ],
+                )
+                .map_err(fail)?;
+        } else {
+            let rows: Vec<(u64, u64, &str)> = events
+                .iter()
+                .map(|e| (e.id.0, e.at_ms, e.frame.as_str()))
+                .collect();
+            let rows = serde_json::to_string(&rows).map_err(|e| LogError(e.to_string()))?;
+            self.sql
+                .exec(
+                    "INSERT INTO events (id, at_ms, frame) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)",
+                    vec![SqlStorageValue::String(rows)],
                 )
                 .map_err(fail)?;
         }

@@ -12,7 +12,7 @@ use super::http;
 use super::hub;
 use super::routes::{is_hub_path, route, Route, RouteError};
 use crate::domain::auth::{check_bearer, check_reader, check_token};
-use crate::domain::{BodyKind, ChannelName, Config, EventId, Message, MessageLimits};
+use crate::domain::{BodyKind, ChannelName, Config, EventId, Message, MessageLimits, Publication};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -131,10 +131,11 @@ async fn publish(
     channel: ChannelName,
 ) -> Result<Response, Error> {
     check_publisher(&req, config)?;
-    let message = read_message(&mut req, config).await?;
-    ChannelCall::new(channel, ChannelRequest::Publish(message))
-        .send(env)
-        .await
+    let request = match read_publication(&mut req, config).await? {
+        Publication::One(message) => ChannelRequest::Publish(message),
+        Publication::Batch(messages) => ChannelRequest::PublishBatch(messages),
+    };
+    ChannelCall::new(channel, request).send(env).await
 }
 
 /// `GET|POST /ping`: publishes `pong` on the default channel.
@@ -187,7 +188,7 @@ fn query(url: &Url, name: &str) -> Option<String> {
 }
 
 /// Reads and validates a publish body (the one time it is parsed).
-async fn read_message(req: &mut Request, config: &Config) -> Result<Message, Error> {
+async fn read_publication(req: &mut Request, config: &Config) -> Result<Publication, Error> {
     let kind = BodyKind::from_content_type(req.headers().get("Content-Type")?.as_deref())?;
     let too_large = Error::TooLarge {
         max: config.max_body_bytes,
@@ -207,10 +208,11 @@ async fn read_message(req: &mut Request, config: &Config) -> Result<Message, Err
         max_event_type_bytes: config.max_event_type_bytes,
     };
     let url = req.url()?;
-    Ok(Message::parse(
+    Ok(Publication::parse(
         kind,
         &body,
         query(&url, EVENT_PARAM).as_deref(),
         limits,
+        config.max_batch_events,
     )?)
 }

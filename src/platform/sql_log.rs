@@ -32,6 +32,9 @@ pub struct SqlLog {
     /// Whether the `keys` table exists (created by the first keyed event).
     keyed: bool,
     high_water: EventId,
+    /// What the `meta` row holds. The high-water mark is durable when this or the newest
+    /// stored event covers it, so a stored publish needs no second write.
+    durable_high_water: EventId,
     newest: EventId,
     oldest: Option<(EventId, u64)>,
     len: u64,
@@ -92,6 +95,7 @@ impl SqlLog {
             created,
             keyed: has("keys"),
             high_water: EventId(0),
+            durable_high_water: EventId(0),
             newest: EventId(0),
             oldest: None,
             len: 0,
@@ -106,14 +110,14 @@ impl SqlLog {
                     .map_err(fail)?,
             )?;
             log.refresh_summary()?;
-            log.high_water = EventId(
+            log.durable_high_water = EventId(
                 stored
                     .first()
                     .and_then(|r| r.first())
                     .and_then(integer)
                     .unwrap_or(0),
-            )
-            .max(log.newest);
+            );
+            log.high_water = log.durable_high_water.max(log.newest);
         }
         Ok(log)
     }
@@ -134,10 +138,12 @@ impl SqlLog {
             )
             .map_err(fail)?;
         self.high_water = id;
+        self.durable_high_water = id;
         Ok(())
     }
 
-    fn refresh_summary(&mut self) -> Result<(), LogError> {
+    /// Re-reads the length and the oldest event; returns the newest id still stored.
+    fn refresh_summary(&mut self) -> Result<Option<EventId>, LogError> {
         let summary = rows(
             self.sql
                 .exec("SELECT COUNT(*), MIN(id), MAX(id), (SELECT at_ms FROM events ORDER BY id LIMIT 1) FROM events", None)
@@ -151,10 +157,11 @@ impl SqlLog {
             (Some(id), Some(at)) => Some((EventId(id), at)),
             _ => None,
         };
-        if let Some(newest) = row.get(2).and_then(integer) {
-            self.newest = self.newest.max(EventId(newest));
+        let newest = row.get(2).and_then(integer).map(EventId);
+        if let Some(newest) = newest {
+            self.newest = self.newest.max(newest);
         }
-        Ok(())
+        Ok(newest)
     }
 }
 
@@ -221,9 +228,9 @@ impl EventLog for SqlLog {
                 )
                 .map_err(fail)?;
         }
-        if last.id > self.high_water {
-            self.write_high_water(last.id)?;
-        }
+        // The stored events carry the mark now; `meta` is written only when they no
+        // longer will (see `prune`), or by a reservation.
+        self.high_water = self.high_water.max(last.id);
         self.newest = self.newest.max(last.id);
         self.len += events.len() as u64;
         self.oldest.get_or_insert((first.id, first.at_ms));
@@ -298,6 +305,11 @@ impl EventLog for SqlLog {
                 )
                 .map_err(fail)?;
         }
-        self.refresh_summary()
+        let kept_newest = self.refresh_summary()?.unwrap_or(EventId(0));
+        // The events that carried the high-water mark are gone: keep it in `meta`.
+        if kept_newest < self.high_water && self.durable_high_water < self.high_water {
+            self.write_high_water(self.high_water)?;
+        }
+        Ok(())
     }
 }

@@ -252,3 +252,25 @@ test('PUBLISH_ACK=accepted, kill -9 in a publish storm: no id is ever given twic
     await rm(persistDir, { recursive: true, force: true });
   }
 });
+
+test('ids continue across a restart even when every event has expired from history', { timeout: 120_000 }, async () => {
+  const persistDir = await mkdtemp(path.join(os.tmpdir(), 'sse-edge-expired-'));
+  const vars = { HISTORY_MAX_AGE_SECONDS: '1' };
+  try {
+    let server = await startServer({ vars, persistDir });
+    for (let i = 1; i <= 3; i++) assert.equal((await publishJson(server.url, 'expiring', { data: `e${i}` })).json.id, String(i));
+    await sleep(1500);
+    // Reading the stats applies the age limit: nothing is kept any more.
+    assert.equal((await request(`${server.url}/channels/expiring`)).json.historyLength, 0);
+    await server.stop();
+    server = await startServer({ vars, persistDir });
+    try {
+      const r = await publishJson(server.url, 'expiring', { data: 'after' });
+      assert.equal(r.json.id, '4', 'the id after 3 is 4, though no event was kept');
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await rm(persistDir, { recursive: true, force: true });
+  }
+});

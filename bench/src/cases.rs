@@ -139,7 +139,8 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
             name: format!("n{n}-{BATCH_KIND}"),
             kind: BATCH_KIND.to_string(),
             listeners: n,
-            messages: messages.unwrap_or(if n == 1 { 3000 } else { 1000 }),
+            // Enough for the server's CPU to be more than a few of /proc's 10 ms ticks.
+            messages: messages.unwrap_or(if n == 1 { 30_000 } else { 10_000 }),
             rate: 0.0,
             inflight: 1,
             batch: BATCH_EVENTS,

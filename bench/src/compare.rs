@@ -297,13 +297,13 @@ pub fn to_json(rows: &[Row]) -> Value {
 
 /// Runs every case on every variant that runs it, `rounds` times, interleaved: round by
 /// round, case by case, variant by variant (the order of the variants turns each round,
-/// so that none always runs first). `run_on(i, spec)` runs a case on variant `i`;
+/// so that none always runs first). `run_on(i, spec, round)` runs a case on variant `i`;
 /// `done` sees each result as it comes.
 pub fn run(
     specs: &[CaseSpec],
     variants: &[Variant],
     rounds: u32,
-    mut run_on: impl FnMut(usize, &CaseSpec) -> CaseResult,
+    mut run_on: impl FnMut(usize, &CaseSpec, u32) -> CaseResult,
     mut done: impl FnMut(&CaseSpec, &Variant, u32, &CaseResult, &[Row]),
 ) -> Vec<Row> {
     let mut rows = Vec::new();
@@ -316,7 +316,7 @@ pub fn run(
                 if !runs(variant, spec) {
                     continue;
                 }
-                let r = run_on(i, spec);
+                let r = run_on(i, spec, round + 1);
                 record(&mut rows, spec, variant.name, &r);
                 done(spec, variant, round + 1, &r, &rows);
             }
@@ -391,7 +391,7 @@ mod tests {
             &specs,
             &vs,
             2,
-            |i, spec| {
+            |i, spec, _| {
                 order.push(format!("{}@{}", spec.name, vs[i].name));
                 result(10, 10, 1.0, 0.1)
             },

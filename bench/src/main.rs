@@ -427,7 +427,7 @@ fn run_compare(args: &Args) -> Result<(), String> {
         &specs,
         &variants,
         args.rounds.max(1),
-        |i, spec| {
+        |i, spec, round| {
             eprintln!(
                 "sse-bench: case {} on {}: {} listeners, {} events, {} per request",
                 spec.name,
@@ -436,6 +436,11 @@ fn run_compare(args: &Args) -> Result<(), String> {
                 spec.messages,
                 if targets[i].nchan { 1 } else { spec.batch }
             );
+            // A channel of its own in each round (nchan and the product keep messages).
+            let opts = Options {
+                run_id: format!("{}-r{round}", opts.run_id),
+                ..opts.clone()
+            };
             rt.block_on(cases::run_case(spec, &targets[i], &opts))
         },
         |spec, variant, round, r, rows| {
@@ -739,7 +744,7 @@ mod tests {
         let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, compare::DEFAULT_CASES);
         let messages: Vec<u64> = c.iter().map(|c| c.messages).collect();
-        assert_eq!(messages, [3000, 1000, 3000, 1000]);
+        assert_eq!(messages, [3000, 1000, 30_000, 10_000]);
         assert!(c.iter().all(|c| c.batch == 1 || c.is_batch()));
         assert!(args(&["--runtime", "miniflare", "--rounds", "2"]).is_err());
         let a = args(&[

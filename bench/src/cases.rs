@@ -36,6 +36,12 @@ pub const HUB_COUNTS: [usize; 2] = [100, 1000];
 /// The key the bench's runtime verifies hub tokens with (`MERCURE_PUBLISHER_JWT_KEY`).
 pub const HUB_KEY: &str = "sse-bench-hub-key";
 
+/// Batch publishing: one publisher, one request in flight, `BATCH_EVENTS` events per
+/// request (an `application/x-ndjson` body); a peer that cannot batch gets one per request.
+pub const BATCH_KIND: &str = "batch";
+pub const BATCH_COUNTS: [usize; 2] = [1, 100];
+pub const BATCH_EVENTS: usize = 100;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseSpec {
     pub name: String,
@@ -48,6 +54,8 @@ pub struct CaseSpec {
     pub rate: f64,
     /// Publish requests in flight at most (one keep-alive connection each).
     pub inflight: usize,
+    /// Events per publish request (1: a single JSON publish; more: an NDJSON batch).
+    pub batch: usize,
 }
 
 impl CaseSpec {
@@ -68,6 +76,10 @@ impl CaseSpec {
 
     pub fn is_hub(&self) -> bool {
         self.kind == HUB_KIND
+    }
+
+    pub fn is_batch(&self) -> bool {
+        self.kind == BATCH_KIND
     }
 }
 
@@ -107,6 +119,7 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
                 messages: messages.unwrap_or(m),
                 rate,
                 inflight,
+                batch: 1,
             });
         }
     }
@@ -118,6 +131,19 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
             messages: messages.unwrap_or(500),
             rate: 0.0,
             inflight: 1,
+            batch: 1,
+        });
+    }
+    for &n in &BATCH_COUNTS {
+        v.push(CaseSpec {
+            name: format!("n{n}-{BATCH_KIND}"),
+            kind: BATCH_KIND.to_string(),
+            listeners: n,
+            // Enough for the server's CPU to be more than a few of /proc's 10 ms ticks.
+            messages: messages.unwrap_or(if n == 1 { 30_000 } else { 10_000 }),
+            rate: 0.0,
+            inflight: 1,
+            batch: BATCH_EVENTS,
         });
     }
     for &n in &MEMORY_COUNTS {
@@ -128,6 +154,7 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
             messages: 0,
             rate: 0.0,
             inflight: 0,
+            batch: 1,
         });
     }
     v
@@ -153,6 +180,8 @@ pub struct Target {
     pub pid: Option<i32>,
     /// Where to ask for a garbage collection in the runtime (bench/miniflare.mjs).
     pub gc: Option<SocketAddr>,
+    /// nginx + nchan: one message per publish request, whatever the case's batch.
+    pub nchan: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -491,6 +520,8 @@ struct PublishPlan {
     /// For the hub: the topic, and the body is a Mercure form instead of JSON.
     hub_topic: Option<String>,
     messages: u64,
+    /// Events per request.
+    batch: usize,
     rate: f64,
     inflight: usize,
     deadline: Instant,
@@ -536,10 +567,12 @@ async fn publisher(
 ) -> PubResult {
     let mut res = PubResult::default();
     loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
+        let batch = plan.batch.max(1) as u64;
+        let i = next.fetch_add(batch, Ordering::Relaxed);
         if i >= plan.messages {
             break;
         }
+        let count = batch.min(plan.messages - i);
         if plan.rate > 0.0 {
             let at = start + Duration::from_secs_f64(i as f64 / plan.rate);
             if at > plan.deadline {
@@ -550,18 +583,25 @@ async fn publisher(
         if Instant::now() > plan.deadline {
             break;
         }
-        let data = payload(i, now_us());
         let body = match &plan.hub_topic {
-            Some(topic) => Body::Form(form_urlencoded(&[("topic", topic), ("data", &data)])),
-            None => Body::Json(data),
+            Some(topic) => {
+                let data = payload(i, now_us());
+                Body::Form(form_urlencoded(&[("topic", topic), ("data", &data)]))
+            }
+            None if batch > 1 => {
+                let t = now_us();
+                let lines: Vec<String> = (i..i + count).map(|seq| payload(seq, t)).collect();
+                Body::Ndjson(lines.join("\n") + "\n")
+            }
+            None => Body::Json(payload(i, now_us())),
         };
         match api.publish(&plan.path, body, plan.bearer.as_deref()).await {
             Ok(rtt) => {
-                res.ok += 1;
+                res.ok += count;
                 res.rtts.push(rtt.as_micros().min(u32::MAX as u128) as u32);
             }
             Err((status, msg)) => {
-                res.errors += 1;
+                res.errors += count;
                 res.note_error(msg);
                 let back_off = match status.map(|s| s.as_u16()) {
                     Some(503 | 429) => Some(100),
@@ -687,8 +727,11 @@ impl<'a> Run<'a> {
     /// One stats request opens the channel's object (and proves the route answers) before
     /// the first memory sample; a memory case collects the garbage of starting up first.
     async fn warm_up(&mut self) {
+        // nchan knows a channel only once it has a subscriber (404 before).
         if let Err(e) = self.channel_stats().await {
-            self.res.errors.push(format!("before the case: {e}"));
+            if !self.target.nchan {
+                self.res.errors.push(format!("before the case: {e}"));
+            }
         }
         sleep(Duration::from_millis(300)).await;
         if self.spec.is_memory() {
@@ -809,7 +852,11 @@ impl<'a> Run<'a> {
         loop {
             match self.channel_stats().await {
                 Ok(v) => {
-                    let n = v.get("listeners").and_then(Value::as_u64);
+                    // nchan's channel info says "subscribers".
+                    let n = v
+                        .get("listeners")
+                        .or_else(|| v.get("subscribers"))
+                        .and_then(Value::as_u64);
                     self.res.server_listeners = n;
                     if n.unwrap_or(0) >= self.res.connected as u64
                         || Instant::now() > stats_deadline
@@ -875,6 +922,7 @@ impl<'a> Run<'a> {
             path,
             hub_topic: topic,
             messages: spec.messages,
+            batch: if self.target.nchan { 1 } else { spec.batch },
             rate: spec.rate,
             inflight: spec.inflight,
             deadline: deadline.min(self.deadline),

@@ -15,9 +15,10 @@ pub struct Api {
     timeout: Duration,
 }
 
-/// A publish body: a channel's JSON, or a Mercure hub's form.
+/// A publish body: a channel's JSON or NDJSON batch, or a Mercure hub's form.
 pub enum Body {
     Json(String),
+    Ndjson(String),
     Form(String),
 }
 
@@ -57,7 +58,8 @@ impl Api {
         Ok(response)
     }
 
-    /// `POST path` with a body: its round-trip time when answered 200.
+    /// `POST path` with a body: its round-trip time when answered 2xx (nchan answers 201
+    /// or 202).
     pub async fn publish(
         &self,
         path: &str,
@@ -66,6 +68,7 @@ impl Api {
     ) -> Result<Duration, (Option<StatusCode>, String)> {
         let (content_type, body) = match body {
             Body::Json(b) => ("application/json", b),
+            Body::Ndjson(b) => ("application/x-ndjson", b),
             Body::Form(b) => ("application/x-www-form-urlencoded", b),
         };
         let mut request = self
@@ -83,7 +86,7 @@ impl Api {
             .await
             .map_err(|e| (None, format!("publish: {e}")))?;
         let status = response.status();
-        if status != StatusCode::OK {
+        if !status.is_success() {
             return Err((
                 Some(status),
                 format!("publish: {}", error_text(response).await),

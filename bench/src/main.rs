@@ -8,6 +8,7 @@
 
 mod cases;
 mod client;
+mod compare;
 mod memory;
 mod plot;
 mod runtime;
@@ -76,6 +77,16 @@ struct Args {
     /// Seconds to wait for the runtime's `Ready on`.
     #[arg(long, default_value = "120", value_parser = parse_secs)]
     startup_timeout: Duration,
+    /// Publish cases beside the runtime's floor and nchan, all in one run, as ratios
+    /// (default cases: n1-burst-k1, n100-burst-k1, n1-batch, n100-batch); Miniflare only.
+    #[arg(long)]
+    compare: bool,
+    /// With --compare: how many times to run each case on each variant (interleaved).
+    #[arg(long, default_value_t = 1, requires = "compare")]
+    rounds: u32,
+    /// With --compare: leave nchan out.
+    #[arg(long, requires = "compare")]
+    no_nchan: bool,
     /// Memory cases: measure the product only, not the runtime's floor.
     #[arg(long)]
     no_floor: bool,
@@ -207,7 +218,33 @@ fn main() {
     std::process::exit(code);
 }
 
+/// The cases of a comparison run: `--case` or the default ones, and for `burst-k1` more
+/// messages than the suite's (unless `--messages`).
+fn compare_cases(a: &Args) -> Vec<CaseSpec> {
+    cases::all_cases(a.messages, a.inflight)
+        .into_iter()
+        .filter(|c| {
+            if a.cases.is_empty() {
+                compare::DEFAULT_CASES.contains(&c.name.as_str())
+            } else {
+                a.cases.iter().any(|p| cases::matches(p, &c.name))
+            }
+        })
+        .filter(|c| a.listeners.is_empty() || a.listeners.contains(&c.listeners))
+        .filter(|c| !c.is_memory() && !c.is_hub())
+        .map(|mut c| {
+            if a.messages.is_none() && c.kind == "burst-k1" {
+                c.messages = compare::default_messages(&c);
+            }
+            c
+        })
+        .collect()
+}
+
 fn run(args: &Args) -> Result<(), String> {
+    if args.compare {
+        return run_compare(args);
+    }
     let specs = selected_cases(args);
     if specs.is_empty() {
         return Err("no case matches (see --list)".into());
@@ -298,6 +335,152 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+fn run_options(args: &Args) -> Options {
+    Options {
+        batch: args.batch,
+        connect_timeout: args.connect_timeout,
+        idle_timeout: args.idle_timeout,
+        case_timeout: args.case_timeout,
+        reconnect_delay: args.reconnect_delay_ms.map(Duration::from_millis),
+        max_reconnects: args.max_reconnects,
+        settle: Duration::from_millis(args.settle_ms),
+        hold: args.hold,
+        run_id: format!("{:x}", cases::now_us() / 1000 % 0xffff_ffff),
+        request_timeout: Duration::from_secs(30),
+        bearer: args.publish_secret.clone(),
+        listen_token: args.listen_secret.clone(),
+    }
+}
+
+/// `--compare`: every variant's server started at once (see compare.rs), the cases
+/// interleaved, the ratios printed, `bench/results/compare-<label>.json` written.
+fn run_compare(args: &Args) -> Result<(), String> {
+    if args.runtime != Some(runtime::Kind::Miniflare) {
+        return Err(
+            "--compare needs --runtime miniflare (the floor is served by Miniflare)".into(),
+        );
+    }
+    let specs = compare_cases(args);
+    if specs.is_empty() {
+        return Err("no publish case matches (see --list)".into());
+    }
+    let max_listeners = specs.iter().map(|c| c.listeners).max().unwrap_or(1) as u64;
+    let (_, warning) = runtime::raise_nofile(max_listeners * 3 * 5 + 2048);
+    if let Some(w) = warning {
+        eprintln!("sse-bench: warning: {w}");
+    }
+    let with_nchan = !args.no_nchan && Path::new(runtime::NCHAN_MODULE).exists();
+    if !args.no_nchan && !with_nchan {
+        eprintln!(
+            "sse-bench: {} not found (sh bench/setup-nchan.sh): comparing without nchan",
+            runtime::NCHAN_MODULE
+        );
+    }
+    let variants = compare::variants(with_nchan);
+    let out = args.out();
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let kind = runtime::Kind::Miniflare;
+    let root = args.root();
+    // All at once: idle, the others cost next to nothing while one is measured.
+    let mut servers = Vec::new();
+    for v in &variants {
+        let mut vars = args.vars.clone();
+        for (k, val) in &v.vars {
+            vars.retain(|(name, _)| name != k);
+            vars.push((k.clone(), val.clone()));
+        }
+        eprintln!("sse-bench: starting {} ({:?})", v.name, v.serves);
+        let server = runtime::Server::start(
+            kind,
+            v.serves,
+            &root,
+            &vars,
+            args.startup_timeout,
+            &out,
+            Some(&format!("compare-{}", v.name)),
+        )?;
+        eprintln!(
+            "sse-bench: {} ready on http://{} (pid {}, log {})",
+            v.name,
+            server.addr,
+            server.pid(),
+            server.log_path.display()
+        );
+        servers.push(server);
+    }
+    let targets: Vec<Target> = servers
+        .iter()
+        .zip(&variants)
+        .map(|(s, v)| compare::target(s.addr, s.pid(), v.serves))
+        .collect();
+    let opts = run_options(args);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let label = args.label();
+    let path = out.join(format!("compare-{label}.json"));
+    let mut results: Vec<Value> = Vec::new();
+    let mut write_error = None;
+    print_header();
+    let rows = compare::run(
+        &specs,
+        &variants,
+        args.rounds.max(1),
+        |i, spec, round| {
+            eprintln!(
+                "sse-bench: case {} on {}: {} listeners, {} events, {} per request",
+                spec.name,
+                variants[i].name,
+                spec.listeners,
+                spec.messages,
+                if targets[i].nchan { 1 } else { spec.batch }
+            );
+            // A channel of its own in each round (nchan and the product keep messages).
+            let opts = Options {
+                run_id: format!("{}-r{round}", opts.run_id),
+                ..opts.clone()
+            };
+            rt.block_on(cases::run_case(spec, &targets[i], &opts))
+        },
+        |spec, variant, round, r, rows| {
+            print_row(variant.name, r);
+            for e in &r.errors {
+                eprintln!("    {}: {e}", r.name);
+            }
+            let mut entry = serde_json::to_value(r).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut entry {
+                m.insert(
+                    "name".into(),
+                    json!(format!("{}@{}#{round}", spec.name, variant.name)),
+                );
+                m.insert("case".into(), json!(spec.name));
+                m.insert("variant".into(), json!(variant.name));
+                m.insert("round".into(), json!(round));
+            }
+            results.push(entry);
+            let extra = json!({
+                "note": "compare: each case on each variant, interleaved; summary: sums over rounds, ratios product / base",
+                "variants": variants.iter().map(|v| json!({"name": v.name, "vars": v.vars.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+                "summary": compare::to_json(rows),
+            });
+            if let Err(e) = write_results(&path, "runs", args, extra, &results) {
+                write_error = Some(e);
+            }
+        },
+    );
+    for mut s in servers {
+        s.stop();
+    }
+    compare::print_table(&rows);
+    println!(
+        "
+results: {}",
+        path.display()
+    );
+    write_error.map_or(Ok(()), Err)
+}
+
 /// Runs `f` on a runtime started for it (stopped afterwards), or on the `--url` server.
 fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> Result<T, String> {
     let Some(kind) = args.runtime else {
@@ -306,6 +489,7 @@ fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> R
             addr,
             pid: args.server_pid,
             gc: None,
+            nchan: false,
         }));
     };
     let root = args.root();
@@ -331,6 +515,7 @@ fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> R
         &vars,
         args.startup_timeout,
         &args.out(),
+        None,
     )?;
     eprintln!(
         "sse-bench: {} ready on http://{} (pid {}, log {})",
@@ -343,6 +528,7 @@ fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> R
         addr: server.addr,
         pid: Some(server.pid()),
         gc: server.gc,
+        nchan: false,
     });
     server.stop();
     Ok(result)
@@ -350,7 +536,7 @@ fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> R
 
 fn print_header() {
     println!(
-        "{:<10} {:<16} {:>11} {:>6} {:>8} {:>9} {:>9} {:>7} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} note",
+        "{:<16} {:<16} {:>11} {:>6} {:>8} {:>9} {:>9} {:>7} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} note",
         "runtime", "case", "listeners", "msgs", "pub/s", "expected", "received", "lost", "reconn",
         "events/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "RSS0 MB", "RSS1 MB", "KB/lstn", "srvCPU"
     );
@@ -374,7 +560,7 @@ fn print_row(label: &str, r: &CaseResult) {
         .map(|(_, n)| *n)
         .collect();
     println!(
-        "{:<10} {:<16} {:>11} {:>6} {:>8.0} {:>9} {:>9} {:>7} {:>6} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {}",
+        "{:<16} {:<16} {:>11} {:>6} {:>8.0} {:>9} {:>9} {:>7} {:>6} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {}",
         label,
         r.name,
         format!("{}/{}", r.connected, r.listeners),
@@ -542,7 +728,9 @@ mod tests {
                 "n100-burst-k1",
                 "n100-burst-k16",
                 "n100-rate50",
-                "n100-hub-burst-k1"
+                "n100-hub-burst-k1",
+                "n1-batch",
+                "n100-batch"
             ]
         );
         let a = args(&["--url", "http://127.0.0.1:1", "--case", "n1000-*,n1-rate50"]).unwrap();
@@ -551,6 +739,14 @@ mod tests {
             5,
             "n1000: three fan-out kinds and the hub case, and n1-rate50"
         );
+        let a = args(&["--runtime", "miniflare", "--compare"]).unwrap();
+        let c = compare_cases(&a);
+        let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, compare::DEFAULT_CASES);
+        let messages: Vec<u64> = c.iter().map(|c| c.messages).collect();
+        assert_eq!(messages, [3000, 1000, 30_000, 10_000]);
+        assert!(c.iter().all(|c| c.batch == 1 || c.is_batch()));
+        assert!(args(&["--runtime", "miniflare", "--rounds", "2"]).is_err());
         let a = args(&[
             "--runtime",
             "miniflare",

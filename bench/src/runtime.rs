@@ -10,12 +10,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The process group of the running server, for the signal thread (0: none).
-static SERVER_PGID: AtomicI32 = AtomicI32::new(0);
+/// The process groups of the running servers, for the signal thread (a comparison run
+/// keeps several runtimes up at once).
+static SERVER_PGIDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// How often the server said it reloaded the worker (wrangler watches `src/`).
 static SERVER_RELOADS: AtomicU64 = AtomicU64::new(0);
 
@@ -23,8 +24,11 @@ pub fn reloads() -> u64 {
     SERVER_RELOADS.load(Ordering::Relaxed)
 }
 
-/// A temporary directory to remove on a signal.
-static SERVER_TMPDIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The servers' temporary directories, to remove on a signal.
+static SERVER_TMPDIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Debian's libnginx-mod-nchan (bench/setup-nchan.sh installs it).
+pub const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -46,8 +50,11 @@ impl Kind {
 pub enum Serves {
     /// The worker as built (build/worker/shim.mjs).
     Product,
-    /// bench/floor.mjs: a Durable Object that only holds its listeners' streams.
+    /// bench/floor.mjs: a Durable Object that only holds its listeners' streams and
+    /// publishes to them with the least work.
     Floor,
+    /// nginx with nchan (bench/nchan.conf), the peer: whatever `kind` says.
+    Nchan,
 }
 
 pub struct Server {
@@ -86,7 +93,11 @@ impl Server {
         vars: &[(String, String)],
         startup: Duration,
         log_dir: &Path,
+        log_name: Option<&str>,
     ) -> Result<Server, String> {
+        if serves == Serves::Nchan {
+            return Server::start_nchan(root, startup, log_dir, log_name);
+        }
         let shim = root.join("build/worker/shim.mjs");
         if !shim.exists() {
             return Err(format!(
@@ -106,16 +117,17 @@ impl Server {
             return Err("the floor (bench/floor.mjs) is served by Miniflare only".into());
         }
         fs::create_dir_all(log_dir).ok();
-        let log_path = log_dir.join(match serves {
-            Serves::Product => format!("{}.log", kind.name()),
-            Serves::Floor => format!("{}-floor.log", kind.name()),
+        let log_path = log_dir.join(match (log_name, serves) {
+            (Some(name), _) => format!("{name}.log"),
+            (None, Serves::Floor) => format!("{}-floor.log", kind.name()),
+            (None, _) => format!("{}.log", kind.name()),
         });
         let log = fs::File::create(&log_path)
             .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let tmpdir =
             make_tmpdir(kind.name()).map_err(|e| format!("cannot make a temp dir: {e}"))?;
-        *SERVER_TMPDIR.lock().unwrap() = Some(tmpdir.clone());
+        SERVER_TMPDIRS.lock().unwrap().push(tmpdir.clone());
         let mut gc = None;
         let mut cmd = match kind {
             Kind::Wrangler => {
@@ -153,8 +165,74 @@ impl Server {
                 cmd
             }
         };
-        cmd.current_dir(root)
-            .env("SSE_EDGE_SKIP_BUILD", "1")
+        cmd.current_dir(root);
+        Server::spawn(kind, cmd, tmpdir, log, log_path, port, gc, startup, true)
+    }
+
+    /// nginx with nchan, from bench/nchan.conf (see there), in the foreground.
+    fn start_nchan(
+        root: &Path,
+        startup: Duration,
+        log_dir: &Path,
+        log_name: Option<&str>,
+    ) -> Result<Server, String> {
+        let template = root.join("bench/nchan.conf");
+        let conf = fs::read_to_string(&template)
+            .map_err(|e| format!("cannot read {}: {e}", template.display()))?;
+        if !Path::new(NCHAN_MODULE).exists() {
+            return Err(format!(
+                "{NCHAN_MODULE} not found: run sh bench/setup-nchan.sh"
+            ));
+        }
+        fs::create_dir_all(log_dir).ok();
+        let log_path = log_dir.join(format!("{}.log", log_name.unwrap_or("nchan")));
+        let log = fs::File::create(&log_path)
+            .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let tmpdir = make_tmpdir("nchan").map_err(|e| format!("cannot make a temp dir: {e}"))?;
+        SERVER_TMPDIRS.lock().unwrap().push(tmpdir.clone());
+        let conf = conf
+            .replace("@DIR@", &tmpdir.display().to_string())
+            .replace("@PORT@", &port.to_string());
+        let conf_path = tmpdir.join("nginx.conf");
+        fs::write(&conf_path, conf)
+            .map_err(|e| format!("cannot write {}: {e}", conf_path.display()))?;
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-p")
+            .arg(&tmpdir)
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-e", "stderr"])
+            .current_dir(&tmpdir);
+        Server::spawn(
+            Kind::Miniflare,
+            cmd,
+            tmpdir,
+            log,
+            log_path,
+            port,
+            None,
+            startup,
+            false,
+        )
+    }
+
+    /// Starts `cmd` in its own process group, logs its output and waits until it is
+    /// ready: its `Ready on` line (if `ready_line`) and a connection accepted.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        kind: Kind,
+        mut cmd: Command,
+        tmpdir: PathBuf,
+        log: fs::File,
+        log_path: PathBuf,
+        port: u16,
+        gc: Option<SocketAddr>,
+        startup: Duration,
+        ready_line: bool,
+    ) -> Result<Server, String> {
+        let name = cmd.get_program().to_string_lossy().into_owned();
+        cmd.env("SSE_EDGE_SKIP_BUILD", "1")
             .env("WRANGLER_SEND_METRICS", "false")
             .env("NO_COLOR", "1")
             .env("FORCE_COLOR", "0")
@@ -173,11 +251,11 @@ impl Server {
             Ok(child) => child,
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmpdir);
-                return Err(format!("cannot start {}: {e}", kind.name()));
+                return Err(format!("cannot start {name}: {e}"));
             }
         };
         let pgid = child.id() as i32;
-        SERVER_PGID.store(pgid, Ordering::SeqCst);
+        SERVER_PGIDS.lock().unwrap().push(pgid);
         let log = std::sync::Arc::new(Mutex::new(log));
         let (tx, rx) = mpsc::channel::<String>();
         let out: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped"));
@@ -213,7 +291,11 @@ impl Server {
         };
         let deadline = Instant::now() + startup;
         let mut recent: Vec<String> = Vec::new();
+        // nginx prints nothing when it is ready: only the connection tells.
         loop {
+            if !ready_line {
+                break;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(format!(
@@ -250,6 +332,18 @@ impl Server {
                 }
             }
         }
+        if !ready_line {
+            // nginx checks its configuration first, and exits at once if it is wrong.
+            std::thread::sleep(Duration::from_millis(300));
+            if let Some(Ok(Some(status))) = server.child.as_mut().map(Child::try_wait) {
+                let lines: Vec<String> = rx.try_iter().collect();
+                return Err(format!(
+                    "{name} exited ({status}) at start:\n{}\n(full log: {})",
+                    lines.join("\n"),
+                    log_path.display()
+                ));
+            }
+        }
         // Keep draining output in the background so the pipes never fill up.
         std::thread::spawn(move || for _ in rx {});
         server.wait_until_accepting(deadline)?;
@@ -283,11 +377,11 @@ impl Server {
             kill_group(self.pgid, &members, Duration::from_secs(5));
             let _ = child.wait();
             reap_exited_children();
-            SERVER_PGID.store(0, Ordering::SeqCst);
+            SERVER_PGIDS.lock().unwrap().retain(|&g| g != self.pgid);
         }
         if let Some(dir) = self.tmpdir.take() {
             let _ = fs::remove_dir_all(&dir);
-            *SERVER_TMPDIR.lock().unwrap() = None;
+            SERVER_TMPDIRS.lock().unwrap().retain(|d| *d != dir);
         }
     }
 }
@@ -354,12 +448,13 @@ pub fn install_signal_thread() {
                 return;
             }
             eprintln!("\nsse-bench: got signal {sig}, stopping the server and exiting");
-            let pgid = SERVER_PGID.load(Ordering::SeqCst);
-            if pgid > 0 {
+            let pgids = SERVER_PGIDS.lock().map(|g| g.clone()).unwrap_or_default();
+            for pgid in pgids.into_iter().filter(|&g| g > 0) {
                 let members = tree_pids(pgid);
                 kill_group(pgid, &members, Duration::from_secs(3));
             }
-            if let Some(dir) = SERVER_TMPDIR.lock().ok().and_then(|mut d| d.take()) {
+            let dirs = SERVER_TMPDIRS.lock().map(|d| d.clone()).unwrap_or_default();
+            for dir in dirs {
                 let _ = fs::remove_dir_all(dir);
             }
             std::process::exit(128 + sig);

@@ -263,20 +263,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let out = args.out();
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let opts = Options {
-        batch: args.batch,
-        connect_timeout: args.connect_timeout,
-        idle_timeout: args.idle_timeout,
-        case_timeout: args.case_timeout,
-        reconnect_delay: args.reconnect_delay_ms.map(Duration::from_millis),
-        max_reconnects: args.max_reconnects,
-        settle: Duration::from_millis(args.settle_ms),
-        hold: args.hold,
-        run_id: format!("{:x}", cases::now_us() / 1000 % 0xffff_ffff),
-        request_timeout: Duration::from_secs(30),
-        bearer: args.publish_secret.clone(),
-        listen_token: args.listen_secret.clone(),
-    };
+    let opts = run_options(args);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

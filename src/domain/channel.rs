@@ -1,12 +1,20 @@
-//! A channel: its listeners, its ids and history, and its counters. One channel is what
-//! one Durable Object hosts; everything here runs to completion without awaiting, so no
-//! event can slip between a resume's replay and the live stream.
+//! A channel's object: its listeners, its ids and history, and its counters. A channel is
+//! its root object and, when its audience outgrows one object, a tree of further objects
+//! (see [`crate::domain::tree`]); this type is any one of them. Everything here runs to
+//! completion without awaiting, so no event can slip between a resume's replay and the
+//! live stream.
 //!
 //! Its state, piece by piece:
-//! - the [`Announcer`] holds the listeners and their bounded queues;
-//! - the [`EventLog`] keeps the history and the high-water mark of ids;
-//! - the [`Outbox`] holds what was published since the last flush, to go out as one write;
+//! - the [`Announcer`]s hold the listeners, and the child objects fed from this one
+//!   (*relays*), with their bounded queues;
+//! - the [`EventLog`] keeps the history (on the root: durable, with the high-water mark of
+//!   ids; below it: the recent events in memory, to resume listeners without asking up);
+//! - the [`Outbox`] holds what was published (or relayed) since the last flush, to go out
+//!   as one write;
+//! - the [`Placement`] says where the next listener goes once this object has its share;
 //! - the [`Counters`] count what happened, and [`ChannelStats`] is what is reported.
+
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
@@ -18,6 +26,7 @@ use super::history::{
     plan_resume, EventId, EventLog, Gap, HistoryPolicy, LogError, Replay, StoredEvent,
 };
 use super::message::{Message, GAP_EVENT_TYPE};
+use super::tree::{NodePath, Place, Placement, Region, TreeSettings};
 
 /// The comment written at every keep-alive.
 pub const KEEP_ALIVE_COMMENT: &str = "keep-alive";
@@ -36,6 +45,7 @@ pub struct ChannelSettings {
     pub retry_ms: u64,
     pub history: HistoryPolicy,
     pub publish_ack: PublishAck,
+    pub tree: TreeSettings,
 }
 
 impl From<&Config> for ChannelSettings {
@@ -49,6 +59,7 @@ impl From<&Config> for ChannelSettings {
                 max_age_ms: c.history_max_age_ms,
             },
             publish_ack: c.publish_ack,
+            tree: c.tree,
         }
     }
 }
@@ -78,7 +89,9 @@ impl Counters {
     }
 }
 
-/// What `GET /channels/{name}` reports.
+/// What `GET /channels/{name}` reports: for one object, or summed over the objects of a
+/// channel's tree (listeners, deliveries and drops add up; ids and history are the
+/// root's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelStats {
     pub listeners: usize,
@@ -86,6 +99,8 @@ pub struct ChannelStats {
     /// The last id given out (0: none yet).
     pub last_id: EventId,
     pub history_length: u64,
+    /// Objects serving the channel.
+    pub objects: u64,
 }
 
 impl ChannelStats {
@@ -99,7 +114,37 @@ impl ChannelStats {
             "droppedGone": self.counters.dropped_gone,
             "lastId": (self.last_id.0 > 0).then(|| self.last_id.to_string()),
             "historyLength": self.history_length,
+            "objects": self.objects,
         })
+    }
+
+    /// Reads back what [`ChannelStats::to_json`] wrote (a child object's report).
+    pub fn from_json(value: &Value) -> Option<ChannelStats> {
+        let number = |name: &str| value.get(name).and_then(Value::as_u64);
+        Some(ChannelStats {
+            listeners: number("listeners")? as usize,
+            counters: Counters {
+                published: number("published")?,
+                delivered: number("delivered")?,
+                dropped_slow: number("droppedSlow")?,
+                dropped_gone: number("droppedGone")?,
+            },
+            last_id: match value.get("lastId").and_then(Value::as_str) {
+                Some(id) => EventId::parse(id).ok()?,
+                None => EventId(0),
+            },
+            history_length: number("historyLength")?,
+            objects: number("objects")?,
+        })
+    }
+
+    /// Adds a subtree's listeners, deliveries, drops and objects to these.
+    pub fn absorb(&mut self, below: &ChannelStats) {
+        self.listeners += below.listeners;
+        self.counters.delivered += below.counters.delivered;
+        self.counters.dropped_slow += below.counters.dropped_slow;
+        self.counters.dropped_gone += below.counters.dropped_gone;
+        self.objects += below.objects;
     }
 }
 
@@ -142,6 +187,9 @@ pub enum SubscribeError {
     TooManyListeners { max: usize },
     /// The history to replay could not be read.
     Log(LogError),
+    /// This object (below the root) does not hold what the resume needs: ask the object
+    /// above for the replay, and join with [`Channel::join_replayed`].
+    NotCovered,
 }
 
 impl std::fmt::Display for SubscribeError {
@@ -151,11 +199,26 @@ impl std::fmt::Display for SubscribeError {
                 write!(f, "channel has its maximum of {max} listeners")
             }
             SubscribeError::Log(e) => write!(f, "{e}"),
+            SubscribeError::NotCovered => write!(f, "the resume is not held here"),
         }
     }
 }
 
 impl std::error::Error for SubscribeError {}
+
+/// Who takes a stream: a client, or a child object of the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seat {
+    Listener,
+    Relay(NodePath),
+}
+
+/// A child object fed from this one, and the last id it has (it gets only later ones).
+#[derive(Debug, Clone)]
+struct Relay {
+    child: NodePath,
+    after: EventId,
+}
 
 /// Events published since the last flush. Each is stored (or, under
 /// `PublishAck::Accepted`, has its id reserved) before it is put here, so nothing put
@@ -164,6 +227,9 @@ impl std::error::Error for SubscribeError {}
 struct Outbox {
     /// Their frames, concatenated: written to every listener as one chunk.
     frames: String,
+    /// Each frame's end in `frames` and the id a seat must be below to get it (for a
+    /// `gap` notice, the id after the hole's start).
+    ends: Vec<(usize, EventId)>,
     events: u64,
     /// Those not stored yet: stored at the flush, before anyone sees them.
     unstored: Vec<StoredEvent>,
@@ -171,25 +237,95 @@ struct Outbox {
 
 impl Outbox {
     fn push(&mut self, event: StoredEvent, stored: bool) {
-        self.frames.push_str(&event.frame);
-        self.events += 1;
+        self.push_frame(&event.frame, event.id);
         if !stored {
             self.unstored.push(event);
         }
     }
 
+    fn push_frame(&mut self, frame: &str, key: EventId) {
+        self.frames.push_str(frame);
+        self.ends.push((self.frames.len(), key));
+        self.events += 1;
+    }
+
     fn is_empty(&self) -> bool {
         self.events == 0
     }
+
+    /// The first and last keys.
+    fn span(&self) -> (EventId, EventId) {
+        let first = self.ends.first().map_or(EventId(0), |e| e.1);
+        let last = self.ends.last().map_or(EventId(0), |e| e.1);
+        (first, last)
+    }
+
+    /// The frames a seat that has everything up to `after` still needs, and how many.
+    fn after(&self, after: EventId) -> (String, u64) {
+        let mut start = 0;
+        let mut text = String::new();
+        let mut count = 0;
+        for &(end, key) in &self.ends {
+            if key > after {
+                text.push_str(&self.frames[start..end]);
+                count += 1;
+            }
+            start = end;
+        }
+        (text, count)
+    }
+
+    /// Writes the outbox to every seat of `announcer`, each getting what comes after its
+    /// watermark: the whole chunk for nearly all, a part of it for seats that joined ahead.
+    fn announce<O: Outlet, I>(
+        &self,
+        announcer: &mut Announcer<O, I>,
+        chunk: &O::Chunk,
+        watermark: impl Fn(&I) -> EventId,
+    ) -> Fanout {
+        let (first, last) = self.span();
+        let partial: BTreeMap<EventId, (O::Chunk, u64)> = announcer
+            .interests()
+            .map(&watermark)
+            .filter(|w| *w >= first && *w < last)
+            .map(|w| {
+                let (text, count) = self.after(w);
+                (w, (O::chunk(&text), count))
+            })
+            .collect();
+        announcer.announce_by(|interest| {
+            let w = watermark(interest);
+            if w < first {
+                Some((chunk, self.events))
+            } else {
+                partial.get(&w).map(|(c, n)| (c, *n))
+            }
+        })
+    }
+}
+
+/// Where this object's events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The channel's root: it gives the ids, and its log holds the whole history.
+    Root,
+    /// A node below: its events arrive from its parent. `known_from`: every event of the
+    /// channel after it, up to the last relayed, is in the log (a resume from there is
+    /// answered here). `None` until the stream from the parent has started.
+    Relayed { known_from: Option<EventId> },
 }
 
 pub struct Channel<O: Outlet, L: EventLog> {
     settings: ChannelSettings,
-    announcer: Announcer<O>,
+    path: NodePath,
+    origin: Origin,
+    announcer: Announcer<O, EventId>,
+    relays: Announcer<O, Relay>,
+    placement: Placement,
     log: L,
     outbox: Outbox,
     counters: Counters,
-    /// The last id given out.
+    /// The last id given out (on the root) or relayed (below it).
     last_id: EventId,
     /// Publishes since the last keep-alive (an idle channel releases its id reservation).
     published_since_keep_alive: u64,
@@ -198,21 +334,82 @@ pub struct Channel<O: Outlet, L: EventLog> {
 }
 
 impl<O: Outlet, L: EventLog> Channel<O, L> {
+    /// A channel's root, over its durable log.
     pub fn new(settings: ChannelSettings, log: L) -> Self {
+        let last_id = log.high_water();
+        Self::build(settings, NodePath::root(), Origin::Root, log, last_id)
+    }
+
+    /// A node below the root, keeping the recent events it relays in `log`. It takes
+    /// listeners once its stream from the parent has started ([`Channel::relay_started`]).
+    pub fn relayed(settings: ChannelSettings, path: NodePath, log: L) -> Self {
+        debug_assert!(!path.is_root());
+        let origin = Origin::Relayed { known_from: None };
+        Self::build(settings, path, origin, log, EventId(0))
+    }
+
+    fn build(
+        settings: ChannelSettings,
+        path: NodePath,
+        origin: Origin,
+        log: L,
+        last_id: EventId,
+    ) -> Self {
         Channel {
             announcer: Announcer::new(settings.queue_capacity),
+            relays: Announcer::new(settings.queue_capacity),
+            placement: Placement::new(settings.tree),
             settings,
+            path,
+            origin,
             outbox: Outbox::default(),
             counters: Counters::default(),
-            last_id: log.high_water(),
+            last_id,
             published_since_keep_alive: 0,
             store_error: None,
             log,
         }
     }
 
+    pub fn path(&self) -> &NodePath {
+        &self.path
+    }
+
+    /// Listeners held by this object.
     pub fn listeners(&self) -> usize {
         self.announcer.len()
+    }
+
+    /// Child objects fed from this one.
+    pub fn relays(&self) -> usize {
+        self.relays.len()
+    }
+
+    /// The children fed now.
+    pub fn relay_children(&self) -> Vec<NodePath> {
+        self.relays.interests().map(|r| r.child.clone()).collect()
+    }
+
+    /// Listeners in this object's subtree: its own, and what its children last reported
+    /// (plus those sent to them since).
+    pub fn subtree_listeners(&self) -> u64 {
+        self.announcer.len() as u64 + self.placement.below()
+    }
+
+    /// The last id given out (root) or relayed (below).
+    pub fn last_id(&self) -> EventId {
+        self.last_id
+    }
+
+    /// Where the next listener of `region` goes: here, or down the tree.
+    pub fn place(&mut self, region: Region) -> Place {
+        self.placement
+            .place(&self.path, self.announcer.len(), region)
+    }
+
+    /// A child reported how many listeners its subtree holds.
+    pub fn report(&mut self, child: &NodePath, listeners: u64) {
+        self.placement.report(child, listeners);
     }
 
     /// Gives the message the next id and makes it durable as the acknowledgement mode
@@ -234,6 +431,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         messages: &[Message],
         now_ms: u64,
     ) -> Result<PublishedBatch, LogError> {
+        debug_assert_eq!(self.origin, Origin::Root, "only the root publishes");
         let first = self.last_id.next();
         let events: Vec<StoredEvent> = messages
             .iter()
@@ -243,11 +441,12 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
                 StoredEvent::new(id, now_ms, message.to_event(id).encode())
             })
             .collect();
+        let listeners = self.subtree_listeners() as usize;
         let Some(last) = events.last().map(|e| e.id) else {
             return Ok(PublishedBatch {
                 first,
                 last: self.last_id,
-                listeners: self.announcer.len(),
+                listeners,
             });
         };
         let stored = match self.settings.publish_ack {
@@ -272,12 +471,68 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         Ok(PublishedBatch {
             first,
             last,
-            listeners: self.announcer.len(),
+            listeners,
         })
     }
 
-    /// Writes every event published since the last flush to every listener, as one chunk
-    /// encoded once and shared.
+    /// The stream from the parent has started (again): it goes on after `position`, the
+    /// parent's last id when it took this node. A node that had relayed nothing starts
+    /// there; one that reconnected first gets the events it missed (up to `position`)
+    /// and keeps only the later ones, whose arrival time is their publication's.
+    pub fn relay_started(&mut self, position: EventId) {
+        let Origin::Relayed { known_from } = &mut self.origin else {
+            return;
+        };
+        match known_from {
+            None => {
+                self.last_id = self.last_id.max(position);
+                *known_from = Some(self.last_id);
+            }
+            // What arrives up to `position` is a replay: sent on, not kept (it was
+            // published long before it arrives here), so resumes before it go up.
+            Some(_) if position > self.last_id => {
+                *known_from = Some(position);
+                let _ = self.log.prune(self.log.len(), 0);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Takes frames relayed from the parent, in the channel's order: events (with their
+    /// id) and `gap` notices (without); they go out with the next flush. An event at or
+    /// below the last relayed id is one already had, and is skipped.
+    pub fn ingest(&mut self, frames: &[protocol::RawFrame], now_ms: u64) {
+        let Origin::Relayed {
+            known_from: Some(known_from),
+        } = self.origin
+        else {
+            return;
+        };
+        let mut kept = Vec::new();
+        for frame in frames {
+            match frame.id.as_deref().map(EventId::parse) {
+                Some(Ok(id)) if id > self.last_id => {
+                    self.last_id = id;
+                    let event = StoredEvent::new(id, now_ms, frame.text.clone());
+                    self.outbox.push_frame(&event.frame, id);
+                    if id > known_from {
+                        kept.push(event);
+                    }
+                }
+                Some(_) => {}
+                None => self.outbox.push_frame(&frame.text, self.last_id.next()),
+            }
+        }
+        if !kept.is_empty() {
+            if let Err(e) = self.log.append(&kept) {
+                self.store_error = Some(e);
+            }
+            self.apply_history(now_ms);
+        }
+    }
+
+    /// Writes every event published since the last flush to every listener and child, as
+    /// one chunk encoded once and shared.
     pub fn flush(&mut self) -> Fanout {
         if self.outbox.is_empty() {
             return Fanout::default();
@@ -294,10 +549,10 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             }
             self.apply_history(now_ms);
         }
-        let fanout = self
-            .announcer
-            .announce(&O::chunk(&outbox.frames), outbox.events);
+        let chunk = O::chunk(&outbox.frames);
+        let fanout = outbox.announce(&mut self.announcer, &chunk, |after| *after);
         self.counters.record(fanout);
+        outbox.announce(&mut self.relays, &chunk, |relay| relay.after);
         fanout
     }
 
@@ -307,13 +562,18 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     }
 
     /// Whether a new listener would be accepted now (listeners known to be gone are
-    /// removed first).
+    /// removed first). The root counts its whole tree against `max_listeners`.
     pub fn has_room(&mut self) -> bool {
-        if self.announcer.len() >= self.settings.max_listeners {
+        let below = if self.path.is_root() {
+            self.placement.below() as usize
+        } else {
+            0
+        };
+        if self.announcer.len() + below >= self.settings.max_listeners {
             let gone = self.announcer.sweep();
             self.counters.record_gone(gone);
         }
-        self.announcer.len() < self.settings.max_listeners
+        self.announcer.len() + below < self.settings.max_listeners
     }
 
     /// Writes a keep-alive to every listener, so that the runtime finds out which clients
@@ -325,52 +585,140 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     }
 
     /// Starts a listener: writes the `retry:` field and, when it resumes after `last_seen`,
-    /// the gap notice and the kept events it missed, as one chunk; then adds it.
+    /// the gap notice and the kept events it missed, as one chunk; then adds it. Returns
+    /// the id its stream goes on after.
     pub fn subscribe(
         &mut self,
+        outlet: O,
+        last_seen: Option<EventId>,
+        now_ms: u64,
+    ) -> Result<EventId, SubscribeError> {
+        self.join(Seat::Listener, outlet, last_seen, now_ms)
+    }
+
+    /// Starts a listener or a child's relay, resuming after `last_seen` when given.
+    /// Below the root, a resume this object does not hold is [`SubscribeError::NotCovered`].
+    pub fn join(
+        &mut self,
+        seat: Seat,
         mut outlet: O,
         last_seen: Option<EventId>,
         now_ms: u64,
-    ) -> Result<(), SubscribeError> {
+    ) -> Result<EventId, SubscribeError> {
         // Those already listening get what is pending first; the newcomer gets it from
         // history (or not at all when it did not ask to resume): never twice, never lost.
         self.flush();
-        if !self.has_room() {
+        self.check_room(&seat)?;
+        let mut start = protocol::retry(self.settings.retry_ms);
+        if let Some(last_seen) = last_seen {
+            start.push_str(&self.replay_text(last_seen, now_ms)?);
+        }
+        outlet.write(&O::chunk(&start));
+        let position = self.last_id;
+        self.seat(seat, outlet, position);
+        Ok(position)
+    }
+
+    /// Starts a listener or relay with the replay an object above answered (`replay`,
+    /// which brings it to `upstream`), then what this object has after that. A seat that
+    /// is ahead of this object gets only the events after `upstream`.
+    pub fn join_replayed(
+        &mut self,
+        seat: Seat,
+        mut outlet: O,
+        replay: &str,
+        upstream: EventId,
+        now_ms: u64,
+    ) -> Result<EventId, SubscribeError> {
+        self.flush();
+        self.check_room(&seat)?;
+        let mut start = protocol::retry(self.settings.retry_ms);
+        start.push_str(replay);
+        let position = if upstream < self.last_id {
+            start.push_str(&self.replay_text(upstream, now_ms)?);
+            self.last_id
+        } else {
+            upstream
+        };
+        outlet.write(&O::chunk(&start));
+        self.seat(seat, outlet, position);
+        Ok(position)
+    }
+
+    /// What a resume after `after` replays (gap notices and events), and the id it brings
+    /// the listener to, for a child object to pass on.
+    pub fn replay(
+        &mut self,
+        after: EventId,
+        now_ms: u64,
+    ) -> Result<(String, EventId), SubscribeError> {
+        self.flush();
+        Ok((self.replay_text(after, now_ms)?, self.last_id))
+    }
+
+    fn check_room(&mut self, seat: &Seat) -> Result<(), SubscribeError> {
+        if *seat == Seat::Listener && !self.has_room() {
             return Err(SubscribeError::TooManyListeners {
                 max: self.settings.max_listeners,
             });
         }
-        let mut start = protocol::retry(self.settings.retry_ms);
-        if let Some(last_seen) = last_seen {
-            // Nothing older than the age limit is replayed, however long since the last prune.
-            self.settings
-                .history
-                .apply(&mut self.log, now_ms)
-                .map_err(SubscribeError::Log)?;
-            let plan =
-                plan_resume(&self.log, last_seen, self.last_id).map_err(SubscribeError::Log)?;
-            for step in plan.steps {
-                match step {
-                    Replay::Gap(gap) => gap_notice(&gap).encode_into(&mut start),
-                    Replay::Event(event) => start.push_str(&event.frame),
-                }
-            }
+        if !self.is_live() {
+            return Err(SubscribeError::NotCovered);
         }
-        outlet.write(&O::chunk(&start));
-        self.announcer.add(outlet, (), 1);
         Ok(())
     }
 
-    /// A keep-alive: writes a comment to every listener, cuts those that took nothing
-    /// since the previous one, and applies the history's age limit. A channel that
+    fn seat(&mut self, seat: Seat, outlet: O, after: EventId) {
+        match seat {
+            Seat::Listener => self.announcer.add(outlet, after, 1),
+            Seat::Relay(child) => self.relays.add(outlet, Relay { child, after }, 1),
+        }
+    }
+
+    /// Whether this object can take seats: the root always; a node below once its
+    /// stream from the parent has started.
+    pub fn is_live(&self) -> bool {
+        !matches!(self.origin, Origin::Relayed { known_from: None })
+    }
+
+    /// The replay for a resume after `after`, when this object holds it.
+    fn replay_text(&mut self, after: EventId, now_ms: u64) -> Result<String, SubscribeError> {
+        // Nothing older than the age limit is replayed, however long since the last prune.
+        self.settings
+            .history
+            .apply(&mut self.log, now_ms)
+            .map_err(SubscribeError::Log)?;
+        self.note_pruned();
+        if let Origin::Relayed { known_from } = self.origin {
+            let held = known_from.is_some_and(|from| from <= after && after <= self.last_id);
+            if !held {
+                return Err(SubscribeError::NotCovered);
+            }
+        }
+        let plan = plan_resume(&self.log, after, self.last_id).map_err(SubscribeError::Log)?;
+        let mut text = String::new();
+        for step in plan.steps {
+            match step {
+                Replay::Gap(gap) => gap_notice(&gap).encode_into(&mut text),
+                Replay::Event(event) => text.push_str(&event.frame),
+            }
+        }
+        Ok(text)
+    }
+
+    /// A keep-alive: writes a comment to every listener and child, cuts those that took
+    /// nothing since the previous one, and applies the history's age limit. A root that
     /// published nothing since the previous keep-alive releases its id reservation, so a
     /// restart while idle skips no ids.
     pub fn keep_alive(&mut self, now_ms: u64) {
         self.flush();
-        let fanout = self.announcer.keep_alive(&keep_alive_chunk::<O>());
+        let chunk = keep_alive_chunk::<O>();
+        let fanout = self.announcer.keep_alive(&chunk);
         self.counters.record(fanout);
+        self.relays.keep_alive(&chunk);
         self.apply_history(now_ms);
-        if self.published_since_keep_alive == 0 && self.log.high_water() > self.last_id {
+        let idle = self.published_since_keep_alive == 0;
+        if self.origin == Origin::Root && idle && self.log.high_water() > self.last_id {
             if let Err(e) = self.log.reserve(self.last_id) {
                 self.store_error = Some(e);
             }
@@ -378,18 +726,20 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         self.published_since_keep_alive = 0;
     }
 
-    /// Counters and sizes, after removing listeners known to be gone and events past the
-    /// history's limits.
+    /// Counters and sizes of this object, after removing listeners known to be gone and
+    /// events past the history's limits.
     pub fn stats(&mut self, now_ms: u64) -> ChannelStats {
         self.flush();
         let gone = self.announcer.sweep();
         self.counters.record_gone(gone);
+        self.relays.sweep();
         self.apply_history(now_ms);
         ChannelStats {
             listeners: self.announcer.len(),
             counters: self.counters,
             last_id: self.last_id,
             history_length: self.log.len(),
+            objects: 1,
         }
     }
 
@@ -406,6 +756,21 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     fn apply_history(&mut self, now_ms: u64) {
         if let Err(e) = self.settings.history.apply(&mut self.log, now_ms) {
             self.store_error = Some(e);
+        }
+        self.note_pruned();
+    }
+
+    /// Below the root, what the log no longer holds is no longer answered here.
+    fn note_pruned(&mut self) {
+        if let Origin::Relayed {
+            known_from: Some(from),
+        } = &mut self.origin
+        {
+            let held_from = match self.log.oldest_id() {
+                Some(oldest) => EventId(oldest.0 - 1),
+                None => self.last_id,
+            };
+            *from = (*from).max(held_from);
         }
     }
 }
@@ -443,6 +808,10 @@ mod tests {
                 max_age_ms: u64::MAX,
             },
             publish_ack: PublishAck::Stored,
+            tree: TreeSettings {
+                listeners_per_object: 0,
+                fanout: 2,
+            },
         }
     }
 
@@ -912,5 +1281,257 @@ mod tests {
         ch.log.1 = false;
         let batch = ch.publish_batch(&[msg("c")], 2).unwrap();
         assert_eq!((batch.first, batch.last), (EventId(1), EventId(1)));
+    }
+
+    // The tree: a root and nodes below it, wired as the platform wires them, in memory.
+
+    type Node = Channel<TestOutlet, MemoryLog>;
+
+    fn tree_settings(history: u64) -> ChannelSettings {
+        ChannelSettings {
+            max_listeners: 100,
+            ..settings(5, history)
+        }
+    }
+
+    /// A node below the root, its relay seat on `parent`, and the reader of that stream.
+    struct Below {
+        node: Node,
+        relay: TestOutlet,
+        reader: protocol::FrameReader,
+    }
+
+    impl Below {
+        fn join(parent: &mut Node, path: &str, history: u64) -> Below {
+            let path = NodePath::parse(path).unwrap();
+            let mut node =
+                Channel::relayed(tree_settings(history), path.clone(), MemoryLog::default());
+            let relay = TestOutlet::default();
+            let position = parent
+                .join(Seat::Relay(path), relay.clone(), None, 0)
+                .unwrap();
+            node.relay_started(position);
+            Below {
+                node,
+                relay,
+                reader: protocol::FrameReader::new(),
+            }
+        }
+
+        /// Takes what the parent has written on the relay, and sends it on.
+        fn pump(&mut self, now_ms: u64) {
+            let mut client = self.relay.0.borrow_mut();
+            let chunks: Vec<_> = client.queue.drain(..).collect();
+            drop(client);
+            for chunk in chunks {
+                let frames = self.reader.feed(chunk.as_bytes());
+                self.node.ingest(&frames, now_ms);
+            }
+            self.node.flush();
+        }
+    }
+
+    fn ids_of(o: &TestOutlet) -> Vec<u64> {
+        events(o)
+            .into_iter()
+            .filter(|e| e.1 != GAP_EVENT_TYPE)
+            .map(|e| e.0.parse().unwrap())
+            .collect()
+    }
+
+    fn publish_n(root: &mut Node, range: std::ops::RangeInclusive<u64>) {
+        for i in range {
+            root.publish(&msg(&format!("m{i}")), i).unwrap();
+        }
+        root.flush();
+    }
+
+    #[test]
+    fn listeners_below_the_root_see_the_roots_ids_in_its_order() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        let on_root = listen(&mut root, None);
+        let mut head = Below::join(&mut root, "weur", 100);
+        let mut leaf = Below::join(&mut head.node, "weur.0", 100);
+        let on_leaf = TestOutlet::default();
+        leaf.node.subscribe(on_leaf.clone(), None, 0).unwrap();
+        publish_n(&mut root, 1..=3);
+        root.publish_batch(&[msg("b1"), msg("b2")], 4).unwrap();
+        root.flush();
+        head.pump(5);
+        leaf.pump(5);
+        assert_eq!(ids_of(&on_root), [1, 2, 3, 4, 5]);
+        assert_eq!(events(&on_leaf), events(&on_root));
+        assert_eq!(root.relays(), 1);
+        assert_eq!(
+            head.node.relay_children(),
+            [NodePath::parse("weur.0").unwrap()]
+        );
+    }
+
+    #[test]
+    fn a_resume_below_the_root_is_answered_there_or_from_above_without_loss_or_doubles() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        publish_n(&mut root, 1..=5);
+        let mut leaf = Below::join(&mut root, "oc", 100);
+        publish_n(&mut root, 6..=9);
+        leaf.pump(9);
+        // Held here: after 7.
+        let near = TestOutlet::default();
+        leaf.node
+            .subscribe(near.clone(), Some(EventId(7)), 9)
+            .unwrap();
+        assert_eq!(ids_of(&near), [8, 9]);
+        // Before what this node holds: the replay comes from the root.
+        let far = TestOutlet::default();
+        assert_eq!(
+            leaf.node.subscribe(far.clone(), Some(EventId(2)), 9),
+            Err(SubscribeError::NotCovered)
+        );
+        let (replay, upstream) = root.replay(EventId(2), 9).unwrap();
+        // The root publishes while the answer travels; the node has not relayed it yet.
+        publish_n(&mut root, 10..=10);
+        leaf.node
+            .join_replayed(Seat::Listener, far.clone(), &replay, upstream, 10)
+            .unwrap();
+        leaf.pump(10);
+        assert_eq!(ids_of(&far), (3..=10).collect::<Vec<_>>());
+        assert_eq!(ids_of(&near), [8, 9, 10]);
+    }
+
+    #[test]
+    fn a_listener_ahead_of_its_node_gets_each_later_event_once() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        let mut leaf = Below::join(&mut root, "sam", 100);
+        publish_n(&mut root, 1..=4);
+        leaf.pump(4);
+        publish_n(&mut root, 5..=6);
+        // It saw 6 on another node; this one has relayed only 4.
+        let ahead = TestOutlet::default();
+        assert_eq!(
+            leaf.node.subscribe(ahead.clone(), Some(EventId(6)), 6),
+            Err(SubscribeError::NotCovered)
+        );
+        let (replay, upstream) = root.replay(EventId(6), 6).unwrap();
+        assert_eq!((replay.as_str(), upstream), ("", EventId(6)));
+        leaf.node
+            .join_replayed(Seat::Listener, ahead.clone(), &replay, upstream, 6)
+            .unwrap();
+        publish_n(&mut root, 7..=7);
+        leaf.pump(7);
+        assert_eq!(ids_of(&ahead), [7]);
+    }
+
+    #[test]
+    fn a_node_whose_stream_from_its_parent_was_cut_loses_nothing_for_its_listeners() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        let mut leaf = Below::join(&mut root, "afr", 100);
+        let listener = TestOutlet::default();
+        leaf.node.subscribe(listener.clone(), None, 0).unwrap();
+        publish_n(&mut root, 1..=2);
+        leaf.pump(2);
+        // The relay is cut (say, as slow); events go on meanwhile.
+        leaf.relay.0.borrow_mut().gone = true;
+        publish_n(&mut root, 3..=5);
+        assert_eq!(root.relays(), 0);
+        // It resumes as any listener does, from the last id it relayed.
+        leaf.relay = TestOutlet::default();
+        leaf.reader.end_of_stream();
+        let last = leaf.node.last_id();
+        let position = root
+            .join(
+                Seat::Relay(leaf.node.path().clone()),
+                leaf.relay.clone(),
+                Some(last),
+                5,
+            )
+            .unwrap();
+        leaf.node.relay_started(position);
+        publish_n(&mut root, 6..=6);
+        leaf.pump(6);
+        assert_eq!(ids_of(&listener), (1..=6).collect::<Vec<_>>());
+        // The replayed part is not kept here: a resume into it is asked of the root.
+        assert_eq!(
+            leaf.node
+                .subscribe(TestOutlet::default(), Some(EventId(3)), 6),
+            Err(SubscribeError::NotCovered)
+        );
+        assert!(leaf
+            .node
+            .subscribe(TestOutlet::default(), Some(EventId(5)), 6)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_gap_upstream_reaches_the_listeners_below_and_resumes_there_say_gap_like_the_root() {
+        let mut root = Channel::new(tree_settings(3), MemoryLog::default());
+        let mut leaf = Below::join(&mut root, "me", 3);
+        let listener = TestOutlet::default();
+        leaf.node.subscribe(listener.clone(), None, 0).unwrap();
+        publish_n(&mut root, 1..=1);
+        leaf.pump(1);
+        // Cut while 2..=6 are published; the root keeps only the last three.
+        leaf.relay.0.borrow_mut().gone = true;
+        publish_n(&mut root, 2..=6);
+        leaf.relay = TestOutlet::default();
+        let position = root
+            .join(
+                Seat::Relay(leaf.node.path().clone()),
+                leaf.relay.clone(),
+                Some(EventId(1)),
+                6,
+            )
+            .unwrap();
+        leaf.node.relay_started(position);
+        leaf.pump(6);
+        assert_eq!(ids_of(&listener), [1, 4, 5, 6]);
+        assert_eq!(
+            gap_of(&listener).as_deref(),
+            Some(r#"{"firstAvailableId":"4","lastEventId":"1"}"#)
+        );
+        // Both answer a resume from 1 the same way.
+        let at_root = listen(&mut root, Some(1));
+        let (replay, upstream) = root.replay(EventId(1), 6).unwrap();
+        let below = TestOutlet::default();
+        leaf.node
+            .join_replayed(Seat::Listener, below.clone(), &replay, upstream, 6)
+            .unwrap();
+        assert_eq!(events(&below), events(&at_root));
+    }
+
+    #[test]
+    fn a_node_below_takes_no_one_before_its_stream_has_started() {
+        let path = NodePath::parse("enam").unwrap();
+        let mut node: Node = Channel::relayed(tree_settings(10), path, MemoryLog::default());
+        assert!(!node.is_live());
+        assert_eq!(
+            node.subscribe(TestOutlet::default(), None, 0),
+            Err(SubscribeError::NotCovered)
+        );
+        node.relay_started(EventId(41));
+        assert_eq!(
+            node.subscribe(TestOutlet::default(), None, 0),
+            Ok(EventId(41))
+        );
+    }
+
+    #[test]
+    fn tree_stats_add_up_over_the_objects() {
+        let mut root = Channel::new(tree_settings(10), MemoryLog::default());
+        let a = listen(&mut root, None);
+        let mut leaf = Below::join(&mut root, "weur", 10);
+        let b = TestOutlet::default();
+        leaf.node.subscribe(b.clone(), None, 0).unwrap();
+        leaf.node.subscribe(TestOutlet::default(), None, 0).unwrap();
+        publish_n(&mut root, 1..=2);
+        leaf.pump(2);
+        let mut total = root.stats(2);
+        let below = ChannelStats::from_json(&leaf.node.stats(2).to_json("x")).unwrap();
+        total.absorb(&below);
+        assert_eq!(total.listeners, 3);
+        assert_eq!(total.counters.delivered, 6);
+        assert_eq!(total.objects, 2);
+        assert_eq!(total.last_id, EventId(2));
+        assert_eq!(total.counters.published, 2);
+        drop((a, b));
     }
 }

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::tree::TreeSettings;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedOrigins {
     Any,
@@ -62,8 +64,10 @@ pub struct Config {
     /// Writes a listener may have waiting (events published together share one) before it
     /// counts as slow and is cut.
     pub queue_capacity: usize,
-    /// Listeners one channel accepts at once.
+    /// Listeners one channel accepts at once, over all the objects of its tree.
     pub max_listeners: usize,
+    /// How a channel spreads over objects (`LISTENERS_PER_OBJECT`, `FANOUT`).
+    pub tree: TreeSettings,
     /// Events kept per channel for resuming.
     pub history_size: u64,
     /// How long an event is kept for resuming, in milliseconds.
@@ -95,7 +99,11 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             queue_capacity: 5,
-            max_listeners: 10_000,
+            max_listeners: 1_000_000,
+            tree: TreeSettings {
+                listeners_per_object: 1000,
+                fanout: 32,
+            },
             history_size: 1000,
             history_max_age_ms: 3_600_000,
             heartbeat_ms: 15_000,
@@ -184,7 +192,17 @@ impl Config {
         let d = Config::default();
         Ok(Config {
             queue_capacity: number("QUEUE_CAPACITY", 1, 10_000, d.queue_capacity as u64)? as usize,
-            max_listeners: number("MAX_LISTENERS", 1, 1_000_000, d.max_listeners as u64)? as usize,
+            max_listeners: number("MAX_LISTENERS", 1, 100_000_000, d.max_listeners as u64)?
+                as usize,
+            tree: TreeSettings {
+                listeners_per_object: number(
+                    "LISTENERS_PER_OBJECT",
+                    0,
+                    1_000_000,
+                    d.tree.listeners_per_object as u64,
+                )? as usize,
+                fanout: number("FANOUT", 2, 1000, d.tree.fanout as u64)? as usize,
+            },
             history_size: number("HISTORY_SIZE", 0, 1_000_000, d.history_size)?,
             history_max_age_ms: number(
                 "HISTORY_MAX_AGE_SECONDS",
@@ -294,6 +312,8 @@ mod tests {
             ("MAX_BODY_BYTES", "100"),
             ("MAX_EVENT_TYPE_BYTES", "16"),
             ("MAX_BATCH_EVENTS", "7"),
+            ("LISTENERS_PER_OBJECT", "10"),
+            ("FANOUT", "3"),
             ("ALLOWED_ORIGINS", "http://a.test, http://b.test/"),
             ("PUBLISH_SECRET", "s3cret"),
             ("LISTEN_SECRET", "l1sten"),
@@ -311,6 +331,13 @@ mod tests {
         assert_eq!(c.max_body_bytes, 100);
         assert_eq!(c.max_event_type_bytes, 16);
         assert_eq!(c.max_batch_events, 7);
+        assert_eq!(
+            c.tree,
+            TreeSettings {
+                listeners_per_object: 10,
+                fanout: 3
+            }
+        );
         assert_eq!(
             c.allowed_origins,
             AllowedOrigins::List(vec!["http://a.test".into(), "http://b.test".into()])

@@ -109,6 +109,35 @@ pub trait EventLog {
     fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError>;
 }
 
+/// A log chosen at run time (a channel's root keeps its history durably, the nodes of
+/// its tree keep recent events in memory).
+impl<T: EventLog + ?Sized> EventLog for Box<T> {
+    fn high_water(&self) -> EventId {
+        (**self).high_water()
+    }
+    fn oldest(&self) -> Option<(EventId, u64)> {
+        (**self).oldest()
+    }
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+    fn append(&mut self, events: &[StoredEvent]) -> Result<(), LogError> {
+        (**self).append(events)
+    }
+    fn reserve(&mut self, through: EventId) -> Result<(), LogError> {
+        (**self).reserve(through)
+    }
+    fn after(&self, after: EventId) -> Result<Vec<StoredEvent>, LogError> {
+        (**self).after(after)
+    }
+    fn find(&self, key: &str) -> Result<Option<EventId>, LogError> {
+        (**self).find(key)
+    }
+    fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
+        (**self).prune(oldest, before_ms)
+    }
+}
+
 /// How much history a channel keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryPolicy {

@@ -11,12 +11,15 @@ pub mod history;
 pub mod hub;
 pub mod mercure;
 pub mod message;
+pub mod tree;
 
 pub use announcer::{Announcer, Fanout, Outlet};
 pub use channel::{
-    Channel, ChannelSettings, ChannelStats, Counters, Published, PublishedBatch, SubscribeError,
+    Channel, ChannelSettings, ChannelStats, Counters, Published, PublishedBatch, Seat,
+    SubscribeError,
 };
 pub use channel_name::{ChannelName, ChannelNameError, DEFAULT_CHANNEL};
 pub use config::{AllowedOrigins, Config, ConfigError, MercureConfig};
 pub use history::{BadEventId, EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent};
 pub use message::{BodyKind, Message, MessageLimits, Publication, PublishError, GAP_EVENT_TYPE};
+pub use tree::{NodePath, Place, Region, TreeSettings};

@@ -1,20 +1,27 @@
-//! The Durable Object that hosts one channel: its listeners' streams, its history in
-//! SQLite, and a keep-alive alarm while anyone listens. The Worker has validated every
-//! request before it gets here; this object only reads the typed [`ChannelCall`]s of
-//! the contract.
+//! The Durable Object that hosts one object of a channel: the channel's root (its
+//! listeners' streams, its history in SQLite) or a node of its fan-out tree (listeners,
+//! recent events in memory, and its stream from its parent), with a keep-alive alarm
+//! while anyone listens. The Worker has validated every request before it gets here;
+//! this object only reads the typed [`ChannelCall`]s of the contract.
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use worker::{durable_object, Date, Delay, DurableObject, Env, Request, Response, State};
 
-use super::contract::{ChannelCall, ChannelRequest};
+use super::contract::{ChannelCall, ChannelRequest, NODE_HEADER, PLACED_STATUS, POSITION_HEADER};
 use super::error::Error;
-use super::host::Host;
+use super::host::{Host, Shared};
 use super::http;
 use super::outlet::StreamOutlet;
 use super::sql_log::SqlLog;
-use crate::domain::{self, ChannelName, Config, EventId, Message};
+use crate::domain::{
+    self, ChannelName, ChannelStats, Config, EventId, EventLog, MemoryLog, Message, NodePath,
+    Place, Region, Seat, SubscribeError,
+};
+use crate::protocol::FrameReader;
 
 /// How long a full channel keeps writing keep-alives to its listeners (one per
 /// `PROBE_POLL`), for the runtime to report clients that went away, before it refuses a
@@ -22,10 +29,23 @@ use crate::domain::{self, ChannelName, Config, EventId, Message};
 const PROBE_WAIT: Duration = Duration::from_millis(1000);
 const PROBE_POLL: Duration = Duration::from_millis(50);
 
-/// The channel this object hosts, once opened: its configuration and its state.
+/// How long a node waits for its stream from its parent before it turns a listener away.
+const UPLINK_WAIT: Duration = Duration::from_millis(5000);
+const UPLINK_POLL: Duration = Duration::from_millis(5);
+/// Waits between attempts to reach the parent again: doubling, up to the last.
+const UPLINK_BACKOFF_MS: [u64; 6] = [0, 50, 100, 250, 500, 1000];
+/// Times a node asks up again for a resume that moved on while the answer travelled.
+const REPLAY_ATTEMPTS: usize = 3;
+
+type Log = Box<dyn EventLog>;
+
+/// The object this is, once opened: its configuration and its state.
 struct Hosted {
     config: Config,
-    channel: domain::Channel<StreamOutlet, SqlLog>,
+    channel_name: ChannelName,
+    channel: domain::Channel<StreamOutlet, Log>,
+    /// The subtree's listeners as last reported to the parent.
+    reported: u64,
 }
 
 impl Hosted {
@@ -36,6 +56,26 @@ impl Hosted {
             worker::console_error!("channel storage failed after answering: {e}");
         }
     }
+
+    fn seated(&self) -> bool {
+        self.channel.listeners() + self.channel.relays() > 0
+    }
+}
+
+/// A node's stream from its parent.
+#[derive(Default)]
+struct Uplink {
+    state: Cell<LinkState>,
+    /// Set when no one is left to serve: the stream is let go.
+    stop: Cell<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum LinkState {
+    #[default]
+    Down,
+    Connecting,
+    Up,
 }
 
 #[durable_object]
@@ -43,6 +83,7 @@ pub struct Channel {
     state: State,
     env: Env,
     host: Host<Hosted>,
+    uplink: Rc<Uplink>,
     /// When the last probe for gone clients was written.
     last_probe_ms: Cell<u64>,
 }
@@ -52,14 +93,25 @@ fn now_ms() -> u64 {
 }
 
 impl Channel {
-    /// Opens the channel on first use: configuration and stored history (read only; the
-    /// tables appear with the first write).
-    fn ensure_open(&self) -> Result<(), Error> {
+    /// Opens the object on first use: configuration and, on the root, stored history
+    /// (read only; the tables appear with the first write).
+    fn ensure_open(&self, channel_name: &ChannelName, node: &NodePath) -> Result<(), Error> {
         self.host.ensure_open(|| {
             let config = super::read_config(&self.env)?;
-            let log = SqlLog::open(self.state.storage().sql())?;
-            let channel = domain::Channel::new((&config).into(), log);
-            Ok(Hosted { config, channel })
+            let settings = (&config).into();
+            let channel = if node.is_root() {
+                let log: Log = Box::new(SqlLog::open(self.state.storage().sql())?);
+                domain::Channel::new(settings, log)
+            } else {
+                let log: Log = Box::<MemoryLog>::default();
+                domain::Channel::relayed(settings, node.clone(), log)
+            };
+            Ok(Hosted {
+                config,
+                channel_name: channel_name.clone(),
+                channel,
+                reported: 0,
+            })
         })
     }
 
@@ -67,17 +119,32 @@ impl Channel {
         self.host.with(f)
     }
 
+    fn path(&self) -> NodePath {
+        self.with_hosted(|h| h.channel.path().clone())
+    }
+
+    fn channel_name(&self) -> ChannelName {
+        self.with_hosted(|h| h.channel_name.clone())
+    }
+
     async fn serve(&self, req: &mut Request) -> Result<Response, Error> {
         let call = ChannelCall::read(req).await?;
-        self.ensure_open()?;
+        self.ensure_open(&call.channel, &call.node)?;
         match call.request {
             ChannelRequest::Listen {
                 last_seen,
                 allow_origin,
-            } => self.listen(last_seen, allow_origin).await,
+                region,
+            } => self.listen(last_seen, allow_origin, region).await,
+            ChannelRequest::Relay { child, last_seen } => self.relay(child, last_seen).await,
+            ChannelRequest::Replay { after } => self.replay(after).await,
+            ChannelRequest::Report { child, listeners } => {
+                self.with_hosted(|h| h.channel.report(&child, listeners));
+                Ok(Response::empty()?.with_status(204))
+            }
             ChannelRequest::Publish(message) => self.publish(&message),
             ChannelRequest::PublishBatch(messages) => self.publish_batch(&messages),
-            ChannelRequest::Stats => self.stats(&call.channel),
+            ChannelRequest::Stats => self.stats().await,
         }
     }
 
@@ -85,9 +152,34 @@ impl Channel {
         &self,
         last_seen: Option<EventId>,
         allow_origin: Option<String>,
+        region: Region,
     ) -> Result<Response, Error> {
-        // A full channel may be full of clients that went away without a word: writing to
-        // them makes the runtime notice (locally, by the second write, within ~100 ms).
+        let path = self.path();
+        if path.is_root() {
+            self.probe_while_full().await;
+        }
+        if let Place::Child(node) = self.with_hosted(|h| h.channel.place(region)) {
+            let headers = worker::Headers::new();
+            headers.set(NODE_HEADER, &node.to_string())?;
+            return Ok(Response::empty()?
+                .with_status(PLACED_STATUS)
+                .with_headers(headers));
+        }
+        let (body, _) = self.seat(Seat::Listener, last_seen).await?;
+        let headers = http::event_stream_headers()?;
+        for (name, value) in http::cors_headers(allow_origin) {
+            headers.set(name, &value)?;
+        }
+        headers.set(NODE_HEADER, &path.to_string())?;
+        Ok(Response::builder()
+            .with_status(200)
+            .with_headers(headers)
+            .stream(body))
+    }
+
+    /// A full channel may be full of clients that went away without a word: writing to
+    /// them makes the runtime notice (locally, by the second write, within ~100 ms).
+    async fn probe_while_full(&self) {
         let started = now_ms();
         while !self.with_hosted(|h| h.channel.has_room())
             && now_ms() - started < PROBE_WAIT.as_millis() as u64
@@ -99,18 +191,121 @@ impl Channel {
             }
             Delay::from(PROBE_POLL).await;
         }
-        let capacity = self.with_hosted(|h| h.config.queue_capacity);
-        let (outlet, body) = StreamOutlet::open(capacity)?;
-        self.with_hosted(|h| h.channel.subscribe(outlet, last_seen, now_ms()))?;
-        self.arm_keep_alive().await?;
+    }
+
+    /// A child node takes its stream from this one.
+    async fn relay(&self, child: NodePath, last_seen: Option<EventId>) -> Result<Response, Error> {
+        let (body, position) = self.seat(Seat::Relay(child), last_seen).await?;
         let headers = http::event_stream_headers()?;
-        for (name, value) in http::cors_headers(allow_origin) {
-            headers.set(name, &value)?;
-        }
+        headers.set(POSITION_HEADER, &position.to_string())?;
         Ok(Response::builder()
             .with_status(200)
             .with_headers(headers)
             .stream(body))
+    }
+
+    /// Opens a stream for a listener or a child, resuming after `last_seen`: from what
+    /// this object holds, or with a replay asked of the parent.
+    async fn seat(
+        &self,
+        seat: Seat,
+        last_seen: Option<EventId>,
+    ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
+        self.ensure_uplink().await?;
+        let capacity = self.with_hosted(|h| h.config.queue_capacity);
+        let (outlet, body) = StreamOutlet::open(capacity)?;
+        let joined =
+            self.with_hosted(|h| h.channel.join(seat.clone(), outlet, last_seen, now_ms()));
+        let position = match (joined, last_seen) {
+            (Err(SubscribeError::NotCovered), Some(after)) => {
+                return self.seat_replayed(seat, after).await;
+            }
+            (joined, _) => joined?,
+        };
+        self.arm_keep_alive().await?;
+        Ok((body, position))
+    }
+
+    async fn seat_replayed(
+        &self,
+        seat: Seat,
+        after: EventId,
+    ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
+        let capacity = self.with_hosted(|h| h.config.queue_capacity);
+        for _ in 0..REPLAY_ATTEMPTS {
+            let (replay, upstream) = self.ask_parent_replay(after).await?;
+            let (outlet, body) = StreamOutlet::open(capacity)?;
+            let joined = self.with_hosted(|h| {
+                h.channel
+                    .join_replayed(seat.clone(), outlet, &replay, upstream, now_ms())
+            });
+            match joined {
+                Ok(position) => {
+                    self.arm_keep_alive().await?;
+                    return Ok((body, position));
+                }
+                Err(SubscribeError::NotCovered) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SubscribeError::NotCovered.into())
+    }
+
+    /// The replay for a resume after `after`: from here, or from above.
+    async fn replay(&self, after: EventId) -> Result<Response, Error> {
+        let answered = self.with_hosted(|h| h.channel.replay(after, now_ms()));
+        let (text, position) = match answered {
+            Err(SubscribeError::NotCovered) => self.ask_parent_replay(after).await?,
+            answered => answered?,
+        };
+        let mut response = Response::ok(text)?;
+        response
+            .headers_mut()
+            .set(POSITION_HEADER, &position.to_string())?;
+        Ok(response)
+    }
+
+    async fn ask_parent_replay(&self, after: EventId) -> Result<(String, EventId), Error> {
+        let parent = self
+            .path()
+            .parent()
+            .ok_or_else(|| Error::Contract("the root holds every resume".into()))?;
+        let call = ChannelCall::to_node(
+            self.channel_name(),
+            parent,
+            ChannelRequest::Replay { after },
+        );
+        let mut response = ok_from_above(call.send(&self.env).await?)?;
+        let position = position_of(&response)?;
+        Ok((response.text().await?, position))
+    }
+
+    /// Below the root: makes sure the stream from the parent is up, so that a listener
+    /// seated now gets every event from now on.
+    async fn ensure_uplink(&self) -> Result<(), Error> {
+        if self.with_hosted(|h| h.channel.path().is_root()) {
+            return Ok(());
+        }
+        self.uplink.stop.set(false);
+        if self.uplink.state.get() == LinkState::Down {
+            self.uplink.state.set(LinkState::Connecting);
+            let task = run_uplink(
+                self.host.shared(),
+                self.env.clone(),
+                Rc::clone(&self.uplink),
+                self.channel_name(),
+                self.path(),
+            );
+            self.state.wait_until(task);
+        }
+        let started = now_ms();
+        while self.uplink.state.get() != LinkState::Up {
+            if now_ms() - started > UPLINK_WAIT.as_millis() as u64 {
+                return Err(Error::TreeBusy("its stream from the tree is not up yet"));
+            }
+            Delay::from(UPLINK_POLL).await;
+        }
+        Ok(())
     }
 
     fn publish(&self, message: &Message) -> Result<Response, Error> {
@@ -125,12 +320,24 @@ impl Channel {
         http::json(&published.to_json())
     }
 
-    fn stats(&self, channel: &ChannelName) -> Result<Response, Error> {
-        let stats = self.with_hosted(|h| {
+    /// This object's counters plus its children's subtrees (asked all at once).
+    async fn stats(&self) -> Result<Response, Error> {
+        let (mut stats, children) = self.with_hosted(|h| {
             let stats = h.channel.stats(now_ms());
             h.report_store_error();
-            stats
+            (stats, h.channel.relay_children())
         });
+        let channel = self.channel_name();
+        let asks = children.into_iter().map(|child| {
+            let call = ChannelCall::to_node(channel.clone(), child, ChannelRequest::Stats);
+            async move { child_stats(call, &self.env).await }
+        });
+        for below in futures_util::future::join_all(asks).await {
+            match below {
+                Ok(below) => stats.absorb(&below),
+                Err(e) => worker::console_error!("a node's stats could not be read: {e}"),
+            }
+        }
         http::json(&stats.to_json(channel.as_str()))
     }
 
@@ -147,6 +354,122 @@ impl Channel {
         let interval = self.with_hosted(|h| h.config.keep_alive_ms());
         self.host.arm_keep_alive(&self.state, interval).await
     }
+
+    /// Below the root: tells the parent how many listeners this subtree holds, when that
+    /// changed since the last report.
+    async fn report_to_parent(&self) {
+        let (path, subtree, reported) = self.with_hosted(|h| {
+            (
+                h.channel.path().clone(),
+                h.channel.subtree_listeners(),
+                h.reported,
+            )
+        });
+        let Some(parent) = path.parent() else {
+            return;
+        };
+        if subtree == reported {
+            return;
+        }
+        let report = ChannelRequest::Report {
+            child: path,
+            listeners: subtree,
+        };
+        let call = ChannelCall::to_node(self.channel_name(), parent, report);
+        match call.send(&self.env).await {
+            Ok(_) => self.with_hosted(|h| h.reported = subtree),
+            Err(e) => worker::console_error!("a node could not report to its parent: {e}"),
+        }
+    }
+}
+
+/// A child's answer, when it is one.
+fn ok_from_above(response: Response) -> Result<Response, Error> {
+    match response.status_code() {
+        200 => Ok(response),
+        503 => Err(Error::TreeBusy("a node above is busy")),
+        status => Err(Error::Contract(format!("a node above answered {status}"))),
+    }
+}
+
+fn position_of(response: &Response) -> Result<EventId, Error> {
+    response
+        .headers()
+        .get(POSITION_HEADER)?
+        .and_then(|p| EventId::parse(&p).ok())
+        .ok_or_else(|| Error::Contract("a stream without its position".into()))
+}
+
+async fn child_stats(call: ChannelCall, env: &Env) -> Result<ChannelStats, Error> {
+    let mut response = ok_from_above(call.send(env).await?)?;
+    let value: serde_json::Value = response.json().await?;
+    ChannelStats::from_json(&value).ok_or_else(|| Error::Contract("a node's stats".into()))
+}
+
+/// A node's stream from its parent, for as long as anyone is seated here: it takes the
+/// parent's events and sends them on; when the stream ends (the parent cut it as slow, or
+/// restarted), it resumes from the last event it relayed, as any listener would.
+async fn run_uplink(
+    hosted: Shared<Hosted>,
+    env: Env,
+    uplink: Rc<Uplink>,
+    channel: ChannelName,
+    path: NodePath,
+) {
+    let Some(parent) = path.parent() else {
+        return;
+    };
+    let mut failures = 0;
+    while !uplink.stop.get() {
+        let last_seen = hosted
+            .with(|h| h.channel.is_live().then(|| h.channel.last_id()))
+            .flatten();
+        let request = ChannelRequest::Relay {
+            child: path.clone(),
+            last_seen,
+        };
+        let call = ChannelCall::to_node(channel.clone(), parent.clone(), request);
+        match open_uplink(&call, &env).await {
+            Ok((position, mut stream)) => {
+                failures = 0;
+                hosted.with(|h| h.channel.relay_started(position));
+                uplink.state.set(LinkState::Up);
+                let mut reader = FrameReader::new();
+                while let Some(Ok(bytes)) = stream.next().await {
+                    let frames = reader.feed(&bytes);
+                    if !frames.is_empty() {
+                        hosted.with(|h| {
+                            h.channel.ingest(&frames, now_ms());
+                            h.channel.flush();
+                        });
+                    }
+                    if uplink.stop.get() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                worker::console_error!("node {path} could not reach its parent: {e}");
+                failures += 1;
+            }
+        }
+        if !hosted.with(|h| h.seated()).unwrap_or(false) {
+            break;
+        }
+        uplink.state.set(LinkState::Connecting);
+        let wait = UPLINK_BACKOFF_MS[failures.min(UPLINK_BACKOFF_MS.len() - 1)];
+        Delay::from(Duration::from_millis(wait)).await;
+    }
+    uplink.state.set(LinkState::Down);
+}
+
+async fn open_uplink(
+    call: &ChannelCall,
+    env: &Env,
+) -> Result<(EventId, worker::ByteStream), Error> {
+    let mut response = ok_from_above(call.send(env).await?)?;
+    let position = position_of(&response)?;
+    Ok((position, response.stream()?))
 }
 
 impl DurableObject for Channel {
@@ -155,6 +478,7 @@ impl DurableObject for Channel {
             state,
             env,
             host: Host::new(),
+            uplink: Rc::new(Uplink::default()),
             last_probe_ms: Cell::new(0),
         }
     }
@@ -167,19 +491,25 @@ impl DurableObject for Channel {
     }
 
     /// The keep-alive tick, several times per heartbeat interval while anyone listens.
+    /// Below the root it also reports the subtree's audience, and lets the stream from
+    /// the parent go once no one is left.
     async fn alarm(&self) -> worker::Result<Response> {
         self.host.keep_alive_fired();
-        if self.ensure_open().is_ok() {
-            let listeners = self.with_hosted(|h| {
-                h.channel.keep_alive(now_ms());
-                h.report_store_error();
-                h.channel.listeners()
-            });
-            if listeners > 0 {
-                if let Err(e) = self.arm_keep_alive().await {
-                    return e.to_response();
-                }
+        if !self.host.is_open() {
+            return Response::empty();
+        }
+        let seated = self.with_hosted(|h| {
+            h.channel.keep_alive(now_ms());
+            h.report_store_error();
+            h.seated()
+        });
+        self.report_to_parent().await;
+        if seated {
+            if let Err(e) = self.arm_keep_alive().await {
+                return e.to_response();
             }
+        } else {
+            self.uplink.stop.set(true);
         }
         Response::empty()
     }

@@ -7,13 +7,21 @@
 //! so the origin is never resolved). The Worker has already validated everything, so a
 //! publish travels as its data in the body and its type and retry in the query: the
 //! object parses no JSON.
+//!
+//! A channel's objects form a tree (see [`crate::domain::tree`]); a call names the node
+//! it is for (the root unless said). Nodes talk to each other over the same contract: a
+//! child takes its stream from its parent with [`ChannelRequest::Relay`], asks it for a
+//! resume it does not hold with [`ChannelRequest::Replay`], and reports its audience
+//! with [`ChannelRequest::Report`]. Two answers carry more than a body: a node that sends
+//! a listener further down answers [`PLACED_STATUS`] with the node in [`NODE_HEADER`],
+//! and a stream or replay says the id it goes on after in [`POSITION_HEADER`].
 
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit, Response, Url};
 
 use super::error::Error;
 use crate::domain::mercure::{Grants, TopicSpec, Update};
-use crate::domain::{ChannelName, EventId, Message};
+use crate::domain::{ChannelName, EventId, Message, NodePath, Region};
 
 /// The Durable Object namespace bindings (wrangler.toml `[[durable_objects.bindings]]`).
 pub const CHANNEL_BINDING: &str = "CHANNEL";
@@ -27,11 +35,28 @@ const LISTEN: &str = "/listen";
 const PUBLISH: &str = "/publish";
 const PUBLISH_BATCH: &str = "/publish-batch";
 const STATS: &str = "/stats";
+const RELAY: &str = "/relay";
+const REPLAY: &str = "/replay";
+const REPORT: &str = "/report";
 const CHANNEL: &str = "channel";
+const NODE: &str = "node";
+const REGION: &str = "region";
+const CHILD: &str = "child";
+const LISTENERS: &str = "listeners";
 const LAST_EVENT_ID: &str = "lastEventId";
 const EVENT: &str = "event";
 const RETRY: &str = "retry";
 const ALLOW_ORIGIN: &str = "allowOrigin";
+
+/// The status of a listen that a node sends further down its tree: not a stream.
+pub const PLACED_STATUS: u16 = 307;
+/// The node a listen goes to next ([`PLACED_STATUS`]), or, on a stream, the node that
+/// serves it.
+pub const NODE_HEADER: &str = "Sse-Node";
+/// On a stream or a replay: the id after which it goes on.
+pub const POSITION_HEADER: &str = "Sse-Position";
+/// The most nodes a listen walks through before it is seated (a tree is never deeper).
+const MAX_HOPS: usize = crate::domain::tree::MAX_DEPTH + 1;
 
 /// What a channel's object is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,20 +67,32 @@ pub enum ChannelRequest {
     Listen {
         last_seen: Option<EventId>,
         allow_origin: Option<String>,
+        /// Where the listener is, for a node to pick a child near it.
+        region: Region,
     },
+    /// A child node takes its stream (resuming after `last_seen`, as a listener would).
+    Relay {
+        child: NodePath,
+        last_seen: Option<EventId>,
+    },
+    /// The replay for a resume after `after`, as a body, for a child that does not hold it.
+    Replay { after: EventId },
+    /// A child's subtree holds `listeners` listeners.
+    Report { child: NodePath, listeners: u64 },
     /// Publish a validated message.
     Publish(Message),
     /// Publish validated messages together (each with its own id, stored at once, sent
     /// to each listener as one write).
     PublishBatch(Vec<Message>),
-    /// Report the channel's counters.
+    /// Report the counters of the object's subtree (the whole channel's, at the root).
     Stats,
 }
 
-/// A request addressed to one channel's object.
+/// A request addressed to one object of a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelCall {
     pub channel: ChannelName,
+    pub node: NodePath,
     pub request: ChannelRequest,
 }
 
@@ -68,8 +105,17 @@ pub struct Wire {
 }
 
 impl ChannelCall {
+    /// A call to the channel's root.
     pub fn new(channel: ChannelName, request: ChannelRequest) -> Self {
-        ChannelCall { channel, request }
+        Self::to_node(channel, NodePath::root(), request)
+    }
+
+    pub fn to_node(channel: ChannelName, node: NodePath, request: ChannelRequest) -> Self {
+        ChannelCall {
+            channel,
+            node,
+            request,
+        }
     }
 
     /// The call's wire form.
@@ -79,6 +125,9 @@ impl ChannelCall {
             ChannelRequest::Publish(_) => (Method::Post, PUBLISH),
             ChannelRequest::PublishBatch(_) => (Method::Post, PUBLISH_BATCH),
             ChannelRequest::Stats => (Method::Get, STATS),
+            ChannelRequest::Relay { .. } => (Method::Get, RELAY),
+            ChannelRequest::Replay { .. } => (Method::Get, REPLAY),
+            ChannelRequest::Report { .. } => (Method::Post, REPORT),
         };
         let mut url = Url::parse(ORIGIN).expect("the internal origin is a URL");
         url.set_path(path);
@@ -86,10 +135,14 @@ impl ChannelCall {
         {
             let mut query = url.query_pairs_mut();
             query.append_pair(CHANNEL, self.channel.as_str());
+            if !self.node.is_root() {
+                query.append_pair(NODE, &self.node.to_string());
+            }
             match &self.request {
                 ChannelRequest::Listen {
                     last_seen,
                     allow_origin,
+                    region,
                 } => {
                     if let Some(id) = last_seen {
                         query.append_pair(LAST_EVENT_ID, &id.to_string());
@@ -97,6 +150,21 @@ impl ChannelCall {
                     if let Some(origin) = allow_origin {
                         query.append_pair(ALLOW_ORIGIN, origin);
                     }
+                    query.append_pair(REGION, region.code());
+                }
+                ChannelRequest::Relay { child, last_seen } => {
+                    query.append_pair(CHILD, &child.to_string());
+                    if let Some(id) = last_seen {
+                        query.append_pair(LAST_EVENT_ID, &id.to_string());
+                    }
+                }
+                ChannelRequest::Replay { after } => {
+                    query.append_pair(LAST_EVENT_ID, &after.to_string());
+                }
+                ChannelRequest::Report { child, listeners } => {
+                    query.append_pair(CHILD, &child.to_string());
+                    query.append_pair(LISTENERS, &listeners.to_string());
+                    body = Some(String::new());
                 }
                 ChannelRequest::Publish(message) => {
                     if let Some(event_type) = &message.event_type {
@@ -132,13 +200,39 @@ impl ChannelCall {
         };
         let channel = ChannelName::parse(&param(CHANNEL).ok_or_else(|| bad("no channel"))?)
             .map_err(|e| bad(&e.to_string()))?;
+        let path_param = |name: &str| {
+            param(name)
+                .map(|p| NodePath::parse(&p).map_err(|_| bad(&format!("bad {name}"))))
+                .transpose()
+        };
+        let node = path_param(NODE)?.unwrap_or_else(NodePath::root);
+        let child = || path_param(CHILD)?.ok_or_else(|| bad("no child"));
+        let last_seen = || {
+            param(LAST_EVENT_ID)
+                .map(|id| EventId::parse(&id))
+                .transpose()
+                .map_err(|_| bad("bad lastEventId"))
+        };
         let request = match (wire.method, wire.url.path()) {
             (Method::Get, LISTEN) => ChannelRequest::Listen {
-                last_seen: param(LAST_EVENT_ID)
-                    .map(|id| EventId::parse(&id))
-                    .transpose()
-                    .map_err(|_| bad("bad lastEventId"))?,
+                last_seen: last_seen()?,
                 allow_origin: param(ALLOW_ORIGIN),
+                region: param(REGION)
+                    .and_then(|r| Region::parse(&r))
+                    .ok_or_else(|| bad("bad region"))?,
+            },
+            (Method::Get, RELAY) => ChannelRequest::Relay {
+                child: child()?,
+                last_seen: last_seen()?,
+            },
+            (Method::Get, REPLAY) => ChannelRequest::Replay {
+                after: last_seen()?.ok_or_else(|| bad("replay without lastEventId"))?,
+            },
+            (Method::Post, REPORT) => ChannelRequest::Report {
+                child: child()?,
+                listeners: param(LISTENERS)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| bad("bad listeners"))?,
             },
             (Method::Post, PUBLISH) => ChannelRequest::Publish(Message {
                 data: wire.body.ok_or_else(|| bad("publish without a body"))?,
@@ -165,15 +259,23 @@ impl ChannelCall {
             (Method::Get, STATS) => ChannelRequest::Stats,
             (method, path) => return Err(bad(&format!("{method:?} {path}"))),
         };
-        Ok(ChannelCall { channel, request })
+        Ok(ChannelCall {
+            channel,
+            node,
+            request,
+        })
     }
 
     /// Sends the call to its channel's object and returns the object's response
     /// untouched, so a stream's body is piped by the runtime, never by us.
     pub async fn send(&self, env: &Env) -> Result<Response, Error> {
-        let stub = env
-            .durable_object(CHANNEL_BINDING)?
-            .get_by_name(self.channel.as_str())?;
+        let namespace = env.durable_object(CHANNEL_BINDING)?;
+        let name = self.node.object_name(self.channel.as_str());
+        // A node is made where its listeners are: the hint counts when it is first made.
+        let stub = match self.node.region().and_then(Region::location_hint) {
+            Some(hint) => namespace.get_by_name_with_location_hint(&name, hint)?,
+            None => namespace.get_by_name(&name)?,
+        };
         let wire = self.to_wire();
         let mut init = RequestInit::new();
         init.with_method(wire.method);
@@ -182,6 +284,27 @@ impl ChannelCall {
         }
         let request = Request::new_with_init(wire.url.as_str(), &init)?;
         Ok(stub.fetch_with_request(request).await?)
+    }
+
+    /// Sends a listen to the channel's root and on down the tree, as each node places it,
+    /// until one seats it: its stream comes back untouched.
+    pub async fn listen(self, env: &Env) -> Result<Response, Error> {
+        let mut call = self;
+        for _ in 0..MAX_HOPS {
+            let response = call.send(env).await?;
+            if response.status_code() != PLACED_STATUS {
+                return Ok(response);
+            }
+            let next = response
+                .headers()
+                .get(NODE_HEADER)?
+                .and_then(|n| NodePath::parse(&n).ok())
+                .ok_or_else(|| Error::Contract("a placement without its node".into()))?;
+            call.node = next;
+        }
+        Err(Error::TreeBusy(
+            "the tree kept placing the listener further down",
+        ))
     }
 
     /// Reads the call an object received (its body too, so none is left unread). The
@@ -279,6 +402,7 @@ mod tests {
             ChannelRequest::Listen {
                 last_seen: None,
                 allow_origin: None,
+                region: Region::Any,
             },
         ));
         round_trip(ChannelCall::new(
@@ -286,9 +410,35 @@ mod tests {
             ChannelRequest::Listen {
                 last_seen: Some(EventId(u64::MAX)),
                 allow_origin: Some("https://app.test:8443".into()),
+                region: Region::Oc,
             },
         ));
         round_trip(ChannelCall::new(channel("news"), ChannelRequest::Stats));
+        // Between the nodes of a tree.
+        let node = |p: &str| NodePath::parse(p).unwrap();
+        for request in [
+            ChannelRequest::Relay {
+                child: node("weur.0.3"),
+                last_seen: None,
+            },
+            ChannelRequest::Relay {
+                child: node("weur"),
+                last_seen: Some(EventId(7)),
+            },
+            ChannelRequest::Replay { after: EventId(0) },
+            ChannelRequest::Report {
+                child: node("apac.1"),
+                listeners: 12345,
+            },
+            ChannelRequest::Stats,
+        ] {
+            round_trip(ChannelCall::to_node(
+                channel("hot"),
+                node("weur.0"),
+                request.clone(),
+            ));
+            round_trip(ChannelCall::new(channel("hot"), request));
+        }
         for message in [
             Message {
                 data: String::new(),
@@ -377,6 +527,26 @@ mod tests {
                 Method::Get,
                 "https://channel.internal/other?channel=a",
                 None,
+            ),
+            wire(
+                Method::Get,
+                "https://channel.internal/stats?channel=a&node=mars.1",
+                None,
+            ),
+            wire(
+                Method::Get,
+                "https://channel.internal/relay?channel=a",
+                None,
+            ),
+            wire(
+                Method::Get,
+                "https://channel.internal/replay?channel=a",
+                None,
+            ),
+            wire(
+                Method::Post,
+                "https://channel.internal/report?channel=a&child=oc&listeners=-2",
+                Some(""),
             ),
         ] {
             let e = ChannelCall::from_wire(bad.clone()).unwrap_err();

@@ -53,6 +53,9 @@ pub enum Error {
     Contract(String),
     /// The runtime failed: a stub, a stream, a body (503: try again).
     Runtime(worker::Error),
+    /// A node of the channel's tree could not seat a listener now: its stream from its
+    /// parent is not up, or the resume it needs kept moving (503, with `Retry-After`).
+    TreeBusy(&'static str),
     /// The hub's bearer challenges (§3.8); each carries the hub's metadata URL.
     Hub(HubRefusal),
     /// A hub publish's body is not a form (415).
@@ -117,7 +120,7 @@ impl Error {
             Error::TooLarge { .. } => 413,
             Error::Auth(AuthError::Missing) => 401,
             Error::Auth(AuthError::Wrong) | Error::OriginNotAllowed => 403,
-            Error::ChannelFull { .. } | Error::Runtime(_) => 503,
+            Error::ChannelFull { .. } | Error::Runtime(_) | Error::TreeBusy(_) => 503,
             Error::Config(_) | Error::Storage(_) | Error::Contract(_) => 500,
             Error::Hub(refusal) => match refusal.kind {
                 Challenge::InvalidRequest(_) => 400,
@@ -145,6 +148,7 @@ impl Error {
             Error::ChannelFull { .. } | Error::HubFull { .. } => {
                 headers.set("Retry-After", &FULL_RETRY_AFTER_SECONDS.to_string())?
             }
+            Error::TreeBusy(_) => headers.set("Retry-After", "1")?,
             Error::Hub(refusal) => headers.set("WWW-Authenticate", &refusal.challenge())?,
             _ => {}
         }
@@ -172,6 +176,7 @@ impl fmt::Display for Error {
             Error::Storage(e) => write!(f, "{e}"),
             Error::Contract(what) => write!(f, "internal request not understood: {what}"),
             Error::Runtime(_) => f.write_str("channel unavailable, try again"),
+            Error::TreeBusy(why) => write!(f, "channel busy ({why}), try again"),
             Error::Hub(refusal) => match refusal.kind {
                 Challenge::Missing => f.write_str("Unauthorized: a token is required"),
                 Challenge::InvalidRequest(why) => write!(f, "Invalid request: {why}"),
@@ -244,6 +249,7 @@ impl From<SubscribeError> for Error {
         match e {
             SubscribeError::TooManyListeners { max } => Error::ChannelFull { max },
             SubscribeError::Log(e) => Error::Storage(e),
+            SubscribeError::NotCovered => Error::TreeBusy("the resume moved on"),
         }
     }
 }

@@ -35,10 +35,19 @@ impl<T: 'static> Host<T> {
         Ok(())
     }
 
+    pub fn is_open(&self) -> bool {
+        self.hosted.borrow().is_some()
+    }
+
     /// Runs `f` on the hosted state (open it first).
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut hosted = self.hosted.borrow_mut();
         f(hosted.as_mut().expect("ensure_open ran first"))
+    }
+
+    /// A handle on the hosted state for work that outlives the request that started it.
+    pub fn shared(&self) -> Shared<T> {
+        Shared(Rc::clone(&self.hosted))
     }
 
     /// Runs `f` on the hosted state after `delay`, once the request that asked has long
@@ -85,5 +94,15 @@ impl<T: 'static> Host<T> {
     /// The alarm fired: the next `arm_keep_alive` arms it again.
     pub fn keep_alive_fired(&self) {
         self.keep_alive_armed.set(false);
+    }
+}
+
+/// The hosted state, for work that runs between requests.
+pub struct Shared<T>(Rc<RefCell<Option<T>>>);
+
+impl<T> Shared<T> {
+    /// Runs `f` on the hosted state, if it is open.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        self.0.borrow_mut().as_mut().map(f)
     }
 }

@@ -12,7 +12,9 @@ use super::http;
 use super::hub;
 use super::routes::{is_hub_path, route, Route, RouteError};
 use crate::domain::auth::{check_bearer, check_reader, check_token};
-use crate::domain::{BodyKind, ChannelName, Config, EventId, Message, MessageLimits, Publication};
+use crate::domain::{
+    BodyKind, ChannelName, Config, EventId, Message, MessageLimits, Publication, Region,
+};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -117,10 +119,30 @@ async fn listen(
         ChannelRequest::Listen {
             last_seen,
             allow_origin,
+            region: region_of(req),
         },
     )
-    .send(env)
+    .listen(env)
     .await
+}
+
+/// Where a request comes from, as far as the runtime says (`request.cf`; absent locally
+/// or when the fields are not what Cloudflare documents).
+fn region_of(req: &Request) -> Region {
+    use worker::js_sys::Reflect;
+    let cf = Reflect::get(req.inner(), &"cf".into()).ok();
+    let field = |name: &str| {
+        cf.as_ref()
+            .filter(|cf| cf.is_object())
+            .and_then(|cf| Reflect::get(cf, &name.into()).ok())
+            .and_then(|v| v.as_string())
+    };
+    let longitude = field("longitude").and_then(|l| l.parse::<f32>().ok());
+    Region::locate(
+        field("continent").as_deref(),
+        field("country").as_deref(),
+        longitude,
+    )
 }
 
 /// `POST /channels/{name}/events`.

@@ -1,0 +1,128 @@
+//! Reading this service's own event stream frame by frame, keeping each frame's bytes as
+//! they were written: what a node of a channel's tree does with the stream from its
+//! parent, so that it passes events on without decoding and encoding them again.
+//!
+//! It reads only what the [`crate::protocol::encoder`] writes: lines end with LF, and a
+//! frame ends with an empty line. Comments (keep-alives) and frames without data (the
+//! `retry:` a stream starts with) are dropped; the `Parser` is the one that reads any
+//! stream as a browser does.
+
+/// One event as written, with its `id:` when it has one (a `gap` notice has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    /// The frame, its closing empty line included.
+    pub text: String,
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    pending: Vec<u8>,
+}
+
+impl FrameReader {
+    pub fn new() -> Self {
+        FrameReader::default()
+    }
+
+    /// Feeds a chunk of the stream; returns the events it completed, in order.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<RawFrame> {
+        self.pending.extend_from_slice(chunk);
+        let mut frames = Vec::new();
+        let mut start = 0;
+        while let Some(at) = find_blank_line(&self.pending[start..]) {
+            let end = start + at + 2;
+            if let Some(frame) = read_frame(&self.pending[start..end]) {
+                frames.push(frame);
+            }
+            start = end;
+        }
+        self.pending.drain(..start);
+        frames
+    }
+
+    /// Ends the current stream: an unfinished frame is dropped, as a browser drops it.
+    pub fn end_of_stream(&mut self) {
+        self.pending.clear();
+    }
+}
+
+fn find_blank_line(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|w| w == b"\n\n")
+}
+
+fn read_frame(bytes: &[u8]) -> Option<RawFrame> {
+    // A frame ends at an empty line, which never falls inside a UTF-8 sequence.
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let mut id = None;
+    let mut has_data = false;
+    for line in text.lines() {
+        if let Some(value) = line.strip_prefix("id:") {
+            id = Some(value.strip_prefix(' ').unwrap_or(value).to_string());
+        } else if line == "data" || line.starts_with("data:") {
+            has_data = true;
+        }
+    }
+    has_data.then_some(RawFrame { text, id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{comment, retry, Event, Parser};
+
+    fn stream() -> String {
+        let mut s = retry(1000);
+        s.push_str(&Event::new("one").with_id("1").unwrap().encode());
+        s.push_str(&comment("keep-alive"));
+        s.push_str(
+            &Event::new("tw\u{e9}\n\nlines")
+                .with_id("2")
+                .unwrap()
+                .with_type("t")
+                .unwrap()
+                .with_retry(5)
+                .encode(),
+        );
+        s.push_str(
+            &Event::new("{\"lastEventId\":\"2\"}")
+                .with_type("gap")
+                .unwrap()
+                .encode(),
+        );
+        s.push_str(&Event::new("").with_id("3").unwrap().encode());
+        s
+    }
+
+    #[test]
+    fn frames_come_back_as_written_whatever_the_chunks() {
+        let whole = stream();
+        let expected = FrameReader::new().feed(whole.as_bytes());
+        let ids: Vec<Option<&str>> = expected.iter().map(|f| f.id.as_deref()).collect();
+        assert_eq!(ids, [Some("1"), Some("2"), None, Some("3")]);
+        // Their bytes, concatenated, read as a browser reads the original.
+        let relayed: String = expected.iter().map(|f| f.text.as_str()).collect();
+        let parsed = |s: &str| Parser::parse_all(s.as_bytes());
+        assert_eq!(parsed(&relayed), parsed(&whole));
+        for size in 1..8 {
+            let mut reader = FrameReader::new();
+            let got: Vec<RawFrame> = whole
+                .as_bytes()
+                .chunks(size)
+                .flat_map(|c| reader.feed(c))
+                .collect();
+            assert_eq!(got, expected, "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn an_unfinished_frame_is_dropped_at_the_end_of_a_stream() {
+        let mut reader = FrameReader::new();
+        assert!(reader.feed(b"id: 1\ndata: x\n").is_empty());
+        reader.end_of_stream();
+        let frames = reader.feed(b"id: 2\ndata: y\n\n");
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].id.as_deref(), Some("2"));
+        assert_eq!(frames[0].text, "id: 2\ndata: y\n\n");
+    }
+}

@@ -646,14 +646,32 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     }
 
     /// What a resume after `after` replays (gap notices and events), and the id it brings
-    /// the listener to, for a child object to pass on.
+    /// the listener to, for a child object to pass on. A child asks for at least
+    /// `through` (its own [`Channel::holds_through`]), so that it can go on from the
+    /// answer with what it holds; a node that is not that far yet says `NotCovered`.
     pub fn replay(
         &mut self,
         after: EventId,
+        through: EventId,
         now_ms: u64,
     ) -> Result<(String, EventId), SubscribeError> {
         self.flush();
+        if self.last_id < through {
+            return Err(SubscribeError::NotCovered);
+        }
         Ok((self.replay_text(after, now_ms)?, self.last_id))
+    }
+
+    /// The least a replay from above must bring a seat to for this object to go on from
+    /// there with what it holds: its last id, or, while it catches up after its stream
+    /// from the parent resumed, where what it keeps begins.
+    pub fn holds_through(&self) -> EventId {
+        match self.origin {
+            Origin::Relayed {
+                known_from: Some(from),
+            } => from.max(self.last_id),
+            _ => self.last_id,
+        }
     }
 
     fn check_room(&mut self, seat: &Seat) -> Result<(), SubscribeError> {
@@ -1290,6 +1308,8 @@ mod tests {
     fn tree_settings(history: u64) -> ChannelSettings {
         ChannelSettings {
             max_listeners: 100,
+            // Listeners here read only when a test looks: never cut as slow.
+            queue_capacity: 10_000,
             ..settings(5, history)
         }
     }
@@ -1387,7 +1407,7 @@ mod tests {
             leaf.node.subscribe(far.clone(), Some(EventId(2)), 9),
             Err(SubscribeError::NotCovered)
         );
-        let (replay, upstream) = root.replay(EventId(2), 9).unwrap();
+        let (replay, upstream) = root.replay(EventId(2), EventId(0), 9).unwrap();
         // The root publishes while the answer travels; the node has not relayed it yet.
         publish_n(&mut root, 10..=10);
         leaf.node
@@ -1411,7 +1431,7 @@ mod tests {
             leaf.node.subscribe(ahead.clone(), Some(EventId(6)), 6),
             Err(SubscribeError::NotCovered)
         );
-        let (replay, upstream) = root.replay(EventId(6), 6).unwrap();
+        let (replay, upstream) = root.replay(EventId(6), EventId(0), 6).unwrap();
         assert_eq!((replay.as_str(), upstream), ("", EventId(6)));
         leaf.node
             .join_replayed(Seat::Listener, ahead.clone(), &replay, upstream, 6)
@@ -1490,7 +1510,7 @@ mod tests {
         );
         // Both answer a resume from 1 the same way.
         let at_root = listen(&mut root, Some(1));
-        let (replay, upstream) = root.replay(EventId(1), 6).unwrap();
+        let (replay, upstream) = root.replay(EventId(1), EventId(0), 6).unwrap();
         let below = TestOutlet::default();
         leaf.node
             .join_replayed(Seat::Listener, below.clone(), &replay, upstream, 6)
@@ -1533,5 +1553,200 @@ mod tests {
         assert_eq!(total.last_id, EventId(2));
         assert_eq!(total.counters.published, 2);
         drop((a, b));
+    }
+
+    mod tree_properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// What happens to a three-level tree (root, a region head, a leaf below it).
+        #[derive(Debug, Clone)]
+        enum Step {
+            /// The root publishes a batch of this many events.
+            Publish(usize),
+            /// The head (false) or the leaf (true) reads what its parent wrote.
+            Pump(bool),
+            /// The head's or the leaf's stream from its parent is cut; it resumes.
+            Cut(bool),
+            /// A listener leaves and comes back with its last id, on this node (0..3).
+            Move(usize, usize),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                (1usize..4).prop_map(Step::Publish),
+                any::<bool>().prop_map(Step::Pump),
+                any::<bool>().prop_map(Step::Pump),
+                any::<bool>().prop_map(Step::Cut),
+                (0usize..6, 0usize..3).prop_map(|(l, n)| Step::Move(l, n)),
+            ]
+        }
+
+        struct Listener {
+            outlet: TestOutlet,
+            /// Ids seen on earlier connections, in order.
+            seen: Vec<u64>,
+        }
+
+        impl Listener {
+            fn all(&self) -> Vec<u64> {
+                let mut all = self.seen.clone();
+                all.extend(ids_of(&self.outlet));
+                all
+            }
+        }
+
+        struct Tree {
+            root: Node,
+            below: Vec<Below>,
+            now: u64,
+        }
+
+        impl Tree {
+            fn new() -> Tree {
+                let mut root = Channel::new(tree_settings(10_000), MemoryLog::default());
+                let head = Below::join(&mut root, "weur", 10_000);
+                let mut tree = Tree {
+                    root,
+                    below: vec![head],
+                    now: 0,
+                };
+                let leaf = Below::join(&mut tree.below[0].node, "weur.0", 10_000);
+                tree.below.push(leaf);
+                tree
+            }
+
+            fn pump(&mut self, i: usize) {
+                self.below[i].pump(self.now);
+            }
+
+            /// Seats a listener on node `at` (0 root, 1 head, 2 leaf), resuming after
+            /// `after`, asking up the tree as the platform does.
+            fn seat(&mut self, at: usize, outlet: TestOutlet, after: EventId) {
+                let now = self.now;
+                if at == 0 {
+                    self.root.subscribe(outlet, Some(after), now).unwrap();
+                    return;
+                }
+                let node = &mut self.below[at - 1].node;
+                match node.subscribe(outlet.clone(), Some(after), now) {
+                    Err(SubscribeError::NotCovered) => {
+                        let through = self.below[at - 1].node.holds_through();
+                        let (replay, upstream) = self.replay(at - 1, after, through);
+                        self.below[at - 1]
+                            .node
+                            .join_replayed(Seat::Listener, outlet, &replay, upstream, now)
+                            .unwrap();
+                    }
+                    joined => {
+                        joined.unwrap();
+                    }
+                }
+            }
+
+            /// The replay node `at`'s parent answers (asking its own parent when needed).
+            fn replay(&mut self, at: usize, after: EventId, through: EventId) -> (String, EventId) {
+                let now = self.now;
+                if at == 0 {
+                    return self.root.replay(after, through, now).unwrap();
+                }
+                match self.below[at - 1].node.replay(after, through, now) {
+                    Err(SubscribeError::NotCovered) => self.replay(at - 1, after, through),
+                    answered => answered.unwrap(),
+                }
+            }
+
+            fn cut(&mut self, i: usize) {
+                self.below[i].relay.0.borrow_mut().gone = true;
+                // The parent finds out at its next write; the child resumes at once.
+                let fresh = TestOutlet::default();
+                let path = self.below[i].node.path().clone();
+                let last = self.below[i].node.last_id();
+                let now = self.now;
+                let parent = if i == 0 {
+                    &mut self.root
+                } else {
+                    &mut self.below[i - 1].node
+                };
+                parent.flush();
+                let position =
+                    match parent.join(Seat::Relay(path.clone()), fresh.clone(), Some(last), now) {
+                        Err(SubscribeError::NotCovered) => {
+                            let through = if i == 0 {
+                                self.root.holds_through()
+                            } else {
+                                self.below[i - 1].node.holds_through()
+                            };
+                            let (replay, upstream) = self.replay(i, last, through);
+                            let parent = if i == 0 {
+                                &mut self.root
+                            } else {
+                                &mut self.below[i - 1].node
+                            };
+                            parent
+                                .join_replayed(
+                                    Seat::Relay(path),
+                                    fresh.clone(),
+                                    &replay,
+                                    upstream,
+                                    now,
+                                )
+                                .unwrap()
+                        }
+                        joined => joined.unwrap(),
+                    };
+                let below = &mut self.below[i];
+                below.relay = fresh;
+                below.reader.end_of_stream();
+                below.node.relay_started(position);
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            /// Whatever the order of publishes, relays, cuts and listeners moving between
+            /// nodes, every listener ends up with every id once, in order.
+            #[test]
+            fn every_listener_gets_every_event_once_in_order_wherever_it_moves(
+                steps in proptest::collection::vec(step(), 1..60)
+            ) {
+                let mut tree = Tree::new();
+                let mut listeners: Vec<Listener> = (0..6)
+                    .map(|i| {
+                        let outlet = TestOutlet::default();
+                        tree.seat(i % 3, outlet.clone(), EventId(0));
+                        Listener { outlet, seen: Vec::new() }
+                    })
+                    .collect();
+                for step in steps {
+                    tree.now += 1;
+                    match step {
+                        Step::Publish(n) => {
+                            let batch: Vec<Message> = (0..n).map(|i| msg(&format!("e{i}"))).collect();
+                            tree.root.publish_batch(&batch, tree.now).unwrap();
+                            tree.root.flush();
+                        }
+                        Step::Pump(leaf) => tree.pump(usize::from(leaf)),
+                        Step::Cut(leaf) => tree.cut(usize::from(leaf)),
+                        Step::Move(l, at) => {
+                            let listener = &mut listeners[l];
+                            listener.seen = listener.all();
+                            listener.outlet.0.borrow_mut().gone = true;
+                            let after = EventId(listener.seen.last().copied().unwrap_or(0));
+                            let outlet = TestOutlet::default();
+                            listener.outlet = outlet.clone();
+                            tree.seat(at, outlet, after);
+                        }
+                    }
+                }
+                tree.pump(0);
+                tree.pump(1);
+                let last = tree.root.last_id().0;
+                for (i, listener) in listeners.iter().enumerate() {
+                    prop_assert_eq!(listener.all(), (1..=last).collect::<Vec<_>>(), "listener {}", i);
+                }
+            }
+        }
     }
 }

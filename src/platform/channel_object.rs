@@ -137,7 +137,7 @@ impl Channel {
                 region,
             } => self.listen(last_seen, allow_origin, region).await,
             ChannelRequest::Relay { child, last_seen } => self.relay(child, last_seen).await,
-            ChannelRequest::Replay { after } => self.replay(after).await,
+            ChannelRequest::Replay { after, through } => self.replay(after, through).await,
             ChannelRequest::Report { child, listeners } => {
                 self.with_hosted(|h| h.channel.report(&child, listeners));
                 Ok(Response::empty()?.with_status(204))
@@ -233,7 +233,8 @@ impl Channel {
     ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
         let capacity = self.with_hosted(|h| h.config.queue_capacity);
         for _ in 0..REPLAY_ATTEMPTS {
-            let (replay, upstream) = self.ask_parent_replay(after).await?;
+            let through = self.with_hosted(|h| h.channel.holds_through());
+            let (replay, upstream) = self.ask_parent_replay(after, through).await?;
             let (outlet, body) = StreamOutlet::open(capacity)?;
             let joined = self.with_hosted(|h| {
                 h.channel
@@ -251,11 +252,12 @@ impl Channel {
         Err(SubscribeError::NotCovered.into())
     }
 
-    /// The replay for a resume after `after`: from here, or from above.
-    async fn replay(&self, after: EventId) -> Result<Response, Error> {
-        let answered = self.with_hosted(|h| h.channel.replay(after, now_ms()));
+    /// The replay for a resume after `after`, through at least `through`: from here, or
+    /// from above.
+    async fn replay(&self, after: EventId, through: EventId) -> Result<Response, Error> {
+        let answered = self.with_hosted(|h| h.channel.replay(after, through, now_ms()));
         let (text, position) = match answered {
-            Err(SubscribeError::NotCovered) => self.ask_parent_replay(after).await?,
+            Err(SubscribeError::NotCovered) => self.ask_parent_replay(after, through).await?,
             answered => answered?,
         };
         let mut response = Response::ok(text)?;
@@ -265,16 +267,19 @@ impl Channel {
         Ok(response)
     }
 
-    async fn ask_parent_replay(&self, after: EventId) -> Result<(String, EventId), Error> {
+    /// Asks the parent for a replay after `after` that brings a seat at least to
+    /// `through`.
+    async fn ask_parent_replay(
+        &self,
+        after: EventId,
+        through: EventId,
+    ) -> Result<(String, EventId), Error> {
         let parent = self
             .path()
             .parent()
             .ok_or_else(|| Error::Contract("the root holds every resume".into()))?;
-        let call = ChannelCall::to_node(
-            self.channel_name(),
-            parent,
-            ChannelRequest::Replay { after },
-        );
+        let request = ChannelRequest::Replay { after, through };
+        let call = ChannelCall::to_node(self.channel_name(), parent, request);
         let mut response = ok_from_above(call.send(&self.env).await?)?;
         let position = position_of(&response)?;
         Ok((response.text().await?, position))

@@ -46,6 +46,7 @@ const NODE: &str = "node";
 const REGION: &str = "region";
 const CHILD: &str = "child";
 const LISTENERS: &str = "listeners";
+const THROUGH: &str = "through";
 const LAST_EVENT_ID: &str = "lastEventId";
 const EVENT: &str = "event";
 const RETRY: &str = "retry";
@@ -124,8 +125,9 @@ pub enum ChannelRequest {
         child: NodePath,
         last_seen: Option<EventId>,
     },
-    /// The replay for a resume after `after`, as a body, for a child that does not hold it.
-    Replay { after: EventId },
+    /// The replay for a resume after `after`, as a body, for a child that does not hold
+    /// it; it must bring the child at least to `through`.
+    Replay { after: EventId, through: EventId },
     /// A child's subtree holds `listeners` listeners.
     Report { child: NodePath, listeners: u64 },
     /// Publish a validated message.
@@ -207,8 +209,9 @@ impl ChannelCall {
                         query.append_pair(LAST_EVENT_ID, &id.to_string());
                     }
                 }
-                ChannelRequest::Replay { after } => {
+                ChannelRequest::Replay { after, through } => {
                     query.append_pair(LAST_EVENT_ID, &after.to_string());
+                    query.append_pair(THROUGH, &through.to_string());
                 }
                 ChannelRequest::Report { child, listeners } => {
                     query.append_pair(CHILD, &child.to_string());
@@ -276,6 +279,9 @@ impl ChannelCall {
             },
             (Method::Get, REPLAY) => ChannelRequest::Replay {
                 after: last_seen()?.ok_or_else(|| bad("replay without lastEventId"))?,
+                through: param(THROUGH)
+                    .and_then(|t| EventId::parse(&t).ok())
+                    .ok_or_else(|| bad("replay without through"))?,
             },
             (Method::Post, REPORT) => ChannelRequest::Report {
                 child: child()?,
@@ -488,7 +494,10 @@ mod tests {
                 child: node("weur"),
                 last_seen: Some(EventId(7)),
             },
-            ChannelRequest::Replay { after: EventId(0) },
+            ChannelRequest::Replay {
+                after: EventId(0),
+                through: EventId(12),
+            },
             ChannelRequest::Report {
                 child: node("apac.1"),
                 listeners: 12345,

@@ -176,7 +176,8 @@ test('a listener that stops reading on one node is cut there; every other listen
     // Cut as slow (its queue filled) or as stalled (it took nothing between keep-alives).
     cut = s.listeners === fast.length && s.droppedSlow + s.droppedGone >= 1;
   }
-  assert.ok(cut, `the listener that does not read (on ${slowNode ?? 'a node'}) was not cut after ${sent.length} events`);
+  assert.ok(cut, `the listener that does not read (on ${slowNode ?? 'a node'}) was not cut after ${sent.length} events; `
+    + `it has received ${slow.body().length} bytes; ${JSON.stringify(await stats(server.url, channel))}`);
   const s = await stats(server.url, channel);
   t.diagnostic(`cut after ${sent.length} events of ${EVENT_BYTES} bytes: ${JSON.stringify(s)}`);
   assert.equal(s.listeners, fast.length, JSON.stringify(s));

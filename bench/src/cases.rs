@@ -42,6 +42,12 @@ pub const BATCH_KIND: &str = "batch";
 pub const BATCH_COUNTS: [usize; 2] = [1, 100];
 pub const BATCH_EVENTS: usize = 100;
 
+/// A publisher that opens a new connection for every publish (and asks the server to
+/// close it: `Connection: close`), as a client without keep-alive, or a short-lived
+/// script per event, does; the other cases publish over keep-alive connections.
+pub const CLOSE_KIND: &str = "burst-k1-close";
+pub const CLOSE_COUNTS: [usize; 2] = [1, 100];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseSpec {
     pub name: String,
@@ -56,6 +62,8 @@ pub struct CaseSpec {
     pub inflight: usize,
     /// Events per publish request (1: a single JSON publish; more: an NDJSON batch).
     pub batch: usize,
+    /// A new connection for every publish request (no keep-alive).
+    pub connection_per_publish: bool,
 }
 
 impl CaseSpec {
@@ -80,6 +88,12 @@ impl CaseSpec {
 
     pub fn is_batch(&self) -> bool {
         self.kind == BATCH_KIND
+    }
+
+    /// `kind` without the connection mode: a `burst-k1-close` case publishes as
+    /// `burst-k1` does.
+    pub fn base_kind(&self) -> &str {
+        self.kind.strip_suffix("-close").unwrap_or(&self.kind)
     }
 }
 
@@ -106,6 +120,9 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
         if n >= 5000 {
             kinds.push(("rate10", 10.0, 4));
         }
+        if CLOSE_COUNTS.contains(&n) {
+            kinds.insert(1, (CLOSE_KIND, 0.0, 1));
+        }
         for (kind, rate, k) in kinds {
             let inflight = if rate > 0.0 {
                 inflight_override.unwrap_or(k)
@@ -120,6 +137,7 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
                 rate,
                 inflight,
                 batch: 1,
+                connection_per_publish: kind == CLOSE_KIND,
             });
         }
     }
@@ -132,6 +150,7 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
             rate: 0.0,
             inflight: 1,
             batch: 1,
+            connection_per_publish: false,
         });
     }
     for &n in &BATCH_COUNTS {
@@ -144,6 +163,7 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
             rate: 0.0,
             inflight: 1,
             batch: BATCH_EVENTS,
+            connection_per_publish: false,
         });
     }
     for &n in &MEMORY_COUNTS {
@@ -155,6 +175,7 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
             rate: 0.0,
             inflight: 0,
             batch: 1,
+            connection_per_publish: false,
         });
     }
     v
@@ -522,6 +543,8 @@ struct PublishPlan {
     messages: u64,
     /// Events per request.
     batch: usize,
+    /// A new connection for every request.
+    connection_per_publish: bool,
     rate: f64,
     inflight: usize,
     deadline: Instant,
@@ -539,7 +562,11 @@ fn publish_all(plan: PublishPlan) -> std::thread::JoinHandle<(Instant, PubResult
             .build()
             .expect("publisher runtime");
         rt.block_on(async move {
-            let api = Api::new(plan.addr, plan.connect_timeout, plan.request_timeout);
+            let api = if plan.connection_per_publish {
+                Api::without_keep_alive(plan.addr, plan.connect_timeout, plan.request_timeout)
+            } else {
+                Api::new(plan.addr, plan.connect_timeout, plan.request_timeout)
+            };
             let plan = Arc::new(plan);
             let next = Arc::new(AtomicU64::new(0));
             let start = Instant::now();
@@ -923,6 +950,7 @@ impl<'a> Run<'a> {
             hub_topic: topic,
             messages: spec.messages,
             batch: if self.target.nchan { 1 } else { spec.batch },
+            connection_per_publish: spec.connection_per_publish,
             rate: spec.rate,
             inflight: spec.inflight,
             deadline: deadline.min(self.deadline),

@@ -13,6 +13,8 @@ pub struct Api {
     client: Client,
     base: String,
     timeout: Duration,
+    /// Publishes say `Connection: close` (and no connection is kept for the next).
+    close: bool,
 }
 
 /// A publish body: a channel's JSON or NDJSON batch, or a Mercure hub's form.
@@ -34,6 +36,29 @@ impl Api {
             client,
             base: format!("http://{addr}"),
             timeout,
+            close: false,
+        }
+    }
+
+    /// A client that opens a new connection for every request and asks the server to
+    /// close it after the answer (`Connection: close`), as a publisher without keep-alive.
+    pub fn without_keep_alive(
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Api {
+        let client = Client::builder()
+            .no_proxy()
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("an HTTP client without TLS always builds");
+        Api {
+            client,
+            base: format!("http://{addr}"),
+            timeout,
+            close: true,
         }
     }
 
@@ -79,6 +104,9 @@ impl Api {
             .body(body);
         if let Some(secret) = bearer {
             request = request.bearer_auth(secret);
+        }
+        if self.close {
+            request = request.header("Connection", "close");
         }
         let sent = Instant::now();
         let response = request

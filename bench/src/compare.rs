@@ -65,15 +65,26 @@ pub fn runs(variant: &Variant, spec: &CaseSpec) -> bool {
     !(spec.is_batch() && variant.serves == Serves::Floor)
 }
 
-/// The cases a comparison runs unless `--case` says: the publish path with 1 and 100
-/// listeners, one publish in flight, and batch publishing.
-pub const DEFAULT_CASES: [&str; 4] = ["n1-burst-k1", "n100-burst-k1", "n1-batch", "n100-batch"];
+/// The cases a comparison runs unless `--case` says: the publish path with 1, 100 and
+/// 1,000 listeners, one publish in flight; to 1 listener with a new connection per
+/// publish; and batch publishing.
+pub const DEFAULT_CASES: [&str; 6] = [
+    "n1-burst-k1",
+    "n1-burst-k1-close",
+    "n100-burst-k1",
+    "n1000-burst-k1",
+    "n1-batch",
+    "n100-batch",
+];
 
-/// Messages of a `burst-k1` case in a comparison (unless `--messages`): enough publishes
-/// for a steady rate, few enough for a short run.
+/// Messages of a `burst-k1` case (either connection mode) in a comparison (unless
+/// `--messages`): enough publishes for a steady rate and CPU well above /proc's ticks,
+/// few enough for a short run (1,000 listeners: 200 publishes, 200,000 deliveries).
 pub fn default_messages(spec: &CaseSpec) -> u64 {
-    match spec.listeners {
-        1 => 3000,
+    match (spec.listeners, spec.connection_per_publish) {
+        (1, false) => 3000,
+        (1, true) => 2000,
+        (1000, _) => 200,
         _ => 1000,
     }
 }

@@ -233,7 +233,7 @@ fn compare_cases(a: &Args) -> Vec<CaseSpec> {
         .filter(|c| a.listeners.is_empty() || a.listeners.contains(&c.listeners))
         .filter(|c| !c.is_memory() && !c.is_hub())
         .map(|mut c| {
-            if a.messages.is_none() && c.kind == "burst-k1" {
+            if a.messages.is_none() && c.base_kind() == "burst-k1" {
                 c.messages = compare::default_messages(&c);
             }
             c
@@ -710,9 +710,11 @@ mod tests {
             names,
             [
                 "n1-burst-k1",
+                "n1-burst-k1-close",
                 "n1-burst-k16",
                 "n1-rate50",
                 "n100-burst-k1",
+                "n100-burst-k1-close",
                 "n100-burst-k16",
                 "n100-rate50",
                 "n100-hub-burst-k1",
@@ -731,7 +733,7 @@ mod tests {
         let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, compare::DEFAULT_CASES);
         let messages: Vec<u64> = c.iter().map(|c| c.messages).collect();
-        assert_eq!(messages, [3000, 1000, 30_000, 10_000]);
+        assert_eq!(messages, [3000, 2000, 1000, 200, 30_000, 10_000]);
         assert!(c.iter().all(|c| c.batch == 1 || c.is_batch()));
         assert!(args(&["--runtime", "miniflare", "--rounds", "2"]).is_err());
         let a = args(&[

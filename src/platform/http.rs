@@ -7,10 +7,12 @@ use super::error::Error;
 use crate::domain::AllowedOrigins;
 
 pub fn json(value: &serde_json::Value) -> Result<Response, Error> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json")?;
-    headers.set("Cache-Control", "no-store")?;
-    Ok(Response::ok(value.to_string())?.with_headers(headers))
+    // One `Headers`, set once each (`Response::ok` would make one and set a text type
+    // on it, only to have it replaced).
+    Ok(Response::builder()
+        .with_header("Content-Type", "application/json")?
+        .with_header("Cache-Control", "no-store")?
+        .fixed(value.to_string().into_bytes()))
 }
 
 /// Headers for an event stream: no caching and no proxy buffering, so every write
@@ -52,7 +54,7 @@ pub fn with_cors(
 }
 
 /// Adds headers to a response (a response from a Durable Object has immutable headers,
-/// so they are copied; the body is not).
+/// so they are copied, by the runtime in one call; the body is not).
 pub fn with_headers(
     response: Response,
     extra: Vec<(&'static str, String)>,
@@ -60,10 +62,9 @@ pub fn with_headers(
     if extra.is_empty() {
         return Ok(response);
     }
-    let headers = Headers::new();
-    for (name, value) in response.headers().entries() {
-        headers.append(&name, &value)?;
-    }
+    let headers = Headers(worker::web_sys::Headers::new_with_headers(
+        &response.headers().0,
+    )?);
     for (name, value) in extra {
         headers.set(name, &value)?;
     }

@@ -3,6 +3,8 @@
 //! The tables are created by the first write, never by a read: an object that is only
 //! asked for its stats (or listened to) writes nothing.
 
+use std::collections::VecDeque;
+
 use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
 use crate::domain::{EventId, EventLog, LogError, StoredEvent};
@@ -23,8 +25,17 @@ CREATE INDEX IF NOT EXISTS keys_by_key ON keys (key, id);
 /// when it was always the last stored id).
 const HIGH_WATER_KEY: &str = "last_id";
 
-/// The SQL log caches its small summary (high-water mark, newest and oldest event,
-/// length) in memory, so publishing costs one insert and, once history is full, one delete.
+/// Events pruned from the history stay in the table until this many have gone (or all
+/// of them): their rows are deleted together, one statement for many publishes, and
+/// until then nothing reads them (every read starts above [`SqlLog::dead_through`]).
+const DEAD_ROWS: u64 = 64;
+/// How many of the oldest kept events' ids and times are held in memory, so that pruning
+/// one needs no read (refilled by one read when used up).
+const FRONT: usize = 64;
+
+/// The SQL log caches its small summary (high-water mark, newest and oldest events,
+/// length) in memory, so publishing costs one insert, and, once history is full, one
+/// delete per [`DEAD_ROWS`] publishes.
 pub struct SqlLog {
     sql: SqlStorage,
     /// Whether the tables exist (created by the first write).
@@ -36,8 +47,15 @@ pub struct SqlLog {
     /// stored event covers it, so a stored publish needs no second write.
     durable_high_water: EventId,
     newest: EventId,
-    oldest: Option<(EventId, u64)>,
+    /// The oldest kept events (id, time), in order: the first `min(len, FRONT)`, or fewer
+    /// until they are read again ([`SqlLog::refill_front`]); never empty while `len > 0`.
+    front: VecDeque<(EventId, u64)>,
+    /// Kept events.
     len: u64,
+    /// Every stored event up to this id is pruned (its row may still be in the table).
+    dead_through: EventId,
+    /// Pruned events whose rows are still in the table.
+    dead_rows: u64,
 }
 
 fn fail(e: worker::Error) -> LogError {
@@ -97,8 +115,10 @@ impl SqlLog {
             high_water: EventId(0),
             durable_high_water: EventId(0),
             newest: EventId(0),
-            oldest: None,
+            front: VecDeque::new(),
             len: 0,
+            dead_through: EventId(0),
+            dead_rows: 0,
         };
         if created {
             let stored = rows(
@@ -110,6 +130,7 @@ impl SqlLog {
                     .map_err(fail)?,
             )?;
             log.refresh_summary()?;
+            log.refill_front()?;
             log.durable_high_water = EventId(
                 stored
                     .first()
@@ -142,26 +163,74 @@ impl SqlLog {
         Ok(())
     }
 
-    /// Re-reads the length and the oldest event; returns the newest id still stored.
-    fn refresh_summary(&mut self) -> Result<Option<EventId>, LogError> {
+    /// Reads the length and the newest id of what is stored (once, on opening).
+    fn refresh_summary(&mut self) -> Result<(), LogError> {
         let summary = rows(
             self.sql
-                .exec("SELECT COUNT(*), MIN(id), MAX(id), (SELECT at_ms FROM events ORDER BY id LIMIT 1) FROM events", None)
+                .exec("SELECT COUNT(*), MAX(id) FROM events", None)
                 .map_err(fail)?,
         )?;
         let row = summary
             .first()
             .ok_or_else(|| LogError("no summary row".into()))?;
         self.len = row.first().and_then(integer).unwrap_or(0);
-        self.oldest = match (row.get(1).and_then(integer), row.get(3).and_then(integer)) {
-            (Some(id), Some(at)) => Some((EventId(id), at)),
-            _ => None,
-        };
-        let newest = row.get(2).and_then(integer).map(EventId);
-        if let Some(newest) = newest {
+        if let Some(newest) = row.get(1).and_then(integer).map(EventId) {
             self.newest = self.newest.max(newest);
         }
-        Ok(newest)
+        Ok(())
+    }
+
+    /// Reads the ids and times of the oldest kept events not in `front` yet (one read
+    /// per [`FRONT`] events pruned).
+    fn refill_front(&mut self) -> Result<(), LogError> {
+        let known = self.front.len() as u64;
+        if known >= self.len || self.front.len() >= FRONT {
+            return Ok(());
+        }
+        let after = self.front.back().map_or(self.dead_through, |(id, _)| *id);
+        let found = rows(
+            self.sql
+                .exec(
+                    "SELECT id, at_ms FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                    vec![int_arg(after.0), int_arg((FRONT - self.front.len()) as u64)],
+                )
+                .map_err(fail)?,
+        )?;
+        for row in found {
+            if let (Some(id), Some(at)) =
+                (row.first().and_then(integer), row.get(1).and_then(integer))
+            {
+                self.front.push_back((EventId(id), at));
+            }
+        }
+        if self.front.is_empty() {
+            // The count said there were events, and there are none: trust the table.
+            self.len = 0;
+        }
+        Ok(())
+    }
+
+    /// Deletes the rows of pruned events, and their keys.
+    fn delete_dead_rows(&mut self) -> Result<(), LogError> {
+        if self.dead_rows == 0 {
+            return Ok(());
+        }
+        self.sql
+            .exec(
+                "DELETE FROM events WHERE id <= ?",
+                vec![int_arg(self.dead_through.0)],
+            )
+            .map_err(fail)?;
+        if self.keyed {
+            self.sql
+                .exec(
+                    "DELETE FROM keys WHERE id <= ?",
+                    vec![int_arg(self.dead_through.0)],
+                )
+                .map_err(fail)?;
+        }
+        self.dead_rows = 0;
+        Ok(())
     }
 }
 
@@ -171,7 +240,7 @@ impl EventLog for SqlLog {
     }
 
     fn oldest(&self) -> Option<(EventId, u64)> {
-        self.oldest
+        self.front.front().copied()
     }
 
     fn len(&self) -> u64 {
@@ -179,7 +248,7 @@ impl EventLog for SqlLog {
     }
 
     fn append(&mut self, events: &[StoredEvent]) -> Result<(), LogError> {
-        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        let Some(last) = events.last() else {
             return Ok(());
         };
         self.create()?;
@@ -232,8 +301,13 @@ impl EventLog for SqlLog {
         // longer will (see `prune`), or by a reservation.
         self.high_water = self.high_water.max(last.id);
         self.newest = self.newest.max(last.id);
+        if self.front.len() as u64 == self.len {
+            // `front` holds every kept event: the new ones are next.
+            let room = FRONT.saturating_sub(self.front.len());
+            self.front
+                .extend(events.iter().take(room).map(|e| (e.id, e.at_ms)));
+        }
         self.len += events.len() as u64;
-        self.oldest.get_or_insert((first.id, first.at_ms));
         Ok(())
     }
 
@@ -251,6 +325,8 @@ impl EventLog for SqlLog {
         } else {
             "SELECT id, at_ms, frame, NULL, NULL FROM events WHERE id > ? ORDER BY id"
         };
+        // Pruned events whose rows are still there are not history.
+        let after = after.max(self.dead_through);
         let found = rows(self.sql.exec(query, vec![int_arg(after.0)]).map_err(fail)?)?;
         Ok(found
             .into_iter()
@@ -274,8 +350,11 @@ impl EventLog for SqlLog {
         let found = rows(
             self.sql
                 .exec(
-                    "SELECT k.id FROM keys k JOIN events e ON e.id = k.id WHERE k.key = ? ORDER BY k.id LIMIT 1",
-                    vec![SqlStorageValue::String(key.to_string())],
+                    "SELECT k.id FROM keys k JOIN events e ON e.id = k.id WHERE k.key = ? AND k.id > ? ORDER BY k.id LIMIT 1",
+                    vec![
+                        SqlStorageValue::String(key.to_string()),
+                        int_arg(self.dead_through.0),
+                    ],
                 )
                 .map_err(fail)?,
         )?;
@@ -290,23 +369,40 @@ impl EventLog for SqlLog {
         if !self.created {
             return Ok(());
         }
-        self.sql
-            .exec(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) OR at_ms < ?",
-                vec![int_arg(oldest), int_arg(before_ms)],
-            )
-            .map_err(fail)?;
-        if self.keyed {
-            self.sql
-                // Pruning takes the oldest events, so their keys are the lowest ids.
-                .exec(
-                    "DELETE FROM keys WHERE id < COALESCE((SELECT MIN(id) FROM events), 9223372036854775807)",
-                    None,
-                )
-                .map_err(fail)?;
+        // Events are stored in id order with non-decreasing times, so what goes is the
+        // oldest events: the `oldest` first, and then any that are expired. They are
+        // pruned here, in memory; their rows go once there are enough of them, or at once
+        // when nothing is kept (below).
+        let mut pruned = 0;
+        while self.len > 0 {
+            if self.front.is_empty() {
+                self.refill_front()?;
+            }
+            let Some(&(id, at_ms)) = self.front.front() else {
+                break;
+            };
+            if pruned >= oldest && at_ms >= before_ms {
+                break;
+            }
+            self.front.pop_front();
+            self.len -= 1;
+            self.dead_through = id;
+            self.dead_rows += 1;
+            pruned += 1;
         }
-        let kept_newest = self.refresh_summary()?.unwrap_or(EventId(0));
-        // The events that carried the high-water mark are gone: keep it in `meta`.
+        if self.len > 0 && self.front.is_empty() {
+            self.refill_front()?;
+        }
+        if self.dead_rows >= DEAD_ROWS || self.len == 0 {
+            self.delete_dead_rows()?;
+        }
+        // Nothing kept: the events that carried the high-water mark are gone, so `meta`
+        // keeps it (their rows were deleted just above).
+        let kept_newest = if self.len == 0 {
+            EventId(0)
+        } else {
+            self.newest
+        };
         if kept_newest < self.high_water && self.durable_high_water < self.high_water {
             self.write_high_water(self.high_water)?;
         }

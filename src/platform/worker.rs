@@ -2,7 +2,8 @@
 //! Durable Object of its channel as a typed [`ChannelCall`]. Nothing malformed gets past
 //! here. One function per route; each returns `Result<Response, Error>`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use worker::{event, Context, Env, Request, Response, Url};
 
@@ -27,14 +28,29 @@ const EVENT_PARAM: &str = "event";
 
 thread_local! {
     static WARNED_OPEN_PUBLISHING: Cell<bool> = const { Cell::new(false) };
+    /// The configuration, read from the environment by the first request this isolate
+    /// serves: an isolate's bindings never change (a new deployment, or new secrets,
+    /// start new isolates), and reading them costs two dozen calls into JavaScript.
+    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+}
+
+/// The configuration, read once per isolate (an unusable one is read again each time,
+/// so that every request reports it).
+fn config(env: &Env) -> Result<Rc<Config>, Error> {
+    if let Some(config) = CONFIG.with(|c| c.borrow().clone()) {
+        return Ok(config);
+    }
+    let config = Rc::new(super::read_config(env)?);
+    CONFIG.with(|c| *c.borrow_mut() = Some(Rc::clone(&config)));
+    Ok(config)
 }
 
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     console_error_panic_hook::set_once();
-    let config = match super::read_config(&env) {
+    let config = match config(&env) {
         Ok(config) => config,
-        Err(e) => return Error::from(e).to_response(),
+        Err(e) => return e.to_response(),
     };
     if config.publish_secret.is_none() && !WARNED_OPEN_PUBLISHING.with(|w| w.replace(true)) {
         worker::console_warn!(
@@ -56,11 +72,19 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         };
         return http::with_headers(response, hub::cors_headers(&config, origin.as_deref()));
     }
+    // Only an event stream's response carries its CORS header from the object; no other
+    // route's needs looking at.
+    let listen = matches!(routed, Ok(Route::Listen(_)));
     let response = match handle(routed, req, &env, &config).await {
         Ok(response) => response,
         Err(e) => e.to_response()?,
     };
-    http::with_cors(response, &config.allowed_origins, origin.as_deref())
+    if listen {
+        http::with_cors(response, &config.allowed_origins, origin.as_deref())
+    } else {
+        let allowed = config.allowed_origins.allow(origin.as_deref());
+        http::with_headers(response, http::cors_headers(allowed))
+    }
 }
 
 async fn handle(
@@ -229,11 +253,17 @@ async fn read_publication(req: &mut Request, config: &Config) -> Result<Publicat
     let limits = MessageLimits {
         max_event_type_bytes: config.max_event_type_bytes,
     };
-    let url = req.url()?;
+    // Most publishes have no query: the URL is parsed only when there is one.
+    let url = req.inner().url();
+    let event = if url.contains('?') {
+        query(&req.url()?, EVENT_PARAM)
+    } else {
+        None
+    };
     Ok(Publication::parse(
         kind,
         &body,
-        query(&url, EVENT_PARAM).as_deref(),
+        event.as_deref(),
         limits,
         config.max_batch_events,
     )?)

@@ -26,18 +26,7 @@ pub enum Body {
 
 impl Api {
     pub fn new(addr: SocketAddr, connect_timeout: Duration, timeout: Duration) -> Api {
-        let client = Client::builder()
-            .no_proxy()
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true)
-            .build()
-            .expect("an HTTP client without TLS always builds");
-        Api {
-            client,
-            base: format!("http://{addr}"),
-            timeout,
-            close: false,
-        }
+        Api::build(addr, connect_timeout, timeout, true)
     }
 
     /// A client that opens a new connection for every request and asks the server to
@@ -47,18 +36,29 @@ impl Api {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Api {
-        let client = Client::builder()
+        Api::build(addr, connect_timeout, timeout, false)
+    }
+
+    fn build(
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        timeout: Duration,
+        keep_alive: bool,
+    ) -> Api {
+        let mut builder = Client::builder()
             .no_proxy()
             .connect_timeout(connect_timeout)
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("an HTTP client without TLS always builds");
+            .tcp_nodelay(true);
+        if !keep_alive {
+            builder = builder.pool_max_idle_per_host(0);
+        }
         Api {
-            client,
+            client: builder
+                .build()
+                .expect("an HTTP client without TLS always builds"),
             base: format!("http://{addr}"),
             timeout,
-            close: true,
+            close: !keep_alive,
         }
     }
 

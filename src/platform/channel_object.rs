@@ -127,15 +127,10 @@ impl Channel {
         self.with_hosted(|h| h.channel_name.clone())
     }
 
-    async fn serve(&self, req: &mut Request) -> Result<Response, Error> {
-        let call = ChannelCall::read(req).await?;
+    async fn serve(&self, call: ChannelCall) -> Result<Response, Error> {
         self.ensure_open(&call.channel, &call.node)?;
         match call.request {
-            ChannelRequest::Listen {
-                last_seen,
-                allow_origin,
-                region,
-            } => self.listen(last_seen, allow_origin, region).await,
+            ChannelRequest::Listen { last_seen, region } => self.listen(last_seen, region).await,
             ChannelRequest::Relay { child, last_seen } => self.relay(child, last_seen).await,
             ChannelRequest::Replay { after, through } => self.replay(after, through).await,
             ChannelRequest::Report { child, listeners } => {
@@ -148,12 +143,7 @@ impl Channel {
         }
     }
 
-    async fn listen(
-        &self,
-        last_seen: Option<EventId>,
-        allow_origin: Option<String>,
-        region: Region,
-    ) -> Result<Response, Error> {
+    async fn listen(&self, last_seen: Option<EventId>, region: Region) -> Result<Response, Error> {
         let path = self.path();
         if path.is_root() {
             self.probe_while_full().await;
@@ -167,9 +157,6 @@ impl Channel {
         }
         let (body, _) = self.seat(Seat::Listener, last_seen).await?;
         let headers = http::event_stream_headers()?;
-        for (name, value) in http::cors_headers(allow_origin) {
-            headers.set(name, &value)?;
-        }
         headers.set(NODE_HEADER, &path.to_string())?;
         Ok(Response::builder()
             .with_status(200)
@@ -349,7 +336,7 @@ impl Channel {
     /// Sends what was published to the listeners once the batch window has passed.
     fn schedule_flush(&self) {
         let window = self.with_hosted(|h| h.config.batch_window_ms);
-        self.host.schedule_flush(&self.state, window, |h| {
+        self.host.schedule_flush(window, |h| {
             h.channel.flush();
             h.report_store_error();
         });
@@ -488,11 +475,22 @@ impl DurableObject for Channel {
         }
     }
 
+    /// Every answer, errors too, carries the CORS header the Worker asked for, so that
+    /// the Worker passes it on untouched.
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        match self.serve(&mut req).await {
-            Ok(response) => Ok(response),
-            Err(e) => e.to_response(),
+        let call = match ChannelCall::read(&mut req).await {
+            Ok(call) => call,
+            Err(e) => return e.to_response(),
+        };
+        let allow_origin = call.allow_origin.clone();
+        let mut response = match self.serve(call).await {
+            Ok(response) => response,
+            Err(e) => e.to_response()?,
+        };
+        for (name, value) in http::cors_headers(allow_origin) {
+            response.headers_mut().set(name, &value)?;
         }
+        Ok(response)
     }
 
     /// The keep-alive tick, several times per heartbeat interval while anyone listens.

@@ -111,12 +111,9 @@ fn remember_head(channel: &ChannelName, region: Region, head: &NodePath) {
 /// What a channel's object is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelRequest {
-    /// Open a stream, resuming after `last_seen` when given. `allow_origin` is the
-    /// `Access-Control-Allow-Origin` the stream's response carries (set by the object, so
-    /// the Worker returns the stream untouched, without copying its headers).
+    /// Open a stream, resuming after `last_seen` when given.
     Listen {
         last_seen: Option<EventId>,
-        allow_origin: Option<String>,
         /// Where the listener is, for a node to pick a child near it.
         region: Region,
     },
@@ -144,6 +141,10 @@ pub enum ChannelRequest {
 pub struct ChannelCall {
     pub channel: ChannelName,
     pub node: NodePath,
+    /// The `Access-Control-Allow-Origin` the answer carries, set by the object on its
+    /// response so that the Worker returns it untouched (a Durable Object's response has
+    /// immutable headers: adding one would mean copying them).
+    pub allow_origin: Option<String>,
     pub request: ChannelRequest,
 }
 
@@ -165,8 +166,15 @@ impl ChannelCall {
         ChannelCall {
             channel,
             node,
+            allow_origin: None,
             request,
         }
+    }
+
+    /// The call, its answer allowed to `allow_origin` by CORS.
+    pub fn allowing(mut self, allow_origin: Option<String>) -> Self {
+        self.allow_origin = allow_origin;
+        self
     }
 
     /// The call's wire form.
@@ -189,17 +197,13 @@ impl ChannelCall {
             if !self.node.is_root() {
                 query.append_pair(NODE, &self.node.to_string());
             }
+            if let Some(origin) = &self.allow_origin {
+                query.append_pair(ALLOW_ORIGIN, origin);
+            }
             match &self.request {
-                ChannelRequest::Listen {
-                    last_seen,
-                    allow_origin,
-                    region,
-                } => {
+                ChannelRequest::Listen { last_seen, region } => {
                     if let Some(id) = last_seen {
                         query.append_pair(LAST_EVENT_ID, &id.to_string());
-                    }
-                    if let Some(origin) = allow_origin {
-                        query.append_pair(ALLOW_ORIGIN, origin);
                     }
                     query.append_pair(REGION, region.code());
                 }
@@ -268,7 +272,6 @@ impl ChannelCall {
         let request = match (wire.method, wire.url.path()) {
             (Method::Get, LISTEN) => ChannelRequest::Listen {
                 last_seen: last_seen()?,
-                allow_origin: param(ALLOW_ORIGIN),
                 region: param(REGION)
                     .and_then(|r| Region::parse(&r))
                     .ok_or_else(|| bad("bad region"))?,
@@ -317,6 +320,7 @@ impl ChannelCall {
         Ok(ChannelCall {
             channel,
             node,
+            allow_origin: param(ALLOW_ORIGIN),
             request,
         })
     }
@@ -470,18 +474,22 @@ mod tests {
             channel("news"),
             ChannelRequest::Listen {
                 last_seen: None,
-                allow_origin: None,
                 region: Region::Any,
             },
         ));
-        round_trip(ChannelCall::new(
-            channel("a.b-c_d"),
-            ChannelRequest::Listen {
-                last_seen: Some(EventId(u64::MAX)),
-                allow_origin: Some("https://app.test:8443".into()),
-                region: Region::Oc,
-            },
-        ));
+        round_trip(
+            ChannelCall::new(
+                channel("a.b-c_d"),
+                ChannelRequest::Listen {
+                    last_seen: Some(EventId(u64::MAX)),
+                    region: Region::Oc,
+                },
+            )
+            .allowing(Some("https://app.test:8443".into())),
+        );
+        round_trip(
+            ChannelCall::new(channel("news"), ChannelRequest::Stats).allowing(Some("*".into())),
+        );
         round_trip(ChannelCall::new(channel("news"), ChannelRequest::Stats));
         // Between the nodes of a tree.
         let node = |p: &str| NodePath::parse(p).unwrap();

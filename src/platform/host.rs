@@ -7,14 +7,27 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsCast;
+use worker::js_sys::Function;
 use worker::{Delay, State};
 
 use super::error::Error;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &Function, ms: f64);
+}
 
 pub struct Host<T> {
     hosted: Rc<RefCell<Option<T>>>,
     keep_alive_armed: Cell<bool>,
     flush_scheduled: Rc<Cell<bool>>,
+    /// The flush as a JavaScript callback, made once: scheduling it is then one call
+    /// into JavaScript (a future and a promise per publish cost several).
+    flush_callback: RefCell<Option<Closure<dyn FnMut()>>>,
 }
 
 impl<T: 'static> Host<T> {
@@ -23,6 +36,7 @@ impl<T: 'static> Host<T> {
             hosted: Rc::new(RefCell::new(None)),
             keep_alive_armed: Cell::new(false),
             flush_scheduled: Rc::new(Cell::new(false)),
+            flush_callback: RefCell::new(None),
         }
     }
 
@@ -65,15 +79,25 @@ impl<T: 'static> Host<T> {
     /// Runs `flush` once `window_ms` has passed (with a window of 0, once the object is
     /// idle: everything published meanwhile goes together); a flush already scheduled
     /// takes this one's work too.
-    pub fn schedule_flush(&self, state: &State, window_ms: u64, flush: fn(&mut T)) {
+    ///
+    /// A timer keeps no object alive, and needs not: an object with listeners stays, and
+    /// one without has nobody to flush to (what it published is stored already).
+    pub fn schedule_flush(&self, window_ms: u64, flush: fn(&mut T)) {
         if self.flush_scheduled.replace(true) {
             return;
         }
-        let scheduled = Rc::clone(&self.flush_scheduled);
-        self.later(state, Duration::from_millis(window_ms), move |h| {
-            scheduled.set(false);
-            flush(h);
+        let mut callback = self.flush_callback.borrow_mut();
+        let callback = callback.get_or_insert_with(|| {
+            let hosted = Rc::clone(&self.hosted);
+            let scheduled = Rc::clone(&self.flush_scheduled);
+            Closure::new(move || {
+                scheduled.set(false);
+                if let Some(h) = hosted.borrow_mut().as_mut() {
+                    flush(h);
+                }
+            })
         });
+        set_timeout(callback.as_ref().unchecked_ref(), window_ms as f64);
     }
 
     /// Arms the keep-alive alarm `interval_ms` from now, unless it is armed.

@@ -41,16 +41,23 @@ pub fn cors_headers(allowed: Option<String>) -> Vec<(&'static str, String)> {
     }
 }
 
-/// Adds `Access-Control-Allow-Origin` when the request's origin is allowed.
-pub fn with_cors(
-    response: Response,
-    origins: &AllowedOrigins,
-    origin: Option<&str>,
-) -> worker::Result<Response> {
-    if response.headers().has("Access-Control-Allow-Origin")? {
-        return Ok(response); // set where the response was made (a stream, by its object)
+/// Adds `Access-Control-Allow-Origin` (`allowed`: the value for the request's origin, if
+/// it is allowed) unless the response has it: a channel's object sets it on its own
+/// answers. A response made here takes the header as is; one from an object (immutable
+/// headers) is copied.
+pub fn with_cors(mut response: Response, allowed: Option<String>) -> worker::Result<Response> {
+    let extra = cors_headers(allowed);
+    if extra.is_empty() || response.headers().has("Access-Control-Allow-Origin")? {
+        return Ok(response);
     }
-    with_headers(response, cors_headers(origins.allow(origin)))
+    let mutable = extra
+        .iter()
+        .all(|(name, value)| response.headers_mut().set(name, value).is_ok());
+    if mutable {
+        Ok(response)
+    } else {
+        with_headers(response, extra)
+    }
 }
 
 /// Adds headers to a response (a response from a Durable Object has immutable headers,

@@ -72,19 +72,14 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         };
         return http::with_headers(response, hub::cors_headers(&config, origin.as_deref()));
     }
-    // Only an event stream's response carries its CORS header from the object; no other
-    // route's needs looking at.
-    let listen = matches!(routed, Ok(Route::Listen(_)));
-    let response = match handle(routed, req, &env, &config).await {
+    let allowed = config.allowed_origins.allow(origin.as_deref());
+    let response = match handle(routed, req, &env, &config, allowed.clone()).await {
         Ok(response) => response,
         Err(e) => e.to_response()?,
     };
-    if listen {
-        http::with_cors(response, &config.allowed_origins, origin.as_deref())
-    } else {
-        let allowed = config.allowed_origins.allow(origin.as_deref());
-        http::with_headers(response, http::cors_headers(allowed))
-    }
+    // A channel's object has set it on its answer already; what the Worker answered
+    // itself gets it here.
+    http::with_cors(response, allowed)
 }
 
 async fn handle(
@@ -92,14 +87,28 @@ async fn handle(
     req: Request,
     env: &Env,
     config: &Config,
+    allowed: Option<String>,
 ) -> Result<Response, Error> {
+    // Calls to a channel's object carry the CORS origin its answer is allowed to.
+    let to = |channel, request| ChannelCall::new(channel, request).allowing(allowed.clone());
     match routed? {
         Route::Page => page(&req, config),
         Route::Preflight => preflight(&req, config),
-        Route::Listen(channel) => listen(&req, env, config, channel).await,
-        Route::Publish(channel) => publish(req, env, config, channel).await,
-        Route::Ping => ping(&req, env, config).await,
-        Route::Stats(channel) => stats(&req, env, config, channel).await,
+        Route::Listen(channel) => to(channel, listen_request(&req, config)?).listen(env).await,
+        Route::Publish(channel) => {
+            let request = publish_request(req, config).await?;
+            to(channel, request).send(env).await
+        }
+        Route::Ping => {
+            check_publisher(&req, config)?;
+            to(ChannelName::default_channel(), ping_request())
+                .send(env)
+                .await
+        }
+        Route::Stats(channel) => {
+            check_stats_reader(&req, config)?;
+            to(channel, ChannelRequest::Stats).send(env).await
+        }
         Route::Hub(_) => unreachable!("hub routes are served by hub::serve"),
     }
 }
@@ -118,13 +127,8 @@ fn preflight(req: &Request, config: &Config) -> Result<Response, Error> {
     http::preflight(&config.allowed_origins, origin.as_deref())
 }
 
-/// `GET /listen`, `GET /channels/{name}/events`.
-async fn listen(
-    req: &Request,
-    env: &Env,
-    config: &Config,
-    channel: ChannelName,
-) -> Result<Response, Error> {
+/// `GET /listen`, `GET /channels/{name}/events`: the listen, once its token is checked.
+fn listen_request(req: &Request, config: &Config) -> Result<ChannelRequest, Error> {
     let url = req.url()?;
     check_token(
         query(&url, TOKEN_PARAM).as_deref(),
@@ -136,18 +140,10 @@ async fn listen(
         .filter(|v| !v.is_empty())
         .or_else(|| query(&url, LAST_EVENT_ID_PARAM));
     let last_seen = requested.map(|id| EventId::parse(&id)).transpose()?;
-    let origin = req.headers().get("Origin")?;
-    let allow_origin = config.allowed_origins.allow(origin.as_deref());
-    ChannelCall::new(
-        channel,
-        ChannelRequest::Listen {
-            last_seen,
-            allow_origin,
-            region: region_of(req),
-        },
-    )
-    .listen(env)
-    .await
+    Ok(ChannelRequest::Listen {
+        last_seen,
+        region: region_of(req),
+    })
 }
 
 /// Where a request comes from, as far as the runtime says (`request.cf`; absent locally
@@ -169,54 +165,34 @@ fn region_of(req: &Request) -> Region {
     )
 }
 
-/// `POST /channels/{name}/events`.
-async fn publish(
-    mut req: Request,
-    env: &Env,
-    config: &Config,
-    channel: ChannelName,
-) -> Result<Response, Error> {
+/// `POST /channels/{name}/events`: the publish, once its bearer is checked and its body
+/// read and validated.
+async fn publish_request(mut req: Request, config: &Config) -> Result<ChannelRequest, Error> {
     check_publisher(&req, config)?;
-    let request = match read_publication(&mut req, config).await? {
+    Ok(match read_publication(&mut req, config).await? {
         Publication::One(message) => ChannelRequest::Publish(message),
         Publication::Batch(messages) => ChannelRequest::PublishBatch(messages),
-    };
-    ChannelCall::new(channel, request).send(env).await
+    })
 }
 
 /// `GET|POST /ping`: publishes `pong` on the default channel.
-async fn ping(req: &Request, env: &Env, config: &Config) -> Result<Response, Error> {
-    check_publisher(req, config)?;
-    let pong = Message {
+fn ping_request() -> ChannelRequest {
+    ChannelRequest::Publish(Message {
         data: "pong".into(),
         event_type: None,
         retry_ms: None,
-    };
-    ChannelCall::new(
-        ChannelName::default_channel(),
-        ChannelRequest::Publish(pong),
-    )
-    .send(env)
-    .await
+    })
 }
 
 /// `GET /channels/{name}`: with either secret configured, it takes either credential.
-async fn stats(
-    req: &Request,
-    env: &Env,
-    config: &Config,
-    channel: ChannelName,
-) -> Result<Response, Error> {
+fn check_stats_reader(req: &Request, config: &Config) -> Result<(), Error> {
     let url = req.url()?;
-    check_reader(
+    Ok(check_reader(
         query(&url, TOKEN_PARAM).as_deref(),
         req.headers().get("Authorization")?.as_deref(),
         config.listen_secret.as_deref(),
         config.publish_secret.as_deref(),
-    )?;
-    ChannelCall::new(channel, ChannelRequest::Stats)
-        .send(env)
-        .await
+    )?)
 }
 
 fn check_publisher(req: &Request, config: &Config) -> Result<(), Error> {

@@ -266,8 +266,7 @@ impl Hub {
     /// Sends what was published once the batch window has passed.
     fn schedule_flush(&self) {
         let window = self.with_hosted(|h| h.config.batch_window_ms);
-        self.host
-            .schedule_flush(&self.state, window, Hosted::settle);
+        self.host.schedule_flush(window, Hosted::settle);
     }
 
     async fn arm_keep_alive(&self) -> Result<(), Error> {

@@ -77,6 +77,13 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Adds what `other` delivered and dropped (what a node below counted).
+    pub fn add_deliveries(&mut self, other: &Counters) {
+        self.delivered += other.delivered;
+        self.dropped_slow += other.dropped_slow;
+        self.dropped_gone += other.dropped_gone;
+    }
+
     /// Counts what one fan-out did.
     pub(crate) fn record(&mut self, fanout: Fanout) {
         self.delivered += fanout.events;
@@ -141,9 +148,7 @@ impl ChannelStats {
     /// Adds a subtree's listeners, deliveries, drops and objects to these.
     pub fn absorb(&mut self, below: &ChannelStats) {
         self.listeners += below.listeners;
-        self.counters.delivered += below.counters.delivered;
-        self.counters.dropped_slow += below.counters.dropped_slow;
-        self.counters.dropped_gone += below.counters.dropped_gone;
+        self.counters.add_deliveries(&below.counters);
         self.objects += below.objects;
     }
 }
@@ -325,6 +330,9 @@ pub struct Channel<O: Outlet, L: EventLog> {
     log: L,
     outbox: Outbox,
     counters: Counters,
+    /// What nodes below counted (deliveries, drops) before they emptied and handed their
+    /// counts up: the channel's stats keep them when those nodes are gone.
+    handed_up: Counters,
     /// The last id given out (on the root) or relayed (below it).
     last_id: EventId,
     /// Publishes since the last keep-alive (an idle channel releases its id reservation).
@@ -364,6 +372,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             origin,
             outbox: Outbox::default(),
             counters: Counters::default(),
+            handed_up: Counters::default(),
             last_id,
             published_since_keep_alive: 0,
             store_error: None,
@@ -407,9 +416,32 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             .place(&self.path, self.announcer.len(), region)
     }
 
-    /// A child reported how many listeners its subtree holds.
-    pub fn report(&mut self, child: &NodePath, listeners: u64) {
+    /// A child reported how many listeners its subtree holds, and, when it emptied, what
+    /// it counted.
+    pub fn report(&mut self, child: &NodePath, listeners: u64, handed: Option<&Counters>) {
         self.placement.report(child, listeners);
+        if let Some(handed) = handed {
+            self.handed_up.add_deliveries(handed);
+        }
+    }
+
+    /// Takes back what [`Channel::hand_up`] gave, when the parent could not be told.
+    pub fn hand_back(&mut self, handed: &Counters) {
+        self.handed_up.add_deliveries(handed);
+    }
+
+    /// What this node and the nodes below it counted (deliveries, drops), for its parent
+    /// to keep once this node has emptied; counted from zero again here.
+    pub fn hand_up(&mut self) -> Counters {
+        let mut handed = Counters::default();
+        handed.add_deliveries(&self.counters);
+        handed.add_deliveries(&self.handed_up);
+        self.counters = Counters {
+            published: self.counters.published,
+            ..Counters::default()
+        };
+        self.handed_up = Counters::default();
+        handed
     }
 
     /// Gives the message the next id and makes it durable as the acknowledgement mode
@@ -752,9 +784,11 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         self.counters.record_gone(gone);
         self.relays.sweep();
         self.apply_history(now_ms);
+        let mut counters = self.counters;
+        counters.add_deliveries(&self.handed_up);
         ChannelStats {
             listeners: self.announcer.len(),
-            counters: self.counters,
+            counters,
             last_id: self.last_id,
             history_length: self.log.len(),
             objects: 1,
@@ -1553,6 +1587,33 @@ mod tests {
         assert_eq!(total.last_id, EventId(2));
         assert_eq!(total.counters.published, 2);
         drop((a, b));
+    }
+
+    #[test]
+    fn a_node_that_empties_hands_its_counts_up_so_the_stats_keep_them() {
+        let mut root = Channel::new(tree_settings(10), MemoryLog::default());
+        let mut leaf = Below::join(&mut root, "oc", 10);
+        let gone = TestOutlet::default();
+        leaf.node.subscribe(gone.clone(), None, 0).unwrap();
+        publish_n(&mut root, 1..=3);
+        leaf.pump(3);
+        gone.0.borrow_mut().gone = true;
+        leaf.node.keep_alive(4);
+        assert_eq!(leaf.node.listeners(), 0);
+        // Empty now: its last report carries what it counted, and it counts from zero.
+        let handed = leaf.node.hand_up();
+        assert_eq!((handed.delivered, handed.dropped_gone), (3, 1));
+        assert_eq!(leaf.node.hand_up(), Counters::default());
+        root.report(leaf.node.path(), 0, Some(&handed));
+        let s = root.stats(5);
+        assert_eq!((s.counters.delivered, s.counters.dropped_gone), (3, 1));
+        assert_eq!(s.counters.published, 3);
+        // The root hands up nothing (it has no parent), but a node between does, with
+        // what it was handed.
+        let mut head = Below::join(&mut root, "weur", 10);
+        head.node
+            .report(&NodePath::parse("weur.0").unwrap(), 0, Some(&handed));
+        assert_eq!(head.node.hand_up().delivered, 3);
     }
 
     mod tree_properties {

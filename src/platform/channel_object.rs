@@ -4,16 +4,17 @@
 //! while anyone listens. The Worker has validated every request before it gets here;
 //! this object only reads the typed [`ChannelCall`]s of the contract.
 
+mod uplink;
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use worker::{durable_object, Date, Delay, DurableObject, Env, Request, Response, State};
 
 use super::contract::{ChannelCall, ChannelRequest, NODE_HEADER, PLACED_STATUS, POSITION_HEADER};
 use super::error::Error;
-use super::host::{Host, Shared};
+use super::host::Host;
 use super::http;
 use super::outlet::StreamOutlet;
 use super::sql_log::SqlLog;
@@ -21,7 +22,7 @@ use crate::domain::{
     self, ChannelName, ChannelStats, Config, EventId, EventLog, MemoryLog, Message, NodePath,
     Place, Region, Seat, SubscribeError,
 };
-use crate::protocol::FrameReader;
+use uplink::{LinkState, Uplink};
 
 /// How long a full channel keeps writing keep-alives to its listeners (one per
 /// `PROBE_POLL`), for the runtime to report clients that went away, before it refuses a
@@ -32,8 +33,6 @@ const PROBE_POLL: Duration = Duration::from_millis(50);
 /// How long a node waits for its stream from its parent before it turns a listener away.
 const UPLINK_WAIT: Duration = Duration::from_millis(5000);
 const UPLINK_POLL: Duration = Duration::from_millis(5);
-/// Waits between attempts to reach the parent again: doubling, up to the last.
-const UPLINK_BACKOFF_MS: [u64; 6] = [0, 50, 100, 250, 500, 1000];
 /// Times a node asks up again for a resume that moved on while the answer travelled.
 const REPLAY_ATTEMPTS: usize = 3;
 
@@ -60,22 +59,6 @@ impl Hosted {
     fn seated(&self) -> bool {
         self.channel.listeners() + self.channel.relays() > 0
     }
-}
-
-/// A node's stream from its parent.
-#[derive(Default)]
-struct Uplink {
-    state: Cell<LinkState>,
-    /// Set when no one is left to serve: the stream is let go.
-    stop: Cell<bool>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum LinkState {
-    #[default]
-    Down,
-    Connecting,
-    Up,
 }
 
 #[durable_object]
@@ -133,8 +116,12 @@ impl Channel {
             ChannelRequest::Listen { last_seen, region } => self.listen(last_seen, region).await,
             ChannelRequest::Relay { child, last_seen } => self.relay(child, last_seen).await,
             ChannelRequest::Replay { after, through } => self.replay(after, through).await,
-            ChannelRequest::Report { child, listeners } => {
-                self.with_hosted(|h| h.channel.report(&child, listeners));
+            ChannelRequest::Report {
+                child,
+                listeners,
+                handed,
+            } => {
+                self.with_hosted(|h| h.channel.report(&child, listeners, handed.as_ref()));
                 Ok(Response::empty()?.with_status(204))
             }
             ChannelRequest::Publish(message) => self.publish(&message),
@@ -281,7 +268,7 @@ impl Channel {
         self.uplink.stop.set(false);
         if self.uplink.state.get() == LinkState::Down {
             self.uplink.state.set(LinkState::Connecting);
-            let task = run_uplink(
+            let task = uplink::run(
                 self.host.shared(),
                 self.env.clone(),
                 Rc::clone(&self.uplink),
@@ -348,8 +335,9 @@ impl Channel {
     }
 
     /// Below the root: tells the parent how many listeners this subtree holds, when that
-    /// changed since the last report.
-    async fn report_to_parent(&self) {
+    /// changed since the last report; a node that `emptied` hands up what it counted too,
+    /// for the channel's stats to keep once it is gone.
+    async fn report_to_parent(&self, emptied: bool) {
         let (path, subtree, reported) = self.with_hosted(|h| {
             (
                 h.channel.path().clone(),
@@ -360,18 +348,34 @@ impl Channel {
         let Some(parent) = path.parent() else {
             return;
         };
-        if subtree == reported {
+        if subtree == reported && !emptied {
             return;
         }
+        let handed = emptied.then(|| self.with_hosted(|h| h.channel.hand_up()));
         let report = ChannelRequest::Report {
             child: path,
             listeners: subtree,
+            handed,
         };
         let call = ChannelCall::to_node(self.channel_name(), parent, report);
-        match call.send(&self.env).await {
-            Ok(_) => self.with_hosted(|h| h.reported = subtree),
-            Err(e) => worker::console_error!("a node could not report to its parent: {e}"),
+        match call.send(&self.env).await.and_then(ok_from_above_empty) {
+            Ok(()) => self.with_hosted(|h| h.reported = subtree),
+            Err(e) => {
+                // Kept here, to be handed up with the next report.
+                if let Some(handed) = handed {
+                    self.with_hosted(|h| h.channel.hand_back(&handed));
+                }
+                worker::console_error!("a node could not report to its parent: {e}");
+            }
         }
+    }
+}
+
+/// A report's answer: nothing, when it was taken.
+fn ok_from_above_empty(response: Response) -> Result<(), Error> {
+    match response.status_code() {
+        204 => Ok(()),
+        status => Err(Error::Contract(format!("a node above answered {status}"))),
     }
 }
 
@@ -396,72 +400,6 @@ async fn child_stats(call: ChannelCall, env: &Env) -> Result<ChannelStats, Error
     let mut response = ok_from_above(call.send(env).await?)?;
     let value: serde_json::Value = response.json().await?;
     ChannelStats::from_json(&value).ok_or_else(|| Error::Contract("a node's stats".into()))
-}
-
-/// A node's stream from its parent, for as long as anyone is seated here: it takes the
-/// parent's events and sends them on; when the stream ends (the parent cut it as slow, or
-/// restarted), it resumes from the last event it relayed, as any listener would.
-async fn run_uplink(
-    hosted: Shared<Hosted>,
-    env: Env,
-    uplink: Rc<Uplink>,
-    channel: ChannelName,
-    path: NodePath,
-) {
-    let Some(parent) = path.parent() else {
-        return;
-    };
-    let mut failures = 0;
-    while !uplink.stop.get() {
-        let last_seen = hosted
-            .with(|h| h.channel.is_live().then(|| h.channel.last_id()))
-            .flatten();
-        let request = ChannelRequest::Relay {
-            child: path.clone(),
-            last_seen,
-        };
-        let call = ChannelCall::to_node(channel.clone(), parent.clone(), request);
-        match open_uplink(&call, &env).await {
-            Ok((position, mut stream)) => {
-                failures = 0;
-                hosted.with(|h| h.channel.relay_started(position));
-                uplink.state.set(LinkState::Up);
-                let mut reader = FrameReader::new();
-                while let Some(Ok(bytes)) = stream.next().await {
-                    let frames = reader.feed(&bytes);
-                    if !frames.is_empty() {
-                        hosted.with(|h| {
-                            h.channel.ingest(&frames, now_ms());
-                            h.channel.flush();
-                        });
-                    }
-                    if uplink.stop.get() {
-                        break;
-                    }
-                }
-            }
-            Err(e) => {
-                worker::console_error!("node {path} could not reach its parent: {e}");
-                failures += 1;
-            }
-        }
-        if !hosted.with(|h| h.seated()).unwrap_or(false) {
-            break;
-        }
-        uplink.state.set(LinkState::Connecting);
-        let wait = UPLINK_BACKOFF_MS[failures.min(UPLINK_BACKOFF_MS.len() - 1)];
-        Delay::from(Duration::from_millis(wait)).await;
-    }
-    uplink.state.set(LinkState::Down);
-}
-
-async fn open_uplink(
-    call: &ChannelCall,
-    env: &Env,
-) -> Result<(EventId, worker::ByteStream), Error> {
-    let mut response = ok_from_above(call.send(env).await?)?;
-    let position = position_of(&response)?;
-    Ok((position, response.stream()?))
 }
 
 impl DurableObject for Channel {
@@ -506,7 +444,7 @@ impl DurableObject for Channel {
             h.report_store_error();
             h.seated()
         });
-        self.report_to_parent().await;
+        self.report_to_parent(!seated).await;
         if seated {
             if let Err(e) = self.arm_keep_alive().await {
                 return e.to_response();

@@ -24,7 +24,7 @@ use worker::{Env, Method, Request, RequestInit, Response, Url};
 
 use super::error::Error;
 use crate::domain::mercure::{Grants, TopicSpec, Update};
-use crate::domain::{ChannelName, EventId, Message, NodePath, Region};
+use crate::domain::{ChannelName, Counters, EventId, Message, NodePath, Region};
 
 /// The Durable Object namespace bindings (wrangler.toml `[[durable_objects.bindings]]`).
 pub const CHANNEL_BINDING: &str = "CHANNEL";
@@ -47,6 +47,9 @@ const REGION: &str = "region";
 const CHILD: &str = "child";
 const LISTENERS: &str = "listeners";
 const THROUGH: &str = "through";
+const DELIVERED: &str = "delivered";
+const DROPPED_SLOW: &str = "droppedSlow";
+const DROPPED_GONE: &str = "droppedGone";
 const LAST_EVENT_ID: &str = "lastEventId";
 const EVENT: &str = "event";
 const RETRY: &str = "retry";
@@ -125,8 +128,13 @@ pub enum ChannelRequest {
     /// The replay for a resume after `after`, as a body, for a child that does not hold
     /// it; it must bring the child at least to `through`.
     Replay { after: EventId, through: EventId },
-    /// A child's subtree holds `listeners` listeners.
-    Report { child: NodePath, listeners: u64 },
+    /// A child's subtree holds `listeners` listeners; a child that emptied hands up what
+    /// it counted (`handed`), for the channel's stats to keep.
+    Report {
+        child: NodePath,
+        listeners: u64,
+        handed: Option<Counters>,
+    },
     /// Publish a validated message.
     Publish(Message),
     /// Publish validated messages together (each with its own id, stored at once, sent
@@ -217,9 +225,18 @@ impl ChannelCall {
                     query.append_pair(LAST_EVENT_ID, &after.to_string());
                     query.append_pair(THROUGH, &through.to_string());
                 }
-                ChannelRequest::Report { child, listeners } => {
+                ChannelRequest::Report {
+                    child,
+                    listeners,
+                    handed,
+                } => {
                     query.append_pair(CHILD, &child.to_string());
                     query.append_pair(LISTENERS, &listeners.to_string());
+                    if let Some(handed) = handed {
+                        query.append_pair(DELIVERED, &handed.delivered.to_string());
+                        query.append_pair(DROPPED_SLOW, &handed.dropped_slow.to_string());
+                        query.append_pair(DROPPED_GONE, &handed.dropped_gone.to_string());
+                    }
                     body = Some(String::new());
                 }
                 ChannelRequest::Publish(message) => {
@@ -286,12 +303,32 @@ impl ChannelCall {
                     .and_then(|t| EventId::parse(&t).ok())
                     .ok_or_else(|| bad("replay without through"))?,
             },
-            (Method::Post, REPORT) => ChannelRequest::Report {
-                child: child()?,
-                listeners: param(LISTENERS)
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| bad("bad listeners"))?,
-            },
+            (Method::Post, REPORT) => {
+                let count = |name: &str| {
+                    param(name)
+                        .map(|n| n.parse::<u64>().map_err(|_| bad(&format!("bad {name}"))))
+                        .transpose()
+                };
+                let handed = match (
+                    count(DELIVERED)?,
+                    count(DROPPED_SLOW)?,
+                    count(DROPPED_GONE)?,
+                ) {
+                    (Some(delivered), Some(dropped_slow), Some(dropped_gone)) => Some(Counters {
+                        published: 0,
+                        delivered,
+                        dropped_slow,
+                        dropped_gone,
+                    }),
+                    (None, None, None) => None,
+                    _ => return Err(bad("a report's counts come together")),
+                };
+                ChannelRequest::Report {
+                    child: child()?,
+                    listeners: count(LISTENERS)?.ok_or_else(|| bad("bad listeners"))?,
+                    handed,
+                }
+            }
             (Method::Post, PUBLISH) => ChannelRequest::Publish(Message {
                 data: wire.body.ok_or_else(|| bad("publish without a body"))?,
                 event_type: param(EVENT),
@@ -509,6 +546,17 @@ mod tests {
             ChannelRequest::Report {
                 child: node("apac.1"),
                 listeners: 12345,
+                handed: None,
+            },
+            ChannelRequest::Report {
+                child: node("apac.1.0"),
+                listeners: 0,
+                handed: Some(Counters {
+                    published: 0,
+                    delivered: 7,
+                    dropped_slow: 1,
+                    dropped_gone: 2,
+                }),
             },
             ChannelRequest::Stats,
         ] {

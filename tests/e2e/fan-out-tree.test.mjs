@@ -224,6 +224,24 @@ test('every object of the tree restarts: listeners resume with Last-Event-ID and
   }
 });
 
+test('a node whose listeners all leave goes away, and the stats keep what it delivered', { timeout: 120_000 }, async () => {
+  const channel = freshChannel('tree-shrink');
+  const listeners = await openListeners(server.url, channel, 2 * PER_OBJECT + 5);
+  const sent = await publishSome(server.url, channel, 'shrink', 3, 0);
+  for (const { stream } of listeners) await eventsOf(stream, sent.length, 'a listener');
+  const before = await stats(server.url, channel);
+  assert.equal(before.objects, 3, JSON.stringify(before));
+  const deepest = Math.max(...listeners.map((l) => depthOf(l.node)));
+  const leaving = listeners.filter((l) => depthOf(l.node) === deepest);
+  for (const { stream } of leaving) await stream.close();
+  const after = await pollUntil(() => stats(server.url, channel), (s) => s.objects === 2, {
+    what: 'the emptied node to go', timeoutMs: 30_000,
+  });
+  assert.equal(after.listeners, listeners.length - leaving.length, JSON.stringify(after));
+  assert.equal(after.delivered, listeners.length * sent.length, JSON.stringify(after));
+  assert.ok(after.droppedGone >= leaving.length, JSON.stringify(after));
+});
+
 test('a small channel stays one object: no node below, no extra hop', async () => {
   const channel = freshChannel('small');
   const listeners = await openListeners(small.url, channel, 50);

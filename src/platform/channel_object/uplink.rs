@@ -1,0 +1,99 @@
+//! A node's stream from its parent: while anyone is seated on the node, it reads the
+//! parent's events and passes them on; when the stream ends, it resumes from the last id
+//! it relayed, as any listener would.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use worker::{Delay, Env};
+
+use super::{now_ms, ok_from_above, position_of, Hosted};
+use crate::domain::{ChannelName, EventId, NodePath};
+use crate::platform::contract::{ChannelCall, ChannelRequest};
+use crate::platform::error::Error;
+use crate::platform::host::Shared;
+use crate::protocol::FrameReader;
+
+/// Waits between attempts to reach the parent again: doubling, up to the last.
+const UPLINK_BACKOFF_MS: [u64; 6] = [0, 50, 100, 250, 500, 1000];
+
+/// A node's stream from its parent.
+#[derive(Default)]
+pub(super) struct Uplink {
+    pub(super) state: Cell<LinkState>,
+    /// Set when no one is left to serve: the stream is let go.
+    pub(super) stop: Cell<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum LinkState {
+    #[default]
+    Down,
+    Connecting,
+    Up,
+}
+
+/// A node's stream from its parent, for as long as anyone is seated here: it takes the
+/// parent's events and sends them on; when the stream ends (the parent cut it as slow, or
+/// restarted), it resumes from the last event it relayed, as any listener would.
+pub(super) async fn run(
+    hosted: Shared<Hosted>,
+    env: Env,
+    uplink: Rc<Uplink>,
+    channel: ChannelName,
+    path: NodePath,
+) {
+    let Some(parent) = path.parent() else {
+        return;
+    };
+    let mut failures = 0;
+    while !uplink.stop.get() {
+        let last_seen = hosted
+            .with(|h| h.channel.is_live().then(|| h.channel.last_id()))
+            .flatten();
+        let request = ChannelRequest::Relay {
+            child: path.clone(),
+            last_seen,
+        };
+        let call = ChannelCall::to_node(channel.clone(), parent.clone(), request);
+        match open(&call, &env).await {
+            Ok((position, mut stream)) => {
+                failures = 0;
+                hosted.with(|h| h.channel.relay_started(position));
+                uplink.state.set(LinkState::Up);
+                let mut reader = FrameReader::new();
+                while let Some(Ok(bytes)) = stream.next().await {
+                    let frames = reader.feed(&bytes);
+                    if !frames.is_empty() {
+                        hosted.with(|h| {
+                            h.channel.ingest(&frames, now_ms());
+                            h.channel.flush();
+                        });
+                    }
+                    if uplink.stop.get() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                worker::console_error!("node {path} could not reach its parent: {e}");
+                failures += 1;
+            }
+        }
+        if !hosted.with(|h| h.seated()).unwrap_or(false) {
+            break;
+        }
+        uplink.state.set(LinkState::Connecting);
+        let wait = UPLINK_BACKOFF_MS[failures.min(UPLINK_BACKOFF_MS.len() - 1)];
+        Delay::from(Duration::from_millis(wait)).await;
+    }
+    uplink.state.set(LinkState::Down);
+}
+
+async fn open(call: &ChannelCall, env: &Env) -> Result<(EventId, worker::ByteStream), Error> {
+    let mut response = ok_from_above(call.send(env).await?)?;
+    let position = position_of(&response)?;
+    Ok((position, response.stream()?))
+}

@@ -35,6 +35,9 @@ const UPLINK_WAIT: Duration = Duration::from_millis(5000);
 const UPLINK_POLL: Duration = Duration::from_millis(5);
 /// Times a node asks up again for a resume that moved on while the answer travelled.
 const REPLAY_ATTEMPTS: usize = 3;
+/// How long a node waits for a child's stats; a child that does not answer by then is
+/// left out of them (and its failure logged).
+const CHILD_STATS_WAIT: Duration = Duration::from_millis(3000);
 
 type Log = Box<dyn EventLog>;
 
@@ -397,9 +400,16 @@ fn position_of(response: &Response) -> Result<EventId, Error> {
 }
 
 async fn child_stats(call: ChannelCall, env: &Env) -> Result<ChannelStats, Error> {
-    let mut response = ok_from_above(call.send(env).await?)?;
-    let value: serde_json::Value = response.json().await?;
-    ChannelStats::from_json(&value).ok_or_else(|| Error::Contract("a node's stats".into()))
+    let ask = async {
+        let mut response = ok_from_above(call.send(env).await?)?;
+        let value: serde_json::Value = response.json().await?;
+        ChannelStats::from_json(&value).ok_or_else(|| Error::Contract("a node's stats".into()))
+    };
+    let wait = Delay::from(CHILD_STATS_WAIT);
+    match futures_util::future::select(std::pin::pin!(ask), wait).await {
+        futures_util::future::Either::Left((answer, _)) => answer,
+        futures_util::future::Either::Right(_) => Err(Error::TreeBusy("a node's stats are late")),
+    }
 }
 
 impl DurableObject for Channel {

@@ -410,10 +410,12 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         self.last_id
     }
 
-    /// Where the next listener of `region` goes: here, or down the tree.
-    pub fn place(&mut self, region: Region) -> Place {
-        self.placement
-            .place(&self.path, self.announcer.len(), region)
+    /// Where the next listener of `region` goes: here, or down the tree. `arriving`: the
+    /// listeners this object has taken but not seated yet (a node below may still be
+    /// waiting for its stream from its parent), which count as held.
+    pub fn place(&mut self, region: Region, arriving: usize) -> Place {
+        let held = self.announcer.len() + arriving;
+        self.placement.place(&self.path, held, region)
     }
 
     /// A child reported how many listeners its subtree holds, and, when it emptied, what

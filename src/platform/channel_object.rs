@@ -72,6 +72,8 @@ pub struct Channel {
     uplink: Rc<Uplink>,
     /// When the last probe for gone clients was written.
     last_probe_ms: Cell<u64>,
+    /// Listeners placed here whose seats are being made.
+    arriving: Cell<usize>,
 }
 
 fn now_ms() -> u64 {
@@ -138,14 +140,19 @@ impl Channel {
         if path.is_root() {
             self.probe_while_full().await;
         }
-        if let Place::Child(node) = self.with_hosted(|h| h.channel.place(region)) {
+        let arriving = self.arriving.get();
+        if let Place::Child(node) = self.with_hosted(|h| h.channel.place(region, arriving)) {
             let headers = worker::Headers::new();
             headers.set(NODE_HEADER, &node.to_string())?;
             return Ok(Response::empty()?
                 .with_status(PLACED_STATUS)
                 .with_headers(headers));
         }
-        let (body, _) = self.seat(Seat::Listener, last_seen).await?;
+        // Held from now on, while its seat is made (which may wait for the uplink).
+        self.arriving.set(arriving + 1);
+        let seated = self.seat(Seat::Listener, last_seen).await;
+        self.arriving.set(self.arriving.get() - 1);
+        let (body, _) = seated?;
         let headers = http::event_stream_headers()?;
         headers.set(NODE_HEADER, &path.to_string())?;
         Ok(Response::builder()
@@ -420,6 +427,7 @@ impl DurableObject for Channel {
             host: Host::new(),
             uplink: Rc::new(Uplink::default()),
             last_probe_ms: Cell::new(0),
+            arriving: Cell::new(0),
         }
     }
 

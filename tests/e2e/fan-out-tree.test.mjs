@@ -208,6 +208,14 @@ test('every object of the tree restarts: listeners resume with Last-Event-ID and
     await pollUntil(() => stats(own.url, channel), (s) => s.listeners === N, { what: `${N} listeners again`, timeoutMs: 30_000 });
     const s = await stats(own.url, channel);
     assert.ok(s.objects > 1, `the listeners came back to one object: ${JSON.stringify(s)}`);
+    // They came back all at once, to nodes still waiting for their streams from above:
+    // none took more than its share.
+    const perNode = new Map();
+    for (const l of listeners) {
+      const node = l.stream.headers.get('sse-node');
+      perNode.set(node, (perNode.get(node) ?? 0) + 1);
+    }
+    for (const [node, count] of perNode) assert.ok(count <= PER_OBJECT, `${node} took ${count}`);
     const after = await publishSome(own.url, channel, 'after', 5, 5);
     const want = [...before, ...after];
     for (const [i, l] of listeners.entries()) {

@@ -1374,6 +1374,17 @@ mod tests {
             }
         }
 
+        /// Takes a new stream from `parent`, resuming after the last id relayed, as the
+        /// platform does when the old one ends (the parent must hold the resume).
+        fn resume(&mut self, parent: &mut Node, now_ms: u64) {
+            self.relay = TestOutlet::default();
+            self.reader.end_of_stream();
+            let seat = Seat::Relay(self.node.path().clone());
+            let last = Some(self.node.last_id());
+            let position = parent.join(seat, self.relay.clone(), last, now_ms).unwrap();
+            self.node.relay_started(position);
+        }
+
         /// Takes what the parent has written on the relay, and sends it on.
         fn pump(&mut self, now_ms: u64) {
             let mut client = self.relay.0.borrow_mut();
@@ -1490,18 +1501,7 @@ mod tests {
         publish_n(&mut root, 3..=5);
         assert_eq!(root.relays(), 0);
         // It resumes as any listener does, from the last id it relayed.
-        leaf.relay = TestOutlet::default();
-        leaf.reader.end_of_stream();
-        let last = leaf.node.last_id();
-        let position = root
-            .join(
-                Seat::Relay(leaf.node.path().clone()),
-                leaf.relay.clone(),
-                Some(last),
-                5,
-            )
-            .unwrap();
-        leaf.node.relay_started(position);
+        leaf.resume(&mut root, 5);
         publish_n(&mut root, 6..=6);
         leaf.pump(6);
         assert_eq!(ids_of(&listener), (1..=6).collect::<Vec<_>>());
@@ -1528,16 +1528,7 @@ mod tests {
         // Cut while 2..=6 are published; the root keeps only the last three.
         leaf.relay.0.borrow_mut().gone = true;
         publish_n(&mut root, 2..=6);
-        leaf.relay = TestOutlet::default();
-        let position = root
-            .join(
-                Seat::Relay(leaf.node.path().clone()),
-                leaf.relay.clone(),
-                Some(EventId(1)),
-                6,
-            )
-            .unwrap();
-        leaf.node.relay_started(position);
+        leaf.resume(&mut root, 6);
         leaf.pump(6);
         assert_eq!(ids_of(&listener), [1, 4, 5, 6]);
         assert_eq!(

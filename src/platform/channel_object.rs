@@ -153,12 +153,7 @@ impl Channel {
         let seated = self.seat(Seat::Listener, last_seen).await;
         self.arriving.set(self.arriving.get() - 1);
         let (body, _) = seated?;
-        let headers = http::event_stream_headers()?;
-        headers.set(NODE_HEADER, &path.to_string())?;
-        Ok(Response::builder()
-            .with_status(200)
-            .with_headers(headers)
-            .stream(body))
+        stream_response(body, NODE_HEADER, &path.to_string())
     }
 
     /// A full channel may be full of clients that went away without a word: writing to
@@ -180,12 +175,7 @@ impl Channel {
     /// A child node takes its stream from this one.
     async fn relay(&self, child: NodePath, last_seen: Option<EventId>) -> Result<Response, Error> {
         let (body, position) = self.seat(Seat::Relay(child), last_seen).await?;
-        let headers = http::event_stream_headers()?;
-        headers.set(POSITION_HEADER, &position.to_string())?;
-        Ok(Response::builder()
-            .with_status(200)
-            .with_headers(headers)
-            .stream(body))
+        stream_response(body, POSITION_HEADER, &position.to_string())
     }
 
     /// Opens a stream for a listener or a child, resuming after `last_seen`: from what
@@ -379,6 +369,20 @@ impl Channel {
             }
         }
     }
+}
+
+/// An event stream's response, with one header of the tree's contract.
+fn stream_response(
+    body: worker::web_sys::ReadableStream,
+    header: &str,
+    value: &str,
+) -> Result<Response, Error> {
+    let headers = http::event_stream_headers()?;
+    headers.set(header, value)?;
+    Ok(Response::builder()
+        .with_status(200)
+        .with_headers(headers)
+        .stream(body))
 }
 
 /// A report's answer: nothing, when it was taken.

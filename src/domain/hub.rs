@@ -281,6 +281,14 @@ impl<O: Outlet, L: EventLog, S: Admission> Hub<O, L, S> {
         })
     }
 
+    /// Writes a keep-alive to every subscriber, so that the runtime finds out which clients
+    /// are gone (a write to a vanished client fails); [`Hub::has_room`] then sees it.
+    pub fn probe(&mut self) {
+        self.flush();
+        let fanout = self.announcer.announce(&keep_alive_chunk::<O>(), 0);
+        self.counters.record(fanout);
+    }
+
     /// Whether a new subscriber would be accepted now (the known gone removed first).
     pub fn has_room(&mut self) -> bool {
         if self.announcer.len() >= self.settings.max_subscribers {

@@ -24,12 +24,6 @@ use crate::domain::{
 };
 use uplink::{LinkState, Uplink};
 
-/// How long a full channel keeps writing keep-alives to its listeners (one per
-/// `PROBE_POLL`), for the runtime to report clients that went away, before it refuses a
-/// newcomer.
-const PROBE_WAIT: Duration = Duration::from_millis(1000);
-const PROBE_POLL: Duration = Duration::from_millis(50);
-
 /// How long a node waits for its stream from its parent before it turns a listener away.
 const UPLINK_WAIT: Duration = Duration::from_millis(5000);
 const UPLINK_POLL: Duration = Duration::from_millis(5);
@@ -70,8 +64,6 @@ pub struct Channel {
     env: Env,
     host: Host<Hosted>,
     uplink: Rc<Uplink>,
-    /// When the last probe for gone clients was written.
-    last_probe_ms: Cell<u64>,
     /// Listeners placed here whose seats are being made.
     arriving: Cell<usize>,
 }
@@ -138,7 +130,9 @@ impl Channel {
     async fn listen(&self, last_seen: Option<EventId>, region: Region) -> Result<Response, Error> {
         let path = self.path();
         if path.is_root() {
-            self.probe_while_full().await;
+            let host = &self.host;
+            host.probe_while_full(|h| h.channel.has_room(), |h| h.channel.probe())
+                .await;
         }
         let arriving = self.arriving.get();
         if let Place::Child(node) = self.with_hosted(|h| h.channel.place(region, arriving)) {
@@ -154,22 +148,6 @@ impl Channel {
         self.arriving.set(self.arriving.get() - 1);
         let (body, _) = seated?;
         stream_response(body, NODE_HEADER, &path.to_string())
-    }
-
-    /// A full channel may be full of clients that went away without a word: writing to
-    /// them makes the runtime notice (locally, by the second write, within ~100 ms).
-    async fn probe_while_full(&self) {
-        let started = now_ms();
-        while !self.with_hosted(|h| h.channel.has_room())
-            && now_ms() - started < PROBE_WAIT.as_millis() as u64
-        {
-            // Newcomers waiting together share the probes.
-            if now_ms() - self.last_probe_ms.get() >= PROBE_POLL.as_millis() as u64 {
-                self.last_probe_ms.set(now_ms());
-                self.with_hosted(|h| h.channel.probe());
-            }
-            Delay::from(PROBE_POLL).await;
-        }
     }
 
     /// A child node takes its stream from this one.
@@ -430,7 +408,6 @@ impl DurableObject for Channel {
             env,
             host: Host::new(),
             uplink: Rc::new(Uplink::default()),
-            last_probe_ms: Cell::new(0),
             arriving: Cell::new(0),
         }
     }

@@ -21,8 +21,20 @@ extern "C" {
     fn set_timeout(callback: &Function, ms: f64);
 }
 
+/// How long a full object keeps writing keep-alives to its listeners (one per
+/// `PROBE_POLL`), for the runtime to report clients that went away, before it refuses a
+/// newcomer.
+const PROBE_WAIT: Duration = Duration::from_millis(1000);
+const PROBE_POLL: Duration = Duration::from_millis(50);
+
+fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
 pub struct Host<T> {
     hosted: Rc<RefCell<Option<T>>>,
+    /// When the last probe for gone clients was written.
+    last_probe_ms: Cell<u64>,
     keep_alive_armed: Cell<bool>,
     flush_scheduled: Rc<Cell<bool>>,
     /// The flush as a JavaScript callback, made once: scheduling it is then one call
@@ -34,6 +46,7 @@ impl<T: 'static> Host<T> {
     pub fn new() -> Self {
         Host {
             hosted: Rc::new(RefCell::new(None)),
+            last_probe_ms: Cell::new(0),
             keep_alive_armed: Cell::new(false),
             flush_scheduled: Rc::new(Cell::new(false)),
             flush_callback: RefCell::new(None),
@@ -57,6 +70,21 @@ impl<T: 'static> Host<T> {
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut hosted = self.hosted.borrow_mut();
         f(hosted.as_mut().expect("ensure_open ran first"))
+    }
+
+    /// A full object may be full of clients that went away without a word: writing to
+    /// them makes the runtime notice (locally, by the second write, within ~100 ms). While
+    /// `has_room` says no, for up to a second, this writes `probe` (keep-alives) every
+    /// 50 ms; newcomers waiting together share the probes.
+    pub async fn probe_while_full(&self, has_room: fn(&mut T) -> bool, probe: fn(&mut T)) {
+        let started = now_ms();
+        while !self.with(has_room) && now_ms() - started < PROBE_WAIT.as_millis() as u64 {
+            if now_ms() - self.last_probe_ms.get() >= PROBE_POLL.as_millis() as u64 {
+                self.last_probe_ms.set(now_ms());
+                self.with(probe);
+            }
+            Delay::from(PROBE_POLL).await;
+        }
     }
 
     /// A handle on the hosted state for work that outlives the request that started it.

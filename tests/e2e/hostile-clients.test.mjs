@@ -84,7 +84,7 @@ describe('with LISTEN_SECRET and PUBLISH_SECRET set', () => {
 describe('without secrets', () => {
   let server;
   before(async () => {
-    server = await startServer({ vars: { MAX_LISTENERS: '10', HEARTBEAT_SECONDS: '60' } });
+    server = await startServer({ vars: { MAX_LISTENERS: '10', HEARTBEAT_SECONDS: '60', MERCURE_ANONYMOUS: '1' } });
   });
   after(() => server?.stop());
 
@@ -165,6 +165,37 @@ describe('without secrets', () => {
       assert.equal(refused.status, 503);
       assert.equal(refused.headers.get('retry-after'), '5');
       for (const l of live) assert.equal(l.ended, false, 'probing must not cut live listeners');
+    } finally {
+      await Promise.all(live.map((l) => l.close()));
+    }
+  });
+
+  test('the Mercure hub too: a hub full of dead connections lets a newcomer in; one full of live ones answers 503', async () => {
+    const hub = (topic) => `/.well-known/mercure?topic=${encodeURIComponent(topic)}`;
+    const dead = [];
+    for (let i = 0; i < 10; i++) dead.push(await openRawListener(server.url, hub(`https://example.com/dead/${i}`)));
+    for (const d of dead) assert.match(d.statusLine, / 200 /);
+    await sleep(200);
+    for (const d of dead) d.socket.resetAndDestroy();
+    const newcomer = await openStream(`${server.url}${hub('https://example.com/new')}`);
+    try {
+      assert.equal(newcomer.status, 200, 'the newcomer was refused while every subscriber was dead');
+    } finally {
+      await newcomer.close();
+    }
+    await sleep(200);
+    const live = [];
+    try {
+      // The newcomer's slot frees once its close is seen; fill all ten with live ones.
+      for (let i = 0; i < 10; i++) {
+        const s = await openStream(`${server.url}${hub(`https://example.com/live/${i}`)}`);
+        assert.equal(s.status, 200, `live subscriber ${i}`);
+        live.push(s);
+      }
+      const refused = await request(`${server.url}${hub('https://example.com/one-too-many')}`);
+      assert.equal(refused.status, 503, refused.text);
+      assert.equal(refused.headers.get('retry-after'), '5');
+      for (const l of live) assert.equal(l.ended, false, 'probing must not cut live subscribers');
     } finally {
       await Promise.all(live.map((l) => l.close()));
     }

@@ -168,6 +168,16 @@ impl Hub {
             EARLIEST => Cursor::Earliest,
             _ => Cursor::After(c),
         });
+        // A full hub writes to its subscribers first, for the gone ones to show.
+        self.host
+            .probe_while_full(
+                |h| h.hub.has_room(),
+                |h| {
+                    h.hub.probe();
+                    h.settle();
+                },
+            )
+            .await;
         let capacity = self.with_hosted(|h| h.config.queue_capacity);
         let (outlet, body) = StreamOutlet::open(capacity)?;
         let subscribed = self.with_hosted(|h| {

@@ -335,6 +335,9 @@ pub struct Channel<O: Outlet, L: EventLog> {
     handed_up: Counters,
     /// The last id given out (on the root) or relayed (below it).
     last_id: EventId,
+    /// Below the root: where the stream from the parent had got to when it started (a
+    /// listener that does not resume starts from there, not from the replay before it).
+    upstream_position: EventId,
     /// Publishes since the last keep-alive (an idle channel releases its id reservation).
     published_since_keep_alive: u64,
     /// A storage failure met after a publish was answered, for the platform to report.
@@ -374,6 +377,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             counters: Counters::default(),
             handed_up: Counters::default(),
             last_id,
+            upstream_position: EventId(0),
             published_since_keep_alive: 0,
             store_error: None,
             log,
@@ -509,27 +513,20 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         })
     }
 
-    /// The stream from the parent has started (again): it goes on after `position`, the
-    /// parent's last id when it took this node. A node that had relayed nothing starts
-    /// there; one that reconnected first gets the events it missed (up to `position`)
-    /// and keeps only the later ones, whose arrival time is their publication's.
-    pub fn relay_started(&mut self, position: EventId) {
+    /// The stream from the parent has started (again): it brings what the parent had
+    /// after the id this node asked from (a replay, each event with its publication time)
+    /// up to `position`, then live events. A node that had relayed nothing asked from
+    /// `seeded` (a resume it was asked for, to hold what its returning listeners missed)
+    /// or from now; one that reconnected asked from its last relayed id.
+    pub fn relay_started(&mut self, position: EventId, seeded: Option<EventId>) {
         let Origin::Relayed { known_from } = &mut self.origin else {
             return;
         };
-        match known_from {
-            None => {
-                self.last_id = self.last_id.max(position);
-                *known_from = Some(self.last_id);
-            }
-            // What arrives up to `position` is a replay: sent on, not kept (it was
-            // published long before it arrives here), so resumes before it go up.
-            Some(_) if position > self.last_id => {
-                *known_from = Some(position);
-                let _ = self.log.prune(self.log.len(), 0);
-            }
-            Some(_) => {}
+        if known_from.is_none() {
+            self.last_id = seeded.unwrap_or(position);
+            *known_from = Some(self.last_id);
         }
+        self.upstream_position = position;
     }
 
     /// Takes frames relayed from the parent, in the channel's order: events (with their
@@ -547,7 +544,8 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             match frame.id.as_deref().map(EventId::parse) {
                 Some(Ok(id)) if id > self.last_id => {
                     self.last_id = id;
-                    let event = StoredEvent::new(id, now_ms, frame.text.clone());
+                    let at_ms = frame.at_ms.unwrap_or(now_ms);
+                    let event = StoredEvent::new(id, at_ms, frame.text.clone());
                     self.outbox.push_frame(&event.frame, id);
                     if id > known_from {
                         kept.push(event);
@@ -644,11 +642,15 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         self.flush();
         self.check_room(&seat)?;
         let mut start = protocol::retry(self.settings.retry_ms);
-        if let Some(last_seen) = last_seen {
-            start.push_str(&self.replay_text(last_seen, now_ms)?);
-        }
+        let timed = matches!(seat, Seat::Relay(_));
+        let position = match last_seen {
+            Some(last_seen) => {
+                start.push_str(&self.replay_text(last_seen, timed, now_ms)?);
+                self.last_id
+            }
+            None => self.last_id.max(self.upstream_position),
+        };
         outlet.write(&O::chunk(&start));
-        let position = self.last_id;
         self.seat(seat, outlet, position);
         Ok(position)
     }
@@ -668,8 +670,9 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         self.check_room(&seat)?;
         let mut start = protocol::retry(self.settings.retry_ms);
         start.push_str(replay);
+        let timed = matches!(seat, Seat::Relay(_));
         let position = if upstream < self.last_id {
-            start.push_str(&self.replay_text(upstream, now_ms)?);
+            start.push_str(&self.replay_text(upstream, timed, now_ms)?);
             self.last_id
         } else {
             upstream
@@ -683,17 +686,20 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// the listener to, for a child object to pass on. A child asks for at least
     /// `through` (its own [`Channel::holds_through`]), so that it can go on from the
     /// answer with what it holds; a node that is not that far yet says `NotCovered`.
+    /// `timed`: each event says when it was published ([`protocol::timed`]), for a
+    /// child's relay to keep it as long as the root would.
     pub fn replay(
         &mut self,
         after: EventId,
         through: EventId,
+        timed: bool,
         now_ms: u64,
     ) -> Result<(String, EventId), SubscribeError> {
         self.flush();
         if self.last_id < through {
             return Err(SubscribeError::NotCovered);
         }
-        Ok((self.replay_text(after, now_ms)?, self.last_id))
+        Ok((self.replay_text(after, timed, now_ms)?, self.last_id))
     }
 
     /// The least a replay from above must bring a seat to for this object to go on from
@@ -733,8 +739,14 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         !matches!(self.origin, Origin::Relayed { known_from: None })
     }
 
-    /// The replay for a resume after `after`, when this object holds it.
-    fn replay_text(&mut self, after: EventId, now_ms: u64) -> Result<String, SubscribeError> {
+    /// The replay for a resume after `after`, when this object holds it (`timed`: for a
+    /// child's relay, each event with its publication time).
+    fn replay_text(
+        &mut self,
+        after: EventId,
+        timed: bool,
+        now_ms: u64,
+    ) -> Result<String, SubscribeError> {
         // Nothing older than the age limit is replayed, however long since the last prune.
         self.settings
             .history
@@ -752,6 +764,9 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         for step in plan.steps {
             match step {
                 Replay::Gap(gap) => gap_notice(&gap).encode_into(&mut text),
+                Replay::Event(event) if timed => {
+                    text.push_str(&protocol::timed(&event.frame, event.at_ms))
+                }
                 Replay::Event(event) => text.push_str(&event.frame),
             }
         }
@@ -1366,7 +1381,7 @@ mod tests {
             let position = parent
                 .join(Seat::Relay(path), relay.clone(), None, 0)
                 .unwrap();
-            node.relay_started(position);
+            node.relay_started(position, None);
             Below {
                 node,
                 relay,
@@ -1382,7 +1397,7 @@ mod tests {
             let seat = Seat::Relay(self.node.path().clone());
             let last = Some(self.node.last_id());
             let position = parent.join(seat, self.relay.clone(), last, now_ms).unwrap();
-            self.node.relay_started(position);
+            self.node.relay_started(position, None);
         }
 
         /// Takes what the parent has written on the relay, and sends it on.
@@ -1454,7 +1469,7 @@ mod tests {
             leaf.node.subscribe(far.clone(), Some(EventId(2)), 9),
             Err(SubscribeError::NotCovered)
         );
-        let (replay, upstream) = root.replay(EventId(2), EventId(0), 9).unwrap();
+        let (replay, upstream) = root.replay(EventId(2), EventId(0), false, 9).unwrap();
         // The root publishes while the answer travels; the node has not relayed it yet.
         publish_n(&mut root, 10..=10);
         leaf.node
@@ -1478,7 +1493,7 @@ mod tests {
             leaf.node.subscribe(ahead.clone(), Some(EventId(6)), 6),
             Err(SubscribeError::NotCovered)
         );
-        let (replay, upstream) = root.replay(EventId(6), EventId(0), 6).unwrap();
+        let (replay, upstream) = root.replay(EventId(6), EventId(0), false, 6).unwrap();
         assert_eq!((replay.as_str(), upstream), ("", EventId(6)));
         leaf.node
             .join_replayed(Seat::Listener, ahead.clone(), &replay, upstream, 6)
@@ -1505,16 +1520,13 @@ mod tests {
         publish_n(&mut root, 6..=6);
         leaf.pump(6);
         assert_eq!(ids_of(&listener), (1..=6).collect::<Vec<_>>());
-        // The replayed part is not kept here: a resume into it is asked of the root.
-        assert_eq!(
-            leaf.node
-                .subscribe(TestOutlet::default(), Some(EventId(3)), 6),
-            Err(SubscribeError::NotCovered)
-        );
-        assert!(leaf
-            .node
-            .subscribe(TestOutlet::default(), Some(EventId(5)), 6)
-            .is_ok());
+        // The replayed part came with its publication times and is kept here too: a
+        // resume into it is answered by the node.
+        let resumed = TestOutlet::default();
+        leaf.node
+            .subscribe(resumed.clone(), Some(EventId(2)), 6)
+            .unwrap();
+        assert_eq!(ids_of(&resumed), [3, 4, 5, 6]);
     }
 
     #[test]
@@ -1537,7 +1549,7 @@ mod tests {
         );
         // Both answer a resume from 1 the same way.
         let at_root = listen(&mut root, Some(1));
-        let (replay, upstream) = root.replay(EventId(1), EventId(0), 6).unwrap();
+        let (replay, upstream) = root.replay(EventId(1), EventId(0), false, 6).unwrap();
         let below = TestOutlet::default();
         leaf.node
             .join_replayed(Seat::Listener, below.clone(), &replay, upstream, 6)
@@ -1554,7 +1566,7 @@ mod tests {
             node.subscribe(TestOutlet::default(), None, 0),
             Err(SubscribeError::NotCovered)
         );
-        node.relay_started(EventId(41));
+        node.relay_started(EventId(41), None);
         assert_eq!(
             node.subscribe(TestOutlet::default(), None, 0),
             Ok(EventId(41))
@@ -1580,6 +1592,92 @@ mod tests {
         assert_eq!(total.last_id, EventId(2));
         assert_eq!(total.counters.published, 2);
         drop((a, b));
+    }
+
+    #[test]
+    fn a_node_started_for_a_resume_holds_what_its_returning_listeners_missed() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        publish_n(&mut root, 1..=20);
+        // Everything restarted: a fresh node's first seat resumes after 18, so it takes its
+        // stream from a little before (here 10), as the platform does.
+        let path = NodePath::parse("weur").unwrap();
+        let mut node: Node =
+            Channel::relayed(tree_settings(100), path.clone(), MemoryLog::default());
+        let relay = TestOutlet::default();
+        let position = root
+            .join(Seat::Relay(path), relay.clone(), Some(EventId(10)), 20)
+            .unwrap();
+        node.relay_started(position, Some(EventId(10)));
+        let mut below = Below {
+            node,
+            relay,
+            reader: protocol::FrameReader::new(),
+        };
+        below.pump(20);
+        // The listeners coming back are all answered here, each from its own id.
+        for after in [18, 12, 10, 20] {
+            let o = TestOutlet::default();
+            below
+                .node
+                .subscribe(o.clone(), Some(EventId(after)), 20)
+                .unwrap();
+            assert_eq!(
+                ids_of(&o),
+                (after + 1..=20).collect::<Vec<_>>(),
+                "after {after}"
+            );
+        }
+        // Older than that is asked of the root, as before.
+        assert_eq!(
+            below
+                .node
+                .subscribe(TestOutlet::default(), Some(EventId(9)), 20),
+            Err(SubscribeError::NotCovered)
+        );
+        // A listener that does not resume starts from where the parent was, not from the
+        // replay before it.
+        let fresh = TestOutlet::default();
+        below.node.subscribe(fresh.clone(), None, 20).unwrap();
+        publish_n(&mut root, 21..=21);
+        below.pump(21);
+        assert_eq!(ids_of(&fresh), [21]);
+    }
+
+    #[test]
+    fn events_replayed_to_a_node_keep_their_age_so_it_never_serves_an_expired_one() {
+        let aging = ChannelSettings {
+            history: HistoryPolicy {
+                max_events: 100,
+                max_age_ms: 1000,
+            },
+            ..tree_settings(100)
+        };
+        let mut root = Channel::new(aging, MemoryLog::default());
+        root.publish(&msg("old"), 0).unwrap();
+        root.publish(&msg("new"), 900).unwrap();
+        root.flush();
+        let path = NodePath::parse("oc").unwrap();
+        let mut node: Node = Channel::relayed(aging, path.clone(), MemoryLog::default());
+        let relay = TestOutlet::default();
+        let position = root
+            .join(Seat::Relay(path), relay.clone(), Some(EventId(0)), 950)
+            .unwrap();
+        node.relay_started(position, Some(EventId(0)));
+        let mut below = Below {
+            node,
+            relay,
+            reader: protocol::FrameReader::new(),
+        };
+        // Arriving at 950, both are within the limit; at 1500 the first is older than it.
+        below.pump(950);
+        let o = TestOutlet::default();
+        let answered = below.node.subscribe(o.clone(), Some(EventId(0)), 1500);
+        match answered {
+            // The node no longer holds 1: the root answers, with a gap, as it would.
+            Err(SubscribeError::NotCovered) => {}
+            Ok(_) => assert_eq!(ids_of(&o), [2], "an expired event was served"),
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[test]
@@ -1702,9 +1800,9 @@ mod tests {
             fn replay(&mut self, at: usize, after: EventId, through: EventId) -> (String, EventId) {
                 let now = self.now;
                 if at == 0 {
-                    return self.root.replay(after, through, now).unwrap();
+                    return self.root.replay(after, through, false, now).unwrap();
                 }
-                match self.below[at - 1].node.replay(after, through, now) {
+                match self.below[at - 1].node.replay(after, through, false, now) {
                     Err(SubscribeError::NotCovered) => self.replay(at - 1, after, through),
                     answered => answered.unwrap(),
                 }
@@ -1752,7 +1850,7 @@ mod tests {
                 let below = &mut self.below[i];
                 below.relay = fresh;
                 below.reader.end_of_stream();
-                below.node.relay_started(position);
+                below.node.relay_started(position, None);
             }
         }
 

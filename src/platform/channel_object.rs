@@ -29,6 +29,10 @@ const UPLINK_WAIT: Duration = Duration::from_millis(5000);
 const UPLINK_POLL: Duration = Duration::from_millis(5);
 /// Times a node asks up again for a resume that moved on while the answer travelled.
 const REPLAY_ATTEMPTS: usize = 3;
+/// How far before the first resume it is asked for a fresh node starts its stream from
+/// its parent, in events: listeners coming back with ids up to this much older are then
+/// answered by the node itself.
+const SEED_MARGIN: u64 = 100;
 /// How long a node waits for a child's stats; a child that does not answer by then is
 /// left out of them (and its failure logged).
 const CHILD_STATS_WAIT: Duration = Duration::from_millis(3000);
@@ -112,7 +116,11 @@ impl Channel {
         match call.request {
             ChannelRequest::Listen { last_seen, region } => self.listen(last_seen, region).await,
             ChannelRequest::Relay { child, last_seen } => self.relay(child, last_seen).await,
-            ChannelRequest::Replay { after, through } => self.replay(after, through).await,
+            ChannelRequest::Replay {
+                after,
+                through,
+                timed,
+            } => self.replay(after, through, timed).await,
             ChannelRequest::Report {
                 child,
                 listeners,
@@ -163,6 +171,16 @@ impl Channel {
         seat: Seat,
         last_seen: Option<EventId>,
     ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
+        if let Some(after) = last_seen {
+            // A node that starts for a resume takes its stream from a little before it:
+            // the listeners coming back with it (after a restart, they all do) are then
+            // answered here, not each by a replay from above.
+            let fresh = !self.with_hosted(|h| h.channel.is_live());
+            if fresh && self.uplink.state.get() == LinkState::Down {
+                let seed = EventId(after.0.saturating_sub(SEED_MARGIN));
+                self.uplink.seed.set(Some(seed));
+            }
+        }
         self.ensure_uplink().await?;
         let capacity = self.with_hosted(|h| h.config.queue_capacity);
         let (outlet, body) = StreamOutlet::open(capacity)?;
@@ -186,7 +204,8 @@ impl Channel {
         let capacity = self.with_hosted(|h| h.config.queue_capacity);
         for _ in 0..REPLAY_ATTEMPTS {
             let through = self.with_hosted(|h| h.channel.holds_through());
-            let (replay, upstream) = self.ask_parent_replay(after, through).await?;
+            let timed = matches!(seat, Seat::Relay(_));
+            let (replay, upstream) = self.ask_parent_replay(after, through, timed).await?;
             let (outlet, body) = StreamOutlet::open(capacity)?;
             let joined = self.with_hosted(|h| {
                 h.channel
@@ -206,10 +225,17 @@ impl Channel {
 
     /// The replay for a resume after `after`, through at least `through`: from here, or
     /// from above.
-    async fn replay(&self, after: EventId, through: EventId) -> Result<Response, Error> {
-        let answered = self.with_hosted(|h| h.channel.replay(after, through, now_ms()));
+    async fn replay(
+        &self,
+        after: EventId,
+        through: EventId,
+        timed: bool,
+    ) -> Result<Response, Error> {
+        let answered = self.with_hosted(|h| h.channel.replay(after, through, timed, now_ms()));
         let (text, position) = match answered {
-            Err(SubscribeError::NotCovered) => self.ask_parent_replay(after, through).await?,
+            Err(SubscribeError::NotCovered) => {
+                self.ask_parent_replay(after, through, timed).await?
+            }
             answered => answered?,
         };
         let mut response = Response::ok(text)?;
@@ -225,12 +251,17 @@ impl Channel {
         &self,
         after: EventId,
         through: EventId,
+        timed: bool,
     ) -> Result<(String, EventId), Error> {
         let parent = self
             .path()
             .parent()
             .ok_or_else(|| Error::Contract("the root holds every resume".into()))?;
-        let request = ChannelRequest::Replay { after, through };
+        let request = ChannelRequest::Replay {
+            after,
+            through,
+            timed,
+        };
         let call = ChannelCall::to_node(self.channel_name(), parent, request);
         let mut response = ok_from_above(call.send(&self.env).await?)?;
         let position = position_of(&response)?;

@@ -47,6 +47,7 @@ const REGION: &str = "region";
 const CHILD: &str = "child";
 const LISTENERS: &str = "listeners";
 const THROUGH: &str = "through";
+const TIMED: &str = "timed";
 const DELIVERED: &str = "delivered";
 const DROPPED_SLOW: &str = "droppedSlow";
 const DROPPED_GONE: &str = "droppedGone";
@@ -126,8 +127,13 @@ pub enum ChannelRequest {
         last_seen: Option<EventId>,
     },
     /// The replay for a resume after `after`, as a body, for a child that does not hold
-    /// it; it must bring the child at least to `through`.
-    Replay { after: EventId, through: EventId },
+    /// it; it must bring the child at least to `through`. `timed`: each event says when
+    /// it was published (for a relay; never for a listener).
+    Replay {
+        after: EventId,
+        through: EventId,
+        timed: bool,
+    },
     /// A child's subtree holds `listeners` listeners; a child that emptied hands up what
     /// it counted (`handed`), for the channel's stats to keep.
     Report {
@@ -221,9 +227,16 @@ impl ChannelCall {
                         query.append_pair(LAST_EVENT_ID, &id.to_string());
                     }
                 }
-                ChannelRequest::Replay { after, through } => {
+                ChannelRequest::Replay {
+                    after,
+                    through,
+                    timed,
+                } => {
                     query.append_pair(LAST_EVENT_ID, &after.to_string());
                     query.append_pair(THROUGH, &through.to_string());
+                    if *timed {
+                        query.append_pair(TIMED, "1");
+                    }
                 }
                 ChannelRequest::Report {
                     child,
@@ -302,6 +315,7 @@ impl ChannelCall {
                 through: param(THROUGH)
                     .and_then(|t| EventId::parse(&t).ok())
                     .ok_or_else(|| bad("replay without through"))?,
+                timed: param(TIMED).is_some(),
             },
             (Method::Post, REPORT) => {
                 let count = |name: &str| {
@@ -542,6 +556,12 @@ mod tests {
             ChannelRequest::Replay {
                 after: EventId(0),
                 through: EventId(12),
+                timed: false,
+            },
+            ChannelRequest::Replay {
+                after: EventId(3),
+                through: EventId(3),
+                timed: true,
             },
             ChannelRequest::Report {
                 child: node("apac.1"),

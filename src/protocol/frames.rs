@@ -6,6 +6,10 @@
 //! frame ends with an empty line. Comments (keep-alives) and frames without data (the
 //! `retry:` a stream starts with) are dropped; the `Parser` is the one that reads any
 //! stream as a browser does.
+//!
+//! Between objects, a replayed event may carry when it was published, as a comment line
+//! before its fields ([`timed`]): an `EventSource` would ignore it, and the reader takes
+//! it off, so the frame passed on is the one the root wrote.
 
 /// One event as written, with its `id:` when it has one (a `gap` notice has none).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +17,16 @@ pub struct RawFrame {
     /// The frame, its closing empty line included.
     pub text: String,
     pub id: Option<String>,
+    /// When it was published, if the stream said ([`timed`]).
+    pub at_ms: Option<u64>,
+}
+
+/// The comment that says when a replayed event was published.
+const AT: &str = ": at ";
+
+/// `frame`, saying it was published at `at_ms` (for a stream between objects).
+pub fn timed(frame: &str, at_ms: u64) -> String {
+    format!("{AT}{at_ms}\n{frame}")
 }
 
 #[derive(Debug, Default)]
@@ -53,7 +67,13 @@ fn find_blank_line(bytes: &[u8]) -> Option<usize> {
 
 fn read_frame(bytes: &[u8]) -> Option<RawFrame> {
     // A frame ends at an empty line, which never falls inside a UTF-8 sequence.
-    let text = String::from_utf8_lossy(bytes).into_owned();
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    let mut at_ms = None;
+    if let Some(rest) = text.strip_prefix(AT) {
+        let (at, fields) = rest.split_once('\n')?;
+        at_ms = at.parse().ok();
+        text = fields.to_string();
+    }
     let mut id = None;
     let mut has_data = false;
     for line in text.lines() {
@@ -63,7 +83,7 @@ fn read_frame(bytes: &[u8]) -> Option<RawFrame> {
             has_data = true;
         }
     }
-    has_data.then_some(RawFrame { text, id })
+    has_data.then_some(RawFrame { text, id, at_ms })
 }
 
 #[cfg(test)]
@@ -124,5 +144,23 @@ mod tests {
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].id.as_deref(), Some("2"));
         assert_eq!(frames[0].text, "id: 2\ndata: y\n\n");
+    }
+
+    #[test]
+    fn a_timed_frame_comes_back_as_the_root_wrote_it_with_its_time() {
+        let frame = Event::new("x").with_id("7").unwrap().encode();
+        let stream = format!(
+            "{}{}",
+            timed(&frame, 1_733_000_000_123),
+            comment("keep-alive")
+        );
+        let frames = FrameReader::new().feed(stream.as_bytes());
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].text, frame);
+        assert_eq!(frames[0].id.as_deref(), Some("7"));
+        assert_eq!(frames[0].at_ms, Some(1_733_000_000_123));
+        // An EventSource reading it gets the same event.
+        let parsed = Parser::parse_all(stream.as_bytes());
+        assert_eq!(parsed, Parser::parse_all(frame.as_bytes()));
     }
 }

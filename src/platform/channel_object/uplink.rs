@@ -25,6 +25,8 @@ pub(super) struct Uplink {
     pub(super) state: Cell<LinkState>,
     /// Set when no one is left to serve: the stream is let go.
     pub(super) stop: Cell<bool>,
+    /// Where a node that has relayed nothing yet starts its stream (none: from now).
+    pub(super) seed: Cell<Option<EventId>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,9 +52,12 @@ pub(super) async fn run(
     };
     let mut failures = 0;
     while !uplink.stop.get() {
-        let last_seen = hosted
-            .with(|h| h.channel.is_live().then(|| h.channel.last_id()))
-            .flatten();
+        let live = hosted.with(|h| h.channel.is_live()).unwrap_or(false);
+        let seeded = (!live).then(|| uplink.seed.take()).flatten();
+        let last_seen = match live {
+            true => hosted.with(|h| h.channel.last_id()),
+            false => seeded,
+        };
         let request = ChannelRequest::Relay {
             child: path.clone(),
             last_seen,
@@ -61,7 +66,7 @@ pub(super) async fn run(
         match open(&call, &env).await {
             Ok((position, mut stream)) => {
                 failures = 0;
-                hosted.with(|h| h.channel.relay_started(position));
+                hosted.with(|h| h.channel.relay_started(position, seeded));
                 uplink.state.set(LinkState::Up);
                 let mut reader = FrameReader::new();
                 while let Some(Ok(bytes)) = stream.next().await {
@@ -79,6 +84,10 @@ pub(super) async fn run(
             }
             Err(e) => {
                 worker::console_error!("node {path} could not reach its parent: {e}");
+                // A node that has relayed nothing asks from the same place again.
+                if !live {
+                    uplink.seed.set(seeded);
+                }
                 failures += 1;
             }
         }

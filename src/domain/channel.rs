@@ -218,6 +218,16 @@ pub enum Seat {
     Relay(NodePath),
 }
 
+/// Where a seat's stream starts.
+enum StartAt {
+    /// From now: what is published next.
+    Now,
+    /// After this id, with what this object holds after it.
+    After(EventId),
+    /// After this id, which this object has not reached yet: nothing to replay here.
+    Ahead(EventId),
+}
+
 /// A child object fed from this one, and the last id it has (it gets only later ones).
 #[derive(Debug, Clone)]
 struct Relay {
@@ -633,26 +643,15 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     pub fn join(
         &mut self,
         seat: Seat,
-        mut outlet: O,
+        outlet: O,
         last_seen: Option<EventId>,
         now_ms: u64,
     ) -> Result<EventId, SubscribeError> {
-        // Those already listening get what is pending first; the newcomer gets it from
-        // history (or not at all when it did not ask to resume): never twice, never lost.
-        self.flush();
-        self.check_room(&seat)?;
-        let mut start = protocol::retry(self.settings.retry_ms);
-        let timed = matches!(seat, Seat::Relay(_));
-        let position = match last_seen {
-            Some(last_seen) => {
-                start.push_str(&self.replay_text(last_seen, timed, now_ms)?);
-                self.last_id
-            }
-            None => self.last_id.max(self.upstream_position),
+        let from = match last_seen {
+            Some(after) => StartAt::After(after),
+            None => StartAt::Now,
         };
-        outlet.write(&O::chunk(&start));
-        self.seat(seat, outlet, position);
-        Ok(position)
+        self.open_seat(seat, outlet, "", from, now_ms)
     }
 
     /// Starts a listener or relay with the replay an object above answered (`replay`,
@@ -661,21 +660,43 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     pub fn join_replayed(
         &mut self,
         seat: Seat,
-        mut outlet: O,
+        outlet: O,
         replay: &str,
         upstream: EventId,
         now_ms: u64,
     ) -> Result<EventId, SubscribeError> {
+        let from = if upstream < self.last_id {
+            StartAt::After(upstream)
+        } else {
+            StartAt::Ahead(upstream)
+        };
+        self.open_seat(seat, outlet, replay, from, now_ms)
+    }
+
+    /// Writes a seat's start (the `retry:` field, `replay`, then what this object has
+    /// after `from`) as one chunk, and seats it; returns the id its stream goes on after.
+    fn open_seat(
+        &mut self,
+        seat: Seat,
+        mut outlet: O,
+        replay: &str,
+        from: StartAt,
+        now_ms: u64,
+    ) -> Result<EventId, SubscribeError> {
+        // Those already listening get what is pending first; the newcomer gets it from
+        // history (or not at all when it did not ask to resume): never twice, never lost.
         self.flush();
         self.check_room(&seat)?;
         let mut start = protocol::retry(self.settings.retry_ms);
         start.push_str(replay);
         let timed = matches!(seat, Seat::Relay(_));
-        let position = if upstream < self.last_id {
-            start.push_str(&self.replay_text(upstream, timed, now_ms)?);
-            self.last_id
-        } else {
-            upstream
+        let position = match from {
+            StartAt::After(after) => {
+                start.push_str(&self.replay_text(after, timed, now_ms)?);
+                self.last_id
+            }
+            StartAt::Ahead(upstream) => upstream,
+            StartAt::Now => self.last_id.max(self.upstream_position),
         };
         outlet.write(&O::chunk(&start));
         self.seat(seat, outlet, position);

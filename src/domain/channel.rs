@@ -1395,14 +1395,25 @@ mod tests {
 
     impl Below {
         fn join(parent: &mut Node, path: &str, history: u64) -> Below {
+            Below::start(parent, path, tree_settings(history), None, 0)
+        }
+
+        /// A fresh node below `parent`, its stream from it starting after `seed` (from now
+        /// when none), as the platform starts one.
+        fn start(
+            parent: &mut Node,
+            path: &str,
+            settings: ChannelSettings,
+            seed: Option<EventId>,
+            now_ms: u64,
+        ) -> Below {
             let path = NodePath::parse(path).unwrap();
-            let mut node =
-                Channel::relayed(tree_settings(history), path.clone(), MemoryLog::default());
+            let mut node = Channel::relayed(settings, path.clone(), MemoryLog::default());
             let relay = TestOutlet::default();
             let position = parent
-                .join(Seat::Relay(path), relay.clone(), None, 0)
+                .join(Seat::Relay(path), relay.clone(), seed, now_ms)
                 .unwrap();
-            node.relay_started(position, None);
+            node.relay_started(position, seed);
             Below {
                 node,
                 relay,
@@ -1621,19 +1632,8 @@ mod tests {
         publish_n(&mut root, 1..=20);
         // Everything restarted: a fresh node's first seat resumes after 18, so it takes its
         // stream from a little before (here 10), as the platform does.
-        let path = NodePath::parse("weur").unwrap();
-        let mut node: Node =
-            Channel::relayed(tree_settings(100), path.clone(), MemoryLog::default());
-        let relay = TestOutlet::default();
-        let position = root
-            .join(Seat::Relay(path), relay.clone(), Some(EventId(10)), 20)
-            .unwrap();
-        node.relay_started(position, Some(EventId(10)));
-        let mut below = Below {
-            node,
-            relay,
-            reader: protocol::FrameReader::new(),
-        };
+        let seed = Some(EventId(10));
+        let mut below = Below::start(&mut root, "weur", tree_settings(100), seed, 20);
         below.pump(20);
         // The listeners coming back are all answered here, each from its own id.
         for after in [18, 12, 10, 20] {
@@ -1677,18 +1677,7 @@ mod tests {
         root.publish(&msg("old"), 0).unwrap();
         root.publish(&msg("new"), 900).unwrap();
         root.flush();
-        let path = NodePath::parse("oc").unwrap();
-        let mut node: Node = Channel::relayed(aging, path.clone(), MemoryLog::default());
-        let relay = TestOutlet::default();
-        let position = root
-            .join(Seat::Relay(path), relay.clone(), Some(EventId(0)), 950)
-            .unwrap();
-        node.relay_started(position, Some(EventId(0)));
-        let mut below = Below {
-            node,
-            relay,
-            reader: protocol::FrameReader::new(),
-        };
+        let mut below = Below::start(&mut root, "oc", aging, Some(EventId(0)), 950);
         // Arriving at 950, both are within the limit; at 1500 the first is older than it.
         below.pump(950);
         let o = TestOutlet::default();

@@ -10,11 +10,11 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use worker::{durable_object, Date, Delay, DurableObject, Env, Request, Response, State};
+use worker::{durable_object, Delay, DurableObject, Env, Request, Response, State};
 
 use super::contract::{ChannelCall, ChannelRequest, NODE_HEADER, PLACED_STATUS, POSITION_HEADER};
 use super::error::Error;
-use super::host::Host;
+use super::host::{now_ms, Host};
 use super::http;
 use super::outlet::StreamOutlet;
 use super::sql_log::SqlLog;
@@ -70,10 +70,6 @@ pub struct Channel {
     uplink: Rc<Uplink>,
     /// Listeners placed here whose seats are being made.
     arriving: Cell<usize>,
-}
-
-fn now_ms() -> u64 {
-    Date::now().as_millis()
 }
 
 impl Channel {
@@ -263,7 +259,7 @@ impl Channel {
             timed,
         };
         let call = ChannelCall::to_node(self.channel_name(), parent, request);
-        let mut response = ok_from_above(call.send(&self.env).await?)?;
+        let mut response = from_above(call.send(&self.env).await?, 200)?;
         let position = position_of(&response)?;
         Ok((response.text().await?, position))
     }
@@ -367,8 +363,8 @@ impl Channel {
             handed,
         };
         let call = ChannelCall::to_node(self.channel_name(), parent, report);
-        match call.send(&self.env).await.and_then(ok_from_above_empty) {
-            Ok(()) => self.with_hosted(|h| h.reported = subtree),
+        match call.send(&self.env).await.and_then(|r| from_above(r, 204)) {
+            Ok(_) => self.with_hosted(|h| h.reported = subtree),
             Err(e) => {
                 // Kept here, to be handed up with the next report.
                 if let Some(handed) = handed {
@@ -394,18 +390,11 @@ fn stream_response(
         .stream(body))
 }
 
-/// A report's answer: nothing, when it was taken.
-fn ok_from_above_empty(response: Response) -> Result<(), Error> {
+/// Another node's answer, when it has the status the call expects (`expected`: 200 for a
+/// stream, a replay or stats, 204 for a report).
+fn from_above(response: Response, expected: u16) -> Result<Response, Error> {
     match response.status_code() {
-        204 => Ok(()),
-        status => Err(Error::Contract(format!("a node above answered {status}"))),
-    }
-}
-
-/// A child's answer, when it is one.
-fn ok_from_above(response: Response) -> Result<Response, Error> {
-    match response.status_code() {
-        200 => Ok(response),
+        status if status == expected => Ok(response),
         503 => Err(Error::TreeBusy("a node above is busy")),
         status => Err(Error::Contract(format!("a node above answered {status}"))),
     }
@@ -421,7 +410,7 @@ fn position_of(response: &Response) -> Result<EventId, Error> {
 
 async fn child_stats(call: ChannelCall, env: &Env) -> Result<ChannelStats, Error> {
     let ask = async {
-        let mut response = ok_from_above(call.send(env).await?)?;
+        let mut response = from_above(call.send(env).await?, 200)?;
         let value: serde_json::Value = response.json().await?;
         ChannelStats::from_json(&value).ok_or_else(|| Error::Contract("a node's stats".into()))
     };

@@ -27,7 +27,8 @@ extern "C" {
 const PROBE_WAIT: Duration = Duration::from_millis(1000);
 const PROBE_POLL: Duration = Duration::from_millis(50);
 
-fn now_ms() -> u64 {
+/// The runtime's clock, in milliseconds: what both objects stamp events and timers with.
+pub fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
 

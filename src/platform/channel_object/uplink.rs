@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use worker::{Delay, Env};
 
-use super::{now_ms, ok_from_above, position_of, Hosted};
+use super::{from_above, now_ms, position_of, Hosted};
 use crate::domain::{ChannelName, EventId, NodePath};
 use crate::platform::contract::{ChannelCall, ChannelRequest};
 use crate::platform::error::Error;
@@ -102,7 +102,7 @@ pub(super) async fn run(
 }
 
 async fn open(call: &ChannelCall, env: &Env) -> Result<(EventId, worker::ByteStream), Error> {
-    let mut response = ok_from_above(call.send(env).await?)?;
+    let mut response = from_above(call.send(env).await?, 200)?;
     let position = position_of(&response)?;
     Ok((position, response.stream()?))
 }

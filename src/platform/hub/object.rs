@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use worker::{durable_object, Date, DurableObject, Env, Headers, Request, Response, State};
+use worker::{durable_object, DurableObject, Env, Headers, Request, Response, State};
 
 use super::super::contract::HubCall;
 use super::super::error::Error;
 use super::super::error::{Challenge, HubRefusal};
-use super::super::host::Host;
+use super::super::host::{now_ms, Host};
 use super::super::outlet::StreamOutlet;
 use super::super::sql_log::SqlLog;
 use super::random_id;
@@ -87,10 +87,6 @@ pub struct Hub {
     state: State,
     env: Env,
     host: Host<Hosted>,
-}
-
-fn now_ms() -> u64 {
-    Date::now().as_millis()
 }
 
 /// The headers every hub stream carries (§6.4).

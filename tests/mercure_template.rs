@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 
-use sse_edge::domain::mercure::{MatcherKind, TopicMatcher, TopicSpec};
+use sse_edge::domain::mercure::{MatcherBudget, MatcherKind, TopicMatcher, TopicSpec};
 
 const R: &str = "http://127.0.0.1:8787/.well-known/mercure";
 
@@ -237,7 +237,13 @@ fn expand(template: &[Segment]) -> String {
 }
 
 fn selector(template: &str) -> TopicMatcher {
-    TopicMatcher::compile(&TopicSpec::new(MatcherKind::Selector, template), R).unwrap()
+    let mut budget = MatcherBudget::new(Default::default());
+    TopicMatcher::compile(
+        &TopicSpec::new(MatcherKind::Selector, template),
+        R,
+        &mut budget,
+    )
+    .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ use sha2::{Sha256, Sha512};
 use sse_edge::domain::mercure::token::{
     verify, Action, Generation, Grants, TokenContext, TokenError, MAX_DETAILS,
 };
-use sse_edge::domain::mercure::{MatcherKind, TopicSpec};
+use sse_edge::domain::mercure::{GrantsSpec, MatcherBudget, MatcherKind, TopicSpec};
 
 const KEY: &[u8] = b"!ChangeThisMercureHubJWTSecretKey!";
 const R: &str = "http://127.0.0.1:8787/.well-known/mercure";
@@ -50,7 +50,20 @@ fn ctx() -> TokenContext {
         now_s: NOW,
         issuers: vec![ISS.into()],
         resource: R.into(),
+        limits: Default::default(),
     }
+}
+
+/// Grants as the Worker passes them on.
+fn to_json(grants: &Grants) -> String {
+    serde_json::to_string(&grants.spec()).unwrap()
+}
+
+/// Grants as the hub object reads and compiles them.
+fn from_json(json: &str) -> Result<Grants, String> {
+    let spec: GrantsSpec = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    spec.compile(&mut MatcherBudget::new(Default::default()))
+        .map_err(|e| e.to_string())
 }
 
 fn check(token: &str) -> Result<Grants, TokenError> {
@@ -1037,7 +1050,7 @@ fn grants_survive_a_round_trip_through_json() {
     let v1 = check(&v1_detail(detail)).unwrap();
     let v0 = check(&mint(HS256, json!({"mercure": {"publish": ["https://example.com/{id}"], "payload": [1]}, "exp": NOW + 9}))).unwrap();
     for grants in [v1, v0] {
-        let back = Grants::from_json(&grants.to_json()).unwrap();
+        let back = from_json(&to_json(&grants)).unwrap();
         assert_eq!(back.generation(), grants.generation());
         assert_eq!(back.exp(), grants.exp());
         for (action, topic) in [
@@ -1059,12 +1072,42 @@ fn grants_survive_a_round_trip_through_json() {
 
 #[test]
 fn grants_whose_json_is_damaged_are_refused() {
-    assert!(Grants::from_json("{}").is_err());
+    assert!(from_json("{}").is_err());
     let grants = check(&v1_detail(mercure_detail(
         json!(["subscribe"]),
         json!([{"match": "/x/:id", "match_type": "urlpattern"}]),
     )))
     .unwrap();
-    let broken = grants.to_json().replace("/x/:id", "/x/(");
-    assert!(Grants::from_json(&broken).is_err());
+    let broken = to_json(&grants).replace("/x/:id", "/x/(");
+    assert!(from_json(&broken).is_err());
+}
+
+#[test]
+fn a_token_whose_matchers_are_too_complex_to_compile_is_refused_quickly() {
+    // Each selector a template with a long prefix: about 100 KB compiled, so the token's
+    // thousand of them would hold about 100 MB.
+    let heavy: Vec<String> = (0..1000)
+        .map(|i| format!("https://a.test/{i}/{{v:300}}"))
+        .collect();
+    let started = std::time::Instant::now();
+    let v0 = mint(HS256, json!({"mercure": {"subscribe": heavy}}));
+    assert_eq!(refused(&v0), "matchers too complex");
+    let pattern = r"https://ex.test/:a([\p{L}\p{N}]{400})";
+    let v1 = v1_detail(mercure_detail(
+        json!(["subscribe"]),
+        json!([{"match": pattern, "match_type": "urlpattern"}]),
+    ));
+    assert_eq!(refused(&v1), "matchers too complex");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // A few such templates fit.
+    let few: Vec<String> = (0..3)
+        .map(|i| format!("https://a.test/{i}/{{v:30}}"))
+        .collect();
+    let grants = check(&mint(HS256, json!({"mercure": {"subscribe": few}}))).unwrap();
+    assert!(grants.cost() > 0 && grants.cost() <= 1024 * 1024);
+    assert!(grants.allows(Action::Subscribe, "https://a.test/2/abc"));
 }

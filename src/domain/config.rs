@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::mercure::MatcherLimits;
 use super::tree::TreeSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +26,7 @@ impl AllowedOrigins {
 }
 
 /// The Mercure hub's settings (`MERCURE_*`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MercureConfig {
     /// Verifies publisher tokens (HS256); unset: every publish is refused.
     pub publisher_key: Option<String>,
@@ -39,6 +40,32 @@ pub struct MercureConfig {
     pub issuers: Vec<String>,
     /// CORS for the hub's routes; `None`: the hub sends no CORS headers.
     pub cors_origins: Option<AllowedOrigins>,
+    /// What one matcher, and one subscriber's (or token's) matchers together, may hold
+    /// compiled (`MERCURE_MATCHER_BYTES`, `MERCURE_SUBSCRIBER_MATCHER_BYTES`).
+    pub matcher_limits: MatcherLimits,
+    /// What all the subscribers' matchers of one hub object may hold compiled.
+    pub hub_matcher_bytes: usize,
+    /// Longest update id a publisher may give, in bytes.
+    pub max_id_bytes: usize,
+    /// Longest topic of an update, in bytes.
+    pub max_topic_bytes: usize,
+}
+
+impl Default for MercureConfig {
+    fn default() -> Self {
+        MercureConfig {
+            publisher_key: None,
+            subscriber_key: None,
+            anonymous: false,
+            subscriptions: false,
+            issuers: Vec::new(),
+            cors_origins: None,
+            matcher_limits: MatcherLimits::default(),
+            hub_matcher_bytes: 32 * 1024 * 1024,
+            max_id_bytes: 1024,
+            max_topic_bytes: 4096,
+        }
+    }
 }
 
 impl MercureConfig {
@@ -190,6 +217,8 @@ impl Config {
             }
         };
         let d = Config::default();
+        let dm = &d.mercure;
+        const MIB: u64 = 1024 * 1024;
         Ok(Config {
             queue_capacity: number("QUEUE_CAPACITY", 1, 10_000, d.queue_capacity as u64)? as usize,
             max_listeners: number("MAX_LISTENERS", 1, 100_000_000, d.max_listeners as u64)?
@@ -252,6 +281,34 @@ impl Config {
                     .map(|v| list(&v).map(str::to_string).collect())
                     .unwrap_or_default(),
                 cors_origins: get("MERCURE_CORS_ORIGINS").map(|v| origins(&v)),
+                matcher_limits: MatcherLimits {
+                    matcher_bytes: number(
+                        "MERCURE_MATCHER_BYTES",
+                        1024,
+                        64 * MIB,
+                        dm.matcher_limits.matcher_bytes as u64,
+                    )? as usize,
+                    subscriber_bytes: number(
+                        "MERCURE_SUBSCRIBER_MATCHER_BYTES",
+                        1024,
+                        256 * MIB,
+                        dm.matcher_limits.subscriber_bytes as u64,
+                    )? as usize,
+                },
+                hub_matcher_bytes: number(
+                    "MERCURE_HUB_MATCHER_BYTES",
+                    1024,
+                    4096 * MIB,
+                    dm.hub_matcher_bytes as u64,
+                )? as usize,
+                max_id_bytes: number("MERCURE_MAX_ID_BYTES", 1, 65_536, dm.max_id_bytes as u64)?
+                    as usize,
+                max_topic_bytes: number(
+                    "MERCURE_MAX_TOPIC_BYTES",
+                    1,
+                    65_536,
+                    dm.max_topic_bytes as u64,
+                )? as usize,
             },
         })
     }
@@ -361,9 +418,25 @@ mod tests {
                 "MERCURE_CORS_ORIGINS",
                 "http://app.test/, http://other.test",
             ),
+            ("MERCURE_MATCHER_BYTES", "2048"),
+            ("MERCURE_SUBSCRIBER_MATCHER_BYTES", "4096"),
+            ("MERCURE_HUB_MATCHER_BYTES", "8192"),
+            ("MERCURE_MAX_ID_BYTES", "10"),
+            ("MERCURE_MAX_TOPIC_BYTES", "20"),
         ])
         .unwrap()
         .mercure;
+        assert_eq!(
+            m.matcher_limits,
+            MatcherLimits {
+                matcher_bytes: 2048,
+                subscriber_bytes: 4096
+            }
+        );
+        assert_eq!(
+            (m.hub_matcher_bytes, m.max_id_bytes, m.max_topic_bytes),
+            (8192, 10, 20)
+        );
         assert_eq!(m.publisher_key.as_deref(), Some("pub"));
         assert_eq!(m.subscriber_key.as_deref(), Some("sub"));
         assert!(m.anonymous && m.subscriptions && m.enabled());

@@ -51,6 +51,9 @@ pub trait Admission {
     /// Whether this subscriber receives the update (at most once, however many of its
     /// subscriptions match).
     fn admits(&self, route: &UpdateRoute) -> bool;
+
+    /// The bytes its compiled matchers hold, counted against the hub's bound.
+    fn footprint(&self) -> usize;
 }
 
 /// One update, ready to be stored and sent.
@@ -93,6 +96,8 @@ pub enum Cursor {
 pub struct HubSettings {
     pub queue_capacity: usize,
     pub max_subscribers: usize,
+    /// What all the subscribers' matchers may hold together, in bytes.
+    pub max_matcher_bytes: usize,
     pub retry_ms: u64,
     pub history: HistoryPolicy,
 }
@@ -101,6 +106,10 @@ pub struct HubSettings {
 pub enum HubError {
     /// The hub already has its maximum number of subscribers.
     Full {
+        max: usize,
+    },
+    /// The subscribers' matchers hold all the memory the hub gives them.
+    MatchersFull {
         max: usize,
     },
     /// An id, type or retry cannot be written (the Worker validates them first).
@@ -112,6 +121,10 @@ impl std::fmt::Display for HubError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HubError::Full { max } => write!(f, "the hub has its maximum of {max} subscribers"),
+            HubError::MatchersFull { max } => write!(
+                f,
+                "the hub's subscribers' matchers hold their maximum of {max} bytes"
+            ),
             HubError::Field(e) => write!(f, "{e}"),
             HubError::Log(e) => write!(f, "{e}"),
         }
@@ -249,6 +262,12 @@ impl<O: Outlet, L: EventLog, S: Admission> Hub<O, L, S> {
                 max: self.settings.max_subscribers,
             });
         }
+        let held: usize = self.announcer.interests().map(S::footprint).sum();
+        if held.saturating_add(subscriber.footprint()) > self.settings.max_matcher_bytes {
+            return Err(HubError::MatchersFull {
+                max: self.settings.max_matcher_bytes,
+            });
+        }
         let mut start = protocol::retry(self.settings.retry_ms);
         let mut found = None;
         if let Some(cursor) = cursor {
@@ -341,6 +360,7 @@ mod tests {
     struct Sub {
         topics: Vec<&'static str>,
         private: bool,
+        footprint: usize,
     }
 
     impl Admission for Sub {
@@ -351,6 +371,10 @@ mod tests {
                     .iter()
                     .any(|t| self.topics.contains(&t.as_str()))
         }
+
+        fn footprint(&self) -> usize {
+            self.footprint
+        }
     }
 
     fn hub() -> Hub<TestOutlet, MemoryLog, Sub> {
@@ -358,6 +382,7 @@ mod tests {
             HubSettings {
                 queue_capacity: 5,
                 max_subscribers: 10,
+                max_matcher_bytes: 1000,
                 retry_ms: 1000,
                 history: HistoryPolicy {
                     max_events: 100,
@@ -385,7 +410,29 @@ mod tests {
         Sub {
             topics: topics.to_vec(),
             private,
+            footprint: 0,
         }
+    }
+
+    #[test]
+    fn a_subscriber_whose_matchers_would_pass_the_hubs_bound_is_refused_and_the_others_go_on() {
+        let mut h = hub();
+        let heavy = |footprint| Sub {
+            footprint,
+            ..sub(&["books"], false)
+        };
+        let first = join(&mut h, heavy(600), None);
+        let o = TestOutlet::default();
+        assert_eq!(
+            h.subscribe(o, heavy(401), None, 0),
+            Err(HubError::MatchersFull { max: 1000 })
+        );
+        let second = join(&mut h, heavy(400), None);
+        h.publish(&update("a", &["books"], false), 1).unwrap();
+        h.flush();
+        assert_eq!(ids(&first), ["a"]);
+        assert_eq!(ids(&second), ["a"]);
+        assert_eq!(h.len(), 2);
     }
 
     fn join(h: &mut Hub<TestOutlet, MemoryLog, Sub>, s: Sub, cursor: Option<Cursor>) -> TestOutlet {

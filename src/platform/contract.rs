@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit, Response, Url};
 
 use super::error::Error;
-use crate::domain::mercure::{Grants, TopicSpec, Update};
+use crate::domain::mercure::{GrantsSpec, TopicSpec, Update};
 use crate::domain::{ChannelName, Counters, EventId, Message, NodePath, Region};
 
 /// The Durable Object namespace bindings (wrangler.toml `[[durable_objects.bindings]]`).
@@ -460,7 +460,7 @@ pub enum HubCall {
         base: String,
         subscriber_id: String,
         specs: Vec<TopicSpec>,
-        grants: Option<Grants>,
+        grants: Option<GrantsSpec>,
         /// The resume cursor: an id, or `earliest`.
         cursor: Option<String>,
     },
@@ -472,7 +472,7 @@ pub enum HubCall {
         base: String,
         remainder: String,
         raw_path: String,
-        grants: Grants,
+        grants: GrantsSpec,
         if_none_match: Option<String>,
     },
 }
@@ -704,7 +704,7 @@ mod tests {
 
     #[test]
     fn a_hub_call_reads_back_as_it_was_sent_grants_and_all() {
-        use crate::domain::mercure::{verify, MatcherKind, TokenContext};
+        use crate::domain::mercure::{verify, MatcherBudget, MatcherKind, TokenContext};
         // A 0.x token granting subscribe on a template, signed by hand.
         let grants = {
             use base64::Engine;
@@ -723,6 +723,7 @@ mod tests {
                 now_s: 0,
                 issuers: vec![],
                 resource: "http://h.test/.well-known/mercure".into(),
+                limits: Default::default(),
             };
             verify(&format!("{signing}.{sig}"), b"k", &ctx).unwrap()
         };
@@ -730,7 +731,7 @@ mod tests {
             base: "http://h.test/.well-known/mercure".into(),
             subscriber_id: "urn:uuid:1".into(),
             specs: vec![TopicSpec::new(MatcherKind::UrlPattern, "/books/:id")],
-            grants: Some(grants),
+            grants: Some(grants.spec()),
             cursor: Some("earliest".into()),
         };
         let back = HubCall::from_wire(&call.to_wire()).unwrap();
@@ -738,7 +739,10 @@ mod tests {
         let HubCall::Subscribe { grants, .. } = back else {
             panic!("not a subscribe")
         };
-        let grants = grants.unwrap();
+        let grants = grants
+            .unwrap()
+            .compile(&mut MatcherBudget::new(Default::default()))
+            .unwrap();
         assert!(grants.allows(
             crate::domain::mercure::Action::Subscribe,
             "https://a.test/y"

@@ -69,6 +69,11 @@ pub enum Error {
     HubFull {
         max: usize,
     },
+    /// The hub's subscribers' matchers hold all the memory it gives them (503, with
+    /// `Retry-After`).
+    HubMatchersFull {
+        max: usize,
+    },
 }
 
 /// How the hub refuses a request's credentials: the status, and the `WWW-Authenticate`
@@ -129,7 +134,7 @@ impl Error {
             },
             Error::NotAForm => 415,
             Error::Update(_) | Error::Query(_) | Error::BadPath(_) => 400,
-            Error::HubFull { .. } => 503,
+            Error::HubFull { .. } | Error::HubMatchersFull { .. } => 503,
         }
     }
 
@@ -137,7 +142,11 @@ impl Error {
     /// that are ours, not the client's, are logged (the client only gets the line).
     pub fn to_response(&self) -> worker::Result<Response> {
         let status = self.status();
-        if status >= 500 && !matches!(self, Error::ChannelFull { .. } | Error::HubFull { .. }) {
+        let full = matches!(
+            self,
+            Error::ChannelFull { .. } | Error::HubFull { .. } | Error::HubMatchersFull { .. }
+        );
+        if status >= 500 && !full {
             worker::console_error!("{status}: {self}");
         }
         let headers = Headers::new();
@@ -145,9 +154,7 @@ impl Error {
         headers.set("Cache-Control", "no-store")?;
         match self {
             Error::MethodNotAllowed { allow } => headers.set("Allow", allow)?,
-            Error::ChannelFull { .. } | Error::HubFull { .. } => {
-                headers.set("Retry-After", &FULL_RETRY_AFTER_SECONDS.to_string())?
-            }
+            _ if full => headers.set("Retry-After", &FULL_RETRY_AFTER_SECONDS.to_string())?,
             Error::TreeBusy(_) => headers.set("Retry-After", "1")?,
             Error::Hub(refusal) => headers.set("WWW-Authenticate", &refusal.challenge())?,
             _ => {}
@@ -192,6 +199,10 @@ impl fmt::Display for Error {
             Error::Query(e) => write!(f, "{e}"),
             Error::BadPath(why) => f.write_str(why),
             Error::HubFull { max } => write!(f, "the hub has its maximum of {max} subscribers"),
+            Error::HubMatchersFull { max } => write!(
+                f,
+                "the hub's subscribers' matchers hold their maximum of {max} bytes"
+            ),
         }
     }
 }
@@ -270,6 +281,7 @@ impl From<HubError> for Error {
     fn from(e: HubError) -> Self {
         match e {
             HubError::Full { max } => Error::HubFull { max },
+            HubError::MatchersFull { max } => Error::HubMatchersFull { max },
             HubError::Field(e) => Error::Contract(e.to_string()),
             HubError::Log(e) => Error::Storage(e),
         }
@@ -329,6 +341,7 @@ mod tests {
             (Error::Update(UpdateError::MissingTopic), 400),
             (Error::Query(QueryError::NoMatcher), 400),
             (Error::HubFull { max: 1 }, 503),
+            (Error::HubMatchersFull { max: 1 }, 503),
         ];
         for (error, status) in cases {
             assert_eq!(error.status(), status, "{error}");

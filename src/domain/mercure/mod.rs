@@ -4,6 +4,7 @@
 //!
 //! Section numbers (§) refer to the requirement list `mercure-hub.md`.
 
+pub mod budget;
 pub mod subscribe;
 pub mod subscriber;
 pub mod subscriptions;
@@ -13,11 +14,12 @@ pub mod token;
 pub mod topic;
 pub mod update;
 
+pub use budget::{MatcherBudget, MatcherLimits};
 pub use subscribe::{QueryError, SubscribeQuery};
 pub use subscriptions::{enc, ApiPath, Subscription};
-pub use token::{verify, Action, Generation, Grants, TokenContext, TokenError};
+pub use token::{verify, Action, Generation, Grants, GrantsSpec, TokenContext, TokenError};
 pub use topic::{MatcherError, MatcherKind, TopicMatcher, TopicSpec};
-pub use update::{receives, Update, UpdateError, UpdateForm};
+pub use update::{receives, FieldLimits, Update, UpdateError, UpdateForm};
 
 /// The hub's own path; topics under it are the hub's (§4.4, §7).
 pub const HUB_PATH: &str = "/.well-known/mercure";

@@ -3,14 +3,18 @@
 
 use std::fmt;
 
+use super::budget::MatcherBudget;
 use super::text::form_pairs;
-use super::topic::{check_matcher_text, MatcherError, MatcherKind, TopicMatcher, TopicSpec};
+use super::topic::{
+    check_matcher_text, check_syntax, MatcherError, MatcherKind, TopicMatcher, TopicSpec,
+};
 use super::MAX_MATCHERS;
 
-/// A parsed and checked subscribe query.
+/// A parsed and checked subscribe query. Its matchers are checked, not compiled: the hub's
+/// object compiles them ([`compile`]), where they are used.
 #[derive(Debug, Clone)]
 pub struct SubscribeQuery {
-    matchers: Vec<TopicMatcher>,
+    specs: Vec<TopicSpec>,
     last_event_id: Option<String>,
     last_event_id_v0: Option<String>,
     authorization: Vec<String>,
@@ -32,6 +36,13 @@ pub enum QueryError {
     MatcherTooLong,
     MatcherControlCharacter,
     InvalidUrlPattern,
+    /// The matcher at `position` (from 1, in the query's order) compiles to more than a
+    /// bound allows.
+    MatcherTooComplex {
+        position: usize,
+        spec: TopicSpec,
+        reason: MatcherError,
+    },
 }
 
 impl std::error::Error for QueryError {}
@@ -54,6 +65,16 @@ impl fmt::Display for QueryError {
                 f.write_str("a matcher contains a control character")
             }
             QueryError::InvalidUrlPattern => f.write_str("invalid URL pattern"),
+            QueryError::MatcherTooComplex {
+                position,
+                spec,
+                reason,
+            } => write!(
+                f,
+                "matcher {position} ({}={}) refused: {reason}",
+                parameter_name(spec.kind),
+                shortened(&spec.text)
+            ),
         }
     }
 }
@@ -66,6 +87,23 @@ fn matcher_kind(name: &str) -> Option<MatcherKind> {
         "match" | "match_exact" => Some(MatcherKind::Exact),
         "match_urlpattern" => Some(MatcherKind::UrlPattern),
         _ => None,
+    }
+}
+
+/// The query parameter that writes a matcher of `kind`.
+fn parameter_name(kind: MatcherKind) -> &'static str {
+    match kind {
+        MatcherKind::Selector => "topic",
+        MatcherKind::Exact => "match",
+        MatcherKind::UrlPattern => "match_urlpattern",
+    }
+}
+
+/// At most 80 characters of `text`, for an error line.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
     }
 }
 
@@ -85,7 +123,7 @@ impl SubscribeQuery {
         let pairs =
             form_pairs(query.as_bytes()).map_err(|e| QueryError::NotUtf8 { field: e.field })?;
         let mut parsed = SubscribeQuery {
-            matchers: Vec::new(),
+            specs: Vec::new(),
             last_event_id: None,
             last_event_id_v0: None,
             authorization: Vec::new(),
@@ -116,31 +154,18 @@ impl SubscribeQuery {
         if specs.len() > MAX_MATCHERS {
             return Err(QueryError::TooManyMatchers);
         }
-        parsed.matchers = specs
-            .iter()
-            .map(|spec| {
-                check_matcher_text(&spec.text)?;
-                TopicMatcher::compile(spec, base)
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| match e {
-                MatcherError::TooLong => QueryError::MatcherTooLong,
-                MatcherError::ControlCharacter => QueryError::MatcherControlCharacter,
-                MatcherError::InvalidUrlPattern | MatcherError::InvalidBase => {
-                    QueryError::InvalidUrlPattern
-                }
-            })?;
+        for spec in &specs {
+            check_matcher_text(&spec.text)
+                .and_then(|()| check_syntax(spec, base))
+                .map_err(|e| query_error(e, 0, spec))?;
+        }
+        parsed.specs = specs;
         Ok(parsed)
     }
 
-    /// The compiled matchers, one per matcher parameter, in the query's order.
-    pub fn matchers(&self) -> &[TopicMatcher] {
-        &self.matchers
-    }
-
-    /// The subscriptions as written, for passing to the hub object.
-    pub fn specs(&self) -> Vec<TopicSpec> {
-        self.matchers.iter().map(|m| m.spec().clone()).collect()
+    /// The subscriptions as written, one per matcher parameter, in the query's order.
+    pub fn specs(&self) -> &[TopicSpec] {
+        &self.specs
     }
 
     /// The cursor to resume after (§6.9): the `Last-Event-ID` header if non-empty, else
@@ -165,9 +190,41 @@ impl SubscribeQuery {
     }
 }
 
+/// Compiles a subscriber's matchers (checked by [`SubscribeQuery::parse`]), in order,
+/// charging `budget`; the first that cannot be compiled is named in the error.
+pub fn compile(
+    specs: &[TopicSpec],
+    base: &str,
+    budget: &mut MatcherBudget,
+) -> Result<Vec<TopicMatcher>, QueryError> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            TopicMatcher::compile(spec, base, budget).map_err(|e| query_error(e, i + 1, spec))
+        })
+        .collect()
+}
+
+fn query_error(e: MatcherError, position: usize, spec: &TopicSpec) -> QueryError {
+    match e {
+        MatcherError::TooLong => QueryError::MatcherTooLong,
+        MatcherError::ControlCharacter => QueryError::MatcherControlCharacter,
+        MatcherError::InvalidUrlPattern | MatcherError::InvalidBase => {
+            QueryError::InvalidUrlPattern
+        }
+        MatcherError::TooComplex(_) => QueryError::MatcherTooComplex {
+            position,
+            spec: spec.clone(),
+            reason: e,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::mercure::budget::MatcherLimits;
 
     const R: &str = "http://127.0.0.1:8787/.well-known/mercure";
 
@@ -179,9 +236,14 @@ mod tests {
         parse(q)
             .unwrap()
             .specs()
-            .into_iter()
-            .map(|s| (s.kind, s.text))
+            .iter()
+            .map(|s| (s.kind, s.text.clone()))
             .collect()
+    }
+
+    fn matchers(q: &SubscribeQuery) -> Vec<TopicMatcher> {
+        let mut budget = MatcherBudget::new(MatcherLimits::default());
+        compile(q.specs(), R, &mut budget).unwrap()
     }
 
     #[test]
@@ -217,8 +279,9 @@ mod tests {
     fn compiled_matchers_select_topics() {
         let q = parse("topic=https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D&match_urlpattern=/r/:x")
             .unwrap();
-        assert!(q.matchers()[0].matches("https://example.com/books/1"));
-        assert!(q.matchers()[1].matches("/r/2"));
+        let matchers = matchers(&q);
+        assert!(matchers[0].matches("https://example.com/books/1"));
+        assert!(matchers[1].matches("/r/2"));
     }
 
     #[test]
@@ -265,7 +328,7 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("&")
         };
-        assert_eq!(parse(&q(100)).unwrap().matchers().len(), 100);
+        assert_eq!(parse(&q(100)).unwrap().specs().len(), 100);
         assert_eq!(parse(&q(101)).unwrap_err(), QueryError::TooManyMatchers);
     }
 
@@ -371,5 +434,66 @@ mod tests {
             .unwrap()
             .authorization()
             .is_empty());
+    }
+
+    /// The probe's matcher: a Unicode class repeated 400 times.
+    const HEAVY: &str =
+        "match_urlpattern=https%3A%2F%2Fex.test%2F%3Aa(%5B%5Cp%7BL%7D%5Cp%7BN%7D%5D%7B400%7D)";
+
+    #[test]
+    fn a_heavy_url_pattern_passes_the_cheap_check_and_is_refused_by_name_when_compiled() {
+        let started = std::time::Instant::now();
+        let q = parse(&[HEAVY; 20].join("&")).unwrap();
+        let mut budget = MatcherBudget::new(MatcherLimits::default());
+        let err = compile(q.specs(), R, &mut budget).unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "refusing took {:?}",
+            started.elapsed()
+        );
+        let QueryError::MatcherTooComplex { position, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*position, 1);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("matcher 1 (match_urlpattern=https://ex.test/:a("),
+            "{text}"
+        );
+        assert!(text.contains("more than 262144 bytes"), "{text}");
+    }
+
+    #[test]
+    fn matchers_that_each_fit_are_refused_together_past_the_subscribers_bound() {
+        // A class of letters and digits, twice: tens of KB compiled.
+        let one = "match_urlpattern=%2Fa%2F%3Ax(%5B%5Cp%7BL%7D%5Cp%7BN%7D%5D%7B2%7D)";
+        let q = parse(&[one; 100].join("&")).unwrap();
+        let limits = MatcherLimits {
+            matcher_bytes: 256 * 1024,
+            subscriber_bytes: 512 * 1024,
+        };
+        let mut budget = MatcherBudget::new(limits);
+        let err = compile(q.specs(), R, &mut budget).unwrap_err();
+        let QueryError::MatcherTooComplex { position, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(*position > 1 && *position < 100, "{position}");
+        assert!(err.to_string().contains("together"), "{err}");
+        assert!(budget.used() <= 512 * 1024);
+        // One alone is fine.
+        let mut budget = MatcherBudget::new(limits);
+        assert!(compile(&q.specs()[..1], R, &mut budget).is_ok());
+    }
+
+    #[test]
+    fn ordinary_matchers_cost_little() {
+        let q = parse("match_urlpattern=https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid&topic=https%3A%2F%2Fexample.com%2F%7Bid%7D&match=x&topic=*").unwrap();
+        let mut budget = MatcherBudget::new(MatcherLimits::default());
+        let matchers = compile(q.specs(), R, &mut budget).unwrap();
+        let costs: Vec<usize> = matchers.iter().map(TopicMatcher::cost).collect();
+        assert!(costs[0] > 0 && costs[0] < 64 * 1024, "{costs:?}");
+        assert!(costs[1] > 0 && costs[1] < 16 * 1024, "{costs:?}");
+        assert_eq!(&costs[2..], [0, 0]);
+        assert_eq!(budget.used(), costs.iter().sum::<usize>());
     }
 }

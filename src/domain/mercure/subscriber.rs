@@ -56,12 +56,18 @@ impl Admission for Subscriber {
             route.private,
         )
     }
+
+    /// Its query's matchers and its token's, compiled.
+    fn footprint(&self) -> usize {
+        self.matchers.iter().map(TopicMatcher::cost).sum::<usize>()
+            + self.grants.as_ref().map_or(0, Grants::cost)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::mercure::MatcherKind;
+    use crate::domain::mercure::{MatcherBudget, MatcherKind};
 
     const BASE: &str = "http://h.test/.well-known/mercure";
 
@@ -71,7 +77,9 @@ mod tests {
             matchers: selectors
                 .iter()
                 .map(|s| {
-                    TopicMatcher::compile(&TopicSpec::new(MatcherKind::Selector, *s), BASE).unwrap()
+                    let spec = TopicSpec::new(MatcherKind::Selector, *s);
+                    TopicMatcher::compile(&spec, BASE, &mut MatcherBudget::new(Default::default()))
+                        .unwrap()
                 })
                 .collect(),
             grants: None,
@@ -92,6 +100,7 @@ mod tests {
         assert!(s.admits(&route(&["x", "https://a.test/books/2"], false)));
         assert!(!s.admits(&route(&["https://a.test/books/1"], true)));
         assert!(!s.admits(&route(&["https://a.test/films/1"], false)));
+        assert!(s.footprint() > 0);
         assert_eq!(s.expires_at_ms(), None);
         assert!(!s.expired(u64::MAX));
     }

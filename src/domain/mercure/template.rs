@@ -6,42 +6,42 @@
 //! whatever values (undefined, strings, lists, associative arrays) the variables are given.
 //! So `{id}` admits a run of unreserved characters and `%XX` triplets, and also commas (a
 //! list value expands to `a,b`, as RFC 6570 and the reference hub have it).
-//! The `regex` crate evaluates it in time linear in the topic, so a crafted selector cannot
-//! make matching slow. Compiling is bounded too: a template whose expression text would
-//! exceed [`PATTERN_LIMIT`], or whose compiled form would exceed [`SIZE_LIMIT`], is refused
-//! (in practice: hundreds of distinct variables in one expression, or a prefix near 1000).
+//! A Pike VM evaluates it in time linear in the topic, so a crafted selector cannot make
+//! matching slow. Compiling is bounded too: a template whose expression text would exceed
+//! [`PATTERN_LIMIT`], or whose compiled form would exceed the matcher's allowance
+//! ([`super::budget`]), is refused (in practice: hundreds of distinct variables in one
+//! expression, or a prefix of hundreds).
 //!
 //! Two deliberate leniencies: literal text matches verbatim (an IRI literal such as `é`
 //! is not required to appear percent-encoded), and `%XX` triplets match in either case.
 //! A prefix modifier (`{v:3}`) counts each percent-encoded character as one, accepting up to
 //! four triplets for it (a UTF-8 sequence) without checking that they form valid UTF-8.
 
-use regex::{Regex, RegexBuilder};
+use regex_syntax::escape;
+
+use super::budget::{Allowance, Bounded, BuildFailure};
 
 /// Expression texts longer than this are refused before compiling. A selector is at most
 /// 4096 bytes and ordinary templates make a few hundred bytes of expression; the bound
 /// keeps one selector's compilation to a few milliseconds.
 pub(super) const PATTERN_LIMIT: usize = 32 * 1024;
 
-/// Compiled expressions larger than this are refused (`regex`'s own bound, lowered).
-pub(super) const SIZE_LIMIT: usize = 1 << 20;
-
 /// Why a string is not a URI template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum TemplateError {
     /// Not a template by RFC 6570's grammar.
     Syntax,
-    /// A template, but its expression exceeds [`PATTERN_LIMIT`] or [`SIZE_LIMIT`].
+    /// A template, but its expression exceeds [`PATTERN_LIMIT`] or the allowance.
     TooLarge,
 }
 
 /// Compiles `template` into an anchored expression matching exactly its expansions.
-pub(super) fn compile(template: &str) -> Result<Regex, TemplateError> {
+pub(super) fn compile(template: &str, allowance: &mut Allowance) -> Result<Bounded, TemplateError> {
     let mut pattern = String::from("^(?:");
     for part in parse(template)? {
         let budget = PATTERN_LIMIT.saturating_sub(pattern.len());
         let text = match part {
-            Part::Literal(text) => Some(regex::escape(&text)),
+            Part::Literal(text) => Some(escape(&text)),
             Part::Expression(op, vars) => expression_pattern(op, &vars, budget),
         };
         match text {
@@ -50,10 +50,12 @@ pub(super) fn compile(template: &str) -> Result<Regex, TemplateError> {
         }
     }
     pattern.push_str(")$");
-    RegexBuilder::new(&pattern)
-        .size_limit(SIZE_LIMIT)
-        .build()
-        .map_err(|_| TemplateError::TooLarge)
+    allowance.regex(&pattern).map_err(|failure| match failure {
+        BuildFailure::TooLarge => TemplateError::TooLarge,
+        // Made from the grammar's parts, each escaped, it always parses; were it not to,
+        // the selector compares exactly, as any text that is no template does.
+        BuildFailure::Syntax => TemplateError::Syntax,
+    })
 }
 
 /// The eight operators (RFC 6570 §3.2.2–§3.2.9).
@@ -272,7 +274,7 @@ fn encoded_char(allow_reserved: bool) -> String {
 fn expression_pattern(op: Operator, vars: &[VarSpec], budget: usize) -> Option<String> {
     let rules = op.rules();
     let items: Vec<String> = vars.iter().map(|v| variable_pattern(&rules, v)).collect();
-    let sep = regex::escape(rules.sep);
+    let sep = escape(rules.sep);
     let defined = if items.iter().all(|item| *item == items[0]) {
         // One item language: one to `items.len()` of them.
         format!("{0}(?:{sep}{0}){{0,{1}}}", items[0], items.len() - 1)
@@ -300,16 +302,16 @@ fn expression_pattern(op: Operator, vars: &[VarSpec], budget: usize) -> Option<S
             .collect::<Vec<_>>()
             .join("|")
     };
-    Some(format!("(?:{}(?:{defined}))?", regex::escape(rules.first)))
+    Some(format!("(?:{}(?:{defined}))?", escape(rules.first)))
 }
 
 /// The expansions of one defined variable (RFC 6570 Appendix A), over every kind of value.
 fn variable_pattern(rules: &Rules, var: &VarSpec) -> String {
     let a = atom(rules.allow_reserved);
-    let sep = regex::escape(rules.sep);
+    let sep = escape(rules.sep);
     // A string, a list or an associative array: encoded members joined by ",".
     let joined = format!("{a}*(?:,{a}*)*");
-    let name = regex::escape(&var.name);
+    let name = escape(&var.name);
     let empty_allowed = !rules.ifemp.is_empty();
     match (rules.named, var.modifier) {
         (false, Modifier::None) => joined,
@@ -344,6 +346,18 @@ fn variable_pattern(rules: &Rules, var: &VarSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::mercure::budget::{MatcherBudget, MatcherLimits};
+
+    /// Compiles within the default allowance of one matcher.
+    fn compile(template: &str) -> Result<Bounded, TemplateError> {
+        let mut budget = MatcherBudget::new(MatcherLimits::default());
+        let mut result = None;
+        let _ = budget.charge(|allowance| {
+            result = Some(super::compile(template, allowance));
+            Ok(())
+        });
+        result.expect("charged")
+    }
 
     fn matches(template: &str, topic: &str) -> bool {
         compile(template)
@@ -553,13 +567,18 @@ mod tests {
         let names: Vec<String> = (0..400).map(|i| format!("v{i}")).collect();
         let named = format!("{{?{}}}", names.join(","));
         assert_eq!(compile(&named).err(), Some(TemplateError::TooLarge));
-        // The same count of interchangeable variables is cheap.
-        assert!(compile(&format!("{{{}}}", names.join(","))).is_ok());
+        // Interchangeable variables cost only their count.
+        assert!(compile(&format!("{{{}}}", names[..100].join(","))).is_ok());
+        assert_eq!(
+            compile(&format!("{{{}}}", names.join(","))).err(),
+            Some(TemplateError::TooLarge)
+        );
     }
 
     #[test]
     fn ordinary_templates_are_far_from_the_limits() {
-        assert!(compile("{a:500}").is_ok());
+        assert!(compile("{a:100}").is_ok());
+        assert_eq!(compile("{a:300}").err(), Some(TemplateError::TooLarge));
         assert!(
             compile("https://example.com/{+path}/{id}{?q,page,sort,filter,lang,x,y,z}{#f}").is_ok()
         );

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use super::topic::{check_matcher_text, MatcherKind, TopicMatcher, TopicSpec};
+use super::budget::{MatcherBudget, MatcherLimits};
+use super::topic::{check_matcher_text, MatcherError, MatcherKind, TopicMatcher, TopicSpec};
 
 /// How far in the future `nbf` may be, for clocks that disagree a little (§3.6).
 pub const NBF_LEEWAY_S: u64 = 5;
@@ -41,6 +42,9 @@ pub struct TokenContext {
     pub issuers: Vec<String>,
     /// R: the audience 1.0 tokens must name, and the base of relative URL patterns.
     pub resource: String,
+    /// What the token's matchers may cost compiled, all of them together within
+    /// `subscriber_bytes` (a token over it is invalid, like any other bad token).
+    pub limits: MatcherLimits,
 }
 
 /// Which protocol generation a token follows (§3.4).
@@ -90,10 +94,10 @@ impl fmt::Display for TokenError {
 
 impl std::error::Error for TokenError {}
 
-/// What a valid token grants. Serializable ([`Grants::to_json`], or serde), so the Worker
-/// can verify and hand the grants to the hub object; deserializing recompiles the matchers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(into = "wire::Grants", try_from = "wire::Grants")]
+/// What a valid token grants. The Worker verifies the token and hands the grants to the
+/// hub object as their [`GrantsSpec`] (matchers as written), which the object compiles
+/// within the subscriber's budget.
+#[derive(Debug, Clone)]
 pub struct Grants {
     generation: Generation,
     exp: Option<u64>,
@@ -167,14 +171,22 @@ impl Grants {
         }
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    /// The grants as written, for passing on.
+    pub fn spec(&self) -> GrantsSpec {
+        GrantsSpec::from(self.clone())
     }
 
-    pub fn from_json(json: &str) -> Result<Grants, serde_json::Error> {
-        serde_json::from_str(json)
+    /// The cost of the grants' compiled matchers, in bytes.
+    pub fn cost(&self) -> usize {
+        self.details
+            .iter()
+            .flat_map(|d| &d.topics)
+            .map(TopicMatcher::cost)
+            .sum()
     }
 }
+
+pub use wire::Grants as GrantsSpec;
 
 /// Verifies `token` with `key` (the role's HMAC secret) and reads its grants.
 pub fn verify(token: &str, key: &[u8], ctx: &TokenContext) -> Result<Grants, TokenError> {
@@ -214,9 +226,13 @@ pub fn verify(token: &str, key: &[u8], ctx: &TokenContext) -> Result<Grants, Tok
         Generation::V0
     };
     let exp = check_times(&claims, ctx.now_s, generation)?;
+    let mut compiler = Compiler {
+        base: &ctx.resource,
+        budget: MatcherBudget::new(ctx.limits),
+    };
     let (details, payload) = match generation {
-        Generation::V0 => v0_grants(&claims, &ctx.resource)?,
-        Generation::V1 => (v1_grants(&header, &claims, ctx)?, None),
+        Generation::V0 => v0_grants(&claims, &mut compiler)?,
+        Generation::V1 => (v1_grants(&header, &claims, ctx, &mut compiler)?, None),
     };
     Ok(Grants {
         generation,
@@ -225,6 +241,25 @@ pub fn verify(token: &str, key: &[u8], ctx: &TokenContext) -> Result<Grants, Tok
         details,
         payload,
     })
+}
+
+/// Compiles a token's matchers against R, all within one budget.
+struct Compiler<'a> {
+    base: &'a str,
+    budget: MatcherBudget,
+}
+
+impl Compiler<'_> {
+    fn matcher(
+        &mut self,
+        spec: &TopicSpec,
+        reason: &'static str,
+    ) -> Result<TopicMatcher, TokenError> {
+        TopicMatcher::compile(spec, self.base, &mut self.budget).map_err(|e| match e {
+            MatcherError::TooComplex(_) => invalid("matchers too complex"),
+            _ => invalid(reason),
+        })
+    }
 }
 
 fn json_object(b64: &str) -> Option<Map<String, Value>> {
@@ -268,7 +303,7 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Option<Option<f64>> 
 /// The 0.x claim (§3.5): `https://mercure.rocks/` if present, else `mercure`.
 fn v0_grants(
     claims: &Map<String, Value>,
-    base: &str,
+    compiler: &mut Compiler,
 ) -> Result<(Vec<Detail>, Option<Value>), TokenError> {
     let claim = ["https://mercure.rocks/", "mercure"]
         .iter()
@@ -279,7 +314,7 @@ fn v0_grants(
         Some(Value::Object(claim)) => claim,
         Some(_) => return Err(invalid("mercure claim is not an object")),
     };
-    let selectors = |name: &str, publish: bool| -> Result<Detail, TokenError> {
+    let mut selectors = |name: &str, publish: bool| -> Result<Detail, TokenError> {
         let entries = match claim.get(name) {
             None | Some(Value::Null) => &[][..],
             Some(Value::Array(entries)) => entries.as_slice(),
@@ -293,9 +328,9 @@ fn v0_grants(
             .map(|entry| match entry {
                 Value::String(selector) => {
                     let spec = TopicSpec::new(MatcherKind::Selector, selector.as_str());
-                    TopicMatcher::compile(&spec, base).map_err(|_| invalid("bad selector"))
+                    compiler.matcher(&spec, "bad selector")
                 }
-                Value::Object(_) => topic_object(entry, base),
+                Value::Object(_) => topic_object(entry, compiler),
                 _ => Err(invalid(
                     "a selector is neither a string nor a matcher object",
                 )),
@@ -319,6 +354,7 @@ fn v1_grants(
     header: &Map<String, Value>,
     claims: &Map<String, Value>,
     ctx: &TokenContext,
+    compiler: &mut Compiler,
 ) -> Result<Vec<Detail>, TokenError> {
     let typ = header
         .get("typ")
@@ -377,11 +413,14 @@ fn v1_grants(
     }
     mercure
         .into_iter()
-        .map(|entry| mercure_detail(entry, &ctx.resource))
+        .map(|entry| mercure_detail(entry, compiler))
         .collect()
 }
 
-fn mercure_detail(entry: &Map<String, Value>, base: &str) -> Result<Detail, TokenError> {
+fn mercure_detail(
+    entry: &Map<String, Value>,
+    compiler: &mut Compiler,
+) -> Result<Detail, TokenError> {
     let actions = match entry.get("actions") {
         Some(Value::Array(actions)) if !actions.is_empty() => actions,
         _ => return Err(invalid("actions is not a non-empty array")),
@@ -404,7 +443,7 @@ fn mercure_detail(entry: &Map<String, Value>, base: &str) -> Result<Detail, Toke
     detail.topics = match entry.get("topics") {
         Some(Value::Array(topics)) if !topics.is_empty() => topics
             .iter()
-            .map(|topic| topic_object(topic, base))
+            .map(|topic| topic_object(topic, compiler))
             .collect::<Result<_, _>>()?,
         _ => return Err(invalid("topics is not a non-empty array")),
     };
@@ -418,7 +457,7 @@ fn mercure_detail(entry: &Map<String, Value>, base: &str) -> Result<Detail, Toke
 
 /// `{"match": <non-empty string>, "match_type": "exact" | "urlpattern"}`, `match_type`
 /// defaulting to `exact`; the value rules of a subscribe matcher apply to `match`.
-fn topic_object(topic: &Value, base: &str) -> Result<TopicMatcher, TokenError> {
+fn topic_object(topic: &Value, compiler: &mut Compiler) -> Result<TopicMatcher, TokenError> {
     let Value::Object(topic) = topic else {
         return Err(invalid("a topic is not a matcher object"));
     };
@@ -435,8 +474,10 @@ fn topic_object(topic: &Value, base: &str) -> Result<TopicMatcher, TokenError> {
     };
     check_matcher_text(text)
         .map_err(|_| invalid("match is too long or has a control character"))?;
-    TopicMatcher::compile(&TopicSpec::new(kind, text.as_str()), base)
-        .map_err(|_| invalid("unparsable URL pattern"))
+    compiler.matcher(
+        &TopicSpec::new(kind, text.as_str()),
+        "unparsable URL pattern",
+    )
 }
 
 /// The form grants travel in between the Worker and the hub object.
@@ -444,10 +485,12 @@ mod wire {
     use serde::{Deserialize, Serialize};
     use serde_json::Value;
 
+    use super::super::budget::MatcherBudget;
     use super::super::topic::{MatcherError, TopicMatcher, TopicSpec};
     use super::Generation;
 
-    #[derive(Serialize, Deserialize)]
+    /// Grants with their matchers as written.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct Grants {
         generation: Generation,
         exp: Option<u64>,
@@ -457,7 +500,7 @@ mod wire {
         payload: Option<Value>,
     }
 
-    #[derive(Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     struct Detail {
         publish: bool,
         subscribe: bool,
@@ -487,10 +530,10 @@ mod wire {
         }
     }
 
-    impl TryFrom<Grants> for super::Grants {
-        type Error = MatcherError;
-
-        fn try_from(w: Grants) -> Result<super::Grants, MatcherError> {
+    impl Grants {
+        /// Compiles the matchers, charging `budget`.
+        pub fn compile(self, budget: &mut MatcherBudget) -> Result<super::Grants, MatcherError> {
+            let w = self;
             let details = w
                 .details
                 .into_iter()
@@ -501,7 +544,7 @@ mod wire {
                         topics: d
                             .topics
                             .iter()
-                            .map(|spec| TopicMatcher::compile(spec, &w.base))
+                            .map(|spec| TopicMatcher::compile(spec, &w.base, budget))
                             .collect::<Result<_, MatcherError>>()?,
                         payload: d.payload,
                     })

@@ -1,17 +1,22 @@
 //! Topic matching (§5): what a subscription or a grant selects.
 //!
 //! A [`TopicSpec`] is the matcher as written (what travels between the Worker and the hub
-//! object); a [`TopicMatcher`] is it compiled, ready to test topics.
+//! object); a [`TopicMatcher`] is it compiled, ready to test topics. Compiling is charged
+//! to a [`MatcherBudget`]; [`check_syntax`] validates without compiling, where a matcher is
+//! only passed on.
 
 use std::fmt;
 use std::sync::Arc;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use url::Url;
-use urlpattern::{UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions};
+use urlpattern::regexp::RegExp;
+use urlpattern::{
+    RegexSyntax, UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions,
+};
 
-use super::template;
+use super::budget::{self, Allowance, Bounded, BuildFailure, ChargeError, MatcherBudget, Overrun};
+use super::template::{self, TemplateError};
 use super::text::has_control;
 use super::MAX_MATCHER_BYTES;
 
@@ -78,6 +83,8 @@ pub enum MatcherError {
     TooLong,
     /// Contains a [control character](super::text::is_control).
     ControlCharacter,
+    /// Compiled, it would hold more than a bound of [`super::budget`].
+    TooComplex(Overrun),
 }
 
 impl std::error::Error for MatcherError {}
@@ -89,6 +96,18 @@ impl fmt::Display for MatcherError {
             MatcherError::InvalidBase => "the hub URL is not an absolute URL",
             MatcherError::TooLong => "matcher longer than 4096 bytes",
             MatcherError::ControlCharacter => "matcher contains a control character",
+            MatcherError::TooComplex(Overrun::Matcher { max }) => {
+                return write!(
+                    f,
+                    "matcher too complex: compiled it would take more than {max} bytes"
+                );
+            }
+            MatcherError::TooComplex(Overrun::Subscriber { max }) => {
+                return write!(
+                    f,
+                    "matchers too complex together: compiled they would take more than {max} bytes"
+                );
+            }
         })
     }
 }
@@ -110,6 +129,8 @@ pub fn check_matcher_text(text: &str) -> Result<(), MatcherError> {
 pub struct TopicMatcher {
     spec: TopicSpec,
     compiled: Compiled,
+    /// What its compiled form holds, in bytes, as charged.
+    cost: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -117,36 +138,69 @@ enum Compiled {
     Everything,
     Equal,
     /// A selector that is a URI template: equal, or an expansion.
-    Template(Regex),
-    UrlPattern(Arc<UrlPattern>, Url),
+    Template(Arc<Bounded>),
+    UrlPattern(Arc<UrlPattern<Bounded>>, Url),
 }
 
 impl TopicMatcher {
-    /// Compiles `spec`; `base` is the hub URL R, against which relative URL patterns and
-    /// topics are resolved. Only a URL pattern can fail: a selector that is not a template
-    /// (or one too large to compile) simply compares exactly. Value rules
+    /// Compiles `spec`, charging `budget`; `base` is the hub URL R, against which relative
+    /// URL patterns and topics are resolved. A selector that is not a template by RFC
+    /// 6570's grammar compares exactly. Fails for a URL pattern that does not parse, and
+    /// for any matcher whose compiled form exceeds the budget. Value rules
     /// ([`check_matcher_text`]) are the caller's, since 0.x token selectors are exempt.
-    pub fn compile(spec: &TopicSpec, base: &str) -> Result<TopicMatcher, MatcherError> {
-        let compiled = if spec.text == WILDCARD {
-            Compiled::Everything
-        } else {
-            match spec.kind {
-                MatcherKind::Exact => Compiled::Equal,
-                MatcherKind::Selector if spec.text.contains('{') => {
-                    template::compile(&spec.text).map_or(Compiled::Equal, Compiled::Template)
-                }
-                MatcherKind::Selector => Compiled::Equal,
-                MatcherKind::UrlPattern => {
-                    let base = Url::parse(base).map_err(|_| MatcherError::InvalidBase)?;
-                    let pattern = url_pattern(&spec.text, &base)?;
-                    Compiled::UrlPattern(Arc::new(pattern), base)
-                }
+    pub fn compile(
+        spec: &TopicSpec,
+        base: &str,
+        budget: &mut MatcherBudget,
+    ) -> Result<TopicMatcher, MatcherError> {
+        if spec.text == WILDCARD || spec.kind == MatcherKind::Exact {
+            return Ok(TopicMatcher::cheap(spec, spec.text == WILDCARD));
+        }
+        if spec.kind == MatcherKind::Selector && !spec.text.contains('{') {
+            return Ok(TopicMatcher::cheap(spec, false));
+        }
+        let base_url = match spec.kind {
+            MatcherKind::UrlPattern => {
+                Some(Url::parse(base).map_err(|_| MatcherError::InvalidBase)?)
             }
+            _ => None,
         };
-        Ok(TopicMatcher {
+        let charged = budget.charge(|allowance| match base_url {
+            Some(base) => url_pattern(&spec.text, &base, allowance)
+                .map(|pattern| Compiled::UrlPattern(Arc::new(pattern), base)),
+            None => match template::compile(&spec.text, allowance) {
+                Ok(regex) => Ok(Compiled::Template(Arc::new(regex))),
+                Err(TemplateError::Syntax) => Ok(Compiled::Equal),
+                Err(TemplateError::TooLarge) => Err(BuildFailure::TooLarge),
+            },
+        });
+        match charged {
+            Ok((compiled, cost)) => Ok(TopicMatcher {
+                spec: spec.clone(),
+                compiled,
+                cost,
+            }),
+            Err(ChargeError::Syntax) => Err(MatcherError::InvalidUrlPattern),
+            Err(ChargeError::Over(overrun)) => Err(MatcherError::TooComplex(overrun)),
+        }
+    }
+
+    /// A matcher that compiles to nothing: everything, or exact equality.
+    fn cheap(spec: &TopicSpec, everything: bool) -> TopicMatcher {
+        TopicMatcher {
             spec: spec.clone(),
-            compiled,
-        })
+            compiled: if everything {
+                Compiled::Everything
+            } else {
+                Compiled::Equal
+            },
+            cost: 0,
+        }
+    }
+
+    /// The bytes its compiled form holds, as charged to its budget.
+    pub fn cost(&self) -> usize {
+        self.cost
     }
 
     /// Whether `topic` is selected.
@@ -176,13 +230,79 @@ impl TopicMatcher {
     }
 }
 
-/// Parses a URL pattern string against `base`, case-sensitively, with the `regex` crate
-/// (linear-time) as its regular-expression engine.
-fn url_pattern(text: &str, base: &Url) -> Result<UrlPattern, MatcherError> {
-    let init = UrlPatternInit::parse_constructor_string::<Regex>(text, Some(base.clone()))
+/// Checks `spec` as [`TopicMatcher::compile`] would, without compiling: a URL pattern's
+/// syntax and its expressions' syntax (cheap: no program is built). What compiling may
+/// still refuse is size ([`MatcherError::TooComplex`]).
+pub fn check_syntax(spec: &TopicSpec, base: &str) -> Result<(), MatcherError> {
+    if spec.kind != MatcherKind::UrlPattern || spec.text == WILDCARD {
+        return Ok(());
+    }
+    let base = Url::parse(base).map_err(|_| MatcherError::InvalidBase)?;
+    let init = UrlPatternInit::parse_constructor_string::<SyntaxOnly>(&spec.text, Some(base))
         .map_err(|_| MatcherError::InvalidUrlPattern)?;
-    UrlPattern::parse(init, UrlPatternOptions::default())
+    UrlPattern::<SyntaxOnly>::parse(init, UrlPatternOptions::default())
+        .map(|_| ())
         .map_err(|_| MatcherError::InvalidUrlPattern)
+}
+
+/// Parses a URL pattern string against `base`, case-sensitively, its expressions built
+/// within `allowance` and run on a Pike VM (linear-time).
+fn url_pattern(
+    text: &str,
+    base: &Url,
+    allowance: &mut Allowance,
+) -> Result<UrlPattern<Bounded>, BuildFailure> {
+    let (parsed, overrun) = budget::with_lent(allowance, || {
+        let init = UrlPatternInit::parse_constructor_string::<Bounded>(text, Some(base.clone()))
+            .map_err(|_| ())?;
+        UrlPattern::parse(init, UrlPatternOptions::default()).map_err(|_| ())
+    });
+    match (parsed, overrun) {
+        (Ok(pattern), _) => Ok(pattern),
+        (Err(()), true) => Err(BuildFailure::TooLarge),
+        (Err(()), false) => Err(BuildFailure::Syntax),
+    }
+}
+
+/// URL patterns' expressions, built within the allowance lent by [`url_pattern`].
+impl RegExp for Bounded {
+    fn syntax() -> RegexSyntax {
+        RegexSyntax::Rust
+    }
+
+    fn parse(pattern: &str, _flags: &str, _force_eval: bool) -> Result<Self, ()> {
+        budget::build_lent(pattern)
+    }
+
+    fn matches<'a>(&self, text: &'a str) -> Option<Vec<Option<&'a str>>> {
+        self.captures(text)
+    }
+
+    fn pattern_string(&self) -> &str {
+        self.pattern()
+    }
+}
+
+/// An expression only parsed, never compiled: what checking a URL pattern needs.
+struct SyntaxOnly(String);
+
+impl RegExp for SyntaxOnly {
+    fn syntax() -> RegexSyntax {
+        RegexSyntax::Rust
+    }
+
+    fn parse(pattern: &str, _flags: &str, _force_eval: bool) -> Result<Self, ()> {
+        regex_syntax::parse(pattern).map_err(|_| ())?;
+        Ok(SyntaxOnly(pattern.to_string()))
+    }
+
+    fn matches<'a>(&self, _text: &'a str) -> Option<Vec<Option<&'a str>>> {
+        None
+    }
+
+    fn pattern_string(&self) -> &str {
+        &self.0
+    }
 }
 
 #[cfg(test)]
@@ -192,7 +312,11 @@ mod tests {
     const R: &str = "http://127.0.0.1:8787/.well-known/mercure";
 
     fn matcher(kind: MatcherKind, text: &str) -> TopicMatcher {
-        TopicMatcher::compile(&TopicSpec::new(kind, text), R).unwrap()
+        compile(&TopicSpec::new(kind, text), R).unwrap()
+    }
+
+    fn compile(spec: &TopicSpec, base: &str) -> Result<TopicMatcher, MatcherError> {
+        TopicMatcher::compile(spec, base, &mut MatcherBudget::new(Default::default()))
     }
 
     #[test]
@@ -294,8 +418,13 @@ mod tests {
         ] {
             let spec = TopicSpec::new(MatcherKind::UrlPattern, text);
             assert_eq!(
-                TopicMatcher::compile(&spec, R).err(),
+                compile(&spec, R).err(),
                 Some(MatcherError::InvalidUrlPattern),
+                "{text}"
+            );
+            assert_eq!(
+                check_syntax(&spec, R),
+                Err(MatcherError::InvalidUrlPattern),
                 "{text}"
             );
         }
@@ -305,7 +434,7 @@ mod tests {
     fn a_url_pattern_needs_an_absolute_base() {
         let spec = TopicSpec::new(MatcherKind::UrlPattern, "/x");
         assert_eq!(
-            TopicMatcher::compile(&spec, "not a url").err(),
+            compile(&spec, "not a url").err(),
             Some(MatcherError::InvalidBase)
         );
     }

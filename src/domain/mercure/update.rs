@@ -22,6 +22,26 @@ pub const EARLIEST: &str = "earliest";
 /// The event type only the hub's own updates carry (§7.2).
 pub const RESERVED_EVENT_TYPE: &str = "mercure";
 
+/// How long an update's fields may be, in bytes (`MERCURE_MAX_ID_BYTES`,
+/// `MAX_EVENT_TYPE_BYTES`, `MERCURE_MAX_TOPIC_BYTES`): the hub keeps each in its history
+/// and sends the id and type to every subscriber it reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldLimits {
+    pub id_bytes: usize,
+    pub type_bytes: usize,
+    pub topic_bytes: usize,
+}
+
+impl Default for FieldLimits {
+    fn default() -> Self {
+        FieldLimits {
+            id_bytes: 1024,
+            type_bytes: 128,
+            topic_bytes: 4096,
+        }
+    }
+}
+
 /// A publish body, decoded but not yet checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpdateForm {
@@ -75,6 +95,15 @@ pub enum UpdateError {
     TopicControlCharacter,
     TopicWildcard,
     TopicReserved,
+    TopicTooLong {
+        max: usize,
+    },
+    IdTooLong {
+        max: usize,
+    },
+    TypeTooLong {
+        max: usize,
+    },
     IdFragment,
     IdEarliest,
     IdControlCharacter,
@@ -107,7 +136,14 @@ impl fmt::Display for UpdateError {
                 f.write_str(r#""type" contains a control character"#)
             }
             UpdateError::TypeReserved => f.write_str(r#""type" must not be "mercure""#),
-            UpdateError::InvalidRetry => f.write_str(r#""retry" must be ASCII digits"#),
+            UpdateError::TopicTooLong { max } => write!(f, "a topic is longer than {max} bytes"),
+            UpdateError::IdTooLong { max } => write!(f, r#""id" is longer than {max} bytes"#),
+            UpdateError::TypeTooLong { max } => write!(f, r#""type" is longer than {max} bytes"#),
+            UpdateError::InvalidRetry => write!(
+                f,
+                r#""retry" must be ASCII digits, a number of milliseconds up to {}"#,
+                u64::MAX
+            ),
         }
     }
 }
@@ -155,8 +191,13 @@ impl UpdateForm {
     /// Applies the field rules (§4.4) and yields the update; `resource` is R, against
     /// which topics are resolved to find the reserved namespace. An empty `id` or `type`
     /// counts as absent (the hub generates the id; the event has no type).
-    pub fn validate(&self, resource: &str) -> Result<Update, UpdateError> {
+    pub fn validate(&self, resource: &str, limits: &FieldLimits) -> Result<Update, UpdateError> {
         for topic in self.topics()? {
+            if topic.len() > limits.topic_bytes {
+                return Err(UpdateError::TopicTooLong {
+                    max: limits.topic_bytes,
+                });
+            }
             if has_control(topic) {
                 return Err(UpdateError::TopicControlCharacter);
             }
@@ -169,6 +210,11 @@ impl UpdateForm {
         }
         let id = non_empty(&self.id);
         if let Some(id) = id {
+            if id.len() > limits.id_bytes {
+                return Err(UpdateError::IdTooLong {
+                    max: limits.id_bytes,
+                });
+            }
             if id.starts_with('#') {
                 return Err(UpdateError::IdFragment);
             }
@@ -181,6 +227,11 @@ impl UpdateForm {
         }
         let event_type = non_empty(&self.event_type);
         if let Some(t) = event_type {
+            if t.len() > limits.type_bytes {
+                return Err(UpdateError::TypeTooLong {
+                    max: limits.type_bytes,
+                });
+            }
             if has_control(t) {
                 return Err(UpdateError::TypeControlCharacter);
             }
@@ -204,13 +255,13 @@ fn non_empty(field: &Option<String>) -> Option<&str> {
     field.as_deref().filter(|v| !v.is_empty())
 }
 
-/// One or more ASCII digits; a value too large for 64 bits saturates (it is a
-/// reconnection delay: any such value means "practically never").
+/// One or more ASCII digits, a number that fits in 64 bits (as the channel API's `retry`
+/// must: a larger one is refused, not sent as some other number).
 fn parse_retry(value: &str) -> Result<u64, UpdateError> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(UpdateError::InvalidRetry);
     }
-    Ok(value.parse().unwrap_or(u64::MAX))
+    value.parse().map_err(|_| UpdateError::InvalidRetry)
 }
 
 /// Used when R itself does not parse, so the namespace is still protected: only the path
@@ -266,7 +317,7 @@ fn decode_unreserved(path: &str) -> String {
 mod tests {
     use serde_json::{json, Value};
 
-    use super::super::{MatcherKind, TopicSpec};
+    use super::super::{GrantsSpec, MatcherBudget, MatcherKind, TopicSpec};
     use super::*;
 
     const R: &str = "http://127.0.0.1:8787/.well-known/mercure";
@@ -276,7 +327,7 @@ mod tests {
     }
 
     fn validate(body: &str) -> Result<Update, UpdateError> {
-        form(body).validate(R)
+        form(body).validate(R, &FieldLimits::default())
     }
 
     #[test]
@@ -521,21 +572,75 @@ mod tests {
     }
 
     #[test]
-    fn a_retry_of_digits_is_kept_and_a_huge_one_saturates() {
+    fn a_retry_of_digits_is_kept_and_one_too_large_for_64_bits_is_refused() {
         assert_eq!(validate("topic=a&retry=0").unwrap().retry_ms, Some(0));
         assert_eq!(validate("topic=a&retry=007").unwrap().retry_ms, Some(7));
         assert_eq!(
-            validate("topic=a&retry=99999999999999999999999")
+            validate("topic=a&retry=18446744073709551615")
                 .unwrap()
                 .retry_ms,
             Some(u64::MAX)
+        );
+        for huge in ["18446744073709551616", &"9".repeat(40)] {
+            assert_eq!(
+                validate(&format!("topic=a&retry={huge}")),
+                Err(UpdateError::InvalidRetry),
+                "{huge}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_types_and_topics_longer_than_their_limits_are_refused() {
+        let limits = FieldLimits {
+            id_bytes: 8,
+            type_bytes: 4,
+            topic_bytes: 12,
+        };
+        let check = |body: &str| form(body).validate(R, &limits);
+        assert!(check("topic=https://a.b/&id=12345678&type=abcd").is_ok());
+        assert_eq!(
+            check("topic=a&id=123456789"),
+            Err(UpdateError::IdTooLong { max: 8 })
+        );
+        assert_eq!(
+            check("topic=a&type=abcde"),
+            Err(UpdateError::TypeTooLong { max: 4 })
+        );
+        assert_eq!(
+            check("topic=a&topic=https://a.b/cd"),
+            Err(UpdateError::TopicTooLong { max: 12 })
+        );
+        // Counted in bytes once decoded.
+        assert_eq!(
+            check("topic=a&type=%C3%A9%C3%A9%C3%A9"),
+            Err(UpdateError::TypeTooLong { max: 4 })
+        );
+        // The defaults.
+        let long = |n: usize| "x".repeat(n);
+        assert!(validate(&format!("topic=a&id={}", long(1024))).is_ok());
+        assert_eq!(
+            validate(&format!("topic=a&id={}", long(1025))),
+            Err(UpdateError::IdTooLong { max: 1024 })
+        );
+        assert_eq!(
+            validate(&format!("topic=a&type={}", long(129))),
+            Err(UpdateError::TypeTooLong { max: 128 })
+        );
+        assert_eq!(
+            validate(&format!("topic={}", long(4097))),
+            Err(UpdateError::TopicTooLong { max: 4096 })
         );
     }
 
     fn matchers(texts: &[&str]) -> Vec<TopicMatcher> {
         texts
             .iter()
-            .map(|t| TopicMatcher::compile(&TopicSpec::new(MatcherKind::Selector, *t), R).unwrap())
+            .map(|t| {
+                let spec = TopicSpec::new(MatcherKind::Selector, *t);
+                TopicMatcher::compile(&spec, R, &mut MatcherBudget::new(Default::default()))
+                    .unwrap()
+            })
             .collect()
     }
 
@@ -551,7 +656,9 @@ mod tests {
             "base": R,
             "details": [{"publish": false, "subscribe": true, "topics": specs}],
         });
-        Grants::from_json(&wire.to_string()).unwrap()
+        let spec: GrantsSpec = serde_json::from_value(wire).unwrap();
+        spec.compile(&mut MatcherBudget::new(Default::default()))
+            .unwrap()
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::contract::HubCall;
 use super::error::{Challenge, Error, HubRefusal};
 use super::routes::{HubRoute, HUB_PATH};
 use crate::domain::mercure::{
-    urn_uuid, verify, Action, Grants, SubscribeQuery, TokenContext, UpdateForm,
+    urn_uuid, verify, Action, FieldLimits, Grants, SubscribeQuery, TokenContext, UpdateForm,
 };
 use crate::domain::Config;
 
@@ -95,6 +95,7 @@ impl HubRequest<'_> {
             now_s: Date::now().as_millis() / 1000,
             issuers: self.config.mercure.issuers.clone(),
             resource: self.resource(),
+            limits: self.config.mercure.matcher_limits,
         };
         let key = key.ok_or_else(|| self.refuse(Challenge::InvalidToken))?;
         match verify(&presented.token, key.as_bytes(), &ctx) {
@@ -154,7 +155,7 @@ pub async fn serve(
                 base: hub.resource(),
                 raw_path: hub.url.path().to_string(),
                 remainder,
-                grants,
+                grants: grants.spec(),
                 if_none_match: hub.headers.get("If-None-Match")?,
             }
             .send(env)
@@ -179,8 +180,8 @@ async fn subscribe(hub: &HubRequest<'_>, env: &Env) -> Result<Response, Error> {
     HubCall::Subscribe {
         base: hub.resource(),
         subscriber_id: random_id()?,
-        specs: query.specs(),
-        grants,
+        specs: query.specs().to_vec(),
+        grants: grants.as_ref().map(Grants::spec),
         cursor,
     }
     .send(env)
@@ -216,7 +217,12 @@ async fn read_publish(hub: &HubRequest<'_>, req: &mut Request) -> Result<HubCall
     if !grants.allows_all(Action::Publish, form.topics()?) {
         return Err(hub.refuse(Challenge::InsufficientScope));
     }
-    let update = form.validate(&hub.resource())?;
+    let limits = FieldLimits {
+        id_bytes: hub.config.mercure.max_id_bytes,
+        type_bytes: hub.config.max_event_type_bytes,
+        topic_bytes: hub.config.mercure.max_topic_bytes,
+    };
+    let update = form.validate(&hub.resource(), &limits)?;
     let id = match &update.id {
         Some(id) => id.clone(),
         None => random_id()?,

@@ -14,9 +14,10 @@ use super::super::outlet::StreamOutlet;
 use super::super::sql_log::SqlLog;
 use super::random_id;
 use crate::domain::hub::{self, Cursor, HubSettings, HubUpdate, UpdateRoute, EARLIEST};
+use crate::domain::mercure::subscribe::compile;
 use crate::domain::mercure::subscriber::Subscriber;
 use crate::domain::mercure::subscriptions::{collection_document, content_type, Subscription};
-use crate::domain::mercure::{ApiPath, Grants, TopicMatcher, TopicSpec, Update};
+use crate::domain::mercure::{ApiPath, Grants, GrantsSpec, MatcherBudget, TopicSpec, Update};
 use crate::domain::{Config, HistoryPolicy};
 
 struct Hosted {
@@ -109,6 +110,7 @@ impl Hub {
             let settings = HubSettings {
                 queue_capacity: config.queue_capacity,
                 max_subscribers: config.max_listeners,
+                max_matcher_bytes: config.mercure.hub_matcher_bytes,
                 retry_ms: config.retry_ms,
                 history: HistoryPolicy {
                     max_events: config.history_size,
@@ -135,11 +137,7 @@ impl Hub {
                 grants,
                 cursor,
             } => {
-                let subscriber = Subscriber {
-                    id: subscriber_id,
-                    matchers: compile(&specs, &base)?,
-                    grants,
-                };
+                let subscriber = self.subscriber(subscriber_id, &specs, grants, &base)?;
                 self.subscribe(subscriber, cursor).await
             }
             HubCall::Publish { update, id } => self.publish(update, id),
@@ -149,8 +147,32 @@ impl Hub {
                 raw_path,
                 grants,
                 if_none_match,
-            } => self.subscriptions(&base, &remainder, &raw_path, &grants, if_none_match),
+            } => {
+                let limits = self.with_hosted(|h| h.config.mercure.matcher_limits);
+                let grants = compile_grants(grants, &mut MatcherBudget::new(limits))?;
+                self.subscriptions(&base, &remainder, &raw_path, &grants, if_none_match)
+            }
         }
+    }
+
+    /// Compiles a subscriber's token and query matchers, in that order, within one
+    /// budget: the token's fitted it alone when the Worker verified it, so an overrun
+    /// names the query's matcher that did not fit.
+    fn subscriber(
+        &self,
+        id: String,
+        specs: &[TopicSpec],
+        grants: Option<GrantsSpec>,
+        base: &str,
+    ) -> Result<Subscriber, Error> {
+        let limits = self.with_hosted(|h| h.config.mercure.matcher_limits);
+        let mut budget = MatcherBudget::new(limits);
+        let grants = grants.map(|g| compile_grants(g, &mut budget)).transpose()?;
+        Ok(Subscriber {
+            id,
+            matchers: compile(specs, base, &mut budget)?,
+            grants,
+        })
     }
 
     async fn subscribe(
@@ -288,12 +310,11 @@ fn header_quoted(id: &str) -> String {
         .replace('\\', "%5C")
 }
 
-/// Compiles the subscriber's matchers (the Worker compiled them once to validate them).
-fn compile(specs: &[TopicSpec], base: &str) -> Result<Vec<TopicMatcher>, Error> {
-    specs
-        .iter()
-        .map(|spec| TopicMatcher::compile(spec, base).map_err(|e| Error::Contract(e.to_string())))
-        .collect()
+/// Compiles grants the Worker verified within the same limits.
+fn compile_grants(grants: GrantsSpec, budget: &mut MatcherBudget) -> Result<Grants, Error> {
+    grants
+        .compile(budget)
+        .map_err(|e| Error::Contract(format!("grants: {e}")))
 }
 
 impl DurableObject for Hub {

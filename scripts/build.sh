@@ -1,7 +1,9 @@
 #!/bin/sh
 # Builds the worker into build/worker (what wrangler.toml's `main` points at).
 # wrangler runs this before `wrangler dev` and `wrangler deploy`. Tests that start many
-# dev servers set SSE_EDGE_SKIP_BUILD=1 after building once.
+# dev servers set SSE_EDGE_SKIP_BUILD=1 after building once. SSE_EDGE_TEST_BUILD=1 makes
+# a test build (the `test-faults` feature: a way to make an object fail), which
+# scripts/test.sh builds and nothing deploys.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "${SSE_EDGE_SKIP_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
@@ -15,4 +17,7 @@ done
 # (scripts/setup.sh pins it to Cargo.lock's version) and skip wasm-opt.
 WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
 export WASM_BINDGEN_BIN
+if [ "${SSE_EDGE_TEST_BUILD:-}" = 1 ]; then
+  exec worker-build --release --no-opt --features test-faults
+fi
 exec worker-build --release --no-opt

@@ -55,8 +55,8 @@ run clippy cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "Rust tests: cargo test --workspace"
 run cargo cargo test --workspace
 
-step "build: sh scripts/build.sh"
-run build sh scripts/build.sh
+step "build: SSE_EDGE_TEST_BUILD=1 sh scripts/build.sh (a test build)"
+run build env SSE_EDGE_TEST_BUILD=1 sh scripts/build.sh
 
 step "end-to-end and browser tests: node --test"
 # tests/support/server.mjs starts wrangler dev with SSE_EDGE_SKIP_BUILD=1, so the

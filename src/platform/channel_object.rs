@@ -16,6 +16,7 @@ use super::contract::{ChannelCall, ChannelRequest, NODE_HEADER, PLACED_STATUS, P
 use super::error::Error;
 use super::host::{now_ms, Host};
 use super::http;
+use super::open_streams::OpenStreams;
 use super::outlet::StreamOutlet;
 use super::sql_log::SqlLog;
 use crate::domain::{
@@ -70,6 +71,7 @@ pub struct Channel {
     uplink: Rc<Uplink>,
     /// Listeners placed here whose seats are being made.
     arriving: Cell<usize>,
+    streams: Rc<OpenStreams>,
 }
 
 impl Channel {
@@ -179,7 +181,7 @@ impl Channel {
         }
         self.ensure_uplink().await?;
         let capacity = self.with_hosted(|h| h.config.queue_capacity);
-        let (outlet, body) = StreamOutlet::open(capacity)?;
+        let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
         let joined =
             self.with_hosted(|h| h.channel.join(seat.clone(), outlet, last_seen, now_ms()));
         let position = match (joined, last_seen) {
@@ -202,7 +204,7 @@ impl Channel {
             let through = self.with_hosted(|h| h.channel.holds_through());
             let timed = matches!(seat, Seat::Relay(_));
             let (replay, upstream) = self.ask_parent_replay(after, through, timed).await?;
-            let (outlet, body) = StreamOutlet::open(capacity)?;
+            let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
             let joined = self.with_hosted(|h| {
                 h.channel
                     .join_replayed(seat.clone(), outlet, &replay, upstream, now_ms())
@@ -293,6 +295,7 @@ impl Channel {
     }
 
     fn publish(&self, message: &Message) -> Result<Response, Error> {
+        super::injected_fault(&message.data);
         let published = self.with_hosted(|h| h.channel.publish(message, now_ms()))?;
         self.schedule_flush();
         http::json(&published.to_json())
@@ -424,11 +427,12 @@ async fn child_stats(call: ChannelCall, env: &Env) -> Result<ChannelStats, Error
 impl DurableObject for Channel {
     fn new(state: State, env: Env) -> Self {
         Channel {
-            state,
             env,
             host: Host::new(),
             uplink: Rc::new(Uplink::default()),
             arriving: Cell::new(0),
+            streams: Rc::new(OpenStreams::claim(&state)),
+            state,
         }
     }
 

@@ -4,7 +4,9 @@
 //! - [`contract`]: the typed requests between the Worker and a channel's object;
 //! - `worker`: the entry Worker: validation, authorization, CORS, one function per route;
 //! - `channel_object`: the Durable Object that hosts one channel;
-//! - `outlet` and `sql_log`: the runtime's listener streams and history storage.
+//! - `outlet` and `sql_log`: the runtime's listener streams and history storage;
+//!   `open_streams`: every open stream also known outside the wasm memory, so that a
+//!   lost state ends them.
 
 mod channel_object;
 pub mod contract;
@@ -12,6 +14,7 @@ pub mod error;
 mod host;
 mod http;
 pub mod hub;
+mod open_streams;
 mod outlet;
 pub mod routes;
 mod sql_log;
@@ -30,3 +33,16 @@ pub fn read_config(env: &::worker::Env) -> Result<Config, ConfigError> {
             .ok()
     })
 }
+
+/// The data that, published in a test build (`--features test-faults`), makes the object
+/// that takes it panic, as a bug or running out of memory would: how the tests show that a
+/// lost state ends every stream the object was feeding. Other builds have no such way.
+#[cfg(feature = "test-faults")]
+fn injected_fault(data: &str) {
+    if data == "sse-edge-test:panic" {
+        panic!("injected fault");
+    }
+}
+
+#[cfg(not(feature = "test-faults"))]
+fn injected_fault(_data: &str) {}

@@ -4,6 +4,7 @@
 //! its high-water mark is the queue capacity and `desiredSize` says how full it is.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsValue;
@@ -12,16 +13,23 @@ use worker::web_sys::{
     QueuingStrategy, ReadableStream, TransformStream, WritableStreamDefaultWriter,
 };
 
+use super::open_streams::OpenStreams;
 use crate::domain::Outlet;
 
 pub struct StreamOutlet {
     writer: WritableStreamDefaultWriter,
     capacity: f64,
+    /// The object's open streams, which know this one until it is dropped.
+    open: Rc<OpenStreams>,
 }
 
 impl StreamOutlet {
-    /// A new stream: the outlet to write to and the body to respond with.
-    pub fn open(capacity: usize) -> Result<(StreamOutlet, ReadableStream), JsValue> {
+    /// A new stream, known to `open` while it lives: the outlet to write to and the body
+    /// to respond with.
+    pub fn open(
+        capacity: usize,
+        open: &Rc<OpenStreams>,
+    ) -> Result<(StreamOutlet, ReadableStream), JsValue> {
         let writable_strategy = QueuingStrategy::new();
         writable_strategy.set_high_water_mark(capacity as f64);
         // Nothing waits on the readable side beyond what the runtime is sending, so a
@@ -35,13 +43,21 @@ impl StreamOutlet {
                 &readable_strategy,
             )?;
         let writer = stream.writable().get_writer()?;
+        open.add(&writer);
         Ok((
             StreamOutlet {
                 writer,
                 capacity: capacity as f64,
+                open: Rc::clone(open),
             },
             stream.readable(),
         ))
+    }
+}
+
+impl Drop for StreamOutlet {
+    fn drop(&mut self) {
+        self.open.remove(&self.writer);
     }
 }
 

@@ -2,6 +2,7 @@
 //! history in SQLite, and a keep-alive alarm while anyone subscribes. The Worker has
 //! verified every token and validated every request; this object reads [`HubCall`]s.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use worker::{durable_object, DurableObject, Env, Headers, Request, Response, State};
@@ -10,6 +11,7 @@ use super::super::contract::HubCall;
 use super::super::error::Error;
 use super::super::error::{Challenge, HubRefusal};
 use super::super::host::{now_ms, Host};
+use super::super::open_streams::OpenStreams;
 use super::super::outlet::StreamOutlet;
 use super::super::sql_log::SqlLog;
 use super::random_id;
@@ -88,6 +90,7 @@ pub struct Hub {
     state: State,
     env: Env,
     host: Host<Hosted>,
+    streams: Rc<OpenStreams>,
 }
 
 /// The headers every hub stream carries (§6.4).
@@ -197,7 +200,7 @@ impl Hub {
             )
             .await;
         let capacity = self.with_hosted(|h| h.config.queue_capacity);
-        let (outlet, body) = StreamOutlet::open(capacity)?;
+        let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
         let subscribed = self.with_hosted(|h| {
             h.hub
                 .subscribe(outlet, subscriber, cursor.as_ref(), now_ms())
@@ -221,6 +224,7 @@ impl Hub {
     }
 
     fn publish(&self, update: Update, id: String) -> Result<Response, Error> {
+        super::super::injected_fault(&update.data);
         let update = hub_update(update, id);
         self.with_hosted(|h| h.hub.publish(&update, now_ms()))?;
         self.schedule_flush();
@@ -320,9 +324,10 @@ fn compile_grants(grants: GrantsSpec, budget: &mut MatcherBudget) -> Result<Gran
 impl DurableObject for Hub {
     fn new(state: State, env: Env) -> Self {
         Hub {
-            state,
             env,
             host: Host::new(),
+            streams: Rc::new(OpenStreams::claim(&state)),
+            state,
         }
     }
 

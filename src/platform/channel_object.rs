@@ -171,7 +171,7 @@ impl Channel {
             // A node that starts for a resume takes its stream from a little before it:
             // the listeners coming back with it (after a restart, they all do) are then
             // answered here, not each by a replay from above.
-            let fresh = !self.with_hosted(|h| h.channel.is_live());
+            let fresh = self.with_hosted(|h| h.channel.resume_after().is_none());
             if fresh && self.uplink.state.get() == LinkState::Down {
                 let seed = EventId(after.0.saturating_sub(SEED_MARGIN));
                 self.uplink.seed.set(Some(seed));
@@ -205,7 +205,7 @@ impl Channel {
             let (outlet, body) = StreamOutlet::open(capacity)?;
             let joined = self.with_hosted(|h| {
                 h.channel
-                    .join_replayed(seat.clone(), outlet, &replay, upstream, now_ms())
+                    .join_replayed(seat.clone(), outlet, &replay, upstream, through, now_ms())
             });
             match joined {
                 Ok(position) => {
@@ -229,6 +229,7 @@ impl Channel {
     ) -> Result<Response, Error> {
         let answered = self.with_hosted(|h| h.channel.replay(after, through, timed, now_ms()));
         let (text, position) = match answered {
+            // Only below the root: the root answers every replay itself.
             Err(SubscribeError::NotCovered) => {
                 self.ask_parent_replay(after, through, timed).await?
             }
@@ -252,7 +253,7 @@ impl Channel {
         let parent = self
             .path()
             .parent()
-            .ok_or_else(|| Error::Contract("the root holds every resume".into()))?;
+            .ok_or_else(|| Error::Contract("a replay asked above the root".into()))?;
         let request = ChannelRequest::Replay {
             after,
             through,
@@ -264,7 +265,8 @@ impl Channel {
         Ok((response.text().await?, position))
     }
 
-    /// Below the root: makes sure the stream from the parent is up, so that a listener
+    /// Below the root: makes sure the stream from the parent is up (and has brought the
+    /// parent's gap, when the node starts over at the parent's ids), so that a listener
     /// seated now gets every event from now on.
     async fn ensure_uplink(&self) -> Result<(), Error> {
         if self.with_hosted(|h| h.channel.path().is_root()) {
@@ -283,7 +285,10 @@ impl Channel {
             self.state.wait_until(task);
         }
         let started = now_ms();
-        while self.uplink.state.get() != LinkState::Up {
+        let up = || {
+            self.uplink.state.get() == LinkState::Up && self.with_hosted(|h| h.channel.is_live())
+        };
+        while !up() {
             if now_ms() - started > UPLINK_WAIT.as_millis() as u64 {
                 return Err(Error::TreeBusy("its stream from the tree is not up yet"));
             }

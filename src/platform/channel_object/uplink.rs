@@ -52,21 +52,18 @@ pub(super) async fn run(
     };
     let mut failures = 0;
     while !uplink.stop.get() {
-        let live = hosted.with(|h| h.channel.is_live()).unwrap_or(false);
-        let seeded = (!live).then(|| uplink.seed.take()).flatten();
-        let last_seen = match live {
-            true => hosted.with(|h| h.channel.last_id()),
-            false => seeded,
-        };
+        let resume = hosted.with(|h| h.channel.resume_after()).flatten();
+        // A node that has relayed nothing yet asks from its seed, or from now.
+        let asked = resume.or_else(|| uplink.seed.take());
         let request = ChannelRequest::Relay {
             child: path.clone(),
-            last_seen,
+            last_seen: asked,
         };
         let call = ChannelCall::to_node(channel.clone(), parent.clone(), request);
         match open(&call, &env).await {
             Ok((position, mut stream)) => {
                 failures = 0;
-                hosted.with(|h| h.channel.relay_started(position, seeded));
+                hosted.with(|h| h.channel.relay_started(position, asked));
                 uplink.state.set(LinkState::Up);
                 let mut reader = FrameReader::new();
                 while let Some(Ok(bytes)) = stream.next().await {
@@ -85,8 +82,8 @@ pub(super) async fn run(
             Err(e) => {
                 worker::console_error!("node {path} could not reach its parent: {e}");
                 // A node that has relayed nothing asks from the same place again.
-                if !live {
-                    uplink.seed.set(seeded);
+                if resume.is_none() {
+                    uplink.seed.set(asked);
                 }
                 failures += 1;
             }

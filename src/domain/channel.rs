@@ -594,6 +594,15 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         self.origin = Origin::Relayed(Upstream::StartingOver { after: asked });
     }
 
+    /// Ends every listener's and child's stream, after what is queued, when this node
+    /// cannot get its stream from its parent: they would stay open with nothing to carry.
+    /// Their clients reconnect and resume, possibly elsewhere in the tree.
+    pub fn end_streams(&mut self) {
+        self.flush();
+        self.announcer.close_where(|_| true);
+        self.relays.close_where(|_| true);
+    }
+
     /// Takes frames relayed from the parent, in the channel's order: events (with their
     /// id) and `gap` notices (without); they go out with the next flush. An event at or
     /// below the last relayed id is one already had, and is skipped.
@@ -1990,6 +1999,34 @@ mod tests {
                 .join_replayed(Seat::Listener, o.clone(), &replay, upstream, through, 6);
         assert_eq!(joined, Err(SubscribeError::NotCovered));
         assert_eq!(head.node.listeners(), 0);
+    }
+
+    #[test]
+    fn a_node_cut_off_from_its_parent_ends_its_streams_and_seats_again_once_it_is_back() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        let mut head = Below::join(&mut root, "weur", 100);
+        let leaf = Below::join(&mut head.node, "weur.0", 100);
+        let on_head = TestOutlet::default();
+        head.node.subscribe(on_head.clone(), None, 0).unwrap();
+        publish_n(&mut root, 1..=2);
+        head.pump(2);
+        // Its parent has been out of reach too long: it ends every stream it feeds, after
+        // what they were sent.
+        head.node.end_streams();
+        assert!(on_head.0.borrow().closed);
+        assert!(leaf.relay.0.borrow().closed);
+        assert_eq!((head.node.listeners(), head.node.relays()), (0, 0));
+        assert_eq!(ids_of(&on_head), [1, 2]);
+        // Once its stream is back, the listener that left resumes here, missing nothing.
+        publish_n(&mut root, 3..=4);
+        head.relay.0.borrow_mut().gone = true;
+        head.resume(&mut root, 4);
+        let back = TestOutlet::default();
+        head.node
+            .subscribe(back.clone(), Some(EventId(2)), 4)
+            .unwrap();
+        head.pump(4);
+        assert_eq!(ids_of(&back), [3, 4]);
     }
 
     mod tree_properties {

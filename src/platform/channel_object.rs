@@ -260,7 +260,7 @@ impl Channel {
             timed,
         };
         let call = ChannelCall::to_node(self.channel_name(), parent, request);
-        let mut response = from_above(call.send(&self.env).await?, 200)?;
+        let mut response = ask_node(&call, &self.env, 200).await?;
         let position = position_of(&response)?;
         Ok((response.text().await?, position))
     }
@@ -368,7 +368,7 @@ impl Channel {
             handed,
         };
         let call = ChannelCall::to_node(self.channel_name(), parent, report);
-        match call.send(&self.env).await.and_then(|r| from_above(r, 204)) {
+        match ask_node(&call, &self.env, 204).await {
             Ok(_) => self.with_hosted(|h| h.reported = subtree),
             Err(e) => {
                 // Kept here, to be handed up with the next report.
@@ -395,9 +395,18 @@ fn stream_response(
         .stream(body))
 }
 
-/// Another node's answer, when it has the status the call expects (`expected`: 200 for a
-/// stream, a replay or stats, 204 for a report).
-fn from_above(response: Response, expected: u16) -> Result<Response, Error> {
+/// Sends a call to another node of the tree, and takes its answer when it has the status
+/// the call expects (`expected`: 200 for a stream, a replay or stats, 204 for a report).
+/// A node that cannot be reached, or is busy, is one to try again soon: whoever this node
+/// answers gets a 503 with `Retry-After`.
+async fn ask_node(call: &ChannelCall, env: &Env, expected: u16) -> Result<Response, Error> {
+    let response = match call.send(env).await {
+        Ok(response) => response,
+        Err(e) => {
+            worker::console_error!("node {} could not be reached: {e}", call.node);
+            return Err(Error::TreeBusy("a node above cannot be reached"));
+        }
+    };
     match response.status_code() {
         status if status == expected => Ok(response),
         503 => Err(Error::TreeBusy("a node above is busy")),
@@ -415,7 +424,7 @@ fn position_of(response: &Response) -> Result<EventId, Error> {
 
 async fn child_stats(call: ChannelCall, env: &Env) -> Result<ChannelStats, Error> {
     let ask = async {
-        let mut response = from_above(call.send(env).await?, 200)?;
+        let mut response = ask_node(&call, env, 200).await?;
         let value: serde_json::Value = response.json().await?;
         ChannelStats::from_json(&value).ok_or_else(|| Error::Contract("a node's stats".into()))
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use worker::{Delay, Env};
 
-use super::{from_above, now_ms, position_of, Hosted, UPLINK_WAIT};
+use super::{ask_node, now_ms, position_of, Hosted, UPLINK_WAIT};
 use crate::domain::{ChannelName, EventId, NodePath};
 use crate::platform::contract::{ChannelCall, ChannelRequest};
 use crate::platform::error::Error;
@@ -113,7 +113,7 @@ pub(super) async fn run(
 }
 
 async fn open(call: &ChannelCall, env: &Env) -> Result<(EventId, worker::ByteStream), Error> {
-    let mut response = from_above(call.send(env).await?, 200)?;
+    let mut response = ask_node(call, env, 200).await?;
     let position = position_of(&response)?;
     Ok((position, response.stream()?))
 }

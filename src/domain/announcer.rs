@@ -102,6 +102,14 @@ impl<O: Outlet, I> Announcer<O, I> {
         self.listeners.iter().map(|l| &l.interest)
     }
 
+    /// Changes every listener's interest in place (a node of a fan-out tree that starts
+    /// over at its parent's ids sets where each of its listeners is).
+    pub fn update_interests(&mut self, mut change: impl FnMut(&mut I)) {
+        for listener in &mut self.listeners {
+            change(&mut listener.interest);
+        }
+    }
+
     /// The interests of listeners removed (slow, gone, stalled) since the last call.
     pub fn take_departed(&mut self) -> Vec<I> {
         std::mem::take(&mut self.departed)

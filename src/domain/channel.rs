@@ -324,10 +324,24 @@ impl Outbox {
 enum Origin {
     /// The channel's root: it gives the ids, and its log holds the whole history.
     Root,
-    /// A node below: its events arrive from its parent. `known_from`: every event of the
-    /// channel after it, up to the last relayed, is in the log (a resume from there is
-    /// answered here). `None` until the stream from the parent has started.
-    Relayed { known_from: Option<EventId> },
+    /// A node below: its events arrive from its parent.
+    Relayed(Upstream),
+}
+
+/// Below the root: how far the node's stream from its parent has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upstream {
+    /// Not started yet: the node takes no seat.
+    Waiting,
+    /// The parent answered with a head below the id the node asked after, so the node
+    /// starts over at the parent's ids ([`Channel::relay_started`]). The stream begins
+    /// with the parent's `gap`, which is for the seats the node already had: it takes no
+    /// new seat until the gap has arrived. `after`: the id it asked after, asked again
+    /// if the stream ends before.
+    StartingOver { after: EventId },
+    /// Every event of the channel after `known_from`, up to the last relayed, is in the
+    /// log (a resume from there is answered here).
+    Live { known_from: EventId },
 }
 
 pub struct Channel<O: Outlet, L: EventLog> {
@@ -343,7 +357,8 @@ pub struct Channel<O: Outlet, L: EventLog> {
     /// What nodes below counted (deliveries, drops) before they emptied and handed their
     /// counts up: the channel's stats keep them when those nodes are gone.
     handed_up: Counters,
-    /// The last id given out (on the root) or relayed (below it).
+    /// The last id given out (on the root) or relayed (below it). Below the root it never
+    /// exceeds what the parent has answered this node with (a position, or an event).
     last_id: EventId,
     /// Below the root: where the stream from the parent had got to when it started (a
     /// listener that does not resume starts from there, not from the replay before it).
@@ -365,7 +380,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// listeners once its stream from the parent has started ([`Channel::relay_started`]).
     pub fn relayed(settings: ChannelSettings, path: NodePath, log: L) -> Self {
         debug_assert!(!path.is_root());
-        let origin = Origin::Relayed { known_from: None };
+        let origin = Origin::Relayed(Upstream::Waiting);
         Self::build(settings, path, origin, log, EventId(0))
     }
 
@@ -523,31 +538,85 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         })
     }
 
-    /// The stream from the parent has started (again): it brings what the parent had
-    /// after the id this node asked from (a replay, each event with its publication time)
-    /// up to `position`, then live events. A node that had relayed nothing asked from
-    /// `seeded` (a resume it was asked for, to hold what its returning listeners missed)
-    /// or from now; one that reconnected asked from its last relayed id.
-    pub fn relay_started(&mut self, position: EventId, seeded: Option<EventId>) {
-        let Origin::Relayed { known_from } = &mut self.origin else {
+    /// The stream from the parent has started (again), asked after `asked`
+    /// ([`Channel::resume_after`], or, for a node that has relayed nothing yet, a resume
+    /// it was started for, to hold what its returning listeners missed; none: from now).
+    /// It brings what the parent has after that id (a replay, each event with its
+    /// publication time) up to `position`, the parent's head when it answered, then live
+    /// events.
+    ///
+    /// A node's last id never exceeds what its parent has answered it with. A parent
+    /// whose head is below the id asked after (the root's storage was reset, or the
+    /// resume was from an id the channel never gave) answers as the root answers such a
+    /// resume: `gap`, then every event it keeps. The node then starts over at the
+    /// parent's ids: what it kept is dropped (those ids may name other events now), its
+    /// listeners get the parent's gap and events, as a listener resuming on the root
+    /// would, and its children's streams are ended, so that each starts over the same
+    /// way when it resumes.
+    pub fn relay_started(&mut self, position: EventId, asked: Option<EventId>) {
+        let Origin::Relayed(upstream) = self.origin else {
             return;
         };
-        if known_from.is_none() {
-            self.last_id = seeded.unwrap_or(position);
-            *known_from = Some(self.last_id);
-        }
         self.upstream_position = position;
+        let from = asked.unwrap_or(position);
+        if from > position {
+            self.start_over(from);
+        } else if !matches!(upstream, Upstream::Live { .. }) {
+            self.last_id = from;
+            self.origin = Origin::Relayed(Upstream::Live { known_from: from });
+        }
+    }
+
+    /// Below the root, the id its stream from the parent asks after when it starts again:
+    /// its last relayed id, or, while it starts over, the id it asked after (so that the
+    /// parent's gap comes again). None before its stream first started, and on the root.
+    pub fn resume_after(&self) -> Option<EventId> {
+        match self.origin {
+            Origin::Relayed(Upstream::Live { .. }) => Some(self.last_id),
+            Origin::Relayed(Upstream::StartingOver { after }) => Some(after),
+            _ => None,
+        }
+    }
+
+    /// Drops what this node relayed before its parent's head went below it, and sets every
+    /// listener to receive the stream from the parent's first frame on (its gap). A child
+    /// fed from here cannot go on from its last id, which is above this node's now: its
+    /// stream is ended, and it starts over when it resumes.
+    fn start_over(&mut self, asked: EventId) {
+        self.flush();
+        let kept = self.log.len();
+        if let Err(e) = self.log.prune(kept, 0) {
+            self.store_error = Some(e);
+        }
+        self.last_id = EventId(0);
+        self.announcer.update_interests(|after| *after = EventId(0));
+        self.relays.close_where(|_| true);
+        self.origin = Origin::Relayed(Upstream::StartingOver { after: asked });
+    }
+
+    /// Ends every listener's and child's stream, after what is queued, when this node
+    /// cannot get its stream from its parent: they would stay open with nothing to carry.
+    /// Their clients reconnect and resume, possibly elsewhere in the tree.
+    pub fn end_streams(&mut self) {
+        self.flush();
+        self.announcer.close_where(|_| true);
+        self.relays.close_where(|_| true);
     }
 
     /// Takes frames relayed from the parent, in the channel's order: events (with their
     /// id) and `gap` notices (without); they go out with the next flush. An event at or
     /// below the last relayed id is one already had, and is skipped.
     pub fn ingest(&mut self, frames: &[protocol::RawFrame], now_ms: u64) {
-        let Origin::Relayed {
-            known_from: Some(known_from),
-        } = self.origin
-        else {
-            return;
+        let known_from = match self.origin {
+            Origin::Relayed(Upstream::Live { known_from }) => known_from,
+            Origin::Relayed(Upstream::StartingOver { .. }) if !frames.is_empty() => {
+                // The parent's gap (its first frame) goes to every seat, all of which the
+                // node had before it started over; from here on the node is live again.
+                let known_from = EventId(0);
+                self.origin = Origin::Relayed(Upstream::Live { known_from });
+                known_from
+            }
+            _ => return,
         };
         let mut kept = Vec::new();
         for frame in frames {
@@ -657,14 +726,23 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// Starts a listener or relay with the replay an object above answered (`replay`,
     /// which brings it to `upstream`), then what this object has after that. A seat that
     /// is ahead of this object gets only the events after `upstream`.
+    ///
+    /// `through` is what the replay was asked to reach ([`Channel::holds_through`] when
+    /// asked). Only the root answers below it, when its head went back under this node's:
+    /// this node's ids are not the root's until its own stream from the parent starts over
+    /// ([`Channel::relay_started`]), so it seats no one on that answer (`NotCovered`).
     pub fn join_replayed(
         &mut self,
         seat: Seat,
         outlet: O,
         replay: &str,
         upstream: EventId,
+        through: EventId,
         now_ms: u64,
     ) -> Result<EventId, SubscribeError> {
+        if upstream < through {
+            return Err(SubscribeError::NotCovered);
+        }
         let from = if upstream < self.last_id {
             StartAt::After(upstream)
         } else {
@@ -707,6 +785,8 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// the listener to, for a child object to pass on. A child asks for at least
     /// `through` (its own [`Channel::holds_through`]), so that it can go on from the
     /// answer with what it holds; a node that is not that far yet says `NotCovered`.
+    /// The root answers every replay, whatever `through`: its head is the channel's, and
+    /// an answer below `through` tells the child that the head went back.
     /// `timed`: each event says when it was published ([`protocol::timed`]), for a
     /// child's relay to keep it as long as the root would.
     pub fn replay(
@@ -717,7 +797,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         now_ms: u64,
     ) -> Result<(String, EventId), SubscribeError> {
         self.flush();
-        if self.last_id < through {
+        if self.origin != Origin::Root && self.last_id < through {
             return Err(SubscribeError::NotCovered);
         }
         Ok((self.replay_text(after, timed, now_ms)?, self.last_id))
@@ -728,9 +808,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// from the parent resumed, where what it keeps begins.
     pub fn holds_through(&self) -> EventId {
         match self.origin {
-            Origin::Relayed {
-                known_from: Some(from),
-            } => from.max(self.last_id),
+            Origin::Relayed(Upstream::Live { known_from }) => known_from.max(self.last_id),
             _ => self.last_id,
         }
     }
@@ -755,9 +833,13 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     }
 
     /// Whether this object can take seats: the root always; a node below once its
-    /// stream from the parent has started.
+    /// stream from the parent has started (and, when it starts over, once the parent's
+    /// gap has arrived).
     pub fn is_live(&self) -> bool {
-        !matches!(self.origin, Origin::Relayed { known_from: None })
+        matches!(
+            self.origin,
+            Origin::Root | Origin::Relayed(Upstream::Live { .. })
+        )
     }
 
     /// The replay for a resume after `after`, when this object holds it (`timed`: for a
@@ -774,8 +856,9 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             .apply(&mut self.log, now_ms)
             .map_err(SubscribeError::Log)?;
         self.note_pruned();
-        if let Origin::Relayed { known_from } = self.origin {
-            let held = known_from.is_some_and(|from| from <= after && after <= self.last_id);
+        if let Origin::Relayed(upstream) = self.origin {
+            let held = matches!(upstream, Upstream::Live { known_from }
+                if known_from <= after && after <= self.last_id);
             if !held {
                 return Err(SubscribeError::NotCovered);
             }
@@ -852,10 +935,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
 
     /// Below the root, what the log no longer holds is no longer answered here.
     fn note_pruned(&mut self) {
-        if let Origin::Relayed {
-            known_from: Some(from),
-        } = &mut self.origin
-        {
+        if let Origin::Relayed(Upstream::Live { known_from: from }) = &mut self.origin {
             let held_from = match self.log.oldest_id() {
                 Some(oldest) => EventId(oldest.0 - 1),
                 None => self.last_id,
@@ -1429,7 +1509,27 @@ mod tests {
             let seat = Seat::Relay(self.node.path().clone());
             let last = Some(self.node.last_id());
             let position = parent.join(seat, self.relay.clone(), last, now_ms).unwrap();
-            self.node.relay_started(position, None);
+            self.node.relay_started(position, last);
+        }
+
+        /// As [`Below::resume`], with the replay asked of `above` when the parent does not
+        /// hold the resume, as the platform asks up.
+        fn resume_asking(&mut self, parent: &mut Node, above: &mut Node, now_ms: u64) {
+            self.relay = TestOutlet::default();
+            self.reader.end_of_stream();
+            let seat = Seat::Relay(self.node.path().clone());
+            let last = self.node.last_id();
+            let position = match parent.join(seat.clone(), self.relay.clone(), Some(last), now_ms) {
+                Err(SubscribeError::NotCovered) => {
+                    let through = parent.holds_through();
+                    let (replay, upstream) = above.replay(last, through, true, now_ms).unwrap();
+                    parent
+                        .join_replayed(seat, self.relay.clone(), &replay, upstream, through, now_ms)
+                        .unwrap()
+                }
+                joined => joined.unwrap(),
+            };
+            self.node.relay_started(position, Some(last));
         }
 
         /// Takes what the parent has written on the relay, and sends it on.
@@ -1505,7 +1605,14 @@ mod tests {
         // The root publishes while the answer travels; the node has not relayed it yet.
         publish_n(&mut root, 10..=10);
         leaf.node
-            .join_replayed(Seat::Listener, far.clone(), &replay, upstream, 10)
+            .join_replayed(
+                Seat::Listener,
+                far.clone(),
+                &replay,
+                upstream,
+                EventId(0),
+                10,
+            )
             .unwrap();
         leaf.pump(10);
         assert_eq!(ids_of(&far), (3..=10).collect::<Vec<_>>());
@@ -1528,7 +1635,14 @@ mod tests {
         let (replay, upstream) = root.replay(EventId(6), EventId(0), false, 6).unwrap();
         assert_eq!((replay.as_str(), upstream), ("", EventId(6)));
         leaf.node
-            .join_replayed(Seat::Listener, ahead.clone(), &replay, upstream, 6)
+            .join_replayed(
+                Seat::Listener,
+                ahead.clone(),
+                &replay,
+                upstream,
+                EventId(0),
+                6,
+            )
             .unwrap();
         publish_n(&mut root, 7..=7);
         leaf.pump(7);
@@ -1584,7 +1698,14 @@ mod tests {
         let (replay, upstream) = root.replay(EventId(1), EventId(0), false, 6).unwrap();
         let below = TestOutlet::default();
         leaf.node
-            .join_replayed(Seat::Listener, below.clone(), &replay, upstream, 6)
+            .join_replayed(
+                Seat::Listener,
+                below.clone(),
+                &replay,
+                upstream,
+                EventId(0),
+                6,
+            )
             .unwrap();
         assert_eq!(events(&below), events(&at_root));
     }
@@ -1717,6 +1838,197 @@ mod tests {
         assert_eq!(head.node.hand_up().delivered, 3);
     }
 
+    /// The text a stream has carried so far.
+    fn text_of(o: &TestOutlet) -> String {
+        o.0.borrow_mut().read_all();
+        o.0.borrow().text()
+    }
+
+    /// A listener on `node` resuming after `after`, with its replay asked of `root` when
+    /// the node does not hold it, as the platform asks up.
+    fn resume_below(node: &mut Node, root: &mut Node, after: u64, now_ms: u64) -> TestOutlet {
+        let o = TestOutlet::default();
+        let after = EventId(after);
+        match node.subscribe(o.clone(), Some(after), now_ms) {
+            Err(SubscribeError::NotCovered) => {
+                let through = node.holds_through();
+                let (replay, upstream) = root.replay(after, through, false, now_ms).unwrap();
+                node.join_replayed(
+                    Seat::Listener,
+                    o.clone(),
+                    &replay,
+                    upstream,
+                    through,
+                    now_ms,
+                )
+                .unwrap();
+            }
+            joined => {
+                joined.unwrap();
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn a_nodes_last_id_never_exceeds_what_its_parent_answered() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        publish_n(&mut root, 1..=3);
+        // Started for a resume (seeded before it), from now, and for a resume far ahead of
+        // the root (seeded beyond its head): the root answers each with its head, 3.
+        for seed in [Some(1), None, Some(900)] {
+            let seed = seed.map(EventId);
+            let mut below = Below::start(&mut root, "weur", tree_settings(100), seed, 3);
+            let last = below.node.last_id();
+            assert!(last <= EventId(3), "seeded {seed:?}: at {last}");
+            below.pump(3);
+            assert_eq!(below.node.last_id(), EventId(3), "seeded {seed:?}");
+        }
+    }
+
+    #[test]
+    fn a_resume_far_ahead_of_the_head_is_answered_below_the_root_exactly_as_on_it() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        publish_n(&mut root, 1..=3);
+        let at_root = listen(&mut root, Some(1000));
+        // The resume from 1000 starts a fresh node, which asks its parent from 900: the
+        // root is at 3. The node starts at the root's ids, and seats no one before it has
+        // read the root's gap (which is for no one: it had no seats).
+        let seed = Some(EventId(900));
+        let mut head = Below::start(&mut root, "weur", tree_settings(100), seed, 3);
+        assert!(!head.node.is_live());
+        head.pump(3);
+        assert!(head.node.is_live());
+        let below = resume_below(&mut head.node, &mut root, 1000, 3);
+        assert_eq!(text_of(&below), text_of(&at_root));
+        assert_eq!(
+            gap_of(&below).as_deref(),
+            Some(r#"{"firstAvailableId":"1","lastEventId":"1000"}"#)
+        );
+        assert_eq!(ids_of(&below), [1, 2, 3]);
+        // Later listeners there: the same resume again, one from now, one on a node below.
+        let again = resume_below(&mut head.node, &mut root, 1000, 3);
+        let from_now = TestOutlet::default();
+        head.node.subscribe(from_now.clone(), None, 3).unwrap();
+        let mut leaf = Below::join(&mut head.node, "weur.0", 100);
+        let on_leaf = TestOutlet::default();
+        leaf.node.subscribe(on_leaf.clone(), None, 3).unwrap();
+        publish_n(&mut root, 4..=5);
+        head.pump(5);
+        leaf.pump(5);
+        assert_eq!(ids_of(&below), [1, 2, 3, 4, 5]);
+        assert_eq!(events(&below), events(&at_root));
+        assert_eq!(events(&again), events(&at_root));
+        assert_eq!(ids_of(&from_now), [4, 5]);
+        assert_eq!(ids_of(&on_leaf), [4, 5]);
+    }
+
+    #[test]
+    fn a_node_whose_parent_comes_back_with_a_lower_head_takes_its_position_and_its_gap() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        let mut head = Below::join(&mut root, "weur", 100);
+        let mut leaf = Below::join(&mut head.node, "weur.0", 100);
+        let on_head = TestOutlet::default();
+        head.node.subscribe(on_head.clone(), None, 0).unwrap();
+        let on_leaf = TestOutlet::default();
+        leaf.node.subscribe(on_leaf.clone(), None, 0).unwrap();
+        publish_n(&mut root, 1..=5);
+        head.pump(5);
+        leaf.pump(5);
+        // The root lost its storage: it starts again over an empty log and gives 1 and 2
+        // to other events. The head's stream ended with the old root; it resumes after 5.
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        root.publish_batch(&[msg("new1"), msg("new2")], 6).unwrap();
+        root.flush();
+        head.resume(&mut root, 6);
+        let last = head.node.last_id();
+        assert!(last <= EventId(2), "the head is at {last}, the root at 2");
+        head.pump(6);
+        // Its listener gets what a listener resuming after 5 on the root gets: the root's
+        // gap and the events it keeps.
+        let on_root = text_of(&listen(&mut root, Some(5)));
+        let replayed = on_root.strip_prefix(&protocol::retry(1000)).unwrap();
+        assert!(replayed.starts_with("event: gap\n"), "{replayed}");
+        assert!(
+            text_of(&on_head).ends_with(replayed),
+            "{}",
+            text_of(&on_head)
+        );
+        // Its history of the old ids is gone: a resume after 1 gets the new 2.
+        let after_one = resume_below(&mut head.node, &mut root, 1, 6);
+        assert_eq!(
+            events(&after_one),
+            [("2".into(), "message".into(), "new2".into())]
+        );
+        // Its child's stream was ended: the child resumes after 5 too, and takes the same
+        // position and gap.
+        assert!(leaf.relay.0.borrow().closed);
+        leaf.pump(6);
+        leaf.resume_asking(&mut head.node, &mut root, 6);
+        let last = leaf.node.last_id();
+        assert!(last <= EventId(2), "the leaf is at {last}, its parent at 2");
+        leaf.pump(6);
+        root.publish(&msg("new3"), 7).unwrap();
+        root.flush();
+        head.pump(7);
+        leaf.pump(7);
+        assert_eq!(ids_of(&on_head), [1, 2, 3, 4, 5, 1, 2, 3]);
+        assert_eq!(events(&on_leaf), events(&on_head));
+        assert_eq!(ids_of(&after_one), [2, 3]);
+    }
+
+    #[test]
+    fn a_node_seats_no_one_on_a_replay_from_a_root_that_is_behind_it() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        let mut head = Below::join(&mut root, "weur", 100);
+        publish_n(&mut root, 1..=5);
+        head.pump(5);
+        // The root starts again over an empty log before the head's stream from it
+        // resumes; a resume the head asks up for comes back behind what it holds.
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        publish_n(&mut root, 1..=2);
+        let o = TestOutlet::default();
+        let after = EventId(7);
+        let joined = head.node.subscribe(o.clone(), Some(after), 6);
+        assert_eq!(joined, Err(SubscribeError::NotCovered));
+        let through = head.node.holds_through();
+        let (replay, upstream) = root.replay(after, through, false, 6).unwrap();
+        assert_eq!(upstream, EventId(2), "the root answers with its own head");
+        let joined =
+            head.node
+                .join_replayed(Seat::Listener, o.clone(), &replay, upstream, through, 6);
+        assert_eq!(joined, Err(SubscribeError::NotCovered));
+        assert_eq!(head.node.listeners(), 0);
+    }
+
+    #[test]
+    fn a_node_cut_off_from_its_parent_ends_its_streams_and_seats_again_once_it_is_back() {
+        let mut root = Channel::new(tree_settings(100), MemoryLog::default());
+        let mut head = Below::join(&mut root, "weur", 100);
+        let leaf = Below::join(&mut head.node, "weur.0", 100);
+        let on_head = TestOutlet::default();
+        head.node.subscribe(on_head.clone(), None, 0).unwrap();
+        publish_n(&mut root, 1..=2);
+        head.pump(2);
+        // Its parent has been out of reach too long: it ends every stream it feeds, after
+        // what they were sent.
+        head.node.end_streams();
+        assert!(on_head.0.borrow().closed);
+        assert!(leaf.relay.0.borrow().closed);
+        assert_eq!((head.node.listeners(), head.node.relays()), (0, 0));
+        assert_eq!(ids_of(&on_head), [1, 2]);
+        // Once its stream is back, the listener that left resumes here, missing nothing.
+        publish_n(&mut root, 3..=4);
+        head.relay.0.borrow_mut().gone = true;
+        head.resume(&mut root, 4);
+        let back = TestOutlet::default();
+        head.node
+            .subscribe(back.clone(), Some(EventId(2)), 4)
+            .unwrap();
+        head.pump(4);
+        assert_eq!(ids_of(&back), [3, 4]);
+    }
+
     mod tree_properties {
         use super::*;
         use proptest::prelude::*;
@@ -1732,6 +2044,13 @@ mod tests {
             Cut(bool),
             /// A listener leaves and comes back with its last id, on this node (0..3).
             Move(usize, usize),
+            /// A listener comes back, on this node, with an id this far ahead of the
+            /// root's head (one it never gave: a client that made it up, or storage reset).
+            Jump(usize, usize, u64),
+            /// The leaf restarts: a fresh one takes its stream from this far from the
+            /// root's head (ahead of it, for a resume from the future; none: from now),
+            /// and the leaf's listeners come back to it with their last ids.
+            Renew(Option<i64>),
         }
 
         fn step() -> impl Strategy<Value = Step> {
@@ -1741,13 +2060,19 @@ mod tests {
                 any::<bool>().prop_map(Step::Pump),
                 any::<bool>().prop_map(Step::Cut),
                 (0usize..6, 0usize..3).prop_map(|(l, n)| Step::Move(l, n)),
+                (0usize..6, 0usize..3, 1u64..2000).prop_map(|(l, n, a)| Step::Jump(l, n, a)),
+                proptest::option::of(-8i64..1000).prop_map(Step::Renew),
             ]
         }
 
         struct Listener {
             outlet: TestOutlet,
+            /// The node it is on (0 root, 1 head, 2 leaf).
+            at: usize,
             /// Ids seen on earlier connections, in order.
             seen: Vec<u64>,
+            /// `gap` notices seen on earlier connections.
+            gaps: Vec<String>,
         }
 
         impl Listener {
@@ -1756,6 +2081,29 @@ mod tests {
                 all.extend(ids_of(&self.outlet));
                 all
             }
+
+            fn all_gaps(&self) -> Vec<String> {
+                let mut gaps = self.gaps.clone();
+                gaps.extend(gaps_of(&self.outlet));
+                gaps
+            }
+
+            /// Leaves its stream, keeping what it saw; returns its last id.
+            fn leave(&mut self) -> EventId {
+                self.seen = self.all();
+                self.gaps = self.all_gaps();
+                self.outlet.0.borrow_mut().gone = true;
+                self.outlet = TestOutlet::default();
+                EventId(self.seen.last().copied().unwrap_or(0))
+            }
+        }
+
+        fn gaps_of(o: &TestOutlet) -> Vec<String> {
+            events(o)
+                .into_iter()
+                .filter(|e| e.1 == GAP_EVENT_TYPE)
+                .map(|e| e.2)
+                .collect()
         }
 
         struct Tree {
@@ -1790,6 +2138,10 @@ mod tests {
                     self.root.subscribe(outlet, Some(after), now).unwrap();
                     return;
                 }
+                if !self.below[at - 1].node.is_live() {
+                    // The platform seats no one before the node's stream has begun.
+                    self.pump(at - 1);
+                }
                 let node = &mut self.below[at - 1].node;
                 match node.subscribe(outlet.clone(), Some(after), now) {
                     Err(SubscribeError::NotCovered) => {
@@ -1797,7 +2149,7 @@ mod tests {
                         let (replay, upstream) = self.replay(at - 1, after, through);
                         self.below[at - 1]
                             .node
-                            .join_replayed(Seat::Listener, outlet, &replay, upstream, now)
+                            .join_replayed(Seat::Listener, outlet, &replay, upstream, through, now)
                             .unwrap();
                     }
                     joined => {
@@ -1818,57 +2170,90 @@ mod tests {
                 }
             }
 
+            fn parent(&mut self, i: usize) -> &mut Node {
+                match i {
+                    0 => &mut self.root,
+                    _ => &mut self.below[i - 1].node,
+                }
+            }
+
+            /// Opens the relay of `below[i]` (`path`) on its parent, after `after` (from
+            /// now when none), asking up the tree as the platform does; its position.
+            fn open_relay(
+                &mut self,
+                i: usize,
+                path: NodePath,
+                relay: TestOutlet,
+                after: Option<EventId>,
+            ) -> EventId {
+                let now = self.now;
+                let parent = self.parent(i);
+                parent.flush();
+                match (
+                    parent.join(Seat::Relay(path.clone()), relay.clone(), after, now),
+                    after,
+                ) {
+                    (Err(SubscribeError::NotCovered), Some(after)) => {
+                        let through = self.parent(i).holds_through();
+                        let (replay, upstream) = self.replay(i, after, through);
+                        self.parent(i)
+                            .join_replayed(
+                                Seat::Relay(path),
+                                relay,
+                                &replay,
+                                upstream,
+                                through,
+                                now,
+                            )
+                            .unwrap()
+                    }
+                    (joined, _) => joined.unwrap(),
+                }
+            }
+
             fn cut(&mut self, i: usize) {
                 self.below[i].relay.0.borrow_mut().gone = true;
                 // The parent finds out at its next write; the child resumes at once.
                 let fresh = TestOutlet::default();
                 let path = self.below[i].node.path().clone();
                 let last = self.below[i].node.last_id();
-                let now = self.now;
-                let parent = if i == 0 {
-                    &mut self.root
-                } else {
-                    &mut self.below[i - 1].node
-                };
-                parent.flush();
-                let position =
-                    match parent.join(Seat::Relay(path.clone()), fresh.clone(), Some(last), now) {
-                        Err(SubscribeError::NotCovered) => {
-                            let through = if i == 0 {
-                                self.root.holds_through()
-                            } else {
-                                self.below[i - 1].node.holds_through()
-                            };
-                            let (replay, upstream) = self.replay(i, last, through);
-                            let parent = if i == 0 {
-                                &mut self.root
-                            } else {
-                                &mut self.below[i - 1].node
-                            };
-                            parent
-                                .join_replayed(
-                                    Seat::Relay(path),
-                                    fresh.clone(),
-                                    &replay,
-                                    upstream,
-                                    now,
-                                )
-                                .unwrap()
-                        }
-                        joined => joined.unwrap(),
-                    };
+                let position = self.open_relay(i, path, fresh.clone(), Some(last));
                 let below = &mut self.below[i];
                 below.relay = fresh;
                 below.reader.end_of_stream();
-                below.node.relay_started(position, None);
+                below.node.relay_started(position, Some(last));
+                let last = below.node.last_id();
+                assert!(last <= position, "at {last}, answered {position}");
+            }
+
+            /// A fresh leaf in place of the old one, its stream starting after `seed`.
+            fn renew(&mut self, seed: Option<EventId>) {
+                self.below[1].relay.0.borrow_mut().gone = true;
+                let path = self.below[1].node.path().clone();
+                let relay = TestOutlet::default();
+                let position = self.open_relay(1, path.clone(), relay.clone(), seed);
+                let mut node = Channel::relayed(tree_settings(10_000), path, MemoryLog::default());
+                node.relay_started(position, seed);
+                let last = node.last_id();
+                assert!(
+                    last <= position,
+                    "seeded {seed:?}: at {last}, answered {position}"
+                );
+                self.below[1] = Below {
+                    node,
+                    relay,
+                    reader: protocol::FrameReader::new(),
+                };
             }
         }
 
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(200))]
 
-            /// Whatever the order of publishes, relays, cuts and listeners moving between
-            /// nodes, every listener ends up with every id once, in order.
+            /// Whatever the order of publishes, relays, cuts, restarts and listeners moving
+            /// between nodes, every listener ends up with every id once, in order; one that
+            /// comes back from ahead of the head gets the root's `gap` and every event
+            /// again, wherever it lands.
             #[test]
             fn every_listener_gets_every_event_once_in_order_wherever_it_moves(
                 steps in proptest::collection::vec(step(), 1..60)
@@ -1878,9 +2263,10 @@ mod tests {
                     .map(|i| {
                         let outlet = TestOutlet::default();
                         tree.seat(i % 3, outlet.clone(), EventId(0));
-                        Listener { outlet, seen: Vec::new() }
+                        Listener { outlet, at: i % 3, seen: Vec::new(), gaps: Vec::new() }
                     })
                     .collect();
+                let mut gaps: Vec<Vec<String>> = vec![Vec::new(); listeners.len()];
                 for step in steps {
                     tree.now += 1;
                     match step {
@@ -1892,13 +2278,29 @@ mod tests {
                         Step::Pump(leaf) => tree.pump(usize::from(leaf)),
                         Step::Cut(leaf) => tree.cut(usize::from(leaf)),
                         Step::Move(l, at) => {
-                            let listener = &mut listeners[l];
-                            listener.seen = listener.all();
-                            listener.outlet.0.borrow_mut().gone = true;
-                            let after = EventId(listener.seen.last().copied().unwrap_or(0));
-                            let outlet = TestOutlet::default();
-                            listener.outlet = outlet.clone();
-                            tree.seat(at, outlet, after);
+                            let after = listeners[l].leave();
+                            listeners[l].at = at;
+                            tree.seat(at, listeners[l].outlet.clone(), after);
+                        }
+                        Step::Jump(l, at, ahead) => {
+                            listeners[l].leave();
+                            // It starts over: what the channel keeps is all new to it.
+                            listeners[l].seen.clear();
+                            let head = tree.root.last_id();
+                            let after = EventId(head.0 + ahead);
+                            let first = if head.0 > 0 { r#""1""# } else { "null" };
+                            gaps[l].push(format!(r#"{{"firstAvailableId":{first},"lastEventId":"{after}"}}"#));
+                            listeners[l].at = at;
+                            tree.seat(at, listeners[l].outlet.clone(), after);
+                        }
+                        Step::Renew(offset) => {
+                            let head = tree.root.last_id().0 as i64;
+                            let seed = offset.map(|o| EventId((head + o).max(0) as u64));
+                            tree.renew(seed);
+                            for listener in listeners.iter_mut().filter(|l| l.at == 2) {
+                                let after = listener.leave();
+                                tree.seat(2, listener.outlet.clone(), after);
+                            }
                         }
                     }
                 }
@@ -1907,6 +2309,7 @@ mod tests {
                 let last = tree.root.last_id().0;
                 for (i, listener) in listeners.iter().enumerate() {
                     prop_assert_eq!(listener.all(), (1..=last).collect::<Vec<_>>(), "listener {}", i);
+                    prop_assert_eq!(&listener.all_gaps(), &gaps[i], "listener {}", i);
                 }
             }
         }

@@ -173,7 +173,7 @@ impl Channel {
             // A node that starts for a resume takes its stream from a little before it:
             // the listeners coming back with it (after a restart, they all do) are then
             // answered here, not each by a replay from above.
-            let fresh = !self.with_hosted(|h| h.channel.is_live());
+            let fresh = self.with_hosted(|h| h.channel.resume_after().is_none());
             if fresh && self.uplink.state.get() == LinkState::Down {
                 let seed = EventId(after.0.saturating_sub(SEED_MARGIN));
                 self.uplink.seed.set(Some(seed));
@@ -207,7 +207,7 @@ impl Channel {
             let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
             let joined = self.with_hosted(|h| {
                 h.channel
-                    .join_replayed(seat.clone(), outlet, &replay, upstream, now_ms())
+                    .join_replayed(seat.clone(), outlet, &replay, upstream, through, now_ms())
             });
             match joined {
                 Ok(position) => {
@@ -231,6 +231,7 @@ impl Channel {
     ) -> Result<Response, Error> {
         let answered = self.with_hosted(|h| h.channel.replay(after, through, timed, now_ms()));
         let (text, position) = match answered {
+            // Only below the root: the root answers every replay itself.
             Err(SubscribeError::NotCovered) => {
                 self.ask_parent_replay(after, through, timed).await?
             }
@@ -254,19 +255,20 @@ impl Channel {
         let parent = self
             .path()
             .parent()
-            .ok_or_else(|| Error::Contract("the root holds every resume".into()))?;
+            .ok_or_else(|| Error::Contract("a replay asked above the root".into()))?;
         let request = ChannelRequest::Replay {
             after,
             through,
             timed,
         };
         let call = ChannelCall::to_node(self.channel_name(), parent, request);
-        let mut response = from_above(call.send(&self.env).await?, 200)?;
+        let mut response = ask_node(&call, &self.env, 200).await?;
         let position = position_of(&response)?;
         Ok((response.text().await?, position))
     }
 
-    /// Below the root: makes sure the stream from the parent is up, so that a listener
+    /// Below the root: makes sure the stream from the parent is up (and has brought the
+    /// parent's gap, when the node starts over at the parent's ids), so that a listener
     /// seated now gets every event from now on.
     async fn ensure_uplink(&self) -> Result<(), Error> {
         if self.with_hosted(|h| h.channel.path().is_root()) {
@@ -285,7 +287,10 @@ impl Channel {
             self.state.wait_until(task);
         }
         let started = now_ms();
-        while self.uplink.state.get() != LinkState::Up {
+        let up = || {
+            self.uplink.state.get() == LinkState::Up && self.with_hosted(|h| h.channel.is_live())
+        };
+        while !up() {
             if now_ms() - started > UPLINK_WAIT.as_millis() as u64 {
                 return Err(Error::TreeBusy("its stream from the tree is not up yet"));
             }
@@ -366,7 +371,7 @@ impl Channel {
             handed,
         };
         let call = ChannelCall::to_node(self.channel_name(), parent, report);
-        match call.send(&self.env).await.and_then(|r| from_above(r, 204)) {
+        match ask_node(&call, &self.env, 204).await {
             Ok(_) => self.with_hosted(|h| h.reported = subtree),
             Err(e) => {
                 // Kept here, to be handed up with the next report.
@@ -393,9 +398,18 @@ fn stream_response(
         .stream(body))
 }
 
-/// Another node's answer, when it has the status the call expects (`expected`: 200 for a
-/// stream, a replay or stats, 204 for a report).
-fn from_above(response: Response, expected: u16) -> Result<Response, Error> {
+/// Sends a call to another node of the tree, and takes its answer when it has the status
+/// the call expects (`expected`: 200 for a stream, a replay or stats, 204 for a report).
+/// A node that cannot be reached, or is busy, is one to try again soon: whoever this node
+/// answers gets a 503 with `Retry-After`.
+async fn ask_node(call: &ChannelCall, env: &Env, expected: u16) -> Result<Response, Error> {
+    let response = match call.send(env).await {
+        Ok(response) => response,
+        Err(e) => {
+            worker::console_error!("node {} could not be reached: {e}", call.node);
+            return Err(Error::TreeBusy("a node above cannot be reached"));
+        }
+    };
     match response.status_code() {
         status if status == expected => Ok(response),
         503 => Err(Error::TreeBusy("a node above is busy")),
@@ -413,7 +427,7 @@ fn position_of(response: &Response) -> Result<EventId, Error> {
 
 async fn child_stats(call: ChannelCall, env: &Env) -> Result<ChannelStats, Error> {
     let ask = async {
-        let mut response = from_above(call.send(env).await?, 200)?;
+        let mut response = ask_node(&call, env, 200).await?;
         let value: serde_json::Value = response.json().await?;
         ChannelStats::from_json(&value).ok_or_else(|| Error::Contract("a node's stats".into()))
     };

@@ -331,6 +331,7 @@ mod tests {
             (Error::Auth(AuthError::Wrong), 403),
             (Error::OriginNotAllowed, 403),
             (Error::ChannelFull { max: 1 }, 503),
+            (Error::TreeBusy("x"), 503),
             (Error::Storage(LogError("x".into())), 500),
             (Error::Contract("x".into()), 500),
             (hub(Challenge::Missing), 401),

@@ -1,6 +1,8 @@
 //! A node's stream from its parent: while anyone is seated on the node, it reads the
 //! parent's events and passes them on; when the stream ends, it resumes from the last id
-//! it relayed, as any listener would.
+//! it relayed, as any listener would. A parent that cannot be reached for longer than
+//! [`UPLINK_WAIT`] has the node end its seats' streams, so that no one waits on a stream
+//! with nothing to carry.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use worker::{Delay, Env};
 
-use super::{from_above, now_ms, position_of, Hosted};
+use super::{ask_node, now_ms, position_of, Hosted, UPLINK_WAIT};
 use crate::domain::{ChannelName, EventId, NodePath};
 use crate::platform::contract::{ChannelCall, ChannelRequest};
 use crate::platform::error::Error;
@@ -39,7 +41,11 @@ pub(super) enum LinkState {
 
 /// A node's stream from its parent, for as long as anyone is seated here: it takes the
 /// parent's events and sends them on; when the stream ends (the parent cut it as slow, or
-/// restarted), it resumes from the last event it relayed, as any listener would.
+/// restarted), it resumes from the last event it relayed, as any listener would. When the
+/// parent has been unreachable for longer than [`UPLINK_WAIT`], the listeners and children
+/// here would wait on streams that carry nothing: the node ends them (their clients
+/// reconnect and resume, possibly elsewhere in the tree) and lets the stream go, until a
+/// new seat starts it again.
 pub(super) async fn run(
     hosted: Shared<Hosted>,
     env: Env,
@@ -51,22 +57,21 @@ pub(super) async fn run(
         return;
     };
     let mut failures = 0;
+    let mut failing_since = None;
     while !uplink.stop.get() {
-        let live = hosted.with(|h| h.channel.is_live()).unwrap_or(false);
-        let seeded = (!live).then(|| uplink.seed.take()).flatten();
-        let last_seen = match live {
-            true => hosted.with(|h| h.channel.last_id()),
-            false => seeded,
-        };
+        let resume = hosted.with(|h| h.channel.resume_after()).flatten();
+        // A node that has relayed nothing yet asks from its seed, or from now.
+        let asked = resume.or_else(|| uplink.seed.take());
         let request = ChannelRequest::Relay {
             child: path.clone(),
-            last_seen,
+            last_seen: asked,
         };
         let call = ChannelCall::to_node(channel.clone(), parent.clone(), request);
         match open(&call, &env).await {
             Ok((position, mut stream)) => {
                 failures = 0;
-                hosted.with(|h| h.channel.relay_started(position, seeded));
+                failing_since = None;
+                hosted.with(|h| h.channel.relay_started(position, asked));
                 uplink.state.set(LinkState::Up);
                 let mut reader = FrameReader::new();
                 while let Some(Ok(bytes)) = stream.next().await {
@@ -85,10 +90,16 @@ pub(super) async fn run(
             Err(e) => {
                 worker::console_error!("node {path} could not reach its parent: {e}");
                 // A node that has relayed nothing asks from the same place again.
-                if !live {
-                    uplink.seed.set(seeded);
+                if resume.is_none() {
+                    uplink.seed.set(asked);
                 }
                 failures += 1;
+                let since = *failing_since.get_or_insert_with(now_ms);
+                if now_ms().saturating_sub(since) > UPLINK_WAIT.as_millis() as u64 {
+                    worker::console_error!("node {path} ends its streams: no parent since {since}");
+                    hosted.with(|h| h.channel.end_streams());
+                    break;
+                }
             }
         }
         if !hosted.with(|h| h.seated()).unwrap_or(false) {
@@ -102,7 +113,7 @@ pub(super) async fn run(
 }
 
 async fn open(call: &ChannelCall, env: &Env) -> Result<(EventId, worker::ByteStream), Error> {
-    let mut response = from_above(call.send(env).await?, 200)?;
+    let mut response = ask_node(call, env, 200).await?;
     let position = position_of(&response)?;
     Ok((position, response.stream()?))
 }

@@ -16,8 +16,9 @@ use serde_json::{json, Value};
 use crate::protocol::{self, Event};
 
 use super::announcer::{Announcer, Fanout, Outlet};
-use super::channel::{keep_alive_chunk, Counters};
+use super::channel::keep_alive_chunk;
 use super::history::{EventId, EventLog, HistoryPolicy, LogError, StoredEvent};
+use super::stream::Counters;
 
 /// What decides who receives an update: its topics and whether it is private.
 #[derive(Debug, Clone, PartialEq, Eq)]

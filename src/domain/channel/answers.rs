@@ -1,0 +1,96 @@
+//! What a channel answers: its stats, and what a publish did.
+
+use serde_json::{json, Value};
+
+use crate::domain::history::EventId;
+use crate::domain::stream::Counters;
+
+/// What `GET /channels/{name}` reports: for one object, or summed over the objects of a
+/// channel's tree (listeners, deliveries and drops add up; ids and history are the
+/// root's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelStats {
+    pub listeners: usize,
+    pub counters: Counters,
+    /// The last id given out (0: none yet).
+    pub last_id: EventId,
+    pub history_length: u64,
+    /// Objects serving the channel.
+    pub objects: u64,
+}
+
+impl ChannelStats {
+    pub fn to_json(&self, channel: &str) -> Value {
+        json!({
+            "channel": channel,
+            "listeners": self.listeners,
+            "published": self.counters.published,
+            "delivered": self.counters.delivered,
+            "droppedSlow": self.counters.dropped_slow,
+            "droppedGone": self.counters.dropped_gone,
+            "lastId": (self.last_id.0 > 0).then(|| self.last_id.to_string()),
+            "historyLength": self.history_length,
+            "objects": self.objects,
+        })
+    }
+
+    /// Reads back what [`ChannelStats::to_json`] wrote (a child object's report).
+    pub fn from_json(value: &Value) -> Option<ChannelStats> {
+        let number = |name: &str| value.get(name).and_then(Value::as_u64);
+        Some(ChannelStats {
+            listeners: number("listeners")? as usize,
+            counters: Counters {
+                published: number("published")?,
+                delivered: number("delivered")?,
+                dropped_slow: number("droppedSlow")?,
+                dropped_gone: number("droppedGone")?,
+            },
+            last_id: match value.get("lastId").and_then(Value::as_str) {
+                Some(id) => EventId::parse(id).ok()?,
+                None => EventId(0),
+            },
+            history_length: number("historyLength")?,
+            objects: number("objects")?,
+        })
+    }
+
+    /// Adds a subtree's listeners, deliveries, drops and objects to these.
+    pub fn absorb(&mut self, below: &ChannelStats) {
+        self.listeners += below.listeners;
+        self.counters.add_deliveries(&below.counters);
+        self.objects += below.objects;
+    }
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub id: EventId,
+    /// Listeners the event is going to.
+    pub listeners: usize,
+}
+
+impl Published {
+    pub fn to_json(&self) -> Value {
+        json!({ "id": self.id.to_string(), "listeners": self.listeners })
+    }
+}
+
+/// What a batch publish did: its events have the ids `first..=last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishedBatch {
+    pub first: EventId,
+    pub last: EventId,
+    pub listeners: usize,
+}
+
+impl PublishedBatch {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "firstId": self.first.to_string(),
+            "lastId": self.last.to_string(),
+            "count": self.last.0 + 1 - self.first.0,
+            "listeners": self.listeners,
+        })
+    }
+}

@@ -1,0 +1,601 @@
+//! A channel's object: its listeners, its ids and history, and its counters. A channel is
+//! its root object and, when its audience outgrows one object, a tree of further objects
+//! (see [`crate::domain::tree`]); this type is any one of them. Everything here runs to
+//! completion without awaiting, so no event can slip between a resume's replay and the
+//! live stream.
+//!
+//! Its state, piece by piece:
+//! - the [`Announcer`]s hold the listeners, and the child objects fed from this one
+//!   (*relays*), with their bounded queues;
+//! - the [`EventLog`] keeps the history (on the root: durable, with the high-water mark of
+//!   ids; below it: the recent events in memory, to resume listeners without asking up);
+//! - the [`Outbox`] holds what was published (or relayed) since the last flush, to go out
+//!   as one write;
+//! - the [`Placement`] says where the next listener goes once this object has its share;
+//! - the [`Counters`] count what happened, and [`ChannelStats`] is what is reported.
+
+use serde_json::json;
+
+use crate::protocol;
+
+use super::announcer::{Announcer, Fanout, Outlet};
+use super::config::{Config, PublishAck};
+use super::history::{
+    plan_resume, EventId, EventLog, Gap, HistoryPolicy, LogError, Replay, StoredEvent,
+};
+use super::message::{Message, GAP_EVENT_TYPE};
+use super::stream::{Counters, Outbox};
+use super::tree::{NodePath, Place, Placement, Region, TreeSettings};
+
+mod answers;
+mod node;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tree_tests;
+
+pub use answers::{ChannelStats, Published, PublishedBatch};
+use node::{Origin, Upstream};
+
+/// The comment written at every keep-alive.
+pub const KEEP_ALIVE_COMMENT: &str = "keep-alive";
+
+/// Under `PublishAck::Accepted`, ids are reserved this many at a time: a publish is
+/// answered before its event is stored, so the high-water mark is raised (durably, one
+/// write per this many publishes) ahead of the ids handed out. After a crash, ids go on
+/// above the reservation, and a listener resuming across the skipped ids gets `gap`.
+pub const ID_RESERVATION: u64 = 1000;
+
+/// The settings of [`Config`] that a channel uses.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelSettings {
+    pub queue_capacity: usize,
+    pub max_listeners: usize,
+    pub retry_ms: u64,
+    pub history: HistoryPolicy,
+    pub publish_ack: PublishAck,
+    pub tree: TreeSettings,
+}
+
+impl From<&Config> for ChannelSettings {
+    fn from(c: &Config) -> Self {
+        ChannelSettings {
+            queue_capacity: c.queue_capacity,
+            max_listeners: c.max_listeners,
+            retry_ms: c.retry_ms,
+            history: HistoryPolicy {
+                max_events: c.history_size,
+                max_age_ms: c.history_max_age_ms,
+            },
+            publish_ack: c.publish_ack,
+            tree: c.tree,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The channel already has its maximum number of listeners.
+    TooManyListeners { max: usize },
+    /// The history to replay could not be read.
+    Log(LogError),
+    /// This object (below the root) does not hold what the resume needs: ask the object
+    /// above for the replay, and join with [`Channel::join_replayed`].
+    NotCovered,
+}
+
+impl std::fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubscribeError::TooManyListeners { max } => {
+                write!(f, "channel has its maximum of {max} listeners")
+            }
+            SubscribeError::Log(e) => write!(f, "{e}"),
+            SubscribeError::NotCovered => write!(f, "the resume is not held here"),
+        }
+    }
+}
+
+impl std::error::Error for SubscribeError {}
+
+/// Who takes a stream: a client, or a child object of the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seat {
+    Listener,
+    Relay(NodePath),
+}
+
+/// Where a seat's stream starts.
+enum StartAt {
+    /// From now: what is published next.
+    Now,
+    /// After this id, with what this object holds after it.
+    After(EventId),
+    /// After this id, which this object has not reached yet: nothing to replay here.
+    Ahead(EventId),
+}
+
+/// A child object fed from this one, and the last id it has (it gets only later ones).
+#[derive(Debug, Clone)]
+struct Relay {
+    child: NodePath,
+    after: EventId,
+}
+
+pub struct Channel<O: Outlet, L: EventLog> {
+    settings: ChannelSettings,
+    path: NodePath,
+    origin: Origin,
+    announcer: Announcer<O, EventId>,
+    relays: Announcer<O, Relay>,
+    placement: Placement,
+    log: L,
+    outbox: Outbox,
+    counters: Counters,
+    /// What nodes below counted (deliveries, drops) before they emptied and handed their
+    /// counts up: the channel's stats keep them when those nodes are gone.
+    handed_up: Counters,
+    /// The last id given out (on the root) or relayed (below it). Below the root it never
+    /// exceeds what the parent has answered this node with (a position, or an event).
+    last_id: EventId,
+    /// Below the root: where the stream from the parent had got to when it started (a
+    /// listener that does not resume starts from there, not from the replay before it).
+    upstream_position: EventId,
+    /// Publishes since the last keep-alive (an idle channel releases its id reservation).
+    published_since_keep_alive: u64,
+    /// A storage failure met after a publish was answered, for the platform to report.
+    store_error: Option<LogError>,
+}
+
+impl<O: Outlet, L: EventLog> Channel<O, L> {
+    /// A channel's root, over its durable log.
+    pub fn new(settings: ChannelSettings, log: L) -> Self {
+        let last_id = log.high_water();
+        Self::build(settings, NodePath::root(), Origin::Root, log, last_id)
+    }
+
+    /// A node below the root, keeping the recent events it relays in `log`. It takes
+    /// listeners once its stream from the parent has started ([`Channel::relay_started`]).
+    pub fn relayed(settings: ChannelSettings, path: NodePath, log: L) -> Self {
+        debug_assert!(!path.is_root());
+        let origin = Origin::Relayed(Upstream::Waiting);
+        Self::build(settings, path, origin, log, EventId(0))
+    }
+
+    fn build(
+        settings: ChannelSettings,
+        path: NodePath,
+        origin: Origin,
+        log: L,
+        last_id: EventId,
+    ) -> Self {
+        Channel {
+            announcer: Announcer::new(settings.queue_capacity),
+            relays: Announcer::new(settings.queue_capacity),
+            placement: Placement::new(settings.tree),
+            settings,
+            path,
+            origin,
+            outbox: Outbox::default(),
+            counters: Counters::default(),
+            handed_up: Counters::default(),
+            last_id,
+            upstream_position: EventId(0),
+            published_since_keep_alive: 0,
+            store_error: None,
+            log,
+        }
+    }
+
+    pub fn path(&self) -> &NodePath {
+        &self.path
+    }
+
+    /// Listeners held by this object.
+    pub fn listeners(&self) -> usize {
+        self.announcer.len()
+    }
+
+    /// Child objects fed from this one.
+    pub fn relays(&self) -> usize {
+        self.relays.len()
+    }
+
+    /// The children fed now.
+    pub fn relay_children(&self) -> Vec<NodePath> {
+        self.relays.interests().map(|r| r.child.clone()).collect()
+    }
+
+    /// Listeners in this object's subtree: its own, and what its children last reported
+    /// (plus those sent to them since).
+    pub fn subtree_listeners(&self) -> u64 {
+        self.announcer.len() as u64 + self.placement.below()
+    }
+
+    /// The last id given out (root) or relayed (below).
+    pub fn last_id(&self) -> EventId {
+        self.last_id
+    }
+
+    /// Where the next listener of `region` goes: here, or down the tree. `arriving`: the
+    /// listeners this object has taken but not seated yet (a node below may still be
+    /// waiting for its stream from its parent), which count as held.
+    pub fn place(&mut self, region: Region, arriving: usize) -> Place {
+        let held = self.announcer.len() + arriving;
+        self.placement.place(&self.path, held, region)
+    }
+
+    /// A child reported how many listeners its subtree holds, and, when it emptied, what
+    /// it counted.
+    pub fn report(&mut self, child: &NodePath, listeners: u64, handed: Option<&Counters>) {
+        self.placement.report(child, listeners);
+        if let Some(handed) = handed {
+            self.handed_up.add_deliveries(handed);
+        }
+    }
+
+    /// Takes back what [`Channel::hand_up`] gave, when the parent could not be told.
+    pub fn hand_back(&mut self, handed: &Counters) {
+        self.handed_up.add_deliveries(handed);
+    }
+
+    /// What this node and the nodes below it counted (deliveries, drops), for its parent
+    /// to keep once this node has emptied; counted from zero again here.
+    pub fn hand_up(&mut self) -> Counters {
+        let mut handed = Counters::default();
+        handed.add_deliveries(&self.counters);
+        handed.add_deliveries(&self.handed_up);
+        self.counters = Counters {
+            published: self.counters.published,
+            ..Counters::default()
+        };
+        self.handed_up = Counters::default();
+        handed
+    }
+
+    /// Gives the message the next id and makes it durable as the acknowledgement mode
+    /// says (stored, or its id reserved); it goes out to the listeners with the next
+    /// [`Channel::flush`], together with everything else published by then. On an error
+    /// nothing changed: the id was not given out.
+    pub fn publish(&mut self, message: &Message, now_ms: u64) -> Result<Published, LogError> {
+        let batch = self.publish_batch(std::slice::from_ref(message), now_ms)?;
+        Ok(Published {
+            id: batch.last,
+            listeners: batch.listeners,
+        })
+    }
+
+    /// Publishes messages together: consecutive ids, stored at once (all or none), and
+    /// sent with the next flush as part of one write per listener.
+    pub fn publish_batch(
+        &mut self,
+        messages: &[Message],
+        now_ms: u64,
+    ) -> Result<PublishedBatch, LogError> {
+        debug_assert_eq!(self.origin, Origin::Root, "only the root publishes");
+        let first = self.last_id.next();
+        let events: Vec<StoredEvent> = messages
+            .iter()
+            .zip(first.0..)
+            .map(|(message, n)| {
+                let id = EventId(n);
+                StoredEvent::new(id, now_ms, message.to_event(id).encode())
+            })
+            .collect();
+        let listeners = self.subtree_listeners() as usize;
+        let Some(last) = events.last().map(|e| e.id) else {
+            return Ok(PublishedBatch {
+                first,
+                last: self.last_id,
+                listeners,
+            });
+        };
+        let stored = match self.settings.publish_ack {
+            PublishAck::Stored => {
+                self.log.append(&events)?;
+                self.apply_history(now_ms);
+                true
+            }
+            PublishAck::Accepted => {
+                if last > self.log.high_water() {
+                    self.log.reserve(EventId(last.0 + ID_RESERVATION - 1))?;
+                }
+                false
+            }
+        };
+        self.last_id = last;
+        self.counters.published += events.len() as u64;
+        self.published_since_keep_alive += events.len() as u64;
+        for event in events {
+            self.outbox.push(event, stored);
+        }
+        Ok(PublishedBatch {
+            first,
+            last,
+            listeners,
+        })
+    }
+
+    /// Writes every event published since the last flush to every listener and child, as
+    /// one chunk encoded once and shared.
+    pub fn flush(&mut self) -> Fanout {
+        if self.outbox.is_empty() {
+            return Fanout::default();
+        }
+        let outbox = std::mem::take(&mut self.outbox);
+        // Stored before anyone sees them: a listener can always resume what it was sent.
+        // What cannot be stored is not sent either; its ids stay given, and a listener
+        // resuming across them gets a gap.
+        if let Some(last) = outbox.unstored.last() {
+            let now_ms = last.at_ms;
+            if let Err(e) = self.log.append(&outbox.unstored) {
+                self.store_error = Some(e);
+                return Fanout::default();
+            }
+            self.apply_history(now_ms);
+        }
+        let chunk = O::chunk(&outbox.frames);
+        let fanout = outbox.announce(&mut self.announcer, &chunk, |after| *after);
+        self.counters.record(fanout);
+        outbox.announce(&mut self.relays, &chunk, |relay| relay.after);
+        fanout
+    }
+
+    /// A storage failure met after a publish was answered, if any (each is reported once).
+    pub fn take_store_error(&mut self) -> Option<LogError> {
+        self.store_error.take()
+    }
+
+    /// Whether a new listener would be accepted now (listeners known to be gone are
+    /// removed first). The root counts its whole tree against `max_listeners`.
+    pub fn has_room(&mut self) -> bool {
+        let below = if self.path.is_root() {
+            self.placement.below() as usize
+        } else {
+            0
+        };
+        if self.announcer.len() + below >= self.settings.max_listeners {
+            let gone = self.announcer.sweep();
+            self.counters.record_gone(gone);
+        }
+        self.announcer.len() + below < self.settings.max_listeners
+    }
+
+    /// Writes a keep-alive to every listener, so that the runtime finds out which clients
+    /// are gone (a write to a vanished client fails); [`Channel::has_room`] then sees it.
+    pub fn probe(&mut self) {
+        self.flush();
+        let fanout = self.announcer.announce(&keep_alive_chunk::<O>(), 0);
+        self.counters.record(fanout);
+    }
+
+    /// Starts a listener: writes the `retry:` field and, when it resumes after `last_seen`,
+    /// the gap notice and the kept events it missed, as one chunk; then adds it. Returns
+    /// the id its stream goes on after.
+    pub fn subscribe(
+        &mut self,
+        outlet: O,
+        last_seen: Option<EventId>,
+        now_ms: u64,
+    ) -> Result<EventId, SubscribeError> {
+        self.join(Seat::Listener, outlet, last_seen, now_ms)
+    }
+
+    /// Starts a listener or a child's relay, resuming after `last_seen` when given.
+    /// Below the root, a resume this object does not hold is [`SubscribeError::NotCovered`].
+    pub fn join(
+        &mut self,
+        seat: Seat,
+        outlet: O,
+        last_seen: Option<EventId>,
+        now_ms: u64,
+    ) -> Result<EventId, SubscribeError> {
+        let from = match last_seen {
+            Some(after) => StartAt::After(after),
+            None => StartAt::Now,
+        };
+        self.open_seat(seat, outlet, "", from, now_ms)
+    }
+
+    /// Starts a listener or relay with the replay an object above answered (`replay`,
+    /// which brings it to `upstream`), then what this object has after that. A seat that
+    /// is ahead of this object gets only the events after `upstream`.
+    ///
+    /// `through` is what the replay was asked to reach ([`Channel::holds_through`] when
+    /// asked). Only the root answers below it, when its head went back under this node's:
+    /// this node's ids are not the root's until its own stream from the parent starts over
+    /// ([`Channel::relay_started`]), so it seats no one on that answer (`NotCovered`).
+    pub fn join_replayed(
+        &mut self,
+        seat: Seat,
+        outlet: O,
+        replay: &str,
+        upstream: EventId,
+        through: EventId,
+        now_ms: u64,
+    ) -> Result<EventId, SubscribeError> {
+        if upstream < through {
+            return Err(SubscribeError::NotCovered);
+        }
+        let from = if upstream < self.last_id {
+            StartAt::After(upstream)
+        } else {
+            StartAt::Ahead(upstream)
+        };
+        self.open_seat(seat, outlet, replay, from, now_ms)
+    }
+
+    /// Writes a seat's start (the `retry:` field, `replay`, then what this object has
+    /// after `from`) as one chunk, and seats it; returns the id its stream goes on after.
+    fn open_seat(
+        &mut self,
+        seat: Seat,
+        mut outlet: O,
+        replay: &str,
+        from: StartAt,
+        now_ms: u64,
+    ) -> Result<EventId, SubscribeError> {
+        // Those already listening get what is pending first; the newcomer gets it from
+        // history (or not at all when it did not ask to resume): never twice, never lost.
+        self.flush();
+        self.check_room(&seat)?;
+        let mut start = protocol::retry(self.settings.retry_ms);
+        start.push_str(replay);
+        let timed = matches!(seat, Seat::Relay(_));
+        let position = match from {
+            StartAt::After(after) => {
+                start.push_str(&self.replay_text(after, timed, now_ms)?);
+                self.last_id
+            }
+            StartAt::Ahead(upstream) => upstream,
+            StartAt::Now => self.last_id.max(self.upstream_position),
+        };
+        outlet.write(&O::chunk(&start));
+        self.seat(seat, outlet, position);
+        Ok(position)
+    }
+
+    /// What a resume after `after` replays (gap notices and events), and the id it brings
+    /// the listener to, for a child object to pass on. A child asks for at least
+    /// `through` (its own [`Channel::holds_through`]), so that it can go on from the
+    /// answer with what it holds; a node that is not that far yet says `NotCovered`.
+    /// The root answers every replay, whatever `through`: its head is the channel's, and
+    /// an answer below `through` tells the child that the head went back.
+    /// `timed`: each event says when it was published ([`protocol::timed`]), for a
+    /// child's relay to keep it as long as the root would.
+    pub fn replay(
+        &mut self,
+        after: EventId,
+        through: EventId,
+        timed: bool,
+        now_ms: u64,
+    ) -> Result<(String, EventId), SubscribeError> {
+        self.flush();
+        if !self.reaches(through) {
+            return Err(SubscribeError::NotCovered);
+        }
+        Ok((self.replay_text(after, timed, now_ms)?, self.last_id))
+    }
+
+    fn check_room(&mut self, seat: &Seat) -> Result<(), SubscribeError> {
+        if *seat == Seat::Listener && !self.has_room() {
+            return Err(SubscribeError::TooManyListeners {
+                max: self.settings.max_listeners,
+            });
+        }
+        if !self.is_live() {
+            return Err(SubscribeError::NotCovered);
+        }
+        Ok(())
+    }
+
+    fn seat(&mut self, seat: Seat, outlet: O, after: EventId) {
+        match seat {
+            Seat::Listener => self.announcer.add(outlet, after, 1),
+            Seat::Relay(child) => self.relays.add(outlet, Relay { child, after }, 1),
+        }
+    }
+
+    /// The replay for a resume after `after`, when this object holds it (`timed`: for a
+    /// child's relay, each event with its publication time).
+    fn replay_text(
+        &mut self,
+        after: EventId,
+        timed: bool,
+        now_ms: u64,
+    ) -> Result<String, SubscribeError> {
+        // Nothing older than the age limit is replayed, however long since the last prune.
+        self.settings
+            .history
+            .apply(&mut self.log, now_ms)
+            .map_err(SubscribeError::Log)?;
+        self.note_pruned();
+        if !self.holds_resume(after) {
+            return Err(SubscribeError::NotCovered);
+        }
+        let plan = plan_resume(&self.log, after, self.last_id).map_err(SubscribeError::Log)?;
+        let mut text = String::new();
+        for step in plan.steps {
+            match step {
+                Replay::Gap(gap) => gap_notice(&gap).encode_into(&mut text),
+                Replay::Event(event) if timed => {
+                    text.push_str(&protocol::timed(&event.frame, event.at_ms))
+                }
+                Replay::Event(event) => text.push_str(&event.frame),
+            }
+        }
+        Ok(text)
+    }
+
+    /// A keep-alive: writes a comment to every listener and child, cuts those that took
+    /// nothing since the previous one, and applies the history's age limit. A root that
+    /// published nothing since the previous keep-alive releases its id reservation, so a
+    /// restart while idle skips no ids.
+    pub fn keep_alive(&mut self, now_ms: u64) {
+        self.flush();
+        let chunk = keep_alive_chunk::<O>();
+        let fanout = self.announcer.keep_alive(&chunk);
+        self.counters.record(fanout);
+        self.relays.keep_alive(&chunk);
+        self.apply_history(now_ms);
+        let idle = self.published_since_keep_alive == 0;
+        if self.origin == Origin::Root && idle && self.log.high_water() > self.last_id {
+            if let Err(e) = self.log.reserve(self.last_id) {
+                self.store_error = Some(e);
+            }
+        }
+        self.published_since_keep_alive = 0;
+    }
+
+    /// Counters and sizes of this object, after removing listeners known to be gone and
+    /// events past the history's limits.
+    pub fn stats(&mut self, now_ms: u64) -> ChannelStats {
+        self.flush();
+        let gone = self.announcer.sweep();
+        self.counters.record_gone(gone);
+        self.relays.sweep();
+        self.apply_history(now_ms);
+        let mut counters = self.counters;
+        counters.add_deliveries(&self.handed_up);
+        ChannelStats {
+            listeners: self.announcer.len(),
+            counters,
+            last_id: self.last_id,
+            history_length: self.log.len(),
+            objects: 1,
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    /// Applies the history policy; a failure is kept for the platform to report (the
+    /// events it would have dropped stay a little longer).
+    fn apply_history(&mut self, now_ms: u64) {
+        if let Err(e) = self.settings.history.apply(&mut self.log, now_ms) {
+            self.store_error = Some(e);
+        }
+        self.note_pruned();
+    }
+}
+
+/// The `gap` event: no id (it is not part of the channel's sequence), and data saying
+/// where the hole is.
+fn gap_notice(gap: &Gap) -> protocol::Event {
+    let notice = json!({
+        "lastEventId": gap.last_event_id.to_string(),
+        "firstAvailableId": gap.first_available_id.map(|id| id.to_string()),
+    });
+    protocol::Event::new(notice.to_string())
+        .with_type(GAP_EVENT_TYPE)
+        .expect("the gap type is a valid event type")
+}
+
+pub(crate) fn keep_alive_chunk<O: Outlet>() -> O::Chunk {
+    O::chunk(&protocol::comment(KEEP_ALIVE_COMMENT))
+}

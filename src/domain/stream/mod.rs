@@ -1,0 +1,8 @@
+//! The stream engine: events with ids and history, fanned out to seats. What every face
+//! (channels, the Mercure hub) shares lives here.
+
+mod counters;
+mod outbox;
+
+pub use counters::Counters;
+pub(crate) use outbox::Outbox;

@@ -4,65 +4,24 @@
 //! It is a second face on the channel's machinery, not a fork: the [`Announcer`] holds the
 //! subscribers (bounded queues, slow and vanished ones, keep-alives), the [`EventLog`] and
 //! [`HistoryPolicy`] keep the history, and every byte comes from the protocol encoder.
-//! What differs is who gets what: each subscriber carries an [`Admission`] (its
-//! subscriptions and grants, from the Mercure rules), and each update a [`UpdateRoute`]
+//! What differs is who gets what: each subscriber carries an [`Filter`] (its
+//! subscriptions and grants, from the Mercure rules), and each update a [`Route`]
 //! (its topics, and whether it is private), stored with it so that replays filter too.
 //! A leaf of a fan-out tree can host subscribers the same way, each filtering for its own.
-
-use std::collections::HashMap;
-
-use serde_json::{json, Value};
 
 use crate::protocol::{self, Event};
 
 use super::announcer::{Announcer, Fanout, Outlet};
 use super::channel::keep_alive_chunk;
 use super::history::{EventId, EventLog, HistoryPolicy, LogError, StoredEvent};
-use super::stream::Counters;
-
-/// What decides who receives an update: its topics and whether it is private.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpdateRoute {
-    pub topics: Vec<String>,
-    pub private: bool,
-}
-
-impl UpdateRoute {
-    /// The form kept with the update in history.
-    pub fn to_stored(&self) -> String {
-        json!({ "topics": self.topics, "private": self.private }).to_string()
-    }
-
-    pub fn from_stored(text: &str) -> Option<UpdateRoute> {
-        let value: Value = serde_json::from_str(text).ok()?;
-        let topics = value["topics"]
-            .as_array()?
-            .iter()
-            .map(|t| t.as_str().map(str::to_string))
-            .collect::<Option<Vec<_>>>()?;
-        Some(UpdateRoute {
-            topics,
-            private: value["private"].as_bool()?,
-        })
-    }
-}
-
-/// A subscriber's say on an update.
-pub trait Admission {
-    /// Whether this subscriber receives the update (at most once, however many of its
-    /// subscriptions match).
-    fn admits(&self, route: &UpdateRoute) -> bool;
-
-    /// The bytes its compiled matchers hold, counted against the hub's bound.
-    fn footprint(&self) -> usize;
-}
+use super::stream::{Counters, Filter, Outbox, Route};
 
 /// One update, ready to be stored and sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubUpdate {
     /// The id subscribers see and resume from (given by the publisher, or generated).
     pub id: String,
-    pub route: UpdateRoute,
+    pub route: Route,
     pub event_type: Option<String>,
     pub retry_ms: Option<u64>,
     pub data: String,
@@ -147,17 +106,11 @@ pub struct Subscribed {
     pub last_event_id: Option<String>,
 }
 
-/// The updates published since the last flush.
-struct Pending {
-    frame: String,
-    route: UpdateRoute,
-}
-
-pub struct Hub<O: Outlet, L: EventLog, S: Admission> {
+pub struct Hub<O: Outlet, L: EventLog, S: Filter> {
     settings: HubSettings,
     announcer: Announcer<O, S>,
     log: L,
-    pending: Vec<Pending>,
+    outbox: Outbox,
     counters: Counters,
     /// The last sequence number given (the log's order; never shown to subscribers).
     last_seq: EventId,
@@ -166,14 +119,14 @@ pub struct Hub<O: Outlet, L: EventLog, S: Admission> {
 /// The `Last-Event-ID` a subscriber gets when its cursor is not a kept id.
 pub const EARLIEST: &str = "earliest";
 
-impl<O: Outlet, L: EventLog, S: Admission> Hub<O, L, S> {
+impl<O: Outlet, L: EventLog, S: Filter> Hub<O, L, S> {
     pub fn new(settings: HubSettings, log: L) -> Self {
         Hub {
             announcer: Announcer::new(settings.queue_capacity),
             last_seq: log.high_water(),
             settings,
             log,
-            pending: Vec::new(),
+            outbox: Outbox::default(),
             counters: Counters::default(),
         }
     }
@@ -205,10 +158,7 @@ impl<O: Outlet, L: EventLog, S: Admission> Hub<O, L, S> {
         self.log.append(std::slice::from_ref(&stored))?;
         self.last_seq = seq;
         self.settings.history.apply(&mut self.log, now_ms)?;
-        self.pending.push(Pending {
-            frame,
-            route: update.route.clone(),
-        });
+        self.outbox.push_routed(&frame, seq, update.route.clone());
         self.counters.published += 1;
         Ok(())
     }
@@ -216,33 +166,19 @@ impl<O: Outlet, L: EventLog, S: Admission> Hub<O, L, S> {
     /// Writes the updates published since the last flush: to each subscriber, the ones
     /// it admits, as one chunk (subscribers that admit the same updates share it).
     pub fn flush(&mut self) -> Fanout {
-        if self.pending.is_empty() {
+        if self.outbox.is_empty() {
             return Fanout::default();
         }
-        let pending = std::mem::take(&mut self.pending);
-        // Which updates each subscriber admits, in the announcer's order.
-        let selections: Vec<Vec<bool>> = self
-            .announcer
-            .interests()
-            .map(|s| pending.iter().map(|p| s.admits(&p.route)).collect())
-            .collect();
-        let mut chunks: HashMap<&[bool], (O::Chunk, u64)> = HashMap::new();
-        for selection in &selections {
-            chunks.entry(selection.as_slice()).or_insert_with(|| {
-                let mut text = String::new();
-                let mut events = 0;
-                for (p, _) in pending.iter().zip(selection).filter(|(_, &on)| on) {
-                    text.push_str(&p.frame);
-                    events += 1;
-                }
-                (O::chunk(&text), events)
-            });
-        }
-        let mut next = selections.iter();
-        let fanout = self.announcer.announce_by(|_| {
-            let (chunk, events) = chunks.get(next.next()?.as_slice())?;
-            (*events > 0).then_some((chunk, *events))
-        });
+        let outbox = std::mem::take(&mut self.outbox);
+        let chunk = O::chunk(&outbox.frames);
+        // Subscribers are seated after a flush, so each takes every pending update its
+        // filter admits.
+        let fanout = outbox.announce(
+            &mut self.announcer,
+            &chunk,
+            |_| EventId(0),
+            |subscriber, route| subscriber.admits(route),
+        );
         self.counters.record(fanout);
         fanout
     }
@@ -286,7 +222,7 @@ impl<O: Outlet, L: EventLog, S: Admission> Hub<O, L, S> {
                     let admitted = event
                         .route
                         .as_deref()
-                        .and_then(UpdateRoute::from_stored)
+                        .and_then(Route::from_stored)
                         .is_some_and(|route| subscriber.admits(&route));
                     if admitted {
                         start.push_str(&event.frame);
@@ -364,8 +300,8 @@ mod tests {
         footprint: usize,
     }
 
-    impl Admission for Sub {
-        fn admits(&self, route: &UpdateRoute) -> bool {
+    impl Filter for Sub {
+        fn admits(&self, route: &Route) -> bool {
             (self.private || !route.private)
                 && route
                     .topics
@@ -397,7 +333,7 @@ mod tests {
     fn update(id: &str, topics: &[&str], private: bool) -> HubUpdate {
         HubUpdate {
             id: id.into(),
-            route: UpdateRoute {
+            route: Route {
                 topics: topics.iter().map(|t| t.to_string()).collect(),
                 private,
             },
@@ -559,11 +495,11 @@ mod tests {
 
     #[test]
     fn routes_are_kept_in_a_form_they_are_read_back_from() {
-        let route = UpdateRoute {
+        let route = Route {
             topics: vec!["https://a.test/{x}".into(), "\"q\"".into()],
             private: true,
         };
-        assert_eq!(UpdateRoute::from_stored(&route.to_stored()), Some(route));
-        assert_eq!(UpdateRoute::from_stored("{}"), None);
+        assert_eq!(Route::from_stored(&route.to_stored()), Some(route));
+        assert_eq!(Route::from_stored("{}"), None);
     }
 }

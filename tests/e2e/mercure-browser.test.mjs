@@ -1,4 +1,4 @@
-// The acceptance test of /work/shared/mercure-hub.md §10.1, in a real browser (headless
+// The acceptance test of docs/mercure.md §10.1, in a real browser (headless
 // Chromium via playwright-core): a page on the hub's own origin (the worker's GET /)
 // subscribes anonymously with EventSource — 0.x `topic` (exact string, URL, URI template)
 // and 1.0 `match` / `match_urlpattern` — and publishes with fetch (a form body and a 0.x

@@ -1,4 +1,4 @@
-// Third-party Mercure client libraries against the hub (/work/shared/mercure-hub.md §10.2),
+// Third-party Mercure client libraries against the hub (docs/mercure.md §10.2),
 // not our own code posing as a client. scripts/setup.sh --test installs them:
 // - from PyPI, into target/clients/venv (tests/clients/requirements.txt), driven by
 //   tests/clients/mercure_py.py: `mercure-publisher` (MercurePublisher; mints its own

@@ -1,4 +1,4 @@
-// What the hub's settings switch on and off (/work/shared/mercure-hub.md §1, §2), its CORS
+// What the hub's settings switch on and off (docs/mercure.md §1, §2), its CORS
 // (§8) and its discovery (§9): three servers, started at once —
 // - `off`: no key and MERCURE_ANONYMOUS unset: the hub does not exist (404 everywhere);
 // - `locked`: both keys, no anonymous subscribing, a CORS list (one origin written in

@@ -1,4 +1,4 @@
-// Publishing to the Mercure hub (POST /.well-known/mercure; /work/shared/mercure-hub.md §3
+// Publishing to the Mercure hub (POST /.well-known/mercure; docs/mercure.md §3
 // and §4): where the token is read and in which order, cookie-borne tokens and the request's
 // origin, the answer, and every refusal — tokens that fail verification (0.x and 1.0), missing
 // grants, bodies the hub does not take, and the field rules.

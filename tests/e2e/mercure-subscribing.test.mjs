@@ -1,4 +1,4 @@
-// Subscribing to the Mercure hub (GET /.well-known/mercure; /work/shared/mercure-hub.md §5,
+// Subscribing to the Mercure hub (GET /.well-known/mercure; docs/mercure.md §5,
 // §6): which matchers route which updates (0.x templates, 1.0 exact and URL patterns), the
 // refused queries, the stream's headers and bytes, private updates and the token's grants,
 // one delivery per connection, replay from the hub-wide history, the end of a stream at the

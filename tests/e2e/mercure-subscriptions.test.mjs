@@ -1,5 +1,5 @@
 // Active subscriptions on the Mercure hub (MERCURE_SUBSCRIPTIONS=1;
-// /work/shared/mercure-hub.md §7): each matcher of a connection is a subscription, its
+// docs/mercure.md §7): each matcher of a connection is a subscription, its
 // start and end are announced as private updates, and the subscriptions API lists the
 // active ones, in the family of the path (or of the token, for the whole list).
 //

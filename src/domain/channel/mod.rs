@@ -335,9 +335,9 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             self.apply_history(now_ms);
         }
         let chunk = O::chunk(&outbox.frames);
-        let fanout = outbox.announce(&mut self.announcer, &chunk, |after| *after);
+        let fanout = outbox.announce(&mut self.announcer, &chunk, |after| *after, |_, _| true);
         self.counters.record(fanout);
-        outbox.announce(&mut self.relays, &chunk, |relay| relay.after);
+        outbox.announce(&mut self.relays, &chunk, |relay| relay.after, |_, _| true);
         fanout
     }
 

@@ -2,7 +2,7 @@
 //! matching, token verification, the publish form, the subscribe query and the active
 //! subscriptions' documents and paths. The platform reads requests, asks these, and answers.
 //!
-//! Section numbers (§) refer to the requirement list `mercure-hub.md`.
+//! Section numbers (§) refer to the items of `docs/mercure.md`.
 
 pub mod budget;
 pub mod subscribe;

@@ -5,7 +5,7 @@ use super::subscriptions::Subscription;
 use super::token::Grants;
 use super::topic::{TopicMatcher, TopicSpec};
 use super::update::receives;
-use crate::domain::hub::{Admission, UpdateRoute};
+use crate::domain::stream::{Filter, Route};
 
 #[derive(Debug, Clone)]
 pub struct Subscriber {
@@ -47,8 +47,8 @@ impl Subscriber {
     }
 }
 
-impl Admission for Subscriber {
-    fn admits(&self, route: &UpdateRoute) -> bool {
+impl Filter for Subscriber {
+    fn admits(&self, route: &Route) -> bool {
         receives(
             &self.matchers,
             self.grants.as_ref(),
@@ -86,8 +86,8 @@ mod tests {
         }
     }
 
-    fn route(topics: &[&str], private: bool) -> UpdateRoute {
-        UpdateRoute {
+    fn route(topics: &[&str], private: bool) -> Route {
+        Route {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             private,
         }

@@ -1,5 +1,5 @@
-//! What may appear in a topic, a matcher, an id or an event type (the shared file's
-//! *control character*), and `application/x-www-form-urlencoded` decoding as browsers
+//! What may appear in a topic, a matcher, an id or an event type (a *control character*
+//! of `docs/mercure.md`), and `application/x-www-form-urlencoded` decoding as browsers
 //! encode: the two text rules that publishing and subscribing share.
 
 use std::fmt;

@@ -28,7 +28,7 @@ pub const DETAIL_TYPE: &str = "https://mercure.rocks/authorization-detail";
 pub const MAX_DETAILS: usize = 100;
 pub const MAX_DETAIL_TOPICS: usize = 100;
 
-/// At most this many entries in a 0.x `publish` or `subscribe` array. The shared file sets
+/// At most this many entries in a 0.x `publish` or `subscribe` array (§3.5). The draft sets
 /// none for 0.x; this is the reference hub's (v0.24.2) bound, so that a token cannot make
 /// every request compile an unbounded list.
 pub const MAX_V0_SELECTORS: usize = 1000;

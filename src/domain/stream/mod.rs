@@ -3,6 +3,8 @@
 
 mod counters;
 mod outbox;
+mod route;
 
 pub use counters::Counters;
 pub(crate) use outbox::Outbox;
+pub use route::{Filter, Route};

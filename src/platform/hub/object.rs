@@ -15,11 +15,12 @@ use super::super::open_streams::OpenStreams;
 use super::super::outlet::StreamOutlet;
 use super::super::sql_log::SqlLog;
 use super::random_id;
-use crate::domain::hub::{self, Cursor, HubSettings, HubUpdate, UpdateRoute, EARLIEST};
+use crate::domain::hub::{self, Cursor, HubSettings, HubUpdate, EARLIEST};
 use crate::domain::mercure::subscribe::compile;
 use crate::domain::mercure::subscriber::Subscriber;
 use crate::domain::mercure::subscriptions::{collection_document, content_type, Subscription};
 use crate::domain::mercure::{ApiPath, Grants, GrantsSpec, MatcherBudget, TopicSpec, Update};
+use crate::domain::stream::Route;
 use crate::domain::{Config, HistoryPolicy};
 
 struct Hosted {
@@ -75,7 +76,7 @@ impl Hosted {
 fn hub_update(update: Update, id: String) -> HubUpdate {
     HubUpdate {
         id,
-        route: UpdateRoute {
+        route: Route {
             topics: update.topics,
             private: update.private,
         },

@@ -1,0 +1,42 @@
+//! Routes and filters: which seats receive which events.
+
+use serde_json::{json, Value};
+
+/// What decides who receives an event: its topics and whether it is private. A channel's
+/// events have none (every seat receives them); a Mercure update has one, kept with it in
+/// history so that replays filter too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub topics: Vec<String>,
+    pub private: bool,
+}
+
+impl Route {
+    /// The form kept with the update in history.
+    pub fn to_stored(&self) -> String {
+        json!({ "topics": self.topics, "private": self.private }).to_string()
+    }
+
+    pub fn from_stored(text: &str) -> Option<Route> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        let topics = value["topics"]
+            .as_array()?
+            .iter()
+            .map(|t| t.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Route {
+            topics,
+            private: value["private"].as_bool()?,
+        })
+    }
+}
+
+/// A seat's say on a routed event: a Mercure subscriber's subscriptions and grants.
+pub trait Filter {
+    /// Whether this seat receives the event (at most once, however many of its
+    /// subscriptions match).
+    fn admits(&self, route: &Route) -> bool;
+
+    /// The bytes its compiled matchers hold, counted against the hub's bound.
+    fn footprint(&self) -> usize;
+}

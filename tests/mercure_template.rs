@@ -6,7 +6,9 @@
 
 use proptest::prelude::*;
 
-use sse_edge::domain::mercure::{MatcherBudget, MatcherKind, TopicMatcher, TopicSpec};
+use sse_edge::domain::mercure::{
+    MatcherBudget, MatcherKind, MatcherLimits, TopicMatcher, TopicSpec,
+};
 
 const R: &str = "http://127.0.0.1:8787/.well-known/mercure";
 
@@ -236,8 +238,13 @@ fn expand(template: &[Segment]) -> String {
     out
 }
 
+/// The compiled selector, within a budget far above any generated template's size: these
+/// properties are about what matches, not about what compiling may cost.
 fn selector(template: &str) -> TopicMatcher {
-    let mut budget = MatcherBudget::new(Default::default());
+    let mut budget = MatcherBudget::new(MatcherLimits {
+        matcher_bytes: 256 << 20,
+        subscriber_bytes: 256 << 20,
+    });
     TopicMatcher::compile(
         &TopicSpec::new(MatcherKind::Selector, template),
         R,

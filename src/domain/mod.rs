@@ -16,11 +16,12 @@ pub mod tree;
 
 pub use announcer::{Announcer, Fanout, Outlet};
 pub use channel::{
-    Channel, ChannelSettings, ChannelStats, Published, PublishedBatch, Seat, SubscribeError,
+    Channel, ChannelSettings, ChannelStats, Published, PublishedBatch, SeatKind, SubscribeError,
 };
 pub use channel_name::{ChannelName, ChannelNameError, DEFAULT_CHANNEL};
 pub use config::{AllowedOrigins, Config, ConfigError, MercureConfig};
 pub use history::{BadEventId, EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent};
 pub use message::{BodyKind, Message, MessageLimits, Publication, PublishError, GAP_EVENT_TYPE};
 pub use stream::Counters;
+pub use stream::{Everyone, Filter, Route, Seat};
 pub use tree::{NodePath, Place, Region, TreeSettings};

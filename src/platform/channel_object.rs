@@ -20,8 +20,8 @@ use super::open_streams::OpenStreams;
 use super::outlet::StreamOutlet;
 use super::sql_log::SqlLog;
 use crate::domain::{
-    self, ChannelName, ChannelStats, Config, EventId, EventLog, MemoryLog, Message, NodePath,
-    Place, Region, Seat, SubscribeError,
+    self, ChannelName, ChannelStats, Config, EventId, EventLog, Everyone, MemoryLog, Message,
+    NodePath, Place, Region, SeatKind, SubscribeError,
 };
 use uplink::{LinkState, Uplink};
 
@@ -150,7 +150,7 @@ impl Channel {
         }
         // Held from now on, while its seat is made (which may wait for the uplink).
         self.arriving.set(arriving + 1);
-        let seated = self.seat(Seat::Listener, last_seen).await;
+        let seated = self.seat(SeatKind::Listener(Everyone), last_seen).await;
         self.arriving.set(self.arriving.get() - 1);
         let (body, _) = seated?;
         stream_response(body, NODE_HEADER, &path.to_string())
@@ -158,7 +158,7 @@ impl Channel {
 
     /// A child node takes its stream from this one.
     async fn relay(&self, child: NodePath, last_seen: Option<EventId>) -> Result<Response, Error> {
-        let (body, position) = self.seat(Seat::Relay(child), last_seen).await?;
+        let (body, position) = self.seat(SeatKind::Relay(child), last_seen).await?;
         stream_response(body, POSITION_HEADER, &position.to_string())
     }
 
@@ -166,7 +166,7 @@ impl Channel {
     /// this object holds, or with a replay asked of the parent.
     async fn seat(
         &self,
-        seat: Seat,
+        seat: SeatKind,
         last_seen: Option<EventId>,
     ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
         if let Some(after) = last_seen {
@@ -196,13 +196,13 @@ impl Channel {
 
     async fn seat_replayed(
         &self,
-        seat: Seat,
+        seat: SeatKind,
         after: EventId,
     ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
         let capacity = self.with_hosted(|h| h.config.queue_capacity);
         for _ in 0..REPLAY_ATTEMPTS {
             let through = self.with_hosted(|h| h.channel.holds_through());
-            let timed = matches!(seat, Seat::Relay(_));
+            let timed = matches!(seat, SeatKind::Relay(_));
             let (replay, upstream) = self.ask_parent_replay(after, through, timed).await?;
             let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
             let joined = self.with_hosted(|h| {

@@ -24,7 +24,7 @@ use super::history::{
     plan_resume, EventId, EventLog, Gap, HistoryPolicy, LogError, Replay, StoredEvent,
 };
 use super::message::{Message, GAP_EVENT_TYPE};
-use super::stream::{Counters, Outbox};
+use super::stream::{Counters, Everyone, Filter, Outbox, Route, Seat};
 use super::tree::{NodePath, Place, Placement, Region, TreeSettings};
 
 mod answers;
@@ -98,10 +98,11 @@ impl std::fmt::Display for SubscribeError {
 
 impl std::error::Error for SubscribeError {}
 
-/// Who takes a stream: a client, or a child object of the tree.
+/// Who takes a stream: a client, with the filter that says which events are its (on a
+/// channel, [`Everyone`]), or a child object of the tree (which takes every event).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seat {
-    Listener,
+pub enum SeatKind<F = Everyone> {
+    Listener(F),
     Relay(NodePath),
 }
 
@@ -122,11 +123,11 @@ struct Relay {
     after: EventId,
 }
 
-pub struct Channel<O: Outlet, L: EventLog> {
+pub struct Channel<O: Outlet, L: EventLog, F: Filter = Everyone> {
     settings: ChannelSettings,
     path: NodePath,
     origin: Origin,
-    announcer: Announcer<O, EventId>,
+    announcer: Announcer<O, Seat<F>>,
     relays: Announcer<O, Relay>,
     placement: Placement,
     log: L,
@@ -147,7 +148,7 @@ pub struct Channel<O: Outlet, L: EventLog> {
     store_error: Option<LogError>,
 }
 
-impl<O: Outlet, L: EventLog> Channel<O, L> {
+impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
     /// A channel's root, over its durable log.
     pub fn new(settings: ChannelSettings, log: L) -> Self {
         let last_id = log.high_water();
@@ -335,7 +336,12 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             self.apply_history(now_ms);
         }
         let chunk = O::chunk(&outbox.frames);
-        let fanout = outbox.announce(&mut self.announcer, &chunk, |after| *after, |_, _| true);
+        let fanout = outbox.announce(
+            &mut self.announcer,
+            &chunk,
+            |seat| seat.after,
+            |seat, route| seat.filter.admits(route),
+        );
         self.counters.record(fanout);
         outbox.announce(&mut self.relays, &chunk, |relay| relay.after, |_, _| true);
         fanout
@@ -377,15 +383,18 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         outlet: O,
         last_seen: Option<EventId>,
         now_ms: u64,
-    ) -> Result<EventId, SubscribeError> {
-        self.join(Seat::Listener, outlet, last_seen, now_ms)
+    ) -> Result<EventId, SubscribeError>
+    where
+        F: Default,
+    {
+        self.join(SeatKind::Listener(F::default()), outlet, last_seen, now_ms)
     }
 
     /// Starts a listener or a child's relay, resuming after `last_seen` when given.
     /// Below the root, a resume this object does not hold is [`SubscribeError::NotCovered`].
     pub fn join(
         &mut self,
-        seat: Seat,
+        seat: SeatKind<F>,
         outlet: O,
         last_seen: Option<EventId>,
         now_ms: u64,
@@ -407,7 +416,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// ([`Channel::relay_started`]), so it seats no one on that answer (`NotCovered`).
     pub fn join_replayed(
         &mut self,
-        seat: Seat,
+        seat: SeatKind<F>,
         outlet: O,
         replay: &str,
         upstream: EventId,
@@ -429,7 +438,7 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
     /// after `from`) as one chunk, and seats it; returns the id its stream goes on after.
     fn open_seat(
         &mut self,
-        seat: Seat,
+        seat: SeatKind<F>,
         mut outlet: O,
         replay: &str,
         from: StartAt,
@@ -441,10 +450,9 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         self.check_room(&seat)?;
         let mut start = protocol::retry(self.settings.retry_ms);
         start.push_str(replay);
-        let timed = matches!(seat, Seat::Relay(_));
         let position = match from {
             StartAt::After(after) => {
-                start.push_str(&self.replay_text(after, timed, now_ms)?);
+                start.push_str(&self.replay_text(after, &seat, now_ms)?);
                 self.last_id
             }
             StartAt::Ahead(upstream) => upstream,
@@ -474,11 +482,12 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         if !self.reaches(through) {
             return Err(SubscribeError::NotCovered);
         }
-        Ok((self.replay_text(after, timed, now_ms)?, self.last_id))
+        let text = self.replay_for(after, timed, None, now_ms)?;
+        Ok((text, self.last_id))
     }
 
-    fn check_room(&mut self, seat: &Seat) -> Result<(), SubscribeError> {
-        if *seat == Seat::Listener && !self.has_room() {
+    fn check_room(&mut self, seat: &SeatKind<F>) -> Result<(), SubscribeError> {
+        if matches!(seat, SeatKind::Listener(_)) && !self.has_room() {
             return Err(SubscribeError::TooManyListeners {
                 max: self.settings.max_listeners,
             });
@@ -489,19 +498,36 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         Ok(())
     }
 
-    fn seat(&mut self, seat: Seat, outlet: O, after: EventId) {
+    fn seat(&mut self, seat: SeatKind<F>, outlet: O, after: EventId) {
         match seat {
-            Seat::Listener => self.announcer.add(outlet, after, 1),
-            Seat::Relay(child) => self.relays.add(outlet, Relay { child, after }, 1),
+            SeatKind::Listener(filter) => self.announcer.add(outlet, Seat { after, filter }, 1),
+            SeatKind::Relay(child) => self.relays.add(outlet, Relay { child, after }, 1),
         }
     }
 
-    /// The replay for a resume after `after`, when this object holds it (`timed`: for a
-    /// child's relay, each event with its publication time).
+    /// The replay for `seat` resuming after `after`, when this object holds it: for a
+    /// child's relay, every event with its publication time; for a listener, what its
+    /// filter admits.
     fn replay_text(
         &mut self,
         after: EventId,
+        seat: &SeatKind<F>,
+        now_ms: u64,
+    ) -> Result<String, SubscribeError> {
+        match seat {
+            SeatKind::Listener(filter) => self.replay_for(after, false, Some(filter), now_ms),
+            SeatKind::Relay(_) => self.replay_for(after, true, None, now_ms),
+        }
+    }
+
+    /// The replay after `after`: gap notices where the history has holes (when the face
+    /// tells them: [`Filter::TELLS_GAPS`]) and the kept events `filter` admits (all, with
+    /// none); `timed`: each event with its publication time ([`protocol::timed`]).
+    fn replay_for(
+        &mut self,
+        after: EventId,
         timed: bool,
+        filter: Option<&F>,
         now_ms: u64,
     ) -> Result<String, SubscribeError> {
         // Nothing older than the age limit is replayed, however long since the last prune.
@@ -517,7 +543,9 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
         let mut text = String::new();
         for step in plan.steps {
             match step {
-                Replay::Gap(gap) => gap_notice(&gap).encode_into(&mut text),
+                Replay::Gap(gap) if F::TELLS_GAPS => gap_notice(&gap).encode_into(&mut text),
+                Replay::Gap(_) => {}
+                Replay::Event(event) if !admitted(filter, &event) => {}
                 Replay::Event(event) if timed => {
                     text.push_str(&protocol::timed(&event.frame, event.at_ms))
                 }
@@ -581,6 +609,17 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             self.store_error = Some(e);
         }
         self.note_pruned();
+    }
+}
+
+/// Whether `filter` (none: everyone) admits a kept event: one without a route is every
+/// seat's; one whose stored route does not read back is no one's.
+fn admitted<F: Filter>(filter: Option<&F>, event: &StoredEvent) -> bool {
+    match (filter, event.route.as_deref()) {
+        (None, _) | (Some(_), None) => true,
+        (Some(filter), Some(stored)) => {
+            Route::from_stored(stored).is_some_and(|route| filter.admits(&route))
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub(super) enum Upstream {
     Live { known_from: EventId },
 }
 
-impl<O: Outlet, L: EventLog> Channel<O, L> {
+impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
     /// The stream from the parent has started (again), asked after `asked`
     /// ([`Channel::resume_after`], or, for a node that has relayed nothing yet, a resume
     /// it was started for, to hold what its returning listeners missed; none: from now).
@@ -82,7 +82,8 @@ impl<O: Outlet, L: EventLog> Channel<O, L> {
             self.store_error = Some(e);
         }
         self.last_id = EventId(0);
-        self.announcer.update_interests(|after| *after = EventId(0));
+        self.announcer
+            .update_interests(|seat| seat.after = EventId(0));
         self.relays.close_where(|_| true);
         self.origin = Origin::Relayed(Upstream::StartingOver { after: asked });
     }

@@ -4,7 +4,9 @@
 mod counters;
 mod outbox;
 mod route;
+mod seat;
 
 pub use counters::Counters;
 pub(crate) use outbox::Outbox;
-pub use route::{Filter, Route};
+pub use route::{Everyone, Filter, Route};
+pub use seat::Seat;

@@ -39,4 +39,24 @@ pub trait Filter {
 
     /// The bytes its compiled matchers hold, counted against the hub's bound.
     fn footprint(&self) -> usize;
+
+    /// How the face tells a seat about a hole in what it resumes across (events expired,
+    /// or never stored): with a `gap` event (channels), or not in the stream at all
+    /// (Mercure, whose clients learn where the replay started from the response's
+    /// `Last-Event-ID` header).
+    const TELLS_GAPS: bool = true;
+}
+
+/// The filter of a channel's listeners: every event is theirs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Everyone;
+
+impl Filter for Everyone {
+    fn admits(&self, _route: &Route) -> bool {
+        true
+    }
+
+    fn footprint(&self) -> usize {
+        0
+    }
 }

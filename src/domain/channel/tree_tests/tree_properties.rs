@@ -84,7 +84,7 @@ struct Tree {
 
 impl Tree {
     fn new() -> Tree {
-        let mut root = Channel::new(tree_settings(10_000), MemoryLog::default());
+        let mut root: Channel<_, _> = Channel::new(tree_settings(10_000), MemoryLog::default());
         let head = Below::join(&mut root, "weur", 10_000);
         let mut tree = Tree {
             root,
@@ -119,7 +119,14 @@ impl Tree {
                 let (replay, upstream) = self.replay(at - 1, after, through);
                 self.below[at - 1]
                     .node
-                    .join_replayed(Seat::Listener, outlet, &replay, upstream, through, now)
+                    .join_replayed(
+                        SeatKind::Listener(Everyone),
+                        outlet,
+                        &replay,
+                        upstream,
+                        through,
+                        now,
+                    )
                     .unwrap();
             }
             joined => {
@@ -160,14 +167,21 @@ impl Tree {
         let parent = self.parent(i);
         parent.flush();
         match (
-            parent.join(Seat::Relay(path.clone()), relay.clone(), after, now),
+            parent.join(SeatKind::Relay(path.clone()), relay.clone(), after, now),
             after,
         ) {
             (Err(SubscribeError::NotCovered), Some(after)) => {
                 let through = self.parent(i).holds_through();
                 let (replay, upstream) = self.replay(i, after, through);
                 self.parent(i)
-                    .join_replayed(Seat::Relay(path), relay, &replay, upstream, through, now)
+                    .join_replayed(
+                        SeatKind::Relay(path),
+                        relay,
+                        &replay,
+                        upstream,
+                        through,
+                        now,
+                    )
                     .unwrap()
             }
             (joined, _) => joined.unwrap(),

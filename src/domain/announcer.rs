@@ -58,8 +58,10 @@ struct Listener<O, I> {
 pub struct Announcer<O: Outlet, I = ()> {
     capacity: usize,
     listeners: Vec<Listener<O, I>>,
-    /// Interests of listeners removed since the last [`Announcer::take_departed`].
+    /// Interests of listeners removed since the last [`Announcer::take_departed`], when
+    /// departures are reported at all ([`Announcer::reporting_departures`]).
     departed: Vec<I>,
+    reports_departures: bool,
 }
 
 /// What happens to one listener on a write.
@@ -77,7 +79,16 @@ impl<O: Outlet, I> Announcer<O, I> {
             capacity: capacity.max(1),
             listeners: Vec::new(),
             departed: Vec::new(),
+            reports_departures: false,
         }
+    }
+
+    /// Keeps the interests of the listeners removed, for [`Announcer::take_departed`]
+    /// (the Mercure hub announces each subscription's end); without it, nothing is kept,
+    /// so a host that never asks does not accumulate them.
+    pub fn reporting_departures(mut self) -> Self {
+        self.reports_departures = true;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -222,8 +233,12 @@ impl<O: Outlet, I> Announcer<O, I> {
         let removed = self.listeners.extract_if(.., |listener| {
             matches!(judge(listener), Verdict::Gone | Verdict::Slow)
         });
-        self.departed
-            .extend(removed.map(|listener| listener.interest));
+        let removed = removed.map(|listener| listener.interest);
+        if self.reports_departures {
+            self.departed.extend(removed);
+        } else {
+            removed.for_each(drop);
+        }
     }
 }
 
@@ -420,7 +435,7 @@ pub(crate) mod tests {
 
     #[test]
     fn each_listener_gets_the_chunk_its_interest_picks_and_departures_are_reported() {
-        let mut a: Announcer<TestOutlet, &str> = Announcer::new(5);
+        let mut a: Announcer<TestOutlet, &str> = Announcer::new(5).reporting_departures();
         let outlets: Vec<TestOutlet> = (0..3).map(|_| TestOutlet::default()).collect();
         for (o, topic) in outlets.iter().zip(["books", "films", "books"]) {
             a.add(o.clone(), topic, 0);
@@ -446,5 +461,18 @@ pub(crate) mod tests {
         assert!(outlets[1].0.borrow().closed);
         assert_eq!(a.take_departed(), ["films"]);
         assert_eq!(a.interests().copied().collect::<Vec<_>>(), ["books"]);
+    }
+
+    #[test]
+    fn a_host_that_does_not_ask_for_departures_keeps_none() {
+        let mut a: Announcer<TestOutlet, u32> = Announcer::new(1);
+        for i in 0..100 {
+            let o = TestOutlet::default();
+            o.0.borrow_mut().gone = true;
+            a.add(o, i, 0);
+        }
+        assert_eq!(a.sweep(), 100);
+        assert!(a.departed.is_empty());
+        assert!(a.take_departed().is_empty());
     }
 }

@@ -11,10 +11,12 @@
 
 use crate::protocol::{self, Event};
 
-use super::announcer::{Announcer, Fanout, Outlet};
-use super::channel::keep_alive_chunk;
-use super::history::{EventId, EventLog, HistoryPolicy, LogError, StoredEvent};
-use super::stream::{Counters, Filter, Outbox, Route};
+use super::announcer::{Fanout, Outlet};
+use super::channel::{Channel, ChannelSettings, SeatKind, SubscribeError};
+use super::config::PublishAck;
+use super::history::{EventId, EventLog, HistoryPolicy, LogError};
+use super::stream::{Counters, Filter, Route};
+use super::tree::TreeSettings;
 
 /// One update, ready to be stored and sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,14 +108,13 @@ pub struct Subscribed {
     pub last_event_id: Option<String>,
 }
 
+/// The Mercure face on the stream engine: a channel's root whose seats filter by their
+/// subscriptions and grants, whose events carry their public id as a key, and whose
+/// resumes are by that key, with holes left silent.
 pub struct Hub<O: Outlet, L: EventLog, S: Filter> {
-    settings: HubSettings,
-    announcer: Announcer<O, S>,
-    log: L,
-    outbox: Outbox,
-    counters: Counters,
-    /// The last sequence number given (the log's order; never shown to subscribers).
-    last_seq: EventId,
+    stream: Channel<O, L, S>,
+    /// What all the subscribers' matchers may hold together, in bytes.
+    max_matcher_bytes: usize,
 }
 
 /// The `Last-Event-ID` a subscriber gets when its cursor is not a kept id.
@@ -121,66 +122,50 @@ pub const EARLIEST: &str = "earliest";
 
 impl<O: Outlet, L: EventLog, S: Filter> Hub<O, L, S> {
     pub fn new(settings: HubSettings, log: L) -> Self {
+        let engine = ChannelSettings {
+            queue_capacity: settings.queue_capacity,
+            max_listeners: settings.max_subscribers,
+            retry_ms: settings.retry_ms,
+            history: settings.history,
+            // Every update is answered once it is stored.
+            publish_ack: PublishAck::Stored,
+            // The hub is one object: no one is placed below it.
+            tree: TreeSettings {
+                listeners_per_object: 0,
+                fanout: 2,
+            },
+        };
         Hub {
-            announcer: Announcer::new(settings.queue_capacity),
-            last_seq: log.high_water(),
-            settings,
-            log,
-            outbox: Outbox::default(),
-            counters: Counters::default(),
+            stream: Channel::new(engine, log),
+            max_matcher_bytes: settings.max_matcher_bytes,
         }
     }
 
     pub fn subscribers(&self) -> impl Iterator<Item = &S> {
-        self.announcer.interests()
+        self.stream.filters()
     }
 
     pub fn len(&self) -> usize {
-        self.announcer.len()
+        self.stream.listeners()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.announcer.is_empty()
+        self.len() == 0
     }
 
     /// Stores an update in the hub's history (it is answered once stored); it goes out
     /// with the next [`Hub::flush`].
     pub fn publish(&mut self, update: &HubUpdate, now_ms: u64) -> Result<(), HubError> {
         let frame = update.encode().map_err(HubError::Field)?;
-        let seq = self.last_seq.next();
-        let stored = StoredEvent {
-            id: seq,
-            at_ms: now_ms,
-            frame: frame.clone(),
-            key: Some(update.id.clone()),
-            route: Some(update.route.to_stored()),
-        };
-        self.log.append(std::slice::from_ref(&stored))?;
-        self.last_seq = seq;
-        self.settings.history.apply(&mut self.log, now_ms)?;
-        self.outbox.push_routed(&frame, seq, update.route.clone());
-        self.counters.published += 1;
+        self.stream
+            .publish_routed(frame, update.id.clone(), update.route.clone(), now_ms)?;
         Ok(())
     }
 
     /// Writes the updates published since the last flush: to each subscriber, the ones
     /// it admits, as one chunk (subscribers that admit the same updates share it).
     pub fn flush(&mut self) -> Fanout {
-        if self.outbox.is_empty() {
-            return Fanout::default();
-        }
-        let outbox = std::mem::take(&mut self.outbox);
-        let chunk = O::chunk(&outbox.frames);
-        // Subscribers are seated after a flush, so each takes every pending update its
-        // filter admits.
-        let fanout = outbox.announce(
-            &mut self.announcer,
-            &chunk,
-            |_| EventId(0),
-            |subscriber, route| subscriber.admits(route),
-        );
-        self.counters.record(fanout);
-        fanout
+        self.stream.flush()
     }
 
     /// Starts a subscriber: the `retry:` field, then, when it gave a cursor, the kept
@@ -188,50 +173,39 @@ impl<O: Outlet, L: EventLog, S: Filter> Hub<O, L, S> {
     /// doubled in between. An unknown or expired id replays nothing.
     pub fn subscribe(
         &mut self,
-        mut outlet: O,
+        outlet: O,
         subscriber: S,
         cursor: Option<&Cursor>,
         now_ms: u64,
     ) -> Result<Subscribed, HubError> {
-        self.flush();
-        if !self.has_room() {
+        if !self.stream.has_room() {
             return Err(HubError::Full {
-                max: self.settings.max_subscribers,
+                max: self.stream.settings().max_listeners,
             });
         }
-        let held: usize = self.announcer.interests().map(S::footprint).sum();
-        if held.saturating_add(subscriber.footprint()) > self.settings.max_matcher_bytes {
+        let held: usize = self.subscribers().map(S::footprint).sum();
+        if held.saturating_add(subscriber.footprint()) > self.max_matcher_bytes {
             return Err(HubError::MatchersFull {
-                max: self.settings.max_matcher_bytes,
+                max: self.max_matcher_bytes,
             });
         }
-        let mut start = protocol::retry(self.settings.retry_ms);
-        let mut found = None;
-        if let Some(cursor) = cursor {
-            self.settings.history.apply(&mut self.log, now_ms)?;
-            let after = match cursor {
-                Cursor::Earliest => Some(EventId(0)),
-                Cursor::After(id) => {
-                    let seq = self.log.find(id)?;
-                    found = seq.map(|_| id.clone());
-                    seq
-                }
-            };
-            if let Some(after) = after {
-                for event in self.log.after(after)? {
-                    let admitted = event
-                        .route
-                        .as_deref()
-                        .and_then(Route::from_stored)
-                        .is_some_and(|route| subscriber.admits(&route));
-                    if admitted {
-                        start.push_str(&event.frame);
-                    }
-                }
+        let (after, found) = match cursor {
+            None => (None, None),
+            Some(Cursor::Earliest) => (Some(EventId(0)), None),
+            Some(Cursor::After(id)) => {
+                let seq = self.stream.find_key(id, now_ms)?;
+                (seq, seq.map(|_| id.clone()))
             }
-        }
-        outlet.write(&O::chunk(&start));
-        self.announcer.add(outlet, subscriber, 1);
+        };
+        self.stream
+            .join(SeatKind::Listener(subscriber), outlet, after, now_ms)
+            .map_err(|e| match e {
+                SubscribeError::TooManyListeners { max } => HubError::Full { max },
+                SubscribeError::Log(e) => HubError::Log(e),
+                SubscribeError::NotCovered => {
+                    HubError::Log(LogError("the hub holds its whole history".into()))
+                }
+            })?;
         Ok(Subscribed {
             last_event_id: cursor.map(|_| found.unwrap_or_else(|| EARLIEST.to_string())),
         })
@@ -240,48 +214,45 @@ impl<O: Outlet, L: EventLog, S: Filter> Hub<O, L, S> {
     /// Writes a keep-alive to every subscriber, so that the runtime finds out which clients
     /// are gone (a write to a vanished client fails); [`Hub::has_room`] then sees it.
     pub fn probe(&mut self) {
-        self.flush();
-        let fanout = self.announcer.announce(&keep_alive_chunk::<O>(), 0);
-        self.counters.record(fanout);
+        self.stream.probe();
     }
 
     /// Whether a new subscriber would be accepted now (the known gone removed first).
     pub fn has_room(&mut self) -> bool {
-        if self.announcer.len() >= self.settings.max_subscribers {
-            let gone = self.announcer.sweep();
-            self.counters.record_gone(gone);
-        }
-        self.announcer.len() < self.settings.max_subscribers
+        self.stream.has_room()
     }
 
     /// A keep-alive: a comment to every subscriber; those that took nothing since the
     /// previous one are cut; the history's age limit is applied.
     pub fn keep_alive(&mut self, now_ms: u64) -> Result<(), LogError> {
-        self.flush();
-        let fanout = self.announcer.keep_alive(&keep_alive_chunk::<O>());
-        self.counters.record(fanout);
-        self.settings.history.apply(&mut self.log, now_ms)
+        self.stream.keep_alive(now_ms);
+        self.stream.take_store_error().map_or(Ok(()), Err)
     }
 
     /// Ends the streams of subscribers `ends` says are over (say, their token expired).
     pub fn close_where(&mut self, ends: impl FnMut(&S) -> bool) -> usize {
-        self.announcer.close_where(ends)
+        self.stream.close_where(ends)
     }
 
     /// Subscribers that left (slow, gone, stalled, closed) since the last call.
     pub fn take_departed(&mut self) -> Vec<S> {
-        self.announcer.take_departed()
+        self.stream.take_departed()
     }
 
     /// The id of the newest update, while it is kept (the subscriptions API's
     /// `lastEventID`).
     pub fn last_event_id(&self) -> Result<Option<String>, LogError> {
-        let before_newest = EventId(self.last_seq.0.saturating_sub(1));
-        Ok(self.log.after(before_newest)?.pop().and_then(|e| e.key))
+        let before_newest = EventId(self.stream.last_id().0.saturating_sub(1));
+        Ok(self
+            .stream
+            .log()
+            .after(before_newest)?
+            .pop()
+            .and_then(|e| e.key))
     }
 
     pub fn counters(&self) -> Counters {
-        self.counters
+        self.stream.counters()
     }
 }
 
@@ -312,6 +283,9 @@ mod tests {
         fn footprint(&self) -> usize {
             self.footprint
         }
+
+        const TELLS_GAPS: bool = false;
+        const REPORTS_DEPARTURES: bool = true;
     }
 
     fn hub() -> Hub<TestOutlet, MemoryLog, Sub> {

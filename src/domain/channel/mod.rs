@@ -171,7 +171,11 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         last_id: EventId,
     ) -> Self {
         Channel {
-            announcer: Announcer::new(settings.queue_capacity),
+            announcer: if F::REPORTS_DEPARTURES {
+                Announcer::new(settings.queue_capacity).reporting_departures()
+            } else {
+                Announcer::new(settings.queue_capacity)
+            },
             relays: Announcer::new(settings.queue_capacity),
             placement: Placement::new(settings.tree),
             settings,
@@ -186,6 +190,10 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
             store_error: None,
             log,
         }
+    }
+
+    pub fn settings(&self) -> &ChannelSettings {
+        &self.settings
     }
 
     pub fn path(&self) -> &NodePath {
@@ -308,7 +316,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         self.counters.published += events.len() as u64;
         self.published_since_keep_alive += events.len() as u64;
         for event in events {
-            self.outbox.push(event, stored);
+            self.outbox.push(event, stored, None);
         }
         Ok(PublishedBatch {
             first,
@@ -592,6 +600,64 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
             history_length: self.log.len(),
             objects: 1,
         }
+    }
+
+    /// Publishes one routed event (a Mercure update): its `frame` carries its public `key`
+    /// as the stream's id, and only the seats whose filter admits `route` receive it, now
+    /// and in replays. It gets the next sequence number, which orders the history and is
+    /// never shown; it is stored before it is answered.
+    pub fn publish_routed(
+        &mut self,
+        frame: String,
+        key: String,
+        route: Route,
+        now_ms: u64,
+    ) -> Result<EventId, LogError> {
+        debug_assert_eq!(self.origin, Origin::Root, "only the root publishes");
+        let id = self.last_id.next();
+        let event = StoredEvent {
+            id,
+            at_ms: now_ms,
+            frame,
+            key: Some(key),
+            route: Some(route.to_stored()),
+        };
+        self.log.append(std::slice::from_ref(&event))?;
+        self.apply_history(now_ms);
+        self.last_id = id;
+        self.counters.published += 1;
+        self.published_since_keep_alive += 1;
+        self.outbox.push(event, true, Some(route));
+        Ok(id)
+    }
+
+    /// The sequence number of the first kept event whose public key is `key`, once the
+    /// history's limits are applied (an expired event is not found).
+    pub fn find_key(&mut self, key: &str, now_ms: u64) -> Result<Option<EventId>, LogError> {
+        self.settings.history.apply(&mut self.log, now_ms)?;
+        self.note_pruned();
+        self.log.find(key)
+    }
+
+    /// The filters of the listeners seated here, in seating order.
+    pub fn filters(&self) -> impl Iterator<Item = &F> {
+        self.announcer.interests().map(|seat| &seat.filter)
+    }
+
+    /// Ends the streams of the listeners whose filter `ends` says are over (say, their
+    /// token expired); returns how many.
+    pub fn close_where(&mut self, mut ends: impl FnMut(&F) -> bool) -> usize {
+        self.announcer.close_where(|seat| ends(&seat.filter))
+    }
+
+    /// The filters of the listeners that left (slow, gone, stalled, closed) since the last
+    /// call.
+    pub fn take_departed(&mut self) -> Vec<F> {
+        self.announcer
+            .take_departed()
+            .into_iter()
+            .map(|seat| seat.filter)
+            .collect()
     }
 
     pub fn counters(&self) -> Counters {

@@ -48,6 +48,12 @@ impl Subscriber {
 }
 
 impl Filter for Subscriber {
+    /// A Mercure client learns where its replay started from the response's
+    /// `Last-Event-ID` header (docs/mercure.md §6.9), not from an event.
+    const TELLS_GAPS: bool = false;
+    /// Each subscription's end is announced (§7.2).
+    const REPORTS_DEPARTURES: bool = true;
+
     fn admits(&self, route: &Route) -> bool {
         receives(
             &self.matchers,

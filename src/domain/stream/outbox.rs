@@ -36,8 +36,11 @@ struct Entry {
 }
 
 impl Outbox {
-    pub(crate) fn push(&mut self, event: StoredEvent, stored: bool) {
-        self.push_frame(&event.frame, event.id);
+    /// A published event (with its route, when only some seats may receive it); one not
+    /// `stored` yet is stored at the flush.
+    pub(crate) fn push(&mut self, event: StoredEvent, stored: bool, route: Option<Route>) {
+        self.routed |= route.is_some();
+        self.push_entry(&event.frame, event.id, route);
         if !stored {
             self.unstored.push(event);
         }
@@ -45,12 +48,6 @@ impl Outbox {
 
     pub(crate) fn push_frame(&mut self, frame: &str, key: EventId) {
         self.push_entry(frame, key, None);
-    }
-
-    /// An event only the seats whose filter admits `route` receive.
-    pub(crate) fn push_routed(&mut self, frame: &str, key: EventId, route: Route) {
-        self.routed = true;
-        self.push_entry(frame, key, Some(route));
     }
 
     fn push_entry(&mut self, frame: &str, key: EventId, route: Option<Route>) {
@@ -221,8 +218,9 @@ mod tests {
     #[test]
     fn routed_events_go_to_the_seats_that_admit_them_one_chunk_per_distinct_selection() {
         let mut outbox = Outbox::default();
-        outbox.push_routed("a1;", EventId(1), route("a"));
-        outbox.push_routed("b2;", EventId(2), route("b"));
+        let event = |id, frame: &str| StoredEvent::new(EventId(id), 0, frame.to_string());
+        outbox.push(event(1, "a1;"), true, Some(route("a")));
+        outbox.push(event(2, "b2;"), true, Some(route("b")));
         outbox.push_frame("all3;", EventId(3));
         let (mut seats, outlets) = seated(&[
             (0, &["a"]),

@@ -45,6 +45,10 @@ pub trait Filter {
     /// (Mercure, whose clients learn where the replay started from the response's
     /// `Last-Event-ID` header).
     const TELLS_GAPS: bool = true;
+
+    /// Whether the face is told of each seat that leaves ([`crate::domain::Channel::take_departed`]):
+    /// the Mercure hub announces the end of each subscription.
+    const REPORTS_DEPARTURES: bool = false;
 }
 
 /// The filter of a channel's listeners: every event is theirs.

@@ -202,8 +202,9 @@ impl Channel {
         let capacity = self.with_hosted(|h| h.config.queue_capacity);
         for _ in 0..REPLAY_ATTEMPTS {
             let through = self.with_hosted(|h| h.channel.holds_through());
-            let timed = matches!(seat, SeatKind::Relay(_));
-            let (replay, upstream) = self.ask_parent_replay(after, through, timed).await?;
+            // Timed, so that routes travel with the events: the engine gives each seat what
+            // is its (a listener what its filter admits, a child everything).
+            let (replay, upstream) = self.ask_parent_replay(after, through, true).await?;
             let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
             let joined = self.with_hosted(|h| {
                 h.channel

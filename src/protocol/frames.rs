@@ -7,9 +7,12 @@
 //! `retry:` a stream starts with) are dropped; the `Parser` is the one that reads any
 //! stream as a browser does.
 //!
-//! Between objects, a replayed event may carry when it was published, as a comment line
-//! before its fields ([`timed`]): an `EventSource` would ignore it, and the reader takes
-//! it off, so the frame passed on is the one the root wrote.
+//! Between objects, an event may carry what the frame alone does not say, as comment lines
+//! before its fields ([`relayed`]): when it was published (on a replay), and, for a routed
+//! event (a Mercure update, whose `id:` is its public key), its sequence number and its
+//! route. An `EventSource` would ignore them, and the reader takes them off, so the frame
+//! passed on is the one the root wrote. Routes travel only between objects: a listener's
+//! stream never carries them.
 
 /// One event as written, with its `id:` when it has one (a `gap` notice has none).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,14 +22,34 @@ pub struct RawFrame {
     pub id: Option<String>,
     /// When it was published, if the stream said ([`timed`]).
     pub at_ms: Option<u64>,
+    /// A routed event's sequence number (its `id:` is then its public key).
+    pub seq: Option<u64>,
+    /// A routed event's route, in its stored form.
+    pub route: Option<String>,
 }
 
-/// The comment that says when a replayed event was published.
+/// The comments that say, between objects, what a frame alone does not.
 const AT: &str = ": at ";
+const SEQ: &str = ": seq ";
+const ROUTE: &str = ": route ";
 
 /// `frame`, saying it was published at `at_ms` (for a stream between objects).
 pub fn timed(frame: &str, at_ms: u64) -> String {
-    format!("{AT}{at_ms}\n{frame}")
+    relayed(frame, Some(at_ms), None)
+}
+
+/// `frame` for a stream between objects: when it was published (when known), and for a
+/// routed event its sequence number and stored route (`route`: none for other events).
+pub fn relayed(frame: &str, at_ms: Option<u64>, route: Option<(u64, &str)>) -> String {
+    let mut out = String::with_capacity(frame.len() + 64);
+    if let Some(at) = at_ms {
+        out.push_str(&format!("{AT}{at}\n"));
+    }
+    if let Some((seq, route)) = route {
+        out.push_str(&format!("{SEQ}{seq}\n{ROUTE}{route}\n"));
+    }
+    out.push_str(frame);
+    out
 }
 
 #[derive(Debug, Default)]
@@ -68,10 +91,23 @@ fn find_blank_line(bytes: &[u8]) -> Option<usize> {
 fn read_frame(bytes: &[u8]) -> Option<RawFrame> {
     // A frame ends at an empty line, which never falls inside a UTF-8 sequence.
     let mut text = String::from_utf8_lossy(bytes).into_owned();
-    let mut at_ms = None;
-    if let Some(rest) = text.strip_prefix(AT) {
-        let (at, fields) = rest.split_once('\n')?;
-        at_ms = at.parse().ok();
+    let (mut at_ms, mut seq, mut route) = (None, None, None);
+    loop {
+        let (kind, rest) = if let Some(rest) = text.strip_prefix(AT) {
+            (AT, rest)
+        } else if let Some(rest) = text.strip_prefix(SEQ) {
+            (SEQ, rest)
+        } else if let Some(rest) = text.strip_prefix(ROUTE) {
+            (ROUTE, rest)
+        } else {
+            break;
+        };
+        let (value, fields) = rest.split_once('\n')?;
+        match kind {
+            AT => at_ms = value.parse().ok(),
+            SEQ => seq = value.parse().ok(),
+            _ => route = Some(value.to_string()),
+        }
         text = fields.to_string();
     }
     let mut id = None;
@@ -83,7 +119,13 @@ fn read_frame(bytes: &[u8]) -> Option<RawFrame> {
             has_data = true;
         }
     }
-    has_data.then_some(RawFrame { text, id, at_ms })
+    has_data.then_some(RawFrame {
+        text,
+        id,
+        at_ms,
+        seq,
+        route,
+    })
 }
 
 #[cfg(test)]
@@ -162,5 +204,37 @@ mod tests {
         // An EventSource reading it gets the same event.
         let parsed = Parser::parse_all(stream.as_bytes());
         assert_eq!(parsed, Parser::parse_all(frame.as_bytes()));
+    }
+
+    #[test]
+    fn a_routed_frame_comes_back_as_written_with_its_sequence_and_route() {
+        let frame = Event::new("x").with_id("urn:uuid:a b").unwrap().encode();
+        let route = r#"{"topics":["https://a.test/1"],"private":true}"#;
+        let stream = format!(
+            "{}{}{}",
+            relayed(&frame, Some(5), Some((42, route))),
+            relayed(&frame, None, Some((43, route))),
+            comment("keep-alive")
+        );
+        for size in [1, 3, stream.len()] {
+            let mut reader = FrameReader::new();
+            let frames: Vec<RawFrame> = stream
+                .as_bytes()
+                .chunks(size)
+                .flat_map(|c| reader.feed(c))
+                .collect();
+            assert_eq!(frames.len(), 2);
+            assert!(frames.iter().all(|f| f.text == frame));
+            assert!(frames
+                .iter()
+                .all(|f| f.id.as_deref() == Some("urn:uuid:a b")));
+            assert!(frames.iter().all(|f| f.route.as_deref() == Some(route)));
+            assert_eq!((frames[0].seq, frames[0].at_ms), (Some(42), Some(5)));
+            assert_eq!((frames[1].seq, frames[1].at_ms), (Some(43), None));
+        }
+        // An EventSource reading it gets the events as published, and nothing of the route.
+        let parsed = Parser::parse_all(stream.as_bytes());
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0], Parser::parse_all(frame.as_bytes())[0]);
     }
 }

@@ -351,7 +351,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
             |seat, route| seat.filter.admits(route),
         );
         self.counters.record(fanout);
-        outbox.announce(&mut self.relays, &chunk, |relay| relay.after, |_, _| true);
+        outbox.announce_relays(&mut self.relays, &chunk, |relay| relay.after);
         fanout
     }
 
@@ -439,7 +439,13 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         } else {
             StartAt::Ahead(upstream)
         };
-        self.open_seat(seat, outlet, replay, from, now_ms)
+        // A child takes the replay as it came, routes and all; a listener takes what its
+        // filter admits, as a client's stream carries it.
+        let replay = match &seat {
+            SeatKind::Relay(_) => replay.to_string(),
+            SeatKind::Listener(filter) => listener_replay(replay, filter),
+        };
+        self.open_seat(seat, outlet, &replay, from, now_ms)
     }
 
     /// Writes a seat's start (the `retry:` field, `replay`, then what this object has
@@ -477,7 +483,8 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
     /// answer with what it holds; a node that is not that far yet says `NotCovered`.
     /// The root answers every replay, whatever `through`: its head is the channel's, and
     /// an answer below `through` tells the child that the head went back.
-    /// `timed`: each event says when it was published ([`protocol::timed`]), for a
+    /// `timed`: each event as written between objects ([`protocol::relayed`]: when it
+    /// was published, and a routed event's sequence number and route), for a
     /// child's relay to keep it as long as the root would.
     pub fn replay(
         &mut self,
@@ -555,7 +562,8 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
                 Replay::Gap(_) => {}
                 Replay::Event(event) if !admitted(filter, &event) => {}
                 Replay::Event(event) if timed => {
-                    text.push_str(&protocol::timed(&event.frame, event.at_ms))
+                    let route = event.route.as_deref().map(|r| (event.id.0, r));
+                    text.push_str(&protocol::relayed(&event.frame, Some(event.at_ms), route))
                 }
                 Replay::Event(event) => text.push_str(&event.frame),
             }
@@ -676,6 +684,21 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         }
         self.note_pruned();
     }
+}
+
+/// What a listener with `filter` takes of a replay an object above answered for a child
+/// (each event as written between objects, [`protocol::relayed`]): the frames it admits,
+/// without what only objects read.
+fn listener_replay<F: Filter>(replay: &str, filter: &F) -> String {
+    protocol::FrameReader::new()
+        .feed(replay.as_bytes())
+        .into_iter()
+        .filter(|frame| match frame.route.as_deref() {
+            None => true,
+            Some(stored) => Route::from_stored(stored).is_some_and(|route| filter.admits(&route)),
+        })
+        .map(|frame| frame.text)
+        .collect()
 }
 
 /// Whether `filter` (none: everyone) admits a kept event: one without a route is every

@@ -114,18 +114,37 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         };
         let mut kept = Vec::new();
         for frame in frames {
-            match frame.id.as_deref().map(EventId::parse) {
-                Some(Ok(id)) if id > self.last_id => {
-                    self.last_id = id;
-                    let at_ms = frame.at_ms.unwrap_or(now_ms);
-                    let event = StoredEvent::new(id, at_ms, frame.text.clone());
-                    self.outbox.push_frame(&event.frame, id);
-                    if id > known_from {
-                        kept.push(event);
-                    }
+            // A routed event says its sequence number (its id is its public key); any
+            // other event's id is its sequence number.
+            let seq = match (frame.seq, frame.id.as_deref()) {
+                (Some(seq), _) => Some(EventId(seq)),
+                (None, Some(id)) => EventId::parse(id).ok(),
+                (None, None) => {
+                    self.outbox.push_frame(&frame.text, self.last_id.next());
+                    continue;
                 }
-                Some(_) => {}
-                None => self.outbox.push_frame(&frame.text, self.last_id.next()),
+            };
+            let Some(id) = seq.filter(|id| *id > self.last_id) else {
+                continue;
+            };
+            self.last_id = id;
+            let event = StoredEvent {
+                id,
+                at_ms: frame.at_ms.unwrap_or(now_ms),
+                frame: frame.text.clone(),
+                key: frame.seq.and(frame.id.clone()),
+                route: frame.route.clone(),
+            };
+            // A route that does not read back is no one's: never shown by mistake.
+            let route = event.route.as_deref().map(|stored| {
+                Route::from_stored(stored).unwrap_or(Route {
+                    topics: Vec::new(),
+                    private: true,
+                })
+            });
+            self.outbox.push(event.clone(), true, route);
+            if id > known_from {
+                kept.push(event);
             }
         }
         if !kept.is_empty() {

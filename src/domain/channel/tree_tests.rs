@@ -5,9 +5,9 @@ use super::*;
 use crate::domain::announcer::tests::TestOutlet;
 use crate::domain::history::MemoryLog;
 
-type Node = Channel<TestOutlet, MemoryLog>;
+pub(super) type Node<F = Everyone> = Channel<TestOutlet, MemoryLog, F>;
 
-fn tree_settings(history: u64) -> ChannelSettings {
+pub(super) fn tree_settings(history: u64) -> ChannelSettings {
     ChannelSettings {
         max_listeners: 100,
         // Listeners here read only when a test looks: never cut as slow.
@@ -17,26 +17,26 @@ fn tree_settings(history: u64) -> ChannelSettings {
 }
 
 /// A node below the root, its relay seat on `parent`, and the reader of that stream.
-struct Below {
-    node: Node,
+pub(super) struct Below<F: Filter = Everyone> {
+    pub(super) node: Node<F>,
     relay: TestOutlet,
     reader: protocol::FrameReader,
 }
 
-impl Below {
-    fn join(parent: &mut Node, path: &str, history: u64) -> Below {
+impl<F: Filter + Clone> Below<F> {
+    pub(super) fn join(parent: &mut Node<F>, path: &str, history: u64) -> Below<F> {
         Below::start(parent, path, tree_settings(history), None, 0)
     }
 
     /// A fresh node below `parent`, its stream from it starting after `seed` (from now
     /// when none), as the platform starts one.
-    fn start(
-        parent: &mut Node,
+    pub(super) fn start(
+        parent: &mut Node<F>,
         path: &str,
         settings: ChannelSettings,
         seed: Option<EventId>,
         now_ms: u64,
-    ) -> Below {
+    ) -> Below<F> {
         let path = NodePath::parse(path).unwrap();
         let mut node = Channel::relayed(settings, path.clone(), MemoryLog::default());
         let relay = TestOutlet::default();
@@ -53,7 +53,7 @@ impl Below {
 
     /// Takes a new stream from `parent`, resuming after the last id relayed, as the
     /// platform does when the old one ends (the parent must hold the resume).
-    fn resume(&mut self, parent: &mut Node, now_ms: u64) {
+    pub(super) fn resume(&mut self, parent: &mut Node<F>, now_ms: u64) {
         self.relay = TestOutlet::default();
         self.reader.end_of_stream();
         let seat = SeatKind::Relay(self.node.path().clone());
@@ -64,7 +64,7 @@ impl Below {
 
     /// As [`Below::resume`], with the replay asked of `above` when the parent does not
     /// hold the resume, as the platform asks up.
-    fn resume_asking(&mut self, parent: &mut Node, above: &mut Node, now_ms: u64) {
+    pub(super) fn resume_asking(&mut self, parent: &mut Node<F>, above: &mut Node<F>, now_ms: u64) {
         self.relay = TestOutlet::default();
         self.reader.end_of_stream();
         let seat = SeatKind::Relay(self.node.path().clone());
@@ -83,7 +83,7 @@ impl Below {
     }
 
     /// Takes what the parent has written on the relay, and sends it on.
-    fn pump(&mut self, now_ms: u64) {
+    pub(super) fn pump(&mut self, now_ms: u64) {
         let mut client = self.relay.0.borrow_mut();
         let chunks: Vec<_> = client.queue.drain(..).collect();
         drop(client);

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::route::Route;
 use crate::domain::announcer::{Announcer, Fanout, Outlet};
 use crate::domain::history::{EventId, StoredEvent};
+use crate::protocol;
 
 /// Events published since the last flush. Each is stored (or, under
 /// `PublishAck::Accepted`, has its id reserved) before it is put here, so nothing put
@@ -74,19 +75,67 @@ impl Outbox {
         (first, last)
     }
 
-    /// The frames of the entries `take` picks, and how many.
-    fn picked(&self, mut take: impl FnMut(&Entry) -> bool) -> (String, u64) {
+    /// The frames of the entries `take` picks, and how many; `relayed`: as written for a
+    /// child object (a routed event with its sequence number and route).
+    fn picked(&self, relayed: bool, mut take: impl FnMut(&Entry) -> bool) -> (String, u64) {
         let mut start = 0;
         let mut text = String::new();
         let mut count = 0;
         for entry in &self.entries {
             if take(entry) {
-                text.push_str(&self.frames[start..entry.end]);
+                let frame = &self.frames[start..entry.end];
+                match &entry.route {
+                    Some(route) if relayed => text.push_str(&protocol::relayed(
+                        frame,
+                        None,
+                        Some((entry.key.0, &route.to_stored())),
+                    )),
+                    _ => text.push_str(frame),
+                }
                 count += 1;
             }
             start = entry.end;
         }
         (text, count)
+    }
+
+    /// Writes the outbox to every child object of `relays`, each getting what comes after
+    /// its watermark, every event whatever its route (each child filters for its own
+    /// seats): routed events say their sequence number and route. Without routed events
+    /// the children share `chunk`, the listeners' chunk.
+    pub(crate) fn announce_relays<O: Outlet, I>(
+        &self,
+        relays: &mut Announcer<O, I>,
+        chunk: &O::Chunk,
+        watermark: impl Fn(&I) -> EventId,
+    ) -> Fanout {
+        if !self.routed {
+            return self.announce(relays, chunk, watermark, |_, _| true);
+        }
+        let (first, _) = self.span();
+        let (text, _) = self.picked(true, |_| true);
+        let whole = O::chunk(&text);
+        let partial: BTreeMap<EventId, (O::Chunk, u64)> = relays
+            .interests()
+            .map(&watermark)
+            .filter(|w| *w >= first)
+            .map(|w| {
+                let (text, count) = self.picked(true, |e| e.key > w);
+                (w, (O::chunk(&text), count))
+            })
+            .collect();
+        let events = self.events();
+        relays.announce_by(|relay| {
+            let w = watermark(relay);
+            if w < first {
+                Some((&whole, events))
+            } else {
+                partial
+                    .get(&w)
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(c, n)| (c, *n))
+            }
+        })
     }
 
     /// Writes the outbox to every seat of `announcer`, each getting what comes after its
@@ -109,7 +158,7 @@ impl Outbox {
             .map(&watermark)
             .filter(|w| *w >= first && *w < last)
             .map(|w| {
-                let (text, count) = self.picked(|e| e.key > w);
+                let (text, count) = self.picked(false, |e| e.key > w);
                 (w, (O::chunk(&text), count))
             })
             .collect();
@@ -150,7 +199,7 @@ impl Outbox {
             }
             parts.entry(selection.as_slice()).or_insert_with(|| {
                 let mut on = selection.iter();
-                let (text, count) = self.picked(|_| *on.next().unwrap_or(&false));
+                let (text, count) = self.picked(false, |_| *on.next().unwrap_or(&false));
                 (O::chunk(&text), count)
             });
         }

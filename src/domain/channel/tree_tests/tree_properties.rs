@@ -76,15 +76,17 @@ fn gaps_of(o: &TestOutlet) -> Vec<String> {
         .collect()
 }
 
-struct Tree {
-    root: Node,
-    below: Vec<Below>,
+/// A three-level tree (root, a region head, a leaf below it) of either face: `F` is its
+/// listeners' filter.
+struct Tree<F: Filter + Clone = Everyone> {
+    root: Node<F>,
+    below: Vec<Below<F>>,
     now: u64,
 }
 
-impl Tree {
-    fn new() -> Tree {
-        let mut root: Channel<_, _> = Channel::new(tree_settings(10_000), MemoryLog::default());
+impl<F: Filter + Clone> Tree<F> {
+    fn new() -> Tree<F> {
+        let mut root = Channel::new(tree_settings(10_000), MemoryLog::default());
         let head = Below::join(&mut root, "weur", 10_000);
         let mut tree = Tree {
             root,
@@ -102,10 +104,19 @@ impl Tree {
 
     /// Seats a listener on node `at` (0 root, 1 head, 2 leaf), resuming after
     /// `after`, asking up the tree as the platform does.
-    fn seat(&mut self, at: usize, outlet: TestOutlet, after: EventId) {
+    fn seat(&mut self, at: usize, outlet: TestOutlet, after: EventId)
+    where
+        F: Default,
+    {
+        self.seat_filtered(at, F::default(), outlet, after);
+    }
+
+    /// As [`Tree::seat`], for a listener with `filter`.
+    fn seat_filtered(&mut self, at: usize, filter: F, outlet: TestOutlet, after: EventId) {
         let now = self.now;
+        let seat = SeatKind::Listener(filter);
         if at == 0 {
-            self.root.subscribe(outlet, Some(after), now).unwrap();
+            self.root.join(seat, outlet, Some(after), now).unwrap();
             return;
         }
         if !self.below[at - 1].node.is_live() {
@@ -113,20 +124,13 @@ impl Tree {
             self.pump(at - 1);
         }
         let node = &mut self.below[at - 1].node;
-        match node.subscribe(outlet.clone(), Some(after), now) {
+        match node.join(seat.clone(), outlet.clone(), Some(after), now) {
             Err(SubscribeError::NotCovered) => {
                 let through = self.below[at - 1].node.holds_through();
                 let (replay, upstream) = self.replay(at - 1, after, through);
                 self.below[at - 1]
                     .node
-                    .join_replayed(
-                        SeatKind::Listener(Everyone),
-                        outlet,
-                        &replay,
-                        upstream,
-                        through,
-                        now,
-                    )
+                    .join_replayed(seat, outlet, &replay, upstream, through, now)
                     .unwrap();
             }
             joined => {
@@ -139,15 +143,15 @@ impl Tree {
     fn replay(&mut self, at: usize, after: EventId, through: EventId) -> (String, EventId) {
         let now = self.now;
         if at == 0 {
-            return self.root.replay(after, through, false, now).unwrap();
+            return self.root.replay(after, through, true, now).unwrap();
         }
-        match self.below[at - 1].node.replay(after, through, false, now) {
+        match self.below[at - 1].node.replay(after, through, true, now) {
             Err(SubscribeError::NotCovered) => self.replay(at - 1, after, through),
             answered => answered.unwrap(),
         }
     }
 
-    fn parent(&mut self, i: usize) -> &mut Node {
+    fn parent(&mut self, i: usize) -> &mut Node<F> {
         match i {
             0 => &mut self.root,
             _ => &mut self.below[i - 1].node,
@@ -235,7 +239,7 @@ proptest! {
     fn every_listener_gets_every_event_once_in_order_wherever_it_moves(
         steps in proptest::collection::vec(step(), 1..60)
     ) {
-        let mut tree = Tree::new();
+        let mut tree: Tree = Tree::new();
         let mut listeners: Vec<Listener> = (0..6)
             .map(|i| {
                 let outlet = TestOutlet::default();
@@ -287,6 +291,139 @@ proptest! {
         for (i, listener) in listeners.iter().enumerate() {
             prop_assert_eq!(listener.all(), (1..=last).collect::<Vec<_>>(), "listener {}", i);
             prop_assert_eq!(&listener.all_gaps(), &gaps[i], "listener {}", i);
+        }
+    }
+}
+
+/// A Mercure-like filter: the topics a listener subscribes to, and whether its grants
+/// let it see private events.
+#[derive(Debug, Clone, PartialEq)]
+struct Topics {
+    topics: Vec<&'static str>,
+    private: bool,
+}
+
+impl Filter for Topics {
+    fn admits(&self, route: &Route) -> bool {
+        (self.private || !route.private)
+            && route
+                .topics
+                .iter()
+                .any(|t| self.topics.contains(&t.as_str()))
+    }
+
+    fn footprint(&self) -> usize {
+        0
+    }
+
+    const TELLS_GAPS: bool = false;
+}
+
+const TOPICS: [&str; 3] = ["a", "b", "c"];
+
+/// What happens to a tree of the Mercure face.
+#[derive(Debug, Clone)]
+enum RoutedStep {
+    /// The root publishes an event on these topics (a bit per topic), private or not.
+    Publish(u8, bool),
+    Pump(bool),
+    Cut(bool),
+    /// A listener leaves and comes back on this node with the key of the last event it
+    /// saw, its sequence number resolved at the root (as a node asks up for a key it
+    /// does not hold).
+    Move(usize, usize),
+}
+
+fn routed_step() -> impl Strategy<Value = RoutedStep> {
+    prop_oneof![
+        (1u8..8, any::<bool>()).prop_map(|(t, p)| RoutedStep::Publish(t, p)),
+        any::<bool>().prop_map(RoutedStep::Pump),
+        any::<bool>().prop_map(RoutedStep::Cut),
+        (0usize..6, 0usize..3).prop_map(|(l, n)| RoutedStep::Move(l, n)),
+    ]
+}
+
+/// The keys of the events in a listener's stream, in order; asserts that the stream
+/// carries nothing meant only for other objects.
+fn keys_of(o: &TestOutlet) -> Vec<String> {
+    o.0.borrow_mut().read_all();
+    let text = o.0.borrow().text();
+    assert!(
+        !text.contains(": route") && !text.contains(": seq"),
+        "{text}"
+    );
+    crate::protocol::Parser::parse_all(text.as_bytes())
+        .into_iter()
+        .map(|e| e.last_event_id)
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The Mercure face over the same tree: whatever the publishes, relays, cuts and
+    /// moves, every listener ends up with exactly the events its filter admits, each once,
+    /// in the root's order, with the root's keys; no listener's stream carries a route.
+    #[test]
+    fn every_listener_gets_exactly_what_its_filter_admits_once_in_order(
+        steps in proptest::collection::vec(routed_step(), 1..60)
+    ) {
+        let mut tree: Tree<Topics> = Tree::new();
+        let filters: Vec<Topics> = (0..6)
+            .map(|i| Topics {
+                topics: TOPICS.iter().enumerate().filter(|(t, _)| (i + t) % 3 != 0).map(|(_, t)| *t).collect(),
+                private: i % 2 == 0,
+            })
+            .collect();
+        // Each listener: its outlet, its node, and the keys seen on earlier streams.
+        let mut listeners: Vec<(TestOutlet, usize, Vec<String>)> = Vec::new();
+        for (i, filter) in filters.iter().enumerate() {
+            let outlet = TestOutlet::default();
+            tree.seat_filtered(i % 3, filter.clone(), outlet.clone(), EventId(0));
+            listeners.push((outlet, i % 3, Vec::new()));
+        }
+        let mut published: Vec<(String, Route)> = Vec::new();
+        for step in steps {
+            tree.now += 1;
+            match step {
+                RoutedStep::Publish(bits, private) => {
+                    let key = format!("urn:k:{}", published.len() + 1);
+                    let route = Route {
+                        topics: TOPICS.iter().enumerate().filter(|(t, _)| bits & (1 << t) != 0).map(|(_, t)| t.to_string()).collect(),
+                        private,
+                    };
+                    let frame = crate::protocol::Event::new(format!("d {key}")).with_id(key.clone()).unwrap().encode();
+                    tree.root.publish_routed(frame, key.clone(), route.clone(), tree.now).unwrap();
+                    tree.root.flush();
+                    published.push((key, route));
+                }
+                RoutedStep::Pump(leaf) => tree.pump(usize::from(leaf)),
+                RoutedStep::Cut(leaf) => tree.cut(usize::from(leaf)),
+                RoutedStep::Move(l, at) => {
+                    let (outlet, _, seen) = &mut listeners[l];
+                    seen.extend(keys_of(outlet));
+                    outlet.0.borrow_mut().gone = true;
+                    let after = match seen.last() {
+                        Some(key) => tree.root.find_key(key, tree.now).unwrap().unwrap(),
+                        None => EventId(0),
+                    };
+                    let fresh = TestOutlet::default();
+                    tree.seat_filtered(at, filters[l].clone(), fresh.clone(), after);
+                    listeners[l] = (fresh, at, std::mem::take(&mut listeners[l].2));
+                }
+            }
+        }
+        tree.pump(0);
+        tree.pump(1);
+        for (i, (outlet, _, seen)) in listeners.iter().enumerate() {
+            let mut all = seen.clone();
+            all.extend(keys_of(outlet));
+            let expected: Vec<String> = published
+                .iter()
+                .filter(|(_, route)| filters[i].admits(route))
+                .map(|(key, _)| key.clone())
+                .collect();
+            prop_assert_eq!(all, expected, "listener {}", i);
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Section numbers (§) refer to the items of `docs/mercure.md`.
 
 pub mod budget;
+pub mod listing;
 pub mod subscribe;
 pub mod subscriber;
 pub mod subscriptions;

@@ -16,9 +16,10 @@ use super::super::outlet::StreamOutlet;
 use super::super::sql_log::SqlLog;
 use super::random_id;
 use crate::domain::hub::{self, Cursor, HubSettings, HubUpdate, EARLIEST};
+use crate::domain::mercure::listing;
 use crate::domain::mercure::subscribe::compile;
 use crate::domain::mercure::subscriber::Subscriber;
-use crate::domain::mercure::subscriptions::{collection_document, content_type, Subscription};
+use crate::domain::mercure::subscriptions::Subscription;
 use crate::domain::mercure::{ApiPath, Grants, GrantsSpec, MatcherBudget, TopicSpec, Update};
 use crate::domain::stream::Route;
 use crate::domain::{Config, HistoryPolicy};
@@ -253,36 +254,30 @@ impl Hub {
                 }));
             }
             let last_event_id = h.hub.last_event_id()?.unwrap_or_else(|| EARLIEST.into());
-            let listed: Vec<Subscription> = h
+            let active: Vec<Subscription> = h
                 .hub
                 .subscribers()
                 .flat_map(|s| s.subscriptions(true))
-                .filter(|s| path.selects(s))
                 .collect();
-            let family = path.family(grants.generation());
-            let body = match &path {
-                ApiPath::Single(..) => match listed.first() {
-                    Some(one) => one.single_document(&last_event_id),
-                    None => return Err(Error::NotFound),
-                },
-                _ => collection_document(family, raw_path, &last_event_id, &listed),
-            };
-            let tag = format!("\"{}\"", header_quoted(&last_event_id));
+            let listing = listing::answer(
+                &path,
+                path.family(grants.generation()),
+                raw_path,
+                base,
+                &last_event_id,
+                &active,
+                if_none_match.as_deref(),
+            )
+            .map_err(|_| Error::NotFound)?;
             let headers = Headers::new();
-            headers.set(
-                "Link",
-                &format!(
-                    "<{base}>; rel=\"mercure\"; last-event-id=\"{}\"; type=\"mercure\"; content-type=\"application/json\"",
-                    header_quoted(&last_event_id)
-                ),
-            )?;
-            headers.set("ETag", &tag)?;
-            headers.set("Cache-Control", "must-revalidate")?;
-            if if_none_match.is_some_and(|t| t.split(',').any(|t| t.trim() == tag || t.trim() == "*")) {
-                return Ok(Response::empty()?.with_status(304).with_headers(headers));
+            for (name, value) in &listing.headers {
+                headers.set(name, value)?;
             }
-            headers.set("Content-Type", content_type(family))?;
-            Ok(Response::ok(body)?.with_headers(headers))
+            let response = match listing.body {
+                Some(body) => Response::ok(body)?,
+                None => Response::empty()?,
+            };
+            Ok(response.with_status(listing.status).with_headers(headers))
         })
     }
 
@@ -306,13 +301,6 @@ impl Hub {
         let interval = self.with_hosted(|h| h.config.keep_alive_ms());
         self.host.arm_keep_alive(&self.state, interval).await
     }
-}
-
-/// The header-safe form of an id inside a quoted parameter (ids may hold `"` and `\`).
-fn header_quoted(id: &str) -> String {
-    id.replace('%', "%25")
-        .replace('"', "%22")
-        .replace('\\', "%5C")
 }
 
 /// Compiles grants the Worker verified within the same limits.

@@ -264,29 +264,7 @@ mod tests {
     use crate::protocol::Parser;
 
     /// A test subscriber: the topics it listens to, and whether it may see private updates.
-    #[derive(Debug, Clone, PartialEq)]
-    struct Sub {
-        topics: Vec<&'static str>,
-        private: bool,
-        footprint: usize,
-    }
-
-    impl Filter for Sub {
-        fn admits(&self, route: &Route) -> bool {
-            (self.private || !route.private)
-                && route
-                    .topics
-                    .iter()
-                    .any(|t| self.topics.contains(&t.as_str()))
-        }
-
-        fn footprint(&self) -> usize {
-            self.footprint
-        }
-
-        const TELLS_GAPS: bool = false;
-        const REPORTS_DEPARTURES: bool = true;
-    }
+    type Sub = crate::domain::stream::route::tests::Topics;
 
     fn hub() -> Hub<TestOutlet, MemoryLog, Sub> {
         Hub::new(

@@ -3,7 +3,7 @@
 
 mod counters;
 mod outbox;
-mod route;
+pub(crate) mod route;
 mod seat;
 
 pub use counters::Counters;

@@ -110,32 +110,10 @@ impl Outbox {
         watermark: impl Fn(&I) -> EventId,
     ) -> Fanout {
         if !self.routed {
-            return self.announce(relays, chunk, watermark, |_, _| true);
+            return self.announce_after(relays, chunk, false, watermark);
         }
-        let (first, _) = self.span();
         let (text, _) = self.picked(true, |_| true);
-        let whole = O::chunk(&text);
-        let partial: BTreeMap<EventId, (O::Chunk, u64)> = relays
-            .interests()
-            .map(&watermark)
-            .filter(|w| *w >= first)
-            .map(|w| {
-                let (text, count) = self.picked(true, |e| e.key > w);
-                (w, (O::chunk(&text), count))
-            })
-            .collect();
-        let events = self.events();
-        relays.announce_by(|relay| {
-            let w = watermark(relay);
-            if w < first {
-                Some((&whole, events))
-            } else {
-                partial
-                    .get(&w)
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(c, n)| (c, *n))
-            }
-        })
+        self.announce_after(relays, &O::chunk(&text), true, watermark)
     }
 
     /// Writes the outbox to every seat of `announcer`, each getting what comes after its
@@ -152,13 +130,26 @@ impl Outbox {
         if self.routed {
             return self.announce_routed(announcer, chunk, watermark, admits);
         }
+        self.announce_after(announcer, chunk, false, watermark)
+    }
+
+    /// Writes every entry after each seat's watermark: `whole` (all of them) to the seats
+    /// below the first, a part made once per watermark to those that joined ahead;
+    /// `relayed`: the parts as written for child objects.
+    fn announce_after<O: Outlet, I>(
+        &self,
+        announcer: &mut Announcer<O, I>,
+        whole: &O::Chunk,
+        relayed: bool,
+        watermark: impl Fn(&I) -> EventId,
+    ) -> Fanout {
         let (first, last) = self.span();
         let partial: BTreeMap<EventId, (O::Chunk, u64)> = announcer
             .interests()
             .map(&watermark)
             .filter(|w| *w >= first && *w < last)
             .map(|w| {
-                let (text, count) = self.picked(false, |e| e.key > w);
+                let (text, count) = self.picked(relayed, |e| e.key > w);
                 (w, (O::chunk(&text), count))
             })
             .collect();
@@ -166,7 +157,7 @@ impl Outbox {
         announcer.announce_by(|interest| {
             let w = watermark(interest);
             if w < first {
-                Some((chunk, events))
+                Some((whole, events))
             } else {
                 partial.get(&w).map(|(c, n)| (c, *n))
             }

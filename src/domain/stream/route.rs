@@ -64,3 +64,34 @@ impl Filter for Everyone {
         0
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A Mercure-like filter for tests: the topics a seat subscribes to, whether its grants
+    /// let it see private events, and what its matchers would hold.
+    #[derive(Debug, Clone, PartialEq)]
+    pub(crate) struct Topics {
+        pub(crate) topics: Vec<&'static str>,
+        pub(crate) private: bool,
+        pub(crate) footprint: usize,
+    }
+
+    impl Filter for Topics {
+        fn admits(&self, route: &Route) -> bool {
+            (self.private || !route.private)
+                && route
+                    .topics
+                    .iter()
+                    .any(|t| self.topics.contains(&t.as_str()))
+        }
+
+        fn footprint(&self) -> usize {
+            self.footprint
+        }
+
+        const TELLS_GAPS: bool = false;
+        const REPORTS_DEPARTURES: bool = true;
+    }
+}

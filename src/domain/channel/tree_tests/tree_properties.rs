@@ -1,6 +1,7 @@
 //! Random publishes, pumps, relay cuts and listeners moving over a three-level tree.
 
 use super::*;
+use crate::domain::stream::route::tests::Topics;
 use proptest::prelude::*;
 
 /// What happens to a three-level tree (root, a region head, a leaf below it).
@@ -295,30 +296,6 @@ proptest! {
     }
 }
 
-/// A Mercure-like filter: the topics a listener subscribes to, and whether its grants
-/// let it see private events.
-#[derive(Debug, Clone, PartialEq)]
-struct Topics {
-    topics: Vec<&'static str>,
-    private: bool,
-}
-
-impl Filter for Topics {
-    fn admits(&self, route: &Route) -> bool {
-        (self.private || !route.private)
-            && route
-                .topics
-                .iter()
-                .any(|t| self.topics.contains(&t.as_str()))
-    }
-
-    fn footprint(&self) -> usize {
-        0
-    }
-
-    const TELLS_GAPS: bool = false;
-}
-
 const TOPICS: [&str; 3] = ["a", "b", "c"];
 
 /// What happens to a tree of the Mercure face.
@@ -373,6 +350,7 @@ proptest! {
             .map(|i| Topics {
                 topics: TOPICS.iter().enumerate().filter(|(t, _)| (i + t) % 3 != 0).map(|(_, t)| *t).collect(),
                 private: i % 2 == 0,
+                footprint: 0,
             })
             .collect();
         // Each listener: its outlet, its node, and the keys seen on earlier streams.

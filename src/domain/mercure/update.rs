@@ -11,13 +11,10 @@ use url::Url;
 use super::text::{form_pairs, has_control};
 use super::token::{Action, Grants};
 use super::topic::{TopicMatcher, WILDCARD};
-use super::HUB_PATH;
+use super::{EARLIEST, HUB_PATH};
 
 /// At most this many topics in one update (§4.3).
 pub const MAX_TOPICS: usize = 100;
-
-/// The id no update may take: it asks for a replay of the whole history (§6.9).
-pub const EARLIEST: &str = "earliest";
 
 /// The event type only the hub's own updates carry (§7.2).
 pub const RESERVED_EVENT_TYPE: &str = "mercure";

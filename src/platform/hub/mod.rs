@@ -15,9 +15,10 @@ use worker::{Date, Env, Headers, Request, Response, Url};
 use self::credentials::{claimed_origin, find_token, Carriers, Source};
 use super::contract::HubCall;
 use super::error::{Challenge, Error, HubRefusal};
-use super::routes::{HubRoute, HUB_PATH};
+use super::routes::HubRoute;
 use crate::domain::mercure::{
-    urn_uuid, verify, Action, FieldLimits, Grants, SubscribeQuery, TokenContext, UpdateForm,
+    self, urn_uuid, verify, Action, FieldLimits, Grants, SubscribeQuery, TokenContext, UpdateForm,
+    DETAIL_TYPE,
 };
 use crate::domain::Config;
 
@@ -33,20 +34,13 @@ struct HubRequest<'a> {
 impl HubRequest<'_> {
     /// R: `{scheme}://{host}/.well-known/mercure`.
     fn resource(&self) -> String {
-        format!("{}{HUB_PATH}", self.origin)
-    }
-
-    fn metadata_url(&self) -> String {
-        format!(
-            "{}/.well-known/oauth-protected-resource{HUB_PATH}",
-            self.origin
-        )
+        mercure::resource(&self.origin)
     }
 
     fn refuse(&self, kind: Challenge) -> Error {
         Error::Hub(HubRefusal {
             kind,
-            metadata_url: self.metadata_url(),
+            metadata_url: mercure::metadata_url(&self.resource()),
         })
     }
 
@@ -238,7 +232,7 @@ fn metadata(hub: &HubRequest<'_>) -> Result<Response, Error> {
     }
     let mut document = json!({
         "resource": hub.resource(),
-        "authorization_details_types_supported": ["https://mercure.rocks/authorization-detail"],
+        "authorization_details_types_supported": [DETAIL_TYPE],
         "bearer_methods_supported": ["header"],
         "mercure_cookie": credentials::COOKIES[0],
     });
@@ -256,17 +250,9 @@ pub fn cors_headers(config: &Config, origin: Option<&str>) -> Vec<(&'static str,
 /// The `Link` header announcing the hub (§9.1), when there is one.
 pub fn discovery_link(config: &Config, url: &Url) -> Option<String> {
     config.mercure.enabled().then(|| {
-        format!(
-            "<{}{HUB_PATH}>; rel=\"mercure\"",
-            url.origin().ascii_serialization()
-        )
+        let resource = mercure::resource(&url.origin().ascii_serialization());
+        format!("<{resource}>; rel=\"mercure\"")
     })
-}
-
-/// The protected-resource metadata URL of the hub at `resource` (R).
-fn metadata_url_of(resource: &str) -> String {
-    let origin = resource.strip_suffix(HUB_PATH).unwrap_or(resource);
-    format!("{origin}/.well-known/oauth-protected-resource{HUB_PATH}")
 }
 
 /// A new `urn:uuid:` id (updates, subscribers).

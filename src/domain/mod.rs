@@ -7,6 +7,7 @@ pub mod auth;
 pub mod channel;
 pub mod channel_name;
 pub mod config;
+pub mod form;
 pub mod history;
 pub mod hub;
 pub mod mercure;

@@ -9,6 +9,7 @@ use worker::{Headers, Response};
 
 use super::routes::RouteError;
 use crate::domain::auth::AuthError;
+use crate::domain::form::NotUtf8;
 use crate::domain::hub::HubError;
 use crate::domain::mercure::{QueryError, UpdateError};
 use crate::domain::{
@@ -30,6 +31,8 @@ pub enum Error {
     BadChannel(ChannelNameError),
     /// A `Last-Event-ID` or `lastEventId` that is not an id of ours (400).
     BadEventId(BadEventId),
+    /// A query parameter of the channel API that is not UTF-8 once decoded (400).
+    QueryNotUtf8(NotUtf8),
     /// A publish body that cannot be read (400, or 415 for its content type).
     Publish(PublishError),
     /// A body over `MAX_BODY_BYTES` (413).
@@ -118,7 +121,7 @@ impl Error {
         match self {
             Error::NotFound => 404,
             Error::MethodNotAllowed { .. } => 405,
-            Error::BadChannel(_) | Error::BadEventId(_) => 400,
+            Error::BadChannel(_) | Error::BadEventId(_) | Error::QueryNotUtf8(_) => 400,
             Error::Publish(e) if e.is_unsupported_kind() => 415,
             Error::Publish(e) if e.is_too_large() => 413,
             Error::Publish(_) => 400,
@@ -172,6 +175,7 @@ impl fmt::Display for Error {
             Error::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
             Error::BadChannel(e) => write!(f, "{e}"),
             Error::BadEventId(e) => write!(f, "{e}"),
+            Error::QueryNotUtf8(e) => write!(f, "query parameter {e}"),
             Error::Publish(e) => write!(f, "{e}"),
             Error::TooLarge { max } => write!(f, "body is larger than {max} bytes"),
             Error::Auth(e) => write!(f, "{e}"),
@@ -228,6 +232,12 @@ impl From<ChannelNameError> for Error {
 impl From<BadEventId> for Error {
     fn from(e: BadEventId) -> Self {
         Error::BadEventId(e)
+    }
+}
+
+impl From<NotUtf8> for Error {
+    fn from(e: NotUtf8) -> Self {
+        Error::QueryNotUtf8(e)
     }
 }
 
@@ -312,6 +322,12 @@ mod tests {
             (Error::MethodNotAllowed { allow: "GET" }, 405),
             (Error::BadChannel(ChannelNameError::Empty), 400),
             (Error::BadEventId(BadEventId), 400),
+            (
+                Error::QueryNotUtf8(NotUtf8 {
+                    field: "token".into(),
+                }),
+                400,
+            ),
             (Error::Publish(PublishError::MissingData), 400),
             (
                 Error::Publish(PublishError::UnsupportedContentType("image/png".into())),

@@ -13,6 +13,7 @@ use super::http;
 use super::hub;
 use super::routes::{is_hub_path, route, Route, RouteError};
 use crate::domain::auth::{check_bearer, check_reader, check_token};
+use crate::domain::form;
 use crate::domain::{
     BodyKind, ChannelName, Config, EventId, Message, MessageLimits, Publication, Region,
 };
@@ -131,14 +132,17 @@ fn preflight(req: &Request, config: &Config) -> Result<Response, Error> {
 fn listen_request(req: &Request, config: &Config) -> Result<ChannelRequest, Error> {
     let url = req.url()?;
     check_token(
-        query(&url, TOKEN_PARAM).as_deref(),
+        query(&url, TOKEN_PARAM)?.as_deref(),
         config.listen_secret.as_deref(),
     )?;
-    let requested = req
+    let requested = match req
         .headers()
         .get("Last-Event-ID")?
         .filter(|v| !v.is_empty())
-        .or_else(|| query(&url, LAST_EVENT_ID_PARAM));
+    {
+        Some(header) => Some(header),
+        None => query(&url, LAST_EVENT_ID_PARAM)?,
+    };
     let last_seen = requested.map(|id| EventId::parse(&id)).transpose()?;
     Ok(ChannelRequest::Listen {
         last_seen,
@@ -188,7 +192,7 @@ fn ping_request() -> ChannelRequest {
 fn check_stats_reader(req: &Request, config: &Config) -> Result<(), Error> {
     let url = req.url()?;
     Ok(check_reader(
-        query(&url, TOKEN_PARAM).as_deref(),
+        query(&url, TOKEN_PARAM)?.as_deref(),
         req.headers().get("Authorization")?.as_deref(),
         config.listen_secret.as_deref(),
         config.publish_secret.as_deref(),
@@ -203,10 +207,10 @@ fn check_publisher(req: &Request, config: &Config) -> Result<(), Error> {
     )?)
 }
 
-fn query(url: &Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+/// The channel API's query rule on top of the one decoder: the first value of a
+/// parameter is the one used.
+fn query(url: &Url, name: &str) -> Result<Option<String>, Error> {
+    Ok(form::first(url.query().unwrap_or(""), name)?)
 }
 
 /// Reads and validates a publish body (the one time it is parsed).
@@ -232,7 +236,7 @@ async fn read_publication(req: &mut Request, config: &Config) -> Result<Publicat
     // Most publishes have no query: the URL is parsed only when there is one.
     let url = req.inner().url();
     let event = if url.contains('?') {
-        query(&req.url()?, EVENT_PARAM)
+        query(&req.url()?, EVENT_PARAM)?
     } else {
         None
     };

@@ -8,10 +8,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::text::{form_pairs, has_control};
+use super::text::has_control;
 use super::token::{Action, Grants};
 use super::topic::{TopicMatcher, WILDCARD};
 use super::{EARLIEST, HUB_PATH};
+use crate::domain::form;
 
 /// At most this many topics in one update (§4.3).
 pub const MAX_TOPICS: usize = 100;
@@ -150,9 +151,11 @@ impl UpdateForm {
     /// any `private` makes the update private, the first of any other repeated field wins,
     /// unknown fields are ignored.
     pub fn parse(body: &[u8]) -> Result<UpdateForm, UpdateError> {
-        let pairs = form_pairs(body).map_err(|e| UpdateError::FieldNotUtf8 { field: e.field })?;
+        let pairs = form::pairs(body).map_err(|e| UpdateError::FieldNotUtf8 { field: e.field })?;
         let mut form = UpdateForm::default();
         for (name, value) in pairs {
+            // The hub's rule on top of the one decoder (§4.3): the first of a repeat wins,
+            // as the reference hub reads forms.
             let first = |slot: &mut Option<String>| {
                 slot.get_or_insert(value.clone());
             };

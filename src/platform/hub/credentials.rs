@@ -2,6 +2,11 @@
 //! parameter, then a cookie; the first present is used, never combined), and when a
 //! cookie-borne token may be used. Pure, so it is tested natively.
 
+use crate::domain::form;
+
+/// The query parameter a 0.x token may come in (§3.1 b).
+const QUERY_PARAM: &str = "authorization";
+
 /// The cookies a token may come in, in the order they are looked at.
 pub const COOKIES: [&str; 2] = ["__Secure-mercure_access_token", "mercureAuthorization"];
 
@@ -37,8 +42,8 @@ impl std::error::Error for InvalidRequest {}
 pub struct Carriers<'a> {
     /// The `Authorization` header (repeated ones arrive joined by `, `).
     pub authorization: Option<&'a str>,
-    /// Every `authorization` query parameter.
-    pub query: &'a [String],
+    /// The query string (without its `?`).
+    pub query: &'a str,
     /// The `Cookie` header.
     pub cookie: Option<&'a str>,
 }
@@ -53,15 +58,16 @@ pub fn find_token(carriers: Carriers) -> Result<Option<Presented>, InvalidReques
             })
         });
     }
-    match carriers.query {
-        [] => {}
-        [one] => {
-            return Ok(Some(Presented {
-                token: one.clone(),
-                source: Source::Query,
-            }))
-        }
-        _ => return Err(InvalidRequest("the authorization parameter is repeated")),
+    let mut query = form::values(carriers.query, QUERY_PARAM)
+        .map_err(|_| InvalidRequest("the authorization parameter is not valid UTF-8"))?;
+    if query.len() > 1 {
+        return Err(InvalidRequest("the authorization parameter is repeated"));
+    }
+    if let Some(token) = query.pop() {
+        return Ok(Some(Presented {
+            token,
+            source: Source::Query,
+        }));
     }
     let cookie = carriers
         .cookie
@@ -118,7 +124,7 @@ mod tests {
 
     fn carriers<'a>(
         authorization: Option<&'a str>,
-        query: &'a [String],
+        query: &'a str,
         cookie: Option<&'a str>,
     ) -> Carriers<'a> {
         Carriers {
@@ -130,45 +136,47 @@ mod tests {
 
     #[test]
     fn the_first_mechanism_present_is_used_and_the_others_ignored() {
-        let query = vec!["from-query".to_string()];
+        let query = "topic=x&authorization=from-query";
         let cookie = Some("mercureAuthorization=from-cookie");
         let found = |c| find_token(c).unwrap().unwrap();
         assert_eq!(
-            found(carriers(Some("Bearer from-header"), &query, cookie)),
+            found(carriers(Some("Bearer from-header"), query, cookie)),
             Presented {
                 token: "from-header".into(),
                 source: Source::Header
             }
         );
-        assert_eq!(found(carriers(None, &query, cookie)).source, Source::Query);
         assert_eq!(
-            found(carriers(None, &[], cookie)),
+            found(carriers(None, query, cookie)),
+            Presented {
+                token: "from-query".into(),
+                source: Source::Query
+            }
+        );
+        assert_eq!(
+            found(carriers(None, "", cookie)),
             Presented {
                 token: "from-cookie".into(),
                 source: Source::Cookie
             }
         );
-        assert_eq!(find_token(carriers(None, &[], None)), Ok(None));
+        assert_eq!(find_token(carriers(None, "", None)), Ok(None));
         // A bad header is refused even when a good cookie is there: never combined.
-        assert!(find_token(carriers(Some("Basic x"), &[], cookie)).is_err());
+        assert!(find_token(carriers(Some("Basic x"), "", cookie)).is_err());
     }
 
     #[test]
     fn the_secure_cookie_is_preferred_and_other_cookies_are_ignored() {
         let header = "a=1; mercureAuthorization=old; __Secure-mercure_access_token=new";
         assert_eq!(
-            find_token(carriers(None, &[], Some(header)))
+            find_token(carriers(None, "", Some(header)))
                 .unwrap()
                 .unwrap()
                 .token,
             "new"
         );
         assert_eq!(
-            find_token(carriers(
-                None,
-                &[],
-                Some("other=1; mercureAuthorizationX=2")
-            )),
+            find_token(carriers(None, "", Some("other=1; mercureAuthorizationX=2"))),
             Ok(None)
         );
     }
@@ -184,19 +192,29 @@ mod tests {
             "abc",
         ] {
             assert!(
-                find_token(carriers(Some(bad), &[], None)).is_err(),
+                find_token(carriers(Some(bad), "", None)).is_err(),
                 "{bad:?}"
             );
         }
         assert_eq!(
-            find_token(carriers(Some("bEaReR a.b.c"), &[], None))
+            find_token(carriers(Some("bEaReR a.b.c"), "", None))
                 .unwrap()
                 .unwrap()
                 .token,
             "a.b.c"
         );
-        let twice = vec!["a".to_string(), "b".to_string()];
-        assert!(find_token(carriers(None, &twice, None)).is_err());
+        let twice = "authorization=a&authorization=b";
+        assert!(find_token(carriers(None, twice, None)).is_err());
+        // Unreadable is refused, not altered into some other token.
+        assert!(find_token(carriers(None, "authorization=%FF", None)).is_err());
+    }
+
+    #[test]
+    fn the_access_token_parameter_is_no_token_source() {
+        assert_eq!(
+            find_token(carriers(None, "topic=a&access_token=x", None)),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -44,23 +44,14 @@ impl HubRequest<'_> {
         })
     }
 
-    fn query_values(&self, name: &str) -> Vec<String> {
-        self.url
-            .query_pairs()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .collect()
-    }
-
     /// Reads and verifies the request's token with `key`; `None` when it has none.
     fn grants(&self, key: Option<&str>, publishing: bool) -> Result<Option<Grants>, Error> {
         let headers = &self.headers;
         let authorization = headers.get("Authorization")?;
         let cookie = headers.get("Cookie")?;
-        let query = self.query_values("authorization");
         let presented = find_token(Carriers {
             authorization: authorization.as_deref(),
-            query: &query,
+            query: self.url.query().unwrap_or(""),
             cookie: cookie.as_deref(),
         })
         .map_err(|e| self.refuse(Challenge::InvalidRequest(e.0)))?;

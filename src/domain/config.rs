@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::auth::is_bearer_token;
 use super::mercure::MatcherLimits;
 use super::tree::TreeSettings;
 
@@ -270,7 +271,17 @@ impl Config {
             allowed_origins: get("ALLOWED_ORIGINS")
                 .map(|v| origins(&v))
                 .unwrap_or(d.allowed_origins),
-            publish_secret: get("PUBLISH_SECRET"),
+            publish_secret: match get("PUBLISH_SECRET") {
+                // Refused rather than left unusable: no bearer header could carry it.
+                Some(secret) if !is_bearer_token(&secret) => {
+                    return Err(ConfigError {
+                        name: "PUBLISH_SECRET",
+                        value: "(not shown)".into(),
+                        expected: "a bearer token: no spaces, tabs or commas".into(),
+                    })
+                }
+                secret => secret,
+            },
             listen_secret: get("LISTEN_SECRET"),
             mercure: MercureConfig {
                 publisher_key: get("MERCURE_PUBLISHER_JWT_KEY"),
@@ -464,6 +475,9 @@ mod tests {
         assert_eq!(e.name, "QUEUE_CAPACITY");
         assert!(read(&[("HEARTBEAT_SECONDS", "fast")]).is_err());
         assert!(read(&[("MAX_BODY_BYTES", "-1")]).is_err());
+        let spaced = read(&[("PUBLISH_SECRET", "my secret")]).unwrap_err();
+        assert_eq!(spaced.name, "PUBLISH_SECRET");
+        assert!(!spaced.to_string().contains("my secret"), "{spaced}");
         let too_long = read(&[("BATCH_WINDOW_MS", "1001")]).unwrap_err();
         assert_eq!(
             too_long.to_string(),

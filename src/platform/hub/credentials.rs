@@ -2,6 +2,7 @@
 //! parameter, then a cookie; the first present is used, never combined), and when a
 //! cookie-borne token may be used. Pure, so it is tested natively.
 
+use crate::domain::auth::bearer;
 use crate::domain::form;
 
 /// The query parameter a 0.x token may come in (§3.1 b).
@@ -51,12 +52,15 @@ pub struct Carriers<'a> {
 /// Finds the token, or `None` when no mechanism is present.
 pub fn find_token(carriers: Carriers) -> Result<Option<Presented>, InvalidRequest> {
     if let Some(header) = carriers.authorization {
-        return bearer(header).map(|token| {
-            Some(Presented {
-                token: token.to_string(),
-                source: Source::Header,
+        // Whatever is wrong with the header, it is unreadable: 400 (§3.1 a, §3.8).
+        return bearer(header)
+            .map(|token| {
+                Some(Presented {
+                    token: token.to_string(),
+                    source: Source::Header,
+                })
             })
-        });
+            .map_err(|e| InvalidRequest(e.reason()));
     }
     let mut query = form::values(carriers.query, QUERY_PARAM)
         .map_err(|_| InvalidRequest("the authorization parameter is not valid UTF-8"))?;
@@ -76,23 +80,6 @@ pub fn find_token(carriers: Carriers) -> Result<Option<Presented>, InvalidReques
         token: token.to_string(),
         source: Source::Cookie,
     }))
-}
-
-/// `Bearer <token>`: the scheme in any case, one space, a token with no spaces or commas
-/// (a repeated header arrives as two joined by a comma).
-fn bearer(header: &str) -> Result<&str, InvalidRequest> {
-    let (scheme, token) = header.split_once(' ').ok_or(InvalidRequest(
-        "the Authorization header has no bearer token",
-    ))?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(InvalidRequest("the Authorization scheme must be Bearer"));
-    }
-    if token.is_empty() || token.contains([' ', ',', '\t']) {
-        return Err(InvalidRequest(
-            "the Authorization header must carry exactly one bearer token",
-        ));
-    }
-    Ok(token)
 }
 
 /// The value of cookie `name` in a `Cookie` header.

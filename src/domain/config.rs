@@ -18,9 +18,11 @@ impl AllowedOrigins {
     pub fn allow(&self, origin: Option<&str>) -> Option<String> {
         match (self, origin) {
             (AllowedOrigins::Any, _) => Some("*".to_string()),
-            (AllowedOrigins::List(list), Some(origin)) => {
-                list.iter().any(|o| o == origin).then(|| origin.to_string())
-            }
+            // Both faces: an origin's scheme and host are case-insensitive (RFC 6454 §4).
+            (AllowedOrigins::List(list), Some(origin)) => list
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(origin))
+                .then(|| origin.to_string()),
             (AllowedOrigins::List(_), None) => None,
         }
     }
@@ -499,6 +501,10 @@ mod tests {
         assert_eq!(
             list.allow(Some("http://a.test")),
             Some("http://a.test".into())
+        );
+        assert_eq!(
+            list.allow(Some("HTTP://A.test")),
+            Some("HTTP://A.test".into())
         );
         assert_eq!(list.allow(Some("http://evil.test")), None);
         assert_eq!(list.allow(None), None);

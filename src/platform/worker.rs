@@ -8,8 +8,8 @@ use std::rc::Rc;
 use worker::{event, Context, Env, Request, Response, Url};
 
 use super::contract::{ChannelCall, ChannelRequest};
+use super::cors;
 use super::error::Error;
-use super::http;
 use super::hub;
 use super::routes::{is_hub_path, route, Route, RouteError};
 use crate::domain::auth::{check_bearer, check_reader, check_token};
@@ -64,23 +64,27 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         // An unconfigured hub does not exist, whatever the method.
         return Error::NotFound.to_response();
     }
+    // Every hub path follows the hub's CORS policy, its errors included (§8.3).
+    let policy = if is_hub_path(&path) {
+        &cors::HUB
+    } else {
+        &cors::CHANNELS
+    };
+    let allowed = policy.allowed(&config, origin.as_deref());
     let routed = route(req.method().as_ref(), &path);
-    if let Ok(Route::Hub(hub_route)) = routed {
-        // The hub's routes follow Mercure's CORS rules, errors included.
-        let response = match hub::serve(req, &env, &config, hub_route).await {
-            Ok(response) => response,
-            Err(e) => e.to_response()?,
-        };
-        return http::with_headers(response, hub::cors_headers(&config, origin.as_deref()));
-    }
-    let allowed = config.allowed_origins.allow(origin.as_deref());
-    let response = match handle(routed, req, &env, &config, allowed.clone()).await {
+    let served = match routed {
+        Ok(Route::Hub(hub_route)) => {
+            hub::serve(req, &env, &config, hub_route, allowed.is_some()).await
+        }
+        routed => handle(routed, req, &env, &config, allowed.clone()).await,
+    };
+    let response = match served {
         Ok(response) => response,
         Err(e) => e.to_response()?,
     };
-    // A channel's object has set it on its answer already; what the Worker answered
-    // itself gets it here.
-    http::with_cors(response, allowed)
+    // A channel's object has set them on its answer already; what the Worker or the hub
+    // answered gets them here.
+    cors::apply(response, policy.headers(allowed))
 }
 
 async fn handle(
@@ -94,7 +98,7 @@ async fn handle(
     let to = |channel, request| ChannelCall::new(channel, request).allowing(allowed.clone());
     match routed? {
         Route::Page => page(&req, config),
-        Route::Preflight => preflight(&req, config),
+        Route::Preflight => cors::CHANNELS.preflight(allowed.is_some()),
         Route::Listen(channel) => to(channel, listen_request(&req, config)?).listen(env).await,
         Route::Publish(channel) => {
             let request = publish_request(req, config).await?;
@@ -121,11 +125,6 @@ fn page(req: &Request, config: &Config) -> Result<Response, Error> {
         response.headers_mut().set("Link", &link)?;
     }
     Ok(response)
-}
-
-fn preflight(req: &Request, config: &Config) -> Result<Response, Error> {
-    let origin = req.headers().get("Origin")?;
-    http::preflight(&config.allowed_origins, origin.as_deref())
 }
 
 /// `GET /listen`, `GET /channels/{name}/events`: the listen, once its token is checked.

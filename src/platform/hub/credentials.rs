@@ -3,7 +3,7 @@
 //! cookie-borne token may be used. Pure, so it is tested natively.
 
 use crate::domain::auth::bearer;
-use crate::domain::form;
+use crate::domain::{form, AllowedOrigins};
 
 /// The query parameter a 0.x token may come in (§3.1 b).
 const QUERY_PARAM: &str = "authorization";
@@ -90,6 +90,13 @@ fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
             .then(|| v.trim_matches('"'))
             .filter(|v| !v.is_empty())
     })
+}
+
+/// Whether a page on `origin` may publish with a cookie-borne token (§3.2): the hub's own
+/// origin, or one `MERCURE_CORS_ORIGINS` allows (`origins`), by the one CORS origin rule.
+pub fn may_use_cookie(origins: Option<&AllowedOrigins>, origin: &str, hub_origin: &str) -> bool {
+    origin.eq_ignore_ascii_case(hub_origin)
+        || origins.is_some_and(|origins| origins.allow(Some(origin)).is_some())
 }
 
 /// The origin a `POST` claims (`Origin`, else the origin of `Referer`), for deciding
@@ -202,6 +209,21 @@ mod tests {
             find_token(carriers(None, "topic=a&access_token=x", None)),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn cookies_publish_only_from_the_hub_or_an_allowed_origin() {
+        let hub = "http://127.0.0.1:8787";
+        assert!(may_use_cookie(None, "http://127.0.0.1:8787", hub));
+        assert!(!may_use_cookie(None, "http://evil.test", hub));
+        assert!(may_use_cookie(
+            Some(&AllowedOrigins::Any),
+            "http://x.test",
+            hub
+        ));
+        let list = AllowedOrigins::List(vec!["http://app.test".into()]);
+        assert!(may_use_cookie(Some(&list), "http://APP.test", hub));
+        assert!(!may_use_cookie(Some(&list), "http://evil.test", hub));
     }
 
     #[test]

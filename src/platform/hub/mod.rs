@@ -1,9 +1,9 @@
 //! The Mercure hub's face of the platform (`/.well-known/mercure`): the Worker's side of
 //! each hub route (tokens read and verified, requests validated, then a [`HubCall`] to
-//! the hub's one object), the hub's CORS, and the hub's Durable Object. The rules
+//! the hub's one object), and the hub's Durable Object. (Its CORS policy is
+//! [`super::cors::HUB`].) The rules
 //! themselves are the domain's (`domain::mercure`).
 
-pub mod cors;
 pub mod credentials;
 mod object;
 
@@ -12,8 +12,9 @@ use wasm_bindgen::JsCast;
 use worker::js_sys;
 use worker::{Date, Env, Headers, Request, Response, Url};
 
-use self::credentials::{claimed_origin, find_token, Carriers, Source};
+use self::credentials::{claimed_origin, find_token, may_use_cookie, Carriers, Source};
 use super::contract::HubCall;
+use super::cors;
 use super::error::{Challenge, Error, HubRefusal};
 use super::routes::HubRoute;
 use crate::domain::mercure::{
@@ -64,11 +65,7 @@ impl HubRequest<'_> {
                 headers.get("Referer")?.as_deref(),
             );
             let allowed = claimed.is_some_and(|origin| {
-                cors::may_use_cookie(
-                    self.config.mercure.cors_origins.as_ref(),
-                    &origin,
-                    &self.origin,
-                )
+                may_use_cookie(cors::HUB.origins(self.config), &origin, &self.origin)
             });
             if !allowed {
                 return Err(self.refuse(Challenge::InvalidRequest(
@@ -93,12 +90,14 @@ impl HubRequest<'_> {
     }
 }
 
-/// Serves a hub route; its response gets the hub's CORS headers.
+/// Serves a hub route (`allowed`: whether the request's origin is, by the hub's CORS); its
+/// response gets the hub's CORS headers.
 pub async fn serve(
     mut req: Request,
     env: &Env,
     config: &Config,
     route: HubRoute,
+    allowed: bool,
 ) -> Result<Response, Error> {
     if !config.mercure.enabled() {
         return Err(Error::NotFound);
@@ -117,16 +116,7 @@ pub async fn serve(
             let call = read_publish(&hub, &mut req).await?;
             call.send(env).await
         }
-        HubRoute::Preflight => {
-            let headers = Headers::new();
-            let origin = req.headers().get("Origin")?;
-            for (name, value) in
-                cors::preflight_headers(config.mercure.cors_origins.as_ref(), origin.as_deref())
-            {
-                headers.set(name, &value)?;
-            }
-            Ok(Response::empty()?.with_status(204).with_headers(headers))
-        }
+        HubRoute::Preflight => cors::HUB.preflight(allowed),
         HubRoute::Metadata => metadata(&hub),
         HubRoute::Subscriptions(remainder) => {
             if !config.mercure.subscriptions {
@@ -231,11 +221,6 @@ fn metadata(hub: &HubRequest<'_>) -> Result<Response, Error> {
         document["mercure_subscriptions"] = json!(true);
     }
     super::http::json(&document)
-}
-
-/// The hub's CORS headers for a response to a request from `origin` (§8).
-pub fn cors_headers(config: &Config, origin: Option<&str>) -> Vec<(&'static str, String)> {
-    cors::headers(config.mercure.cors_origins.as_ref(), origin)
 }
 
 /// The `Link` header announcing the hub (§9.1), when there is one.

@@ -1,8 +1,9 @@
-//! Building responses: JSON, the event-stream headers, headers added to an answer. (Errors
+//! Building responses (JSON, the event-stream headers, headers added to an answer) and
+//! reading a publish body within its limit. (Errors
 //! become responses in one place, [`super::error::Error::to_response`]; CORS headers are
 //! [`super::cors`]'s.)
 
-use worker::{Headers, Response};
+use worker::{Headers, Request, Response};
 
 use super::error::Error;
 
@@ -41,4 +42,22 @@ pub fn with_headers(
         headers.set(name, &value)?;
     }
     Ok(response.with_headers(headers))
+}
+
+/// Reads a publish body within `max` bytes (`MAX_BODY_BYTES`), for both faces: a declared
+/// `Content-Length` over it is refused before anything is read, and the body read is
+/// checked too, since a chunked body declares none. 413 either way.
+pub async fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Error> {
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(Error::TooLarge { max });
+    }
+    let body = req.bytes().await?;
+    if body.len() > max {
+        return Err(Error::TooLarge { max });
+    }
+    Ok(body)
 }

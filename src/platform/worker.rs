@@ -10,6 +10,7 @@ use worker::{event, Context, Env, Request, Response, Url};
 use super::contract::{ChannelCall, ChannelRequest};
 use super::cors;
 use super::error::Error;
+use super::http;
 use super::hub;
 use super::routes::{is_hub_path, route, Route, RouteError};
 use crate::domain::auth::{check_bearer, check_reader, check_token};
@@ -215,20 +216,7 @@ fn query(url: &Url, name: &str) -> Result<Option<String>, Error> {
 /// Reads and validates a publish body (the one time it is parsed).
 async fn read_publication(req: &mut Request, config: &Config) -> Result<Publication, Error> {
     let kind = BodyKind::from_content_type(req.headers().get("Content-Type")?.as_deref())?;
-    let too_large = Error::TooLarge {
-        max: config.max_body_bytes,
-    };
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > config.max_body_bytes) {
-        return Err(too_large);
-    }
-    let body = req.bytes().await?;
-    if body.len() > config.max_body_bytes {
-        return Err(too_large);
-    }
+    let body = http::read_body(req, config.max_body_bytes).await?;
     let limits = MessageLimits {
         max_event_type_bytes: config.max_event_type_bytes,
     };

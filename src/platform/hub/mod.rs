@@ -16,12 +16,13 @@ use self::credentials::{claimed_origin, find_token, may_use_cookie, Carriers, So
 use super::contract::HubCall;
 use super::cors;
 use super::error::{Challenge, Error, HubRefusal};
+use super::http;
 use super::routes::HubRoute;
 use crate::domain::mercure::{
     self, urn_uuid, verify, Action, FieldLimits, Grants, SubscribeQuery, TokenContext, UpdateForm,
     DETAIL_TYPE,
 };
-use crate::domain::Config;
+use crate::domain::{BodyKind, Config};
 
 /// The request's view of the hub: R and the metadata URL, from the URL as received.
 struct HubRequest<'a> {
@@ -168,26 +169,14 @@ async fn read_publish(hub: &HubRequest<'_>, req: &mut Request) -> Result<HubCall
     let grants = hub
         .grants(hub.config.mercure.publisher_key.as_deref(), true)?
         .ok_or_else(|| hub.refuse(Challenge::Missing))?;
+    // A form and nothing else, its type read as a channel's is (§4.2); none is no form.
     let content_type = req.headers().get("Content-Type")?;
-    let essence = content_type
-        .as_deref()
-        .and_then(|t| t.split(';').next())
-        .map(|t| t.trim().to_ascii_lowercase());
-    if essence.as_deref() != Some("application/x-www-form-urlencoded") {
+    let is_form =
+        content_type.is_some_and(|t| BodyKind::from_content_type(Some(&t)) == Ok(BodyKind::Form));
+    if !is_form {
         return Err(Error::NotAForm);
     }
-    let max = hub.config.max_body_bytes;
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(Error::TooLarge { max });
-    }
-    let body = req.bytes().await?;
-    if body.len() > max {
-        return Err(Error::TooLarge { max });
-    }
+    let body = http::read_body(req, hub.config.max_body_bytes).await?;
     let form = UpdateForm::parse(&body)?;
     if !grants.allows_all(Action::Publish, form.topics()?) {
         return Err(hub.refuse(Challenge::InsufficientScope));
@@ -220,7 +209,7 @@ fn metadata(hub: &HubRequest<'_>) -> Result<Response, Error> {
     if mercure.subscriptions {
         document["mercure_subscriptions"] = json!(true);
     }
-    super::http::json(&document)
+    http::json(&document)
 }
 
 /// The `Link` header announcing the hub (§9.1), when there is one.

@@ -213,6 +213,30 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The errors that become one kind as they are.
+macro_rules! wrap {
+    ($($from:ty => $kind:ident),* $(,)?) => {
+        $(impl From<$from> for Error {
+            fn from(e: $from) -> Self {
+                Error::$kind(e)
+            }
+        })*
+    };
+}
+
+wrap! {
+    ChannelNameError => BadChannel,
+    BadEventId => BadEventId,
+    NotUtf8 => QueryNotUtf8,
+    PublishError => Publish,
+    AuthError => Auth,
+    ConfigError => Config,
+    LogError => Storage,
+    UpdateError => Update,
+    QueryError => Query,
+    worker::Error => Runtime,
+}
+
 impl From<RouteError> for Error {
     fn from(e: RouteError) -> Self {
         match e {
@@ -220,48 +244,6 @@ impl From<RouteError> for Error {
             RouteError::MethodNotAllowed { allow } => Error::MethodNotAllowed { allow },
             RouteError::BadChannel(e) => Error::BadChannel(e),
         }
-    }
-}
-
-impl From<ChannelNameError> for Error {
-    fn from(e: ChannelNameError) -> Self {
-        Error::BadChannel(e)
-    }
-}
-
-impl From<BadEventId> for Error {
-    fn from(e: BadEventId) -> Self {
-        Error::BadEventId(e)
-    }
-}
-
-impl From<NotUtf8> for Error {
-    fn from(e: NotUtf8) -> Self {
-        Error::QueryNotUtf8(e)
-    }
-}
-
-impl From<PublishError> for Error {
-    fn from(e: PublishError) -> Self {
-        Error::Publish(e)
-    }
-}
-
-impl From<AuthError> for Error {
-    fn from(e: AuthError) -> Self {
-        Error::Auth(e)
-    }
-}
-
-impl From<ConfigError> for Error {
-    fn from(e: ConfigError) -> Self {
-        Error::Config(e)
-    }
-}
-
-impl From<LogError> for Error {
-    fn from(e: LogError) -> Self {
-        Error::Storage(e)
     }
 }
 
@@ -275,18 +257,6 @@ impl From<SubscribeError> for Error {
     }
 }
 
-impl From<UpdateError> for Error {
-    fn from(e: UpdateError) -> Self {
-        Error::Update(e)
-    }
-}
-
-impl From<QueryError> for Error {
-    fn from(e: QueryError) -> Self {
-        Error::Query(e)
-    }
-}
-
 impl From<HubError> for Error {
     fn from(e: HubError) -> Self {
         match e {
@@ -295,12 +265,6 @@ impl From<HubError> for Error {
             HubError::Field(e) => Error::Contract(e.to_string()),
             HubError::Log(e) => Error::Storage(e),
         }
-    }
-}
-
-impl From<worker::Error> for Error {
-    fn from(e: worker::Error) -> Self {
-        Error::Runtime(e)
     }
 }
 

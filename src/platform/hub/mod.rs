@@ -1,8 +1,7 @@
 //! The Mercure hub's face of the platform (`/.well-known/mercure`): the Worker's side of
 //! each hub route (tokens read and verified, requests validated, then a [`HubCall`] to
-//! the hub's one object), and the hub's Durable Object. (Its CORS policy is
-//! [`super::cors::HUB`].) The rules
-//! themselves are the domain's (`domain::mercure`).
+//! the hub's one object), and the hub's Durable Object. Its CORS policy is
+//! [`super::cors::HUB`]; the rules themselves are the domain's (`domain::mercure`).
 
 pub mod credentials;
 mod object;

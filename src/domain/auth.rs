@@ -21,21 +21,70 @@ impl fmt::Display for AuthError {
     }
 }
 
-/// Checks an `Authorization` header against `Bearer <secret>`; no secret means open.
+/// Why an `Authorization` header carries no bearer credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerError {
+    /// Nothing, or the scheme alone (`Bearer`).
+    NoCredentials,
+    /// Another scheme (`Basic ...`), or no scheme at all.
+    OtherScheme,
+    /// Not one token after one space: more spaces, or a comma (two headers arrive joined by
+    /// `, `).
+    NotOneToken,
+}
+
+impl BearerError {
+    /// The reason, in the short line a refusal carries.
+    pub fn reason(self) -> &'static str {
+        match self {
+            BearerError::NoCredentials => "the Authorization header has no bearer token",
+            BearerError::OtherScheme => "the Authorization scheme must be Bearer",
+            BearerError::NotOneToken => {
+                "the Authorization header must carry exactly one bearer token"
+            }
+        }
+    }
+}
+
+/// Reads `Authorization: Bearer <credentials>`, one way for the channels and the hub
+/// (docs/mercure.md §3.1 a). Strictness: the scheme in any case, exactly one space, then
+/// one [token](is_bearer_token); whitespace around the whole value is not part of it (RFC
+/// 9110 §5.5), and the runtime strips it anyway.
+pub fn bearer(header: &str) -> Result<&str, BearerError> {
+    let header = header.trim_matches([' ', '\t']);
+    let Some((scheme, token)) = header.split_once(' ') else {
+        return Err(
+            if header.is_empty() || header.eq_ignore_ascii_case("bearer") {
+                BearerError::NoCredentials
+            } else {
+                BearerError::OtherScheme
+            },
+        );
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(BearerError::OtherScheme);
+    }
+    if !is_bearer_token(token) {
+        return Err(BearerError::NotOneToken);
+    }
+    Ok(token)
+}
+
+/// Whether `s` can travel as a bearer token: not empty, no space, tab or comma (RFC 6750's
+/// `b64token` is narrower still; these are what would make a header ambiguous).
+pub fn is_bearer_token(s: &str) -> bool {
+    !s.is_empty() && !s.contains([' ', '\t', ','])
+}
+
+/// Checks an `Authorization` header against `Bearer <secret>`; no secret means open. No
+/// credentials are missing (401); another scheme or an unreadable header is wrong (403).
 pub fn check_bearer(authorization: Option<&str>, secret: Option<&str>) -> Result<(), AuthError> {
     let Some(secret) = secret else { return Ok(()) };
-    let header = authorization
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .ok_or(AuthError::Missing)?;
-    if header.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::Missing);
+    match authorization.map(bearer) {
+        None | Some(Err(BearerError::NoCredentials)) => Err(AuthError::Missing),
+        Some(Err(_)) => Err(AuthError::Wrong),
+        Some(Ok(token)) => check_token(Some(token), Some(secret)),
     }
-    let token = match header.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => return Err(AuthError::Wrong),
-    };
-    check_token(Some(token), Some(secret))
 }
 
 /// Checks a token (such as `?token=`) against a secret; no secret means open.
@@ -92,26 +141,52 @@ mod tests {
     fn a_bearer_header_must_carry_the_publish_secret_when_one_is_set() {
         assert_eq!(check_bearer(None, None), Ok(()));
         assert_eq!(check_bearer(Some("junk"), None), Ok(()));
-        assert_eq!(check_bearer(None, Some("s")), Err(AuthError::Missing));
-        assert_eq!(check_bearer(Some("  "), Some("s")), Err(AuthError::Missing));
-        assert_eq!(check_bearer(Some("Bearer s"), Some("s")), Ok(()));
-        assert_eq!(check_bearer(Some("bearer  s "), Some("s")), Ok(()));
-        assert_eq!(
-            check_bearer(Some("Bearer t"), Some("s")),
-            Err(AuthError::Wrong)
-        );
-        assert_eq!(
-            check_bearer(Some("Bearer s2"), Some("s")),
-            Err(AuthError::Wrong)
-        );
-        assert_eq!(
-            check_bearer(Some("Basic s"), Some("s")),
-            Err(AuthError::Wrong)
-        );
-        assert_eq!(
-            check_bearer(Some("Bearer "), Some("s")),
-            Err(AuthError::Missing)
-        );
+        let (missing, wrong) = (Err(AuthError::Missing), Err(AuthError::Wrong));
+        for (header, expected) in [
+            (None, missing),
+            (Some("  "), missing),
+            (Some("Bearer "), missing),
+            (Some("Bearer s"), Ok(())),
+            (Some(" bearer s "), Ok(())),
+            (Some("Bearer t"), wrong),
+            (Some("Bearer s2"), wrong),
+            (Some("Basic s"), wrong),
+            // One reading of the header for every face: what the hub cannot read is
+            // wrong here.
+            (Some("bearer  s"), wrong),
+            (Some("Bearer s, Bearer s"), wrong),
+            (Some("Bearer\ts"), wrong),
+            (Some("s"), wrong),
+        ] {
+            assert_eq!(check_bearer(header, Some("s")), expected, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn a_bearer_header_is_the_scheme_in_any_case_one_space_and_one_token() {
+        use BearerError::*;
+        for (header, expected) in [
+            ("Bearer a.b.c", Ok("a.b.c")),
+            ("bEaReR a.b.c", Ok("a.b.c")),
+            ("Bearer a.b.c ", Ok("a.b.c")),
+            ("Bearer x!#$%&'*", Ok("x!#$%&'*")),
+            ("", Err(NoCredentials)),
+            ("  ", Err(NoCredentials)),
+            ("Bearer", Err(NoCredentials)),
+            ("bearer", Err(NoCredentials)),
+            ("Bearer ", Err(NoCredentials)),
+            ("Basic abc", Err(OtherScheme)),
+            ("Token abc", Err(OtherScheme)),
+            ("abc", Err(OtherScheme)),
+            ("Bearerx abc", Err(OtherScheme)),
+            ("Bearer\tabc", Err(OtherScheme)),
+            ("Bearer  a", Err(NotOneToken)),
+            ("Bearer a b", Err(NotOneToken)),
+            ("Bearer a, Bearer b", Err(NotOneToken)),
+            ("Bearer a,b", Err(NotOneToken)),
+        ] {
+            assert_eq!(bearer(header), expected, "{header:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::announcer::{Fanout, Outlet};
 use super::channel::{Channel, ChannelSettings, SeatKind, SubscribeError};
 use super::config::PublishAck;
 use super::history::{EventId, EventLog, HistoryPolicy, LogError};
+use super::mercure::EARLIEST;
 use super::stream::{Counters, Filter, Route};
 use super::tree::TreeSettings;
 
@@ -116,9 +117,6 @@ pub struct Hub<O: Outlet, L: EventLog, S: Filter> {
     /// What all the subscribers' matchers may hold together, in bytes.
     max_matcher_bytes: usize,
 }
-
-/// The `Last-Event-ID` a subscriber gets when its cursor is not a kept id.
-pub const EARLIEST: &str = "earliest";
 
 impl<O: Outlet, L: EventLog, S: Filter> Hub<O, L, S> {
     pub fn new(settings: HubSettings, log: L) -> Self {

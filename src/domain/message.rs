@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::protocol::{check_event_type, Event, FieldError};
 
+use super::form;
 use super::history::EventId;
 
 /// Event types the service writes itself; a publisher may not use them, so a listener can
@@ -282,6 +283,8 @@ impl Message {
                 "retry" => &mut retry,
                 _ => return Err(PublishError::UnknownField(name)),
             };
+            // The channel's rule, in JSON as in forms: a repeated field is refused, since
+            // which of two values was meant cannot be known.
             if slot.replace(value).is_some() {
                 return Err(PublishError::DuplicateField(name));
             }
@@ -476,33 +479,21 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
     }
 }
 
-/// A form body's fields, percent-decoded strictly: a field that does not decode to UTF-8
-/// is refused rather than altered. A form's `retry` is text; as a number it reads like
-/// JSON's.
+/// A form body's fields, decoded by the one form decoder (a field that is not UTF-8 is
+/// refused, not altered). A form's `retry` is text; as a number it reads like JSON's.
 fn form_fields(text: &str) -> Result<Fields, PublishError> {
-    let mut fields = Vec::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()) {
-        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name =
-            form_decode(raw_name).map_err(|field| PublishError::FormFieldNotUtf8 { field })?;
-        let value = form_decode(raw_value).map_err(|_| PublishError::FormFieldNotUtf8 {
-            field: name.clone(),
-        })?;
-        let value = match (name.as_str(), value.parse::<u64>()) {
-            ("retry", Ok(ms)) => Value::from(ms),
-            _ => Value::String(value),
-        };
-        fields.push((name, value));
-    }
-    Ok(fields)
-}
-
-/// Decodes one `application/x-www-form-urlencoded` component (`+` is a space); the error
-/// carries a lossy rendering, to name the field.
-fn form_decode(component: &str) -> Result<String, String> {
-    let spaced = component.replace('+', " ");
-    let bytes: Vec<u8> = percent_encoding::percent_decode_str(&spaced).collect();
-    String::from_utf8(bytes).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    let pairs = form::pairs(text.as_bytes())
+        .map_err(|e| PublishError::FormFieldNotUtf8 { field: e.field })?;
+    Ok(pairs
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match (name.as_str(), value.parse::<u64>()) {
+                ("retry", Ok(ms)) => Value::from(ms),
+                _ => Value::String(value),
+            };
+            (name, value)
+        })
+        .collect())
 }
 
 fn json_reason(e: &serde_json::Error) -> String {

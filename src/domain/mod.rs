@@ -7,10 +7,12 @@ pub mod auth;
 pub mod channel;
 pub mod channel_name;
 pub mod config;
+pub mod form;
 pub mod history;
 pub mod hub;
 pub mod mercure;
 pub mod message;
+pub mod origins;
 pub mod stream;
 pub mod tree;
 
@@ -19,9 +21,10 @@ pub use channel::{
     Channel, ChannelSettings, ChannelStats, Published, PublishedBatch, SeatKind, SubscribeError,
 };
 pub use channel_name::{ChannelName, ChannelNameError, DEFAULT_CHANNEL};
-pub use config::{AllowedOrigins, Config, ConfigError, MercureConfig};
+pub use config::{Config, ConfigError, MercureConfig};
 pub use history::{BadEventId, EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent};
 pub use message::{BodyKind, Message, MessageLimits, Publication, PublishError, GAP_EVENT_TYPE};
+pub use origins::AllowedOrigins;
 pub use stream::Counters;
 pub use stream::{Everyone, Filter, Route, Seat};
 pub use tree::{NodePath, Place, Region, TreeSettings};

@@ -13,6 +13,7 @@ use std::time::Duration;
 use worker::{durable_object, Delay, DurableObject, Env, Request, Response, State};
 
 use super::contract::{ChannelCall, ChannelRequest, NODE_HEADER, PLACED_STATUS, POSITION_HEADER};
+use super::cors;
 use super::error::Error;
 use super::host::{now_ms, Host};
 use super::http;
@@ -463,7 +464,7 @@ impl DurableObject for Channel {
             Ok(response) => response,
             Err(e) => e.to_response()?,
         };
-        for (name, value) in http::cors_headers(allow_origin) {
+        for (name, value) in cors::CHANNELS.headers(allow_origin) {
             response.headers_mut().set(name, &value)?;
         }
         Ok(response)

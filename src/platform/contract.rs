@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit, Response, Url};
 
 use super::error::Error;
+use crate::domain::form;
 use crate::domain::mercure::{GrantsSpec, TopicSpec, Update};
 use crate::domain::{ChannelName, Counters, EventId, Message, NodePath, Region};
 
@@ -278,11 +279,15 @@ impl ChannelCall {
     /// Reads a call back from its wire form.
     pub fn from_wire(wire: Wire) -> Result<ChannelCall, Error> {
         let bad = |what: &str| Error::Contract(what.to_string());
+        // Written by `to_wire`, read back with the one form decoder; every parameter is
+        // read, so the query is decoded once.
+        let query = form::pairs(wire.url.query().unwrap_or("").as_bytes())
+            .map_err(|e| bad(&e.to_string()))?;
         let param = |name: &str| {
-            wire.url
-                .query_pairs()
+            query
+                .iter()
                 .find(|(k, _)| k == name)
-                .map(|(_, v)| v.into_owned())
+                .map(|(_, v)| v.clone())
         };
         let channel = ChannelName::parse(&param(CHANNEL).ok_or_else(|| bad("no channel"))?)
             .map_err(|e| bad(&e.to_string()))?;

@@ -9,6 +9,7 @@ use worker::{Headers, Response};
 
 use super::routes::RouteError;
 use crate::domain::auth::AuthError;
+use crate::domain::form::NotUtf8;
 use crate::domain::hub::HubError;
 use crate::domain::mercure::{QueryError, UpdateError};
 use crate::domain::{
@@ -30,6 +31,8 @@ pub enum Error {
     BadChannel(ChannelNameError),
     /// A `Last-Event-ID` or `lastEventId` that is not an id of ours (400).
     BadEventId(BadEventId),
+    /// A query parameter of the channel API that is not UTF-8 once decoded (400).
+    QueryNotUtf8(NotUtf8),
     /// A publish body that cannot be read (400, or 415 for its content type).
     Publish(PublishError),
     /// A body over `MAX_BODY_BYTES` (413).
@@ -118,7 +121,7 @@ impl Error {
         match self {
             Error::NotFound => 404,
             Error::MethodNotAllowed { .. } => 405,
-            Error::BadChannel(_) | Error::BadEventId(_) => 400,
+            Error::BadChannel(_) | Error::BadEventId(_) | Error::QueryNotUtf8(_) => 400,
             Error::Publish(e) if e.is_unsupported_kind() => 415,
             Error::Publish(e) if e.is_too_large() => 413,
             Error::Publish(_) => 400,
@@ -172,6 +175,7 @@ impl fmt::Display for Error {
             Error::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
             Error::BadChannel(e) => write!(f, "{e}"),
             Error::BadEventId(e) => write!(f, "{e}"),
+            Error::QueryNotUtf8(e) => write!(f, "query parameter {e}"),
             Error::Publish(e) => write!(f, "{e}"),
             Error::TooLarge { max } => write!(f, "body is larger than {max} bytes"),
             Error::Auth(e) => write!(f, "{e}"),
@@ -209,6 +213,30 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The errors that become one kind as they are.
+macro_rules! wrap {
+    ($($from:ty => $kind:ident),* $(,)?) => {
+        $(impl From<$from> for Error {
+            fn from(e: $from) -> Self {
+                Error::$kind(e)
+            }
+        })*
+    };
+}
+
+wrap! {
+    ChannelNameError => BadChannel,
+    BadEventId => BadEventId,
+    NotUtf8 => QueryNotUtf8,
+    PublishError => Publish,
+    AuthError => Auth,
+    ConfigError => Config,
+    LogError => Storage,
+    UpdateError => Update,
+    QueryError => Query,
+    worker::Error => Runtime,
+}
+
 impl From<RouteError> for Error {
     fn from(e: RouteError) -> Self {
         match e {
@@ -216,42 +244,6 @@ impl From<RouteError> for Error {
             RouteError::MethodNotAllowed { allow } => Error::MethodNotAllowed { allow },
             RouteError::BadChannel(e) => Error::BadChannel(e),
         }
-    }
-}
-
-impl From<ChannelNameError> for Error {
-    fn from(e: ChannelNameError) -> Self {
-        Error::BadChannel(e)
-    }
-}
-
-impl From<BadEventId> for Error {
-    fn from(e: BadEventId) -> Self {
-        Error::BadEventId(e)
-    }
-}
-
-impl From<PublishError> for Error {
-    fn from(e: PublishError) -> Self {
-        Error::Publish(e)
-    }
-}
-
-impl From<AuthError> for Error {
-    fn from(e: AuthError) -> Self {
-        Error::Auth(e)
-    }
-}
-
-impl From<ConfigError> for Error {
-    fn from(e: ConfigError) -> Self {
-        Error::Config(e)
-    }
-}
-
-impl From<LogError> for Error {
-    fn from(e: LogError) -> Self {
-        Error::Storage(e)
     }
 }
 
@@ -265,18 +257,6 @@ impl From<SubscribeError> for Error {
     }
 }
 
-impl From<UpdateError> for Error {
-    fn from(e: UpdateError) -> Self {
-        Error::Update(e)
-    }
-}
-
-impl From<QueryError> for Error {
-    fn from(e: QueryError) -> Self {
-        Error::Query(e)
-    }
-}
-
 impl From<HubError> for Error {
     fn from(e: HubError) -> Self {
         match e {
@@ -285,12 +265,6 @@ impl From<HubError> for Error {
             HubError::Field(e) => Error::Contract(e.to_string()),
             HubError::Log(e) => Error::Storage(e),
         }
-    }
-}
-
-impl From<worker::Error> for Error {
-    fn from(e: worker::Error) -> Self {
-        Error::Runtime(e)
     }
 }
 
@@ -312,6 +286,12 @@ mod tests {
             (Error::MethodNotAllowed { allow: "GET" }, 405),
             (Error::BadChannel(ChannelNameError::Empty), 400),
             (Error::BadEventId(BadEventId), 400),
+            (
+                Error::QueryNotUtf8(NotUtf8 {
+                    field: "token".into(),
+                }),
+                400,
+            ),
             (Error::Publish(PublishError::MissingData), 400),
             (
                 Error::Publish(PublishError::UnsupportedContentType("image/png".into())),

@@ -1,10 +1,11 @@
-//! Building responses: JSON, the event-stream headers and CORS. (Errors become responses
-//! in one place: [`super::error::Error::to_response`].)
+//! Building responses (JSON, the event-stream headers, headers added to an answer) and
+//! reading a publish body within its limit. (Errors
+//! become responses in one place, [`super::error::Error::to_response`]; CORS headers are
+//! [`super::cors`]'s.)
 
-use worker::{Headers, Response};
+use worker::{Headers, Request, Response};
 
 use super::error::Error;
-use crate::domain::AllowedOrigins;
 
 pub fn json(value: &serde_json::Value) -> Result<Response, Error> {
     // One `Headers`, set once each (`Response::ok` would make one and set a text type
@@ -25,41 +26,6 @@ pub fn event_stream_headers() -> Result<Headers, Error> {
     Ok(headers)
 }
 
-pub const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
-pub const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID";
-
-/// The channel API's CORS headers for an allowed origin's `Access-Control-Allow-Origin`
-/// value (`*`, or the origin itself, which also needs `Vary: Origin`).
-pub fn cors_headers(allowed: Option<String>) -> Vec<(&'static str, String)> {
-    match allowed {
-        None => Vec::new(),
-        Some(any) if any == "*" => vec![("Access-Control-Allow-Origin", any)],
-        Some(origin) => vec![
-            ("Access-Control-Allow-Origin", origin),
-            ("Vary", "Origin".to_string()),
-        ],
-    }
-}
-
-/// Adds `Access-Control-Allow-Origin` (`allowed`: the value for the request's origin, if
-/// it is allowed) unless the response has it: a channel's object sets it on its own
-/// answers. A response made here takes the header as is; one from an object (immutable
-/// headers) is copied.
-pub fn with_cors(mut response: Response, allowed: Option<String>) -> worker::Result<Response> {
-    let extra = cors_headers(allowed);
-    if extra.is_empty() || response.headers().has("Access-Control-Allow-Origin")? {
-        return Ok(response);
-    }
-    let mutable = extra
-        .iter()
-        .all(|(name, value)| response.headers_mut().set(name, value).is_ok());
-    if mutable {
-        Ok(response)
-    } else {
-        with_headers(response, extra)
-    }
-}
-
 /// Adds headers to a response (a response from a Durable Object has immutable headers,
 /// so they are copied, by the runtime in one call; the body is not).
 pub fn with_headers(
@@ -78,14 +44,20 @@ pub fn with_headers(
     Ok(response.with_headers(headers))
 }
 
-/// Answers a CORS preflight.
-pub fn preflight(origins: &AllowedOrigins, origin: Option<&str>) -> Result<Response, Error> {
-    if origins.allow(origin).is_none() {
-        return Err(Error::OriginNotAllowed);
+/// Reads a publish body within `max` bytes (`MAX_BODY_BYTES`), for both faces: a declared
+/// `Content-Length` over it is refused before anything is read, and the body read is
+/// checked too, since a chunked body declares none. 413 either way.
+pub async fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Error> {
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(Error::TooLarge { max });
     }
-    let headers = Headers::new();
-    headers.set("Access-Control-Allow-Methods", ALLOWED_METHODS)?;
-    headers.set("Access-Control-Allow-Headers", ALLOWED_HEADERS)?;
-    headers.set("Access-Control-Max-Age", "86400")?;
-    Ok(Response::empty()?.with_status(204).with_headers(headers))
+    let body = req.bytes().await?;
+    if body.len() > max {
+        return Err(Error::TooLarge { max });
+    }
+    Ok(body)
 }

@@ -3,6 +3,7 @@
 //! - [`error`]: the one error type, and the one place that turns it into a response;
 //! - [`contract`]: the typed requests between the Worker and a channel's object;
 //! - `worker`: the entry Worker: validation, authorization, CORS, one function per route;
+//! - `cors`: both faces' CORS policies, as data, and the one place their headers are made;
 //! - `channel_object`: the Durable Object that hosts one channel;
 //! - `outlet` and `sql_log`: the runtime's listener streams and history storage;
 //!   `open_streams`: every open stream also known outside the wasm memory, so that a
@@ -10,6 +11,7 @@
 
 mod channel_object;
 pub mod contract;
+mod cors;
 pub mod error;
 mod host;
 mod http;

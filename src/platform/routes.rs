@@ -1,5 +1,6 @@
 //! The public routes: which request goes where. No runtime types, so it is tested natively.
 
+use crate::domain::mercure::{HUB_PATH, METADATA_PATH, SUBSCRIPTIONS_PATH};
 use crate::domain::{ChannelName, ChannelNameError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,11 +34,6 @@ pub enum HubRoute {
     /// A CORS preflight on any hub path.
     Preflight,
 }
-
-/// The hub's own path.
-pub const HUB_PATH: &str = "/.well-known/mercure";
-const SUBSCRIPTIONS_PATH: &str = "/.well-known/mercure/subscriptions";
-const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError {

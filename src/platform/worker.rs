@@ -8,11 +8,13 @@ use std::rc::Rc;
 use worker::{event, Context, Env, Request, Response, Url};
 
 use super::contract::{ChannelCall, ChannelRequest};
+use super::cors;
 use super::error::Error;
 use super::http;
 use super::hub;
 use super::routes::{is_hub_path, route, Route, RouteError};
 use crate::domain::auth::{check_bearer, check_reader, check_token};
+use crate::domain::form;
 use crate::domain::{
     BodyKind, ChannelName, Config, EventId, Message, MessageLimits, Publication, Region,
 };
@@ -63,23 +65,27 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         // An unconfigured hub does not exist, whatever the method.
         return Error::NotFound.to_response();
     }
+    // Every hub path follows the hub's CORS policy, its errors included (§8.3).
+    let policy = if is_hub_path(&path) {
+        &cors::HUB
+    } else {
+        &cors::CHANNELS
+    };
+    let allowed = policy.allowed(&config, origin.as_deref());
     let routed = route(req.method().as_ref(), &path);
-    if let Ok(Route::Hub(hub_route)) = routed {
-        // The hub's routes follow Mercure's CORS rules, errors included.
-        let response = match hub::serve(req, &env, &config, hub_route).await {
-            Ok(response) => response,
-            Err(e) => e.to_response()?,
-        };
-        return http::with_headers(response, hub::cors_headers(&config, origin.as_deref()));
-    }
-    let allowed = config.allowed_origins.allow(origin.as_deref());
-    let response = match handle(routed, req, &env, &config, allowed.clone()).await {
+    let served = match routed {
+        Ok(Route::Hub(hub_route)) => {
+            hub::serve(req, &env, &config, hub_route, allowed.is_some()).await
+        }
+        routed => handle(routed, req, &env, &config, allowed.clone()).await,
+    };
+    let response = match served {
         Ok(response) => response,
         Err(e) => e.to_response()?,
     };
-    // A channel's object has set it on its answer already; what the Worker answered
-    // itself gets it here.
-    http::with_cors(response, allowed)
+    // A channel's object has set them on its answer already; what the Worker or the hub
+    // answered gets them here.
+    cors::apply(response, policy.headers(allowed))
 }
 
 async fn handle(
@@ -93,7 +99,7 @@ async fn handle(
     let to = |channel, request| ChannelCall::new(channel, request).allowing(allowed.clone());
     match routed? {
         Route::Page => page(&req, config),
-        Route::Preflight => preflight(&req, config),
+        Route::Preflight => cors::CHANNELS.preflight(allowed.is_some()),
         Route::Listen(channel) => to(channel, listen_request(&req, config)?).listen(env).await,
         Route::Publish(channel) => {
             let request = publish_request(req, config).await?;
@@ -122,23 +128,21 @@ fn page(req: &Request, config: &Config) -> Result<Response, Error> {
     Ok(response)
 }
 
-fn preflight(req: &Request, config: &Config) -> Result<Response, Error> {
-    let origin = req.headers().get("Origin")?;
-    http::preflight(&config.allowed_origins, origin.as_deref())
-}
-
 /// `GET /listen`, `GET /channels/{name}/events`: the listen, once its token is checked.
 fn listen_request(req: &Request, config: &Config) -> Result<ChannelRequest, Error> {
     let url = req.url()?;
     check_token(
-        query(&url, TOKEN_PARAM).as_deref(),
+        query(&url, TOKEN_PARAM)?.as_deref(),
         config.listen_secret.as_deref(),
     )?;
-    let requested = req
+    let requested = match req
         .headers()
         .get("Last-Event-ID")?
         .filter(|v| !v.is_empty())
-        .or_else(|| query(&url, LAST_EVENT_ID_PARAM));
+    {
+        Some(header) => Some(header),
+        None => query(&url, LAST_EVENT_ID_PARAM)?,
+    };
     let last_seen = requested.map(|id| EventId::parse(&id)).transpose()?;
     Ok(ChannelRequest::Listen {
         last_seen,
@@ -188,7 +192,7 @@ fn ping_request() -> ChannelRequest {
 fn check_stats_reader(req: &Request, config: &Config) -> Result<(), Error> {
     let url = req.url()?;
     Ok(check_reader(
-        query(&url, TOKEN_PARAM).as_deref(),
+        query(&url, TOKEN_PARAM)?.as_deref(),
         req.headers().get("Authorization")?.as_deref(),
         config.listen_secret.as_deref(),
         config.publish_secret.as_deref(),
@@ -203,36 +207,23 @@ fn check_publisher(req: &Request, config: &Config) -> Result<(), Error> {
     )?)
 }
 
-fn query(url: &Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+/// The channel API's query rule on top of the one decoder: the first value of a
+/// parameter is the one used.
+fn query(url: &Url, name: &str) -> Result<Option<String>, Error> {
+    Ok(form::first(url.query().unwrap_or(""), name)?)
 }
 
 /// Reads and validates a publish body (the one time it is parsed).
 async fn read_publication(req: &mut Request, config: &Config) -> Result<Publication, Error> {
     let kind = BodyKind::from_content_type(req.headers().get("Content-Type")?.as_deref())?;
-    let too_large = Error::TooLarge {
-        max: config.max_body_bytes,
-    };
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > config.max_body_bytes) {
-        return Err(too_large);
-    }
-    let body = req.bytes().await?;
-    if body.len() > config.max_body_bytes {
-        return Err(too_large);
-    }
+    let body = http::read_body(req, config.max_body_bytes).await?;
     let limits = MessageLimits {
         max_event_type_bytes: config.max_event_type_bytes,
     };
     // Most publishes have no query: the URL is parsed only when there is one.
     let url = req.inner().url();
     let event = if url.contains('?') {
-        query(&req.url()?, EVENT_PARAM)
+        query(&req.url()?, EVENT_PARAM)?
     } else {
         None
     };

@@ -172,6 +172,17 @@ describe('bodies, limits, event ids and routes', () => {
     assert.equal(s.status, 200);
   });
 
+  test('a query parameter the route reads that is not UTF-8 once decoded: 400 naming it, not altered', async () => {
+    const channel = freshChannel('query-utf8');
+    assertError(await request(`${server.url}/channels/${channel}/events?lastEventId=%FF`), 400, /"lastEventId".*UTF-8/,
+      '?lastEventId=%FF');
+    assertError(await publish(server.url, channel, { body: 'x', contentType: 'text/plain', query: '?event=%C3' }), 400,
+      /"event".*UTF-8/, '?event=%C3');
+    // A parameter the route does not read refuses nothing.
+    const s = await listen(server.url, `/channels/${channel}/events?other=%FF`);
+    assert.equal(s.status, 200);
+  });
+
   test('unknown paths: 404; known paths with a wrong method: 405 with Allow', async () => {
     for (const path of ['/nope', '/channels', '/channels/a/b/c', '/channels/a/events/more', '/listen/extra', '/ping/x']) {
       assertError(await request(`${server.url}${path}`), 404, null, `GET ${path}`);

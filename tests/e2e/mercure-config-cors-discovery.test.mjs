@@ -113,6 +113,17 @@ describe('a hub with keys and no anonymous subscribing', () => {
       for (const m of ['GET', 'POST']) assert.ok(allow.includes(m), `${method}: Allow ${r.headers.get('allow')}`);
     }
   });
+
+  test("a hub path's 404 and 405 follow the hub's CORS, not the channels' (§8.3)", async () => {
+    for (const [method, path, status] of [['PUT', HUB_PATH, 405], ['GET', `${HUB_PATH}/anything`, 404]]) {
+      const listed = await request(`${locked.url}${path}`, { method, headers: { origin: 'http://allowed.test' } });
+      assert.equal(listed.status, status, `${method} ${path}`);
+      assert.equal(listed.headers.get('access-control-allow-credentials'), 'true', `${method} ${path} from a listed origin`);
+      const unlisted = await request(`${locked.url}${path}`, { method, headers: { origin: 'http://evil.test' } });
+      assert.deepEqual(corsOf(unlisted.headers), { 'access-control-allow-origin': null, 'access-control-allow-credentials': null },
+        `${method} ${path} from an unlisted origin`);
+    }
+  });
 });
 
 describe('CORS with a list of origins (§8.2, §8.3)', () => {

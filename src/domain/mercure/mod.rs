@@ -17,13 +17,35 @@ pub mod update;
 
 pub use budget::{MatcherBudget, MatcherLimits};
 pub use subscribe::{QueryError, SubscribeQuery};
-pub use subscriptions::{enc, ApiPath, Subscription};
-pub use token::{verify, Action, Generation, Grants, GrantsSpec, TokenContext, TokenError};
+pub use subscriptions::{enc, ApiPath, Subscription, SUBSCRIPTIONS_PATH};
+pub use token::{
+    verify, Action, Generation, Grants, GrantsSpec, TokenContext, TokenError, DETAIL_TYPE,
+};
 pub use topic::{MatcherError, MatcherKind, TopicMatcher, TopicSpec};
 pub use update::{receives, FieldLimits, Update, UpdateError, UpdateForm};
 
 /// The hub's own path; topics under it are the hub's (§4.4, §7).
 pub const HUB_PATH: &str = "/.well-known/mercure";
+
+/// Where the hub's protected-resource metadata is served (§2.3, §9.2).
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
+
+/// The cursor that asks for every kept update (§6.9), so no update may take it as its id
+/// (§4.4); also the `Last-Event-ID` a subscriber gets when its cursor is not kept.
+pub const EARLIEST: &str = "earliest";
+
+/// R, the hub's resource identifier, for a request that arrived at `origin` (its scheme,
+/// host and port).
+pub fn resource(origin: &str) -> String {
+    format!("{origin}{HUB_PATH}")
+}
+
+/// The metadata URL (§9.2) of the hub whose R is `resource`, named in every challenge
+/// (§3.8).
+pub fn metadata_url(resource: &str) -> String {
+    let origin = resource.strip_suffix(HUB_PATH).unwrap_or(resource);
+    format!("{origin}{METADATA_PATH}")
+}
 
 /// At most this many matchers in one subscribe request (§6.2).
 pub const MAX_MATCHERS: usize = 100;
@@ -65,10 +87,21 @@ mod tests {
     }
 
     #[test]
-    fn the_subscriptions_path_is_under_the_hub_path() {
+    fn the_subscriptions_and_metadata_paths_follow_the_hub_path() {
+        assert_eq!(SUBSCRIPTIONS_PATH, format!("{HUB_PATH}/subscriptions"));
         assert_eq!(
-            subscriptions::SUBSCRIPTIONS_PATH,
-            format!("{HUB_PATH}/subscriptions")
+            METADATA_PATH,
+            format!("/.well-known/oauth-protected-resource{HUB_PATH}")
+        );
+    }
+
+    #[test]
+    fn r_and_the_metadata_url_are_made_from_the_origin() {
+        let r = resource("http://127.0.0.1:8787");
+        assert_eq!(r, "http://127.0.0.1:8787/.well-known/mercure");
+        assert_eq!(
+            metadata_url(&r),
+            "http://127.0.0.1:8787/.well-known/oauth-protected-resource/.well-known/mercure"
         );
     }
 }

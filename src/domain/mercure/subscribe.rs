@@ -1,14 +1,15 @@
-//! The subscribe query (§6.1, §6.2, §6.9): which matchers a connection listens with, where
-//! it resumes, and the 0.x `authorization` parameters (a token source, §3.1 b).
+//! The subscribe query (§6.1, §6.2, §6.9): which matchers a connection listens with, and
+//! where it resumes. (Its `authorization` parameters, a token source, §3.1 b, are the token
+//! finder's to read.)
 
 use std::fmt;
 
 use super::budget::MatcherBudget;
-use super::text::form_pairs;
 use super::topic::{
     check_matcher_text, check_syntax, MatcherError, MatcherKind, TopicMatcher, TopicSpec,
 };
 use super::MAX_MATCHERS;
+use crate::domain::form;
 
 /// A parsed and checked subscribe query. Its matchers are checked, not compiled: the hub's
 /// object compiles them ([`compile`]), where they are used.
@@ -17,7 +18,6 @@ pub struct SubscribeQuery {
     specs: Vec<TopicSpec>,
     last_event_id: Option<String>,
     last_event_id_v0: Option<String>,
-    authorization: Vec<String>,
 }
 
 /// Why a subscribe query is refused (400).
@@ -121,12 +121,11 @@ impl SubscribeQuery {
     pub fn parse(query: &str, base: &str) -> Result<SubscribeQuery, QueryError> {
         let query = query.strip_prefix('?').unwrap_or(query);
         let pairs =
-            form_pairs(query.as_bytes()).map_err(|e| QueryError::NotUtf8 { field: e.field })?;
+            form::pairs(query.as_bytes()).map_err(|e| QueryError::NotUtf8 { field: e.field })?;
         let mut parsed = SubscribeQuery {
             specs: Vec::new(),
             last_event_id: None,
             last_event_id_v0: None,
-            authorization: Vec::new(),
         };
         let mut specs = Vec::new();
         for (name, value) in pairs {
@@ -144,7 +143,6 @@ impl SubscribeQuery {
                 "lastEventID" => {
                     parsed.last_event_id_v0.get_or_insert(value);
                 }
-                "authorization" => parsed.authorization.push(value),
                 _ => {}
             }
         }
@@ -180,13 +178,6 @@ impl SubscribeQuery {
         .into_iter()
         .flatten()
         .find(|id| !id.is_empty())
-    }
-
-    /// Every `authorization` parameter, in order (§3.1 b). Whether more than one is an
-    /// invalid request depends on whether the query is the token source at all (a header
-    /// comes first), so that is the token finder's call, not the query's.
-    pub fn authorization(&self) -> &[String] {
-        &self.authorization
     }
 }
 
@@ -409,31 +400,6 @@ mod tests {
     fn the_first_of_a_repeated_cursor_wins() {
         let q = parse("topic=a&last_event_id=1&last_event_id=2").unwrap();
         assert_eq!(q.cursor(None), Some("1"));
-    }
-
-    #[test]
-    fn every_authorization_parameter_is_kept_in_order() {
-        assert_eq!(
-            parse("topic=a&authorization=tok.en.x")
-                .unwrap()
-                .authorization(),
-            ["tok.en.x"]
-        );
-        assert_eq!(
-            parse("topic=a&authorization=x&authorization=y")
-                .unwrap()
-                .authorization(),
-            ["x", "y"]
-        );
-        assert!(parse("topic=a").unwrap().authorization().is_empty());
-    }
-
-    #[test]
-    fn the_access_token_parameter_is_no_token_source() {
-        assert!(parse("topic=a&access_token=x")
-            .unwrap()
-            .authorization()
-            .is_empty());
     }
 
     /// The probe's matcher: a Unicode class repeated 400 times.

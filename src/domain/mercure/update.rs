@@ -8,16 +8,14 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::text::{form_pairs, has_control};
+use super::text::has_control;
 use super::token::{Action, Grants};
 use super::topic::{TopicMatcher, WILDCARD};
-use super::HUB_PATH;
+use super::{EARLIEST, HUB_PATH};
+use crate::domain::form;
 
 /// At most this many topics in one update (§4.3).
 pub const MAX_TOPICS: usize = 100;
-
-/// The id no update may take: it asks for a replay of the whole history (§6.9).
-pub const EARLIEST: &str = "earliest";
 
 /// The event type only the hub's own updates carry (§7.2).
 pub const RESERVED_EVENT_TYPE: &str = "mercure";
@@ -153,9 +151,11 @@ impl UpdateForm {
     /// any `private` makes the update private, the first of any other repeated field wins,
     /// unknown fields are ignored.
     pub fn parse(body: &[u8]) -> Result<UpdateForm, UpdateError> {
-        let pairs = form_pairs(body).map_err(|e| UpdateError::FieldNotUtf8 { field: e.field })?;
+        let pairs = form::pairs(body).map_err(|e| UpdateError::FieldNotUtf8 { field: e.field })?;
         let mut form = UpdateForm::default();
         for (name, value) in pairs {
+            // The hub's rule on top of the one decoder (§4.3): the first of a repeat wins,
+            // as the reference hub reads forms.
             let first = |slot: &mut Option<String>| {
                 slot.get_or_insert(value.clone());
             };

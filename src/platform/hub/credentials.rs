@@ -2,6 +2,12 @@
 //! parameter, then a cookie; the first present is used, never combined), and when a
 //! cookie-borne token may be used. Pure, so it is tested natively.
 
+use crate::domain::auth::bearer;
+use crate::domain::{form, AllowedOrigins};
+
+/// The query parameter a 0.x token may come in (§3.1 b).
+const QUERY_PARAM: &str = "authorization";
+
 /// The cookies a token may come in, in the order they are looked at.
 pub const COOKIES: [&str; 2] = ["__Secure-mercure_access_token", "mercureAuthorization"];
 
@@ -37,8 +43,8 @@ impl std::error::Error for InvalidRequest {}
 pub struct Carriers<'a> {
     /// The `Authorization` header (repeated ones arrive joined by `, `).
     pub authorization: Option<&'a str>,
-    /// Every `authorization` query parameter.
-    pub query: &'a [String],
+    /// The query string (without its `?`).
+    pub query: &'a str,
     /// The `Cookie` header.
     pub cookie: Option<&'a str>,
 }
@@ -46,22 +52,26 @@ pub struct Carriers<'a> {
 /// Finds the token, or `None` when no mechanism is present.
 pub fn find_token(carriers: Carriers) -> Result<Option<Presented>, InvalidRequest> {
     if let Some(header) = carriers.authorization {
-        return bearer(header).map(|token| {
-            Some(Presented {
-                token: token.to_string(),
-                source: Source::Header,
+        // Whatever is wrong with the header, it is unreadable: 400 (§3.1 a, §3.8).
+        return bearer(header)
+            .map(|token| {
+                Some(Presented {
+                    token: token.to_string(),
+                    source: Source::Header,
+                })
             })
-        });
+            .map_err(|e| InvalidRequest(e.reason()));
     }
-    match carriers.query {
-        [] => {}
-        [one] => {
-            return Ok(Some(Presented {
-                token: one.clone(),
-                source: Source::Query,
-            }))
-        }
-        _ => return Err(InvalidRequest("the authorization parameter is repeated")),
+    let mut query = form::values(carriers.query, QUERY_PARAM)
+        .map_err(|_| InvalidRequest("the authorization parameter is not valid UTF-8"))?;
+    if query.len() > 1 {
+        return Err(InvalidRequest("the authorization parameter is repeated"));
+    }
+    if let Some(token) = query.pop() {
+        return Ok(Some(Presented {
+            token,
+            source: Source::Query,
+        }));
     }
     let cookie = carriers
         .cookie
@@ -72,23 +82,6 @@ pub fn find_token(carriers: Carriers) -> Result<Option<Presented>, InvalidReques
     }))
 }
 
-/// `Bearer <token>`: the scheme in any case, one space, a token with no spaces or commas
-/// (a repeated header arrives as two joined by a comma).
-fn bearer(header: &str) -> Result<&str, InvalidRequest> {
-    let (scheme, token) = header.split_once(' ').ok_or(InvalidRequest(
-        "the Authorization header has no bearer token",
-    ))?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(InvalidRequest("the Authorization scheme must be Bearer"));
-    }
-    if token.is_empty() || token.contains([' ', ',', '\t']) {
-        return Err(InvalidRequest(
-            "the Authorization header must carry exactly one bearer token",
-        ));
-    }
-    Ok(token)
-}
-
 /// The value of cookie `name` in a `Cookie` header.
 fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').find_map(|pair| {
@@ -97,6 +90,13 @@ fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
             .then(|| v.trim_matches('"'))
             .filter(|v| !v.is_empty())
     })
+}
+
+/// Whether a page on `origin` may publish with a cookie-borne token (§3.2): the hub's own
+/// origin, or one `MERCURE_CORS_ORIGINS` allows (`origins`), by the one CORS origin rule.
+pub fn may_use_cookie(origins: Option<&AllowedOrigins>, origin: &str, hub_origin: &str) -> bool {
+    origin.eq_ignore_ascii_case(hub_origin)
+        || origins.is_some_and(|origins| origins.allow(Some(origin)).is_some())
 }
 
 /// The origin a `POST` claims (`Origin`, else the origin of `Referer`), for deciding
@@ -118,7 +118,7 @@ mod tests {
 
     fn carriers<'a>(
         authorization: Option<&'a str>,
-        query: &'a [String],
+        query: &'a str,
         cookie: Option<&'a str>,
     ) -> Carriers<'a> {
         Carriers {
@@ -130,45 +130,47 @@ mod tests {
 
     #[test]
     fn the_first_mechanism_present_is_used_and_the_others_ignored() {
-        let query = vec!["from-query".to_string()];
+        let query = "topic=x&authorization=from-query";
         let cookie = Some("mercureAuthorization=from-cookie");
         let found = |c| find_token(c).unwrap().unwrap();
         assert_eq!(
-            found(carriers(Some("Bearer from-header"), &query, cookie)),
+            found(carriers(Some("Bearer from-header"), query, cookie)),
             Presented {
                 token: "from-header".into(),
                 source: Source::Header
             }
         );
-        assert_eq!(found(carriers(None, &query, cookie)).source, Source::Query);
         assert_eq!(
-            found(carriers(None, &[], cookie)),
+            found(carriers(None, query, cookie)),
+            Presented {
+                token: "from-query".into(),
+                source: Source::Query
+            }
+        );
+        assert_eq!(
+            found(carriers(None, "", cookie)),
             Presented {
                 token: "from-cookie".into(),
                 source: Source::Cookie
             }
         );
-        assert_eq!(find_token(carriers(None, &[], None)), Ok(None));
+        assert_eq!(find_token(carriers(None, "", None)), Ok(None));
         // A bad header is refused even when a good cookie is there: never combined.
-        assert!(find_token(carriers(Some("Basic x"), &[], cookie)).is_err());
+        assert!(find_token(carriers(Some("Basic x"), "", cookie)).is_err());
     }
 
     #[test]
     fn the_secure_cookie_is_preferred_and_other_cookies_are_ignored() {
         let header = "a=1; mercureAuthorization=old; __Secure-mercure_access_token=new";
         assert_eq!(
-            find_token(carriers(None, &[], Some(header)))
+            find_token(carriers(None, "", Some(header)))
                 .unwrap()
                 .unwrap()
                 .token,
             "new"
         );
         assert_eq!(
-            find_token(carriers(
-                None,
-                &[],
-                Some("other=1; mercureAuthorizationX=2")
-            )),
+            find_token(carriers(None, "", Some("other=1; mercureAuthorizationX=2"))),
             Ok(None)
         );
     }
@@ -184,19 +186,44 @@ mod tests {
             "abc",
         ] {
             assert!(
-                find_token(carriers(Some(bad), &[], None)).is_err(),
+                find_token(carriers(Some(bad), "", None)).is_err(),
                 "{bad:?}"
             );
         }
         assert_eq!(
-            find_token(carriers(Some("bEaReR a.b.c"), &[], None))
+            find_token(carriers(Some("bEaReR a.b.c"), "", None))
                 .unwrap()
                 .unwrap()
                 .token,
             "a.b.c"
         );
-        let twice = vec!["a".to_string(), "b".to_string()];
-        assert!(find_token(carriers(None, &twice, None)).is_err());
+        let twice = "authorization=a&authorization=b";
+        assert!(find_token(carriers(None, twice, None)).is_err());
+        // Unreadable is refused, not altered into some other token.
+        assert!(find_token(carriers(None, "authorization=%FF", None)).is_err());
+    }
+
+    #[test]
+    fn the_access_token_parameter_is_no_token_source() {
+        assert_eq!(
+            find_token(carriers(None, "topic=a&access_token=x", None)),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn cookies_publish_only_from_the_hub_or_an_allowed_origin() {
+        let hub = "http://127.0.0.1:8787";
+        assert!(may_use_cookie(None, "http://127.0.0.1:8787", hub));
+        assert!(!may_use_cookie(None, "http://evil.test", hub));
+        assert!(may_use_cookie(
+            Some(&AllowedOrigins::Any),
+            "http://x.test",
+            hub
+        ));
+        let list = AllowedOrigins::List(vec!["http://app.test".into()]);
+        assert!(may_use_cookie(Some(&list), "http://APP.test", hub));
+        assert!(!may_use_cookie(Some(&list), "http://evil.test", hub));
     }
 
     #[test]

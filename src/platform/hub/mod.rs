@@ -1,9 +1,8 @@
 //! The Mercure hub's face of the platform (`/.well-known/mercure`): the Worker's side of
 //! each hub route (tokens read and verified, requests validated, then a [`HubCall`] to
-//! the hub's one object), the hub's CORS, and the hub's Durable Object. The rules
-//! themselves are the domain's (`domain::mercure`).
+//! the hub's one object), and the hub's Durable Object. Its CORS policy is
+//! [`super::cors::HUB`]; the rules themselves are the domain's (`domain::mercure`).
 
-pub mod cors;
 pub mod credentials;
 mod object;
 
@@ -12,14 +11,17 @@ use wasm_bindgen::JsCast;
 use worker::js_sys;
 use worker::{Date, Env, Headers, Request, Response, Url};
 
-use self::credentials::{claimed_origin, find_token, Carriers, Source};
+use self::credentials::{claimed_origin, find_token, may_use_cookie, Carriers, Source};
 use super::contract::HubCall;
+use super::cors;
 use super::error::{Challenge, Error, HubRefusal};
-use super::routes::{HubRoute, HUB_PATH};
+use super::http;
+use super::routes::HubRoute;
 use crate::domain::mercure::{
-    urn_uuid, verify, Action, FieldLimits, Grants, SubscribeQuery, TokenContext, UpdateForm,
+    self, urn_uuid, verify, Action, FieldLimits, Grants, SubscribeQuery, TokenContext, UpdateForm,
+    DETAIL_TYPE,
 };
-use crate::domain::Config;
+use crate::domain::{BodyKind, Config};
 
 /// The request's view of the hub: R and the metadata URL, from the URL as received.
 struct HubRequest<'a> {
@@ -33,29 +35,14 @@ struct HubRequest<'a> {
 impl HubRequest<'_> {
     /// R: `{scheme}://{host}/.well-known/mercure`.
     fn resource(&self) -> String {
-        format!("{}{HUB_PATH}", self.origin)
-    }
-
-    fn metadata_url(&self) -> String {
-        format!(
-            "{}/.well-known/oauth-protected-resource{HUB_PATH}",
-            self.origin
-        )
+        mercure::resource(&self.origin)
     }
 
     fn refuse(&self, kind: Challenge) -> Error {
         Error::Hub(HubRefusal {
             kind,
-            metadata_url: self.metadata_url(),
+            metadata_url: mercure::metadata_url(&self.resource()),
         })
-    }
-
-    fn query_values(&self, name: &str) -> Vec<String> {
-        self.url
-            .query_pairs()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .collect()
     }
 
     /// Reads and verifies the request's token with `key`; `None` when it has none.
@@ -63,10 +50,9 @@ impl HubRequest<'_> {
         let headers = &self.headers;
         let authorization = headers.get("Authorization")?;
         let cookie = headers.get("Cookie")?;
-        let query = self.query_values("authorization");
         let presented = find_token(Carriers {
             authorization: authorization.as_deref(),
-            query: &query,
+            query: self.url.query().unwrap_or(""),
             cookie: cookie.as_deref(),
         })
         .map_err(|e| self.refuse(Challenge::InvalidRequest(e.0)))?;
@@ -79,11 +65,7 @@ impl HubRequest<'_> {
                 headers.get("Referer")?.as_deref(),
             );
             let allowed = claimed.is_some_and(|origin| {
-                cors::may_use_cookie(
-                    self.config.mercure.cors_origins.as_ref(),
-                    &origin,
-                    &self.origin,
-                )
+                may_use_cookie(cors::HUB.origins(self.config), &origin, &self.origin)
             });
             if !allowed {
                 return Err(self.refuse(Challenge::InvalidRequest(
@@ -108,12 +90,14 @@ impl HubRequest<'_> {
     }
 }
 
-/// Serves a hub route; its response gets the hub's CORS headers.
+/// Serves a hub route (`allowed`: whether the request's origin is, by the hub's CORS); its
+/// response gets the hub's CORS headers.
 pub async fn serve(
     mut req: Request,
     env: &Env,
     config: &Config,
     route: HubRoute,
+    allowed: bool,
 ) -> Result<Response, Error> {
     if !config.mercure.enabled() {
         return Err(Error::NotFound);
@@ -132,16 +116,7 @@ pub async fn serve(
             let call = read_publish(&hub, &mut req).await?;
             call.send(env).await
         }
-        HubRoute::Preflight => {
-            let headers = Headers::new();
-            let origin = req.headers().get("Origin")?;
-            for (name, value) in
-                cors::preflight_headers(config.mercure.cors_origins.as_ref(), origin.as_deref())
-            {
-                headers.set(name, &value)?;
-            }
-            Ok(Response::empty()?.with_status(204).with_headers(headers))
-        }
+        HubRoute::Preflight => cors::HUB.preflight(allowed),
         HubRoute::Metadata => metadata(&hub),
         HubRoute::Subscriptions(remainder) => {
             if !config.mercure.subscriptions {
@@ -193,26 +168,14 @@ async fn read_publish(hub: &HubRequest<'_>, req: &mut Request) -> Result<HubCall
     let grants = hub
         .grants(hub.config.mercure.publisher_key.as_deref(), true)?
         .ok_or_else(|| hub.refuse(Challenge::Missing))?;
+    // A form and nothing else, its type read as a channel's is (§4.2); none is no form.
     let content_type = req.headers().get("Content-Type")?;
-    let essence = content_type
-        .as_deref()
-        .and_then(|t| t.split(';').next())
-        .map(|t| t.trim().to_ascii_lowercase());
-    if essence.as_deref() != Some("application/x-www-form-urlencoded") {
+    let is_form =
+        content_type.is_some_and(|t| BodyKind::from_content_type(Some(&t)) == Ok(BodyKind::Form));
+    if !is_form {
         return Err(Error::NotAForm);
     }
-    let max = hub.config.max_body_bytes;
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(Error::TooLarge { max });
-    }
-    let body = req.bytes().await?;
-    if body.len() > max {
-        return Err(Error::TooLarge { max });
-    }
+    let body = http::read_body(req, hub.config.max_body_bytes).await?;
     let form = UpdateForm::parse(&body)?;
     if !grants.allows_all(Action::Publish, form.topics()?) {
         return Err(hub.refuse(Challenge::InsufficientScope));
@@ -238,35 +201,22 @@ fn metadata(hub: &HubRequest<'_>) -> Result<Response, Error> {
     }
     let mut document = json!({
         "resource": hub.resource(),
-        "authorization_details_types_supported": ["https://mercure.rocks/authorization-detail"],
+        "authorization_details_types_supported": [DETAIL_TYPE],
         "bearer_methods_supported": ["header"],
         "mercure_cookie": credentials::COOKIES[0],
     });
     if mercure.subscriptions {
         document["mercure_subscriptions"] = json!(true);
     }
-    super::http::json(&document)
-}
-
-/// The hub's CORS headers for a response to a request from `origin` (§8).
-pub fn cors_headers(config: &Config, origin: Option<&str>) -> Vec<(&'static str, String)> {
-    cors::headers(config.mercure.cors_origins.as_ref(), origin)
+    http::json(&document)
 }
 
 /// The `Link` header announcing the hub (§9.1), when there is one.
 pub fn discovery_link(config: &Config, url: &Url) -> Option<String> {
     config.mercure.enabled().then(|| {
-        format!(
-            "<{}{HUB_PATH}>; rel=\"mercure\"",
-            url.origin().ascii_serialization()
-        )
+        let resource = mercure::resource(&url.origin().ascii_serialization());
+        format!("<{resource}>; rel=\"mercure\"")
     })
-}
-
-/// The protected-resource metadata URL of the hub at `resource` (R).
-fn metadata_url_of(resource: &str) -> String {
-    let origin = resource.strip_suffix(HUB_PATH).unwrap_or(resource);
-    format!("{origin}/.well-known/oauth-protected-resource{HUB_PATH}")
 }
 
 /// A new `urn:uuid:` id (updates, subscribers).

@@ -15,12 +15,14 @@ use super::super::open_streams::OpenStreams;
 use super::super::outlet::StreamOutlet;
 use super::super::sql_log::SqlLog;
 use super::random_id;
-use crate::domain::hub::{self, Cursor, HubSettings, HubUpdate, EARLIEST};
+use crate::domain::hub::{self, Cursor, HubSettings, HubUpdate};
 use crate::domain::mercure::listing;
 use crate::domain::mercure::subscribe::compile;
 use crate::domain::mercure::subscriber::Subscriber;
 use crate::domain::mercure::subscriptions::Subscription;
-use crate::domain::mercure::{ApiPath, Grants, GrantsSpec, MatcherBudget, TopicSpec, Update};
+use crate::domain::mercure::{
+    metadata_url, ApiPath, Grants, GrantsSpec, MatcherBudget, TopicSpec, Update, EARLIEST,
+};
 use crate::domain::stream::Route;
 use crate::domain::{Config, HistoryPolicy};
 
@@ -250,7 +252,7 @@ impl Hub {
             if !path.is_authorized(grants, raw_path) {
                 return Err(Error::Hub(HubRefusal {
                     kind: Challenge::InsufficientScope,
-                    metadata_url: super::metadata_url_of(base),
+                    metadata_url: metadata_url(base),
                 }));
             }
             let last_event_id = h.hub.last_event_id()?.unwrap_or_else(|| EARLIEST.into());

@@ -291,7 +291,8 @@ impl Config {
                 hub_matcher_bytes: number(
                     "MERCURE_HUB_MATCHER_BYTES",
                     1024,
-                    4096 * MIB,
+                    // Within 32 bits: the Worker's usize.
+                    2048 * MIB,
                     dm.hub_matcher_bytes as u64,
                 )? as usize,
                 max_id_bytes: number("MERCURE_MAX_ID_BYTES", 1, 65_536, dm.max_id_bytes as u64)?

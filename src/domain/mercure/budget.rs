@@ -31,8 +31,8 @@ pub struct MatcherLimits {
 }
 
 impl Default for MatcherLimits {
-    /// An ordinary URL pattern takes 5 to 20 KiB (a regex per URL component), a template a
-    /// few KiB; a thousand-fold repeated Unicode class takes megabytes.
+    /// An ordinary URL pattern takes about 40 KiB (an expression per URL component), a
+    /// template 6 to 60 KiB; a Unicode class repeated 400 times takes megabytes.
     fn default() -> Self {
         MatcherLimits {
             matcher_bytes: 256 * 1024,
@@ -128,6 +128,11 @@ pub(super) struct Allowance {
 }
 
 impl Allowance {
+    /// The bytes still to spend.
+    pub(super) fn left(&self) -> usize {
+        self.left
+    }
+
     /// Builds `pattern` within what is left, and takes what it holds from it: the
     /// compiled program, and as much again for the Pike VM's scratch space (a few slots
     /// per state of the program, made on the first search and kept for the next).
@@ -194,12 +199,24 @@ impl Bounded {
 }
 
 /// An allowance lent to code that builds expressions through a trait with no room for
-/// one (the `urlpattern` crate's), and whether it ran out.
+/// one (the `urlpattern` crate's), and whether a build ran out of it or failed at all.
 #[derive(Debug, Clone, Copy)]
 struct Lent {
     left: usize,
     spent: usize,
     overrun: bool,
+    failed: bool,
+}
+
+/// What the builds of one lent call met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lending {
+    /// Every expression was built.
+    Built,
+    /// One ran out of allowance.
+    Overrun,
+    /// One did not parse.
+    Failed,
 }
 
 thread_local! {
@@ -209,19 +226,33 @@ thread_local! {
 }
 
 /// Runs `compile` with `allowance` lent to the expressions it builds through
-/// [`build_lent`]; what they spend is taken from it. Also says whether one of them ran
-/// out of allowance (rather than met bad syntax).
-pub(super) fn with_lent<T>(allowance: &mut Allowance, compile: impl FnOnce() -> T) -> (T, bool) {
+/// [`build_lent`]; what they spend is taken from it. Also says what the builds met: the
+/// `urlpattern` crate keeps some failed builds to itself (a matcher it builds beside a
+/// component's expression), so a compile that returns a pattern may still hold one that
+/// can never match; the caller refuses it.
+pub(super) fn with_lent<T>(allowance: &mut Allowance, compile: impl FnOnce() -> T) -> (T, Lending) {
     LENT.set(Some(Lent {
         left: allowance.left,
         spent: 0,
         overrun: false,
+        failed: false,
     }));
     let value = compile();
-    let lent = LENT.take().expect("lent for the whole call");
+    // The loan is taken back whatever `compile` did; a missing one counts as spent.
+    let lent = LENT.take().unwrap_or(Lent {
+        left: 0,
+        spent: allowance.left,
+        overrun: true,
+        failed: true,
+    });
     allowance.left = lent.left;
     allowance.spent += lent.spent;
-    (value, lent.overrun)
+    let lending = match (lent.overrun, lent.failed) {
+        (true, _) => Lending::Overrun,
+        (false, true) => Lending::Failed,
+        (false, false) => Lending::Built,
+    };
+    (value, lending)
 }
 
 /// Builds `pattern` within the lent allowance; with none lent, builds nothing.
@@ -237,6 +268,7 @@ pub(super) fn build_lent(pattern: &str) -> Result<Bounded, ()> {
     lent.left = allowance.left;
     lent.spent += allowance.spent;
     lent.overrun |= built.as_ref().err() == Some(&BuildFailure::TooLarge);
+    lent.failed |= built.is_err();
     LENT.set(Some(lent));
     built.map_err(|_| ())
 }

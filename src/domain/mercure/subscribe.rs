@@ -408,15 +408,9 @@ mod tests {
 
     #[test]
     fn a_heavy_url_pattern_passes_the_cheap_check_and_is_refused_by_name_when_compiled() {
-        let started = std::time::Instant::now();
         let q = parse(&[HEAVY; 20].join("&")).unwrap();
         let mut budget = MatcherBudget::new(MatcherLimits::default());
         let err = compile(q.specs(), R, &mut budget).unwrap_err();
-        assert!(
-            started.elapsed() < std::time::Duration::from_millis(500),
-            "refusing took {:?}",
-            started.elapsed()
-        );
         let QueryError::MatcherTooComplex { position, .. } = &err else {
             panic!("{err:?}")
         };

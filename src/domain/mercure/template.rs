@@ -7,10 +7,9 @@
 //! So `{id}` admits a run of unreserved characters and `%XX` triplets, and also commas (a
 //! list value expands to `a,b`, as RFC 6570 and the reference hub have it).
 //! A Pike VM evaluates it in time linear in the topic, so a crafted selector cannot make
-//! matching slow. Compiling is bounded too: a template whose expression text would exceed
-//! [`PATTERN_LIMIT`], or whose compiled form would exceed the matcher's allowance
-//! ([`super::budget`]), is refused (in practice: hundreds of distinct variables in one
-//! expression, or a prefix of hundreds).
+//! matching slow. Compiling is bounded too: a template whose expression, as text or
+//! compiled, would exceed the matcher's allowance ([`super::budget`]) is refused (in
+//! practice: hundreds of distinct variables in one expression, or a prefix of hundreds).
 //!
 //! Two deliberate leniencies: literal text matches verbatim (an IRI literal such as `é`
 //! is not required to appear percent-encoded), and `%XX` triplets match in either case.
@@ -21,25 +20,25 @@ use regex_syntax::escape;
 
 use super::budget::{Allowance, Bounded, BuildFailure};
 
-/// Expression texts longer than this are refused before compiling. A selector is at most
-/// 4096 bytes and ordinary templates make a few hundred bytes of expression; the bound
-/// keeps one selector's compilation to a few milliseconds.
-pub(super) const PATTERN_LIMIT: usize = 32 * 1024;
-
 /// Why a string is not a URI template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum TemplateError {
     /// Not a template by RFC 6570's grammar.
     Syntax,
-    /// A template, but its expression exceeds [`PATTERN_LIMIT`] or the allowance.
+    /// A template, but its expression (its text, or its compiled form) exceeds the
+    /// allowance.
     TooLarge,
 }
 
-/// Compiles `template` into an anchored expression matching exactly its expansions.
+/// Compiles `template` into an anchored expression matching exactly its expansions. An
+/// expression whose text alone is longer than the allowance could not compile within it
+/// (a program takes more bytes than its text), so it is refused before it is built: the
+/// text of distinct variables grows with the square of their count.
 pub(super) fn compile(template: &str, allowance: &mut Allowance) -> Result<Bounded, TemplateError> {
+    let limit = allowance.left();
     let mut pattern = String::from("^(?:");
     for part in parse(template)? {
-        let budget = PATTERN_LIMIT.saturating_sub(pattern.len());
+        let budget = limit.saturating_sub(pattern.len());
         let text = match part {
             Part::Literal(text) => Some(escape(&text)),
             Part::Expression(op, vars) => expression_pattern(op, &vars, budget),

@@ -15,7 +15,9 @@ use urlpattern::{
     RegexSyntax, UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions,
 };
 
-use super::budget::{self, Allowance, Bounded, BuildFailure, ChargeError, MatcherBudget, Overrun};
+use super::budget::{
+    self, Allowance, Bounded, BuildFailure, ChargeError, Lending, MatcherBudget, Overrun,
+};
 use super::template::{self, TemplateError};
 use super::text::has_control;
 use super::MAX_MATCHER_BYTES;
@@ -252,15 +254,16 @@ fn url_pattern(
     base: &Url,
     allowance: &mut Allowance,
 ) -> Result<UrlPattern<Bounded>, BuildFailure> {
-    let (parsed, overrun) = budget::with_lent(allowance, || {
+    let (parsed, lending) = budget::with_lent(allowance, || {
         let init = UrlPatternInit::parse_constructor_string::<Bounded>(text, Some(base.clone()))
             .map_err(|_| ())?;
         UrlPattern::parse(init, UrlPatternOptions::default()).map_err(|_| ())
     });
-    match (parsed, overrun) {
-        (Ok(pattern), _) => Ok(pattern),
-        (Err(()), true) => Err(BuildFailure::TooLarge),
-        (Err(()), false) => Err(BuildFailure::Syntax),
+    // A pattern is used only when every expression in it was built.
+    match (parsed, lending) {
+        (Ok(pattern), Lending::Built) => Ok(pattern),
+        (_, Lending::Overrun) => Err(BuildFailure::TooLarge),
+        _ => Err(BuildFailure::Syntax),
     }
 }
 
@@ -478,5 +481,30 @@ mod tests {
         );
         assert_eq!(MatcherKind::from_match_type("Exact"), None);
         assert_eq!(MatcherKind::Selector.match_type(), None);
+    }
+
+    #[test]
+    fn a_url_pattern_near_its_bound_either_matches_or_is_refused_never_silent() {
+        use super::super::budget::MatcherLimits;
+        // One class of letters and digits per path segment; tight bounds around its cost.
+        let spec = TopicSpec::new(
+            MatcherKind::UrlPattern,
+            "https://ex.test/:a([\\p{L}\\p{N}])/:b([\\p{L}\\p{N}])",
+        );
+        let topic = "https://ex.test/x/7";
+        let full = matcher(MatcherKind::UrlPattern, &spec.text).cost();
+        for bound in (full / 4..=full + 4096).step_by(1024) {
+            let limits = MatcherLimits {
+                matcher_bytes: bound,
+                subscriber_bytes: bound,
+            };
+            match TopicMatcher::compile(&spec, R, &mut MatcherBudget::new(limits)) {
+                Ok(m) => assert!(
+                    m.matches(topic),
+                    "compiled within {bound} but matches nothing"
+                ),
+                Err(e) => assert!(matches!(e, MatcherError::TooComplex(_)), "{e:?}"),
+            }
+        }
     }
 }

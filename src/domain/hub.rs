@@ -181,8 +181,15 @@ impl<O: Outlet, L: EventLog, S: Filter> Hub<O, L, S> {
                 max: self.stream.settings().max_listeners,
             });
         }
-        let held: usize = self.subscribers().map(S::footprint).sum();
-        if held.saturating_add(subscriber.footprint()) > self.max_matcher_bytes {
+        let fits = |hub: &Self| {
+            let held: usize = hub.subscribers().map(S::footprint).sum();
+            held.saturating_add(subscriber.footprint()) <= hub.max_matcher_bytes
+        };
+        // Subscribers known to be gone hold nothing: removed before refusing.
+        if !fits(self) {
+            self.stream.sweep();
+        }
+        if !fits(self) {
             return Err(HubError::MatchersFull {
                 max: self.max_matcher_bytes,
             });

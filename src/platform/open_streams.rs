@@ -18,8 +18,9 @@ use worker::State;
 /// The property of `globalThis` that holds the map: object id -> `Set` of writers.
 const GLOBAL_KEY: &str = "__sseEdgeOpenStreams";
 
-/// One object's entry in the map.
+/// One object's entry in the map (present while it has open streams).
 pub struct OpenStreams {
+    id: JsValue,
     writers: Set,
 }
 
@@ -35,7 +36,8 @@ impl OpenStreams {
             left.for_each(&mut |writer, _, _| {
                 // Only writers are ever put in the set.
                 let writer: &WritableStreamDefaultWriter = writer.unchecked_ref();
-                let _ = writer.close();
+                // Many of them errored already (their client left meanwhile).
+                super::outlet::ignore_rejection(writer.close());
                 closed += 1;
             });
             if closed > 0 {
@@ -45,17 +47,27 @@ impl OpenStreams {
                 );
             }
         }
-        let writers = Set::new(&JsValue::UNDEFINED);
-        map.set(&id, &writers);
-        OpenStreams { writers }
+        map.delete(&id);
+        OpenStreams {
+            id,
+            writers: Set::new(&JsValue::UNDEFINED),
+        }
     }
 
     pub fn add(&self, writer: &WritableStreamDefaultWriter) {
+        if self.writers.size() == 0 {
+            global_map().set(&self.id, &self.writers);
+        }
         self.writers.add(writer);
     }
 
+    /// Forgets a stream; an object with none left leaves the map, so the map holds only
+    /// objects that feed streams.
     pub fn remove(&self, writer: &WritableStreamDefaultWriter) {
         self.writers.delete(writer);
+        if self.writers.size() == 0 {
+            global_map().delete(&self.id);
+        }
     }
 }
 

@@ -67,7 +67,7 @@ thread_local! {
     static IGNORE_REJECTION: RefCell<Closure<dyn FnMut(JsValue)>> = RefCell::new(Closure::new(|_| {}));
 }
 
-fn ignore_rejection(promise: Promise) {
+pub(super) fn ignore_rejection(promise: Promise) {
     IGNORE_REJECTION.with(|handler| {
         let _ = promise.catch(&handler.borrow());
     });

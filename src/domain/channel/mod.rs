@@ -375,6 +375,12 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         self.announcer.len() + below < self.settings.max_listeners
     }
 
+    /// Removes the listeners whose client is known to be gone.
+    pub fn sweep(&mut self) {
+        let gone = self.announcer.sweep();
+        self.counters.record_gone(gone);
+    }
+
     /// Writes a keep-alive to every listener, so that the runtime finds out which clients
     /// are gone (a write to a vanished client fails); [`Channel::has_room`] then sees it.
     pub fn probe(&mut self) {

@@ -85,7 +85,15 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         self.announcer
             .update_interests(|seat| seat.after = EventId(0));
         self.relays.close_where(|_| true);
-        self.origin = Origin::Relayed(Upstream::StartingOver { after: asked });
+        // A face that tells holes with a gap waits for the parent's (its first frame);
+        // one that does not is live again at once.
+        self.origin = if F::TELLS_GAPS {
+            Origin::Relayed(Upstream::StartingOver { after: asked })
+        } else {
+            Origin::Relayed(Upstream::Live {
+                known_from: EventId(0),
+            })
+        };
     }
 
     /// Ends every listener's and child's stream, after what is queued, when this node
@@ -135,13 +143,17 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
                 key: frame.seq.and(frame.id.clone()),
                 route: frame.route.clone(),
             };
-            // A route that does not read back is no one's: never shown by mistake.
-            let route = event.route.as_deref().map(|stored| {
-                Route::from_stored(stored).unwrap_or(Route {
-                    topics: Vec::new(),
-                    private: true,
-                })
-            });
+            // A routed event whose route does not read back, or is missing, is no one's:
+            // never shown by mistake.
+            let no_one = || Route {
+                topics: Vec::new(),
+                private: true,
+            };
+            let route = match (frame.seq, event.route.as_deref()) {
+                (_, Some(stored)) => Some(Route::from_stored(stored).unwrap_or_else(no_one)),
+                (Some(_), None) => Some(no_one()),
+                (None, None) => None,
+            };
             self.outbox.push(event.clone(), true, route);
             if id > known_from {
                 kept.push(event);

@@ -109,6 +109,9 @@ impl Outbox {
         chunk: &O::Chunk,
         watermark: impl Fn(&I) -> EventId,
     ) -> Fanout {
+        if relays.is_empty() {
+            return Fanout::default();
+        }
         if !self.routed {
             return self.announce_after(relays, chunk, false, watermark);
         }

@@ -115,11 +115,7 @@ impl Channel {
         match call.request {
             ChannelRequest::Listen { last_seen, region } => self.listen(last_seen, region).await,
             ChannelRequest::Relay { child, last_seen } => self.relay(child, last_seen).await,
-            ChannelRequest::Replay {
-                after,
-                through,
-                timed,
-            } => self.replay(after, through, timed).await,
+            ChannelRequest::Replay { after, through } => self.replay(after, through).await,
             ChannelRequest::Report {
                 child,
                 listeners,
@@ -203,9 +199,9 @@ impl Channel {
         let capacity = self.with_hosted(|h| h.config.queue_capacity);
         for _ in 0..REPLAY_ATTEMPTS {
             let through = self.with_hosted(|h| h.channel.holds_through());
-            // Timed, so that routes travel with the events: the engine gives each seat what
-            // is its (a listener what its filter admits, a child everything).
-            let (replay, upstream) = self.ask_parent_replay(after, through, true).await?;
+            // Routes travel with the events: the engine gives each seat what is its (a
+            // listener what its filter admits, a child everything).
+            let (replay, upstream) = self.ask_parent_replay(after, through).await?;
             let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
             let joined = self.with_hosted(|h| {
                 h.channel
@@ -225,18 +221,11 @@ impl Channel {
 
     /// The replay for a resume after `after`, through at least `through`: from here, or
     /// from above.
-    async fn replay(
-        &self,
-        after: EventId,
-        through: EventId,
-        timed: bool,
-    ) -> Result<Response, Error> {
-        let answered = self.with_hosted(|h| h.channel.replay(after, through, timed, now_ms()));
+    async fn replay(&self, after: EventId, through: EventId) -> Result<Response, Error> {
+        let answered = self.with_hosted(|h| h.channel.replay(after, through, now_ms()));
         let (text, position) = match answered {
             // Only below the root: the root answers every replay itself.
-            Err(SubscribeError::NotCovered) => {
-                self.ask_parent_replay(after, through, timed).await?
-            }
+            Err(SubscribeError::NotCovered) => self.ask_parent_replay(after, through).await?,
             answered => answered?,
         };
         let mut response = Response::ok(text)?;
@@ -252,17 +241,12 @@ impl Channel {
         &self,
         after: EventId,
         through: EventId,
-        timed: bool,
     ) -> Result<(String, EventId), Error> {
         let parent = self
             .path()
             .parent()
             .ok_or_else(|| Error::Contract("a replay asked above the root".into()))?;
-        let request = ChannelRequest::Replay {
-            after,
-            through,
-            timed,
-        };
+        let request = ChannelRequest::Replay { after, through };
         let call = ChannelCall::to_node(self.channel_name(), parent, request);
         let mut response = ask_node(&call, &self.env, 200).await?;
         let position = position_of(&response)?;

@@ -48,7 +48,6 @@ const REGION: &str = "region";
 const CHILD: &str = "child";
 const LISTENERS: &str = "listeners";
 const THROUGH: &str = "through";
-const TIMED: &str = "timed";
 const DELIVERED: &str = "delivered";
 const DROPPED_SLOW: &str = "droppedSlow";
 const DROPPED_GONE: &str = "droppedGone";
@@ -128,13 +127,10 @@ pub enum ChannelRequest {
         last_seen: Option<EventId>,
     },
     /// The replay for a resume after `after`, as a body, for a child that does not hold
-    /// it; it must bring the child at least to `through`. `timed`: each event says when
-    /// it was published (for a relay; never for a listener).
-    Replay {
-        after: EventId,
-        through: EventId,
-        timed: bool,
-    },
+    /// it; it must bring the child at least to `through`. Each event comes as objects
+    /// write to each other (its publication time, and a routed event's sequence number
+    /// and route): the child gives each of its seats what is theirs.
+    Replay { after: EventId, through: EventId },
     /// A child's subtree holds `listeners` listeners; a child that emptied hands up what
     /// it counted (`handed`), for the channel's stats to keep.
     Report {
@@ -228,16 +224,9 @@ impl ChannelCall {
                         query.append_pair(LAST_EVENT_ID, &id.to_string());
                     }
                 }
-                ChannelRequest::Replay {
-                    after,
-                    through,
-                    timed,
-                } => {
+                ChannelRequest::Replay { after, through } => {
                     query.append_pair(LAST_EVENT_ID, &after.to_string());
                     query.append_pair(THROUGH, &through.to_string());
-                    if *timed {
-                        query.append_pair(TIMED, "1");
-                    }
                 }
                 ChannelRequest::Report {
                     child,
@@ -320,7 +309,6 @@ impl ChannelCall {
                 through: param(THROUGH)
                     .and_then(|t| EventId::parse(&t).ok())
                     .ok_or_else(|| bad("replay without through"))?,
-                timed: param(TIMED).is_some(),
             },
             (Method::Post, REPORT) => {
                 let count = |name: &str| {
@@ -561,12 +549,10 @@ mod tests {
             ChannelRequest::Replay {
                 after: EventId(0),
                 through: EventId(12),
-                timed: false,
             },
             ChannelRequest::Replay {
                 after: EventId(3),
                 through: EventId(3),
-                timed: true,
             },
             ChannelRequest::Report {
                 child: node("apac.1"),

@@ -72,7 +72,7 @@ impl<F: Filter + Clone> Below<F> {
         let position = match parent.join(seat.clone(), self.relay.clone(), Some(last), now_ms) {
             Err(SubscribeError::NotCovered) => {
                 let through = parent.holds_through();
-                let (replay, upstream) = above.replay(last, through, true, now_ms).unwrap();
+                let (replay, upstream) = above.replay(last, through, now_ms).unwrap();
                 parent
                     .join_replayed(seat, self.relay.clone(), &replay, upstream, through, now_ms)
                     .unwrap()
@@ -151,7 +151,7 @@ fn a_resume_below_the_root_is_answered_there_or_from_above_without_loss_or_doubl
         leaf.node.subscribe(far.clone(), Some(EventId(2)), 9),
         Err(SubscribeError::NotCovered)
     );
-    let (replay, upstream) = root.replay(EventId(2), EventId(0), false, 9).unwrap();
+    let (replay, upstream) = root.replay(EventId(2), EventId(0), 9).unwrap();
     // The root publishes while the answer travels; the node has not relayed it yet.
     publish_n(&mut root, 10..=10);
     leaf.node
@@ -182,7 +182,7 @@ fn a_listener_ahead_of_its_node_gets_each_later_event_once() {
         leaf.node.subscribe(ahead.clone(), Some(EventId(6)), 6),
         Err(SubscribeError::NotCovered)
     );
-    let (replay, upstream) = root.replay(EventId(6), EventId(0), false, 6).unwrap();
+    let (replay, upstream) = root.replay(EventId(6), EventId(0), 6).unwrap();
     assert_eq!((replay.as_str(), upstream), ("", EventId(6)));
     leaf.node
         .join_replayed(
@@ -245,7 +245,7 @@ fn a_gap_upstream_reaches_the_listeners_below_and_resumes_there_say_gap_like_the
     );
     // Both answer a resume from 1 the same way.
     let at_root = listen(&mut root, Some(1));
-    let (replay, upstream) = root.replay(EventId(1), EventId(0), false, 6).unwrap();
+    let (replay, upstream) = root.replay(EventId(1), EventId(0), 6).unwrap();
     let below = TestOutlet::default();
     leaf.node
         .join_replayed(
@@ -402,7 +402,7 @@ fn resume_below(node: &mut Node, root: &mut Node, after: u64, now_ms: u64) -> Te
     match node.subscribe(o.clone(), Some(after), now_ms) {
         Err(SubscribeError::NotCovered) => {
             let through = node.holds_through();
-            let (replay, upstream) = root.replay(after, through, false, now_ms).unwrap();
+            let (replay, upstream) = root.replay(after, through, now_ms).unwrap();
             node.join_replayed(
                 SeatKind::Listener(Everyone),
                 o.clone(),
@@ -542,7 +542,7 @@ fn a_node_seats_no_one_on_a_replay_from_a_root_that_is_behind_it() {
     let joined = head.node.subscribe(o.clone(), Some(after), 6);
     assert_eq!(joined, Err(SubscribeError::NotCovered));
     let through = head.node.holds_through();
-    let (replay, upstream) = root.replay(after, through, false, 6).unwrap();
+    let (replay, upstream) = root.replay(after, through, 6).unwrap();
     assert_eq!(upstream, EventId(2), "the root answers with its own head");
     let joined = head.node.join_replayed(
         SeatKind::Listener(Everyone),

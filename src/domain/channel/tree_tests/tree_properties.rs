@@ -144,9 +144,9 @@ impl<F: Filter + Clone> Tree<F> {
     fn replay(&mut self, at: usize, after: EventId, through: EventId) -> (String, EventId) {
         let now = self.now;
         if at == 0 {
-            return self.root.replay(after, through, true, now).unwrap();
+            return self.root.replay(after, through, now).unwrap();
         }
-        match self.below[at - 1].node.replay(after, through, true, now) {
+        match self.below[at - 1].node.replay(after, through, now) {
             Err(SubscribeError::NotCovered) => self.replay(at - 1, after, through),
             answered => answered.unwrap(),
         }

@@ -1,38 +1,12 @@
-//! The one contract between the Worker and its Durable Objects: the requests each object
-//! understands, how the Worker sends one (`send`) and how the object reads it back
-//! (`read`). Both ends live here and are tested as pairs: [`ChannelCall`] for a channel's
-//! object, [`HubCall`] for the Mercure hub's.
-//!
-//! On the wire a call is an internal HTTP request (a stub routes by object, not by URL,
-//! so the origin is never resolved). The Worker has already validated everything, so a
-//! publish travels as its data in the body and its type and retry in the query: the
-//! object parses no JSON.
-//!
-//! A channel's objects form a tree (see [`crate::domain::tree`]); a call names the node
-//! it is for (the root unless said). Nodes talk to each other over the same contract: a
-//! child takes its stream from its parent with [`ChannelRequest::Relay`], asks it for a
-//! resume it does not hold with [`ChannelRequest::Replay`], and reports its audience
-//! with [`ChannelRequest::Report`]. Two answers carry more than a body: a node that sends
-//! a listener further down answers [`PLACED_STATUS`] with the node in [`NODE_HEADER`],
-//! and a stream or replay says the id it goes on after in [`POSITION_HEADER`].
+//! A channel's calls: what a channel's object (its root, or a node of its tree) is asked
+//! to do, as an internal request whose query and body carry it.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
-use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit, Response, Url};
 
-use super::error::Error;
+use super::CHANNEL_BINDING;
 use crate::domain::form;
-use crate::domain::mercure::{GrantsSpec, TopicSpec, Update};
 use crate::domain::{ChannelName, Counters, EventId, Message, NodePath, Region};
-
-/// The Durable Object namespace bindings (wrangler.toml `[[durable_objects.bindings]]`).
-pub const CHANNEL_BINDING: &str = "CHANNEL";
-pub const HUB_BINDING: &str = "HUB";
-/// The one hub object's name.
-const HUB_NAME: &str = "hub";
-const HUB_URL: &str = "https://hub.internal/";
+use crate::platform::error::Error;
 
 const ORIGIN: &str = "https://channel.internal";
 const LISTEN: &str = "/listen";
@@ -55,62 +29,6 @@ const LAST_EVENT_ID: &str = "lastEventId";
 const EVENT: &str = "event";
 const RETRY: &str = "retry";
 const ALLOW_ORIGIN: &str = "allowOrigin";
-
-/// The status of a listen that a node sends further down its tree: not a stream.
-pub const PLACED_STATUS: u16 = 307;
-/// The node a listen goes to next ([`PLACED_STATUS`]), or, on a stream, the node that
-/// serves it.
-pub const NODE_HEADER: &str = "Sse-Node";
-/// On a stream or a replay: the id after which it goes on.
-pub const POSITION_HEADER: &str = "Sse-Position";
-/// The most nodes a listen walks through before it is seated (a tree is never deeper).
-const MAX_HOPS: usize = crate::domain::tree::MAX_DEPTH + 1;
-
-/// How long a Worker goes straight to the region head the root sent it to.
-pub const HEAD_MEMORY_MS: f64 = 10_000.0;
-/// Most channels and regions whose heads a Worker remembers (the oldest go first).
-const HEADS_REMEMBERED: usize = 1024;
-
-type HeadKey = (String, Region);
-
-thread_local! {
-    /// Region heads the root named, per channel and region, with when that was.
-    static HEADS: RefCell<HashMap<HeadKey, (NodePath, f64)>> = RefCell::new(HashMap::new());
-}
-
-fn known_head(channel: &ChannelName, region: Region) -> Option<NodePath> {
-    let now = worker::Date::now().as_millis() as f64;
-    let key = (channel.as_str().to_string(), region);
-    HEADS.with(|heads| {
-        let mut heads = heads.borrow_mut();
-        match heads.get(&key) {
-            Some((head, at)) if now - at < HEAD_MEMORY_MS => Some(head.clone()),
-            Some(_) => {
-                heads.remove(&key);
-                None
-            }
-            None => None,
-        }
-    })
-}
-
-fn remember_head(channel: &ChannelName, region: Region, head: &NodePath) {
-    let now = worker::Date::now().as_millis() as f64;
-    HEADS.with(|heads| {
-        let mut heads = heads.borrow_mut();
-        if heads.len() >= HEADS_REMEMBERED {
-            let oldest = heads
-                .iter()
-                .min_by(|a, b| (a.1).1.total_cmp(&(b.1).1))
-                .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
-                heads.remove(&oldest);
-            }
-        }
-        let key = (channel.as_str().to_string(), region);
-        heads.insert(key, (head.clone(), now));
-    });
-}
 
 /// What a channel's object is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,41 +307,6 @@ impl ChannelCall {
         Ok(stub.fetch_with_request(request).await?)
     }
 
-    /// Sends a listen to the channel's root and on down the tree, as each node places it,
-    /// until one seats it: its stream comes back untouched.
-    ///
-    /// A Worker that was sent to a region's head remembers it for [`HEAD_MEMORY_MS`] and
-    /// starts there, so that the root of a big channel is not in every walk (a deploy's
-    /// reconnects would all pass through its one thread).
-    pub async fn listen(self, env: &Env) -> Result<Response, Error> {
-        let mut call = self;
-        let region = match &call.request {
-            ChannelRequest::Listen { region, .. } => *region,
-            _ => return Err(Error::Contract("a walk is for a listen".into())),
-        };
-        if let Some(head) = known_head(&call.channel, region) {
-            call.node = head;
-        }
-        for _ in 0..MAX_HOPS {
-            let response = call.send(env).await?;
-            if response.status_code() != PLACED_STATUS {
-                return Ok(response);
-            }
-            let next = response
-                .headers()
-                .get(NODE_HEADER)?
-                .and_then(|n| NodePath::parse(&n).ok())
-                .ok_or_else(|| Error::Contract("a placement without its node".into()))?;
-            if call.node.is_root() {
-                remember_head(&call.channel, region, &next);
-            }
-            call.node = next;
-        }
-        Err(Error::TreeBusy(
-            "the tree kept placing the listener further down",
-        ))
-    }
-
     /// Reads the call an object received (its body too, so none is left unread). The
     /// body is read as bytes: decoding it as text would drop a leading U+FEFF of the data.
     pub async fn read(req: &mut Request) -> Result<ChannelCall, Error> {
@@ -440,58 +323,6 @@ impl ChannelCall {
             url: req.url()?,
             body,
         })
-    }
-}
-
-/// What the Mercure hub's object is asked to do. The Worker has verified the token and
-/// validated the request; the object matches and stores.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum HubCall {
-    /// Open a stream for a subscriber.
-    Subscribe {
-        /// R, the hub's URL as the client addressed it (relative patterns resolve to it).
-        base: String,
-        subscriber_id: String,
-        specs: Vec<TopicSpec>,
-        grants: Option<GrantsSpec>,
-        /// The resume cursor: an id, or `earliest`.
-        cursor: Option<String>,
-    },
-    /// Dispatch an update; `id` is the publisher's or a generated one.
-    Publish { update: Update, id: String },
-    /// Answer the subscriptions API (§7.3): the path's remainder after
-    /// `/.well-known/mercure/subscriptions`, raw, and the whole path as received.
-    Subscriptions {
-        base: String,
-        remainder: String,
-        raw_path: String,
-        grants: GrantsSpec,
-        if_none_match: Option<String>,
-    },
-}
-
-impl HubCall {
-    /// The call's wire form: a JSON body.
-    pub fn to_wire(&self) -> String {
-        serde_json::to_string(self).expect("a hub call is always JSON")
-    }
-
-    pub fn from_wire(body: &str) -> Result<HubCall, Error> {
-        serde_json::from_str(body).map_err(|e| Error::Contract(format!("hub call: {e}")))
-    }
-
-    /// Sends the call to the hub's object; its response comes back untouched.
-    pub async fn send(&self, env: &Env) -> Result<Response, Error> {
-        let stub = env.durable_object(HUB_BINDING)?.get_by_name(HUB_NAME)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(self.to_wire().into()));
-        let request = Request::new_with_init(HUB_URL, &init)?;
-        Ok(stub.fetch_with_request(request).await?)
-    }
-
-    pub async fn read(req: &mut Request) -> Result<HubCall, Error> {
-        HubCall::from_wire(&req.text().await?)
     }
 }
 
@@ -691,72 +522,5 @@ mod tests {
             let e = ChannelCall::from_wire(bad.clone()).unwrap_err();
             assert!(matches!(e, Error::Contract(_)), "{bad:?}: {e}");
         }
-    }
-
-    #[test]
-    fn a_hub_call_reads_back_as_it_was_sent_grants_and_all() {
-        use crate::domain::mercure::{verify, MatcherBudget, MatcherKind, TokenContext};
-        // A 0.x token granting subscribe on a template, signed by hand.
-        let grants = {
-            use base64::Engine;
-            use hmac::{KeyInit, Mac};
-            let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-            let signing = format!(
-                "{}.{}",
-                b64(r#"{"alg":"HS256"}"#),
-                b64(r#"{"mercure":{"subscribe":["https://a.test/{x}"],"payload":{"u":1}}}"#)
-            );
-            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
-            mac.update(signing.as_bytes());
-            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(mac.finalize().into_bytes());
-            let ctx = TokenContext {
-                now_s: 0,
-                issuers: vec![],
-                resource: "http://h.test/.well-known/mercure".into(),
-                limits: Default::default(),
-            };
-            verify(&format!("{signing}.{sig}"), b"k", &ctx).unwrap()
-        };
-        let call = HubCall::Subscribe {
-            base: "http://h.test/.well-known/mercure".into(),
-            subscriber_id: "urn:uuid:1".into(),
-            specs: vec![TopicSpec::new(MatcherKind::UrlPattern, "/books/:id")],
-            grants: Some(grants.spec()),
-            cursor: Some("earliest".into()),
-        };
-        let back = HubCall::from_wire(&call.to_wire()).unwrap();
-        assert_eq!(back.to_wire(), call.to_wire());
-        let HubCall::Subscribe { grants, .. } = back else {
-            panic!("not a subscribe")
-        };
-        let grants = grants
-            .unwrap()
-            .compile(&mut MatcherBudget::new(Default::default()))
-            .unwrap();
-        assert!(grants.allows(
-            crate::domain::mercure::Action::Subscribe,
-            "https://a.test/y"
-        ));
-        assert!(!grants.allows(
-            crate::domain::mercure::Action::Subscribe,
-            "https://b.test/y"
-        ));
-        let publish = HubCall::Publish {
-            update: Update {
-                topics: vec!["t".into()],
-                data: "a\nb".into(),
-                private: true,
-                id: None,
-                event_type: Some("x".into()),
-                retry_ms: Some(3),
-            },
-            id: "urn:uuid:2".into(),
-        };
-        assert_eq!(
-            HubCall::from_wire(&publish.to_wire()).unwrap().to_wire(),
-            publish.to_wire()
-        );
-        assert!(matches!(HubCall::from_wire("{}"), Err(Error::Contract(_))));
     }
 }

@@ -13,7 +13,9 @@ use sha2::{Sha256, Sha512};
 use sse_edge::domain::mercure::token::{
     verify, Action, Generation, Grants, TokenContext, TokenError, MAX_DETAILS,
 };
-use sse_edge::domain::mercure::{GrantsSpec, MatcherBudget, MatcherKind, TopicSpec};
+use sse_edge::domain::mercure::{
+    verify_spec, GrantsSpec, MatcherBudget, MatcherKind, MatcherLimits, TopicSpec,
+};
 
 const KEY: &[u8] = b"!ChangeThisMercureHubJWTSecretKey!";
 const R: &str = "http://127.0.0.1:8787/.well-known/mercure";
@@ -1110,4 +1112,44 @@ fn a_token_whose_matchers_are_too_complex_to_compile_is_refused() {
     let grants = check(&mint(HS256, json!({"mercure": {"subscribe": few}}))).unwrap();
     assert!(grants.cost() > 0 && grants.cost() <= 1024 * 1024);
     assert!(grants.allows(Action::Subscribe, "https://a.test/2/abc"));
+}
+
+#[test]
+fn grants_passed_on_are_checked_not_compiled_and_compile_where_they_are_used() {
+    let heavy = mint(
+        HS256,
+        json!({"mercure": {"subscribe": ["https://a.test/{v:100}", "https://a.test/{id}"]}}),
+    );
+    // Checking costs nothing of the budget: a heavy token passes the check...
+    let tiny = TokenContext {
+        limits: MatcherLimits {
+            matcher_bytes: 1024,
+            subscriber_bytes: 1024,
+        },
+        ..ctx()
+    };
+    let spec = verify_spec(&heavy, KEY, &tiny).unwrap();
+    // ...and is refused where it is compiled, as verify refuses it at once.
+    assert!(spec
+        .clone()
+        .compile(&mut MatcherBudget::new(tiny.limits))
+        .is_err());
+    assert_eq!(
+        verify(&heavy, KEY, &tiny).unwrap_err().reason(),
+        "matchers too complex"
+    );
+    // Within the default limits it compiles to the grants verify gives.
+    let grants = spec
+        .compile(&mut MatcherBudget::new(Default::default()))
+        .unwrap();
+    assert!(grants.allows(Action::Subscribe, "https://a.test/7"));
+    // What the check refuses is what compiling would: a URL pattern that does not parse.
+    let broken = v1_detail(mercure_detail(
+        json!(["subscribe"]),
+        json!([{"match": "/x/(", "match_type": "urlpattern"}]),
+    ));
+    assert_eq!(
+        verify_spec(&broken, KEY, &ctx()).unwrap_err().reason(),
+        "unparsable URL pattern"
+    );
 }

@@ -19,7 +19,8 @@ pub use budget::{MatcherBudget, MatcherLimits};
 pub use subscribe::{QueryError, SubscribeQuery};
 pub use subscriptions::{enc, ApiPath, Subscription, SUBSCRIPTIONS_PATH};
 pub use token::{
-    verify, Action, Generation, Grants, GrantsSpec, TokenContext, TokenError, DETAIL_TYPE,
+    verify, verify_spec, Action, Generation, Grants, GrantsSpec, TokenContext, TokenError,
+    DETAIL_TYPE,
 };
 pub use topic::{MatcherError, MatcherKind, TopicMatcher, TopicSpec};
 pub use update::{receives, FieldLimits, Update, UpdateError, UpdateForm};

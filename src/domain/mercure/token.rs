@@ -188,8 +188,21 @@ impl Grants {
 
 pub use wire::Grants as GrantsSpec;
 
-/// Verifies `token` with `key` (the role's HMAC secret) and reads its grants.
+/// Verifies `token` with `key` (the role's HMAC secret) and reads its grants, their
+/// matchers compiled within `ctx.limits`: for where they are used (a publish's topics).
 pub fn verify(token: &str, key: &[u8], ctx: &TokenContext) -> Result<Grants, TokenError> {
+    read(token, key, ctx, true)
+}
+
+/// As [`verify`], with the matchers only checked, not compiled: for grants passed on to the
+/// hub object, which compiles them where it uses them (a subscriber's, the subscriptions
+/// API's). What compiling may still refuse is size, which the object answers as an invalid
+/// token.
+pub fn verify_spec(token: &str, key: &[u8], ctx: &TokenContext) -> Result<GrantsSpec, TokenError> {
+    read(token, key, ctx, false).map(|grants| grants.spec())
+}
+
+fn read(token: &str, key: &[u8], ctx: &TokenContext, build: bool) -> Result<Grants, TokenError> {
     if key.is_empty() {
         return Err(invalid("no key"));
     }
@@ -229,6 +242,7 @@ pub fn verify(token: &str, key: &[u8], ctx: &TokenContext) -> Result<Grants, Tok
     let mut compiler = Compiler {
         base: &ctx.resource,
         budget: MatcherBudget::new(ctx.limits),
+        build,
     };
     let (details, payload) = match generation {
         Generation::V0 => v0_grants(&claims, &mut compiler)?,
@@ -243,10 +257,12 @@ pub fn verify(token: &str, key: &[u8], ctx: &TokenContext) -> Result<Grants, Tok
     })
 }
 
-/// Compiles a token's matchers against R, all within one budget.
+/// Compiles a token's matchers against R, all within one budget, or (`build` false) only
+/// checks them.
 struct Compiler<'a> {
     base: &'a str,
     budget: MatcherBudget,
+    build: bool,
 }
 
 impl Compiler<'_> {
@@ -255,7 +271,11 @@ impl Compiler<'_> {
         spec: &TopicSpec,
         reason: &'static str,
     ) -> Result<TopicMatcher, TokenError> {
-        TopicMatcher::compile(spec, self.base, &mut self.budget).map_err(|e| match e {
+        let matcher = match self.build {
+            true => TopicMatcher::compile(spec, self.base, &mut self.budget),
+            false => TopicMatcher::unbuilt(spec, self.base),
+        };
+        matcher.map_err(|e| match e {
             MatcherError::TooComplex(_) => invalid("matchers too complex"),
             _ => invalid(reason),
         })

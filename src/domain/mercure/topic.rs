@@ -139,6 +139,8 @@ pub struct TopicMatcher {
 enum Compiled {
     Everything,
     Equal,
+    /// Checked, not compiled: matches nothing (see [`TopicMatcher::unbuilt`]).
+    Unbuilt,
     /// A selector that is a URI template: equal, or an expansion.
     Template(Arc<Bounded>),
     UrlPattern(Arc<UrlPattern<Bounded>>, Url),
@@ -187,6 +189,17 @@ impl TopicMatcher {
         }
     }
 
+    /// `spec` checked ([`check_syntax`]) but not compiled, for grants that are only passed
+    /// on to where they are used: it matches nothing, so a mistaken use denies.
+    pub(super) fn unbuilt(spec: &TopicSpec, base: &str) -> Result<TopicMatcher, MatcherError> {
+        check_syntax(spec, base)?;
+        Ok(TopicMatcher {
+            spec: spec.clone(),
+            compiled: Compiled::Unbuilt,
+            cost: 0,
+        })
+    }
+
     /// A matcher that compiles to nothing: everything, or exact equality.
     fn cheap(spec: &TopicSpec, everything: bool) -> TopicMatcher {
         TopicMatcher {
@@ -210,6 +223,7 @@ impl TopicMatcher {
         match &self.compiled {
             Compiled::Everything => true,
             Compiled::Equal => self.spec.text == topic,
+            Compiled::Unbuilt => false,
             Compiled::Template(regex) => self.spec.text == topic || regex.is_match(topic),
             Compiled::UrlPattern(pattern, base) => {
                 match Url::options().base_url(Some(base)).parse(topic) {

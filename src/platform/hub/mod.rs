@@ -18,8 +18,8 @@ use super::error::{Challenge, Error, HubRefusal};
 use super::http;
 use super::routes::HubRoute;
 use crate::domain::mercure::{
-    self, urn_uuid, verify, Action, FieldLimits, Grants, SubscribeQuery, TokenContext, UpdateForm,
-    DETAIL_TYPE,
+    self, urn_uuid, verify, verify_spec, Action, FieldLimits, SubscribeQuery, TokenContext,
+    TokenError, UpdateForm, DETAIL_TYPE,
 };
 use crate::domain::{BodyKind, Config};
 
@@ -46,7 +46,14 @@ impl HubRequest<'_> {
     }
 
     /// Reads and verifies the request's token with `key`; `None` when it has none.
-    fn grants(&self, key: Option<&str>, publishing: bool) -> Result<Option<Grants>, Error> {
+    /// The request's token, verified with `key` by `verify` (compiling its matchers, or
+    /// only checking them), as the grants it makes; `None` when it has none.
+    fn grants<T>(
+        &self,
+        key: Option<&str>,
+        publishing: bool,
+        verify: impl Fn(&str, &[u8], &TokenContext) -> Result<T, TokenError>,
+    ) -> Result<Option<T>, Error> {
         let headers = &self.headers;
         let authorization = headers.get("Authorization")?;
         let cookie = headers.get("Cookie")?;
@@ -124,13 +131,13 @@ pub async fn serve(
             }
             // A subscriber token is required, even for an anonymous hub (§7.4).
             let grants = hub
-                .grants(config.mercure.subscriber_key.as_deref(), false)?
+                .grants(config.mercure.subscriber_key.as_deref(), false, verify_spec)?
                 .ok_or_else(|| hub.refuse(Challenge::Missing))?;
             HubCall::Subscriptions {
                 base: hub.resource(),
                 raw_path: hub.url.path().to_string(),
                 remainder,
-                grants: grants.spec(),
+                grants,
                 if_none_match: hub.headers.get("If-None-Match")?,
             }
             .send(env)
@@ -141,7 +148,12 @@ pub async fn serve(
 
 /// `GET /.well-known/mercure` (§6).
 async fn subscribe(hub: &HubRequest<'_>, env: &Env) -> Result<Response, Error> {
-    let grants = hub.grants(hub.config.mercure.subscriber_key.as_deref(), false)?;
+    // Passed on: the object compiles them where it uses them.
+    let grants = hub.grants(
+        hub.config.mercure.subscriber_key.as_deref(),
+        false,
+        verify_spec,
+    )?;
     if grants.is_none() && !hub.config.mercure.anonymous {
         return Err(hub.refuse(Challenge::Missing));
     }
@@ -156,7 +168,7 @@ async fn subscribe(hub: &HubRequest<'_>, env: &Env) -> Result<Response, Error> {
         base: hub.resource(),
         subscriber_id: random_id()?,
         specs: query.specs().to_vec(),
-        grants: grants.as_ref().map(Grants::spec),
+        grants,
         cursor,
     }
     .send(env)
@@ -166,7 +178,7 @@ async fn subscribe(hub: &HubRequest<'_>, env: &Env) -> Result<Response, Error> {
 /// `POST /.well-known/mercure` (§4), checked in the order of §4.1.
 async fn read_publish(hub: &HubRequest<'_>, req: &mut Request) -> Result<HubCall, Error> {
     let grants = hub
-        .grants(hub.config.mercure.publisher_key.as_deref(), true)?
+        .grants(hub.config.mercure.publisher_key.as_deref(), true, verify)?
         .ok_or_else(|| hub.refuse(Challenge::Missing))?;
     // A form and nothing else, its type read as a channel's is (§4.2); none is no form.
     let content_type = req.headers().get("Content-Type")?;

@@ -156,7 +156,7 @@ impl Hub {
                 if_none_match,
             } => {
                 let limits = self.with_hosted(|h| h.config.mercure.matcher_limits);
-                let grants = compile_grants(grants, &mut MatcherBudget::new(limits))?;
+                let grants = compile_grants(grants, &mut MatcherBudget::new(limits), &base)?;
                 self.subscriptions(&base, &remainder, &raw_path, &grants, if_none_match)
             }
         }
@@ -174,7 +174,9 @@ impl Hub {
     ) -> Result<Subscriber, Error> {
         let limits = self.with_hosted(|h| h.config.mercure.matcher_limits);
         let mut budget = MatcherBudget::new(limits);
-        let grants = grants.map(|g| compile_grants(g, &mut budget)).transpose()?;
+        let grants = grants
+            .map(|g| compile_grants(g, &mut budget, base))
+            .transpose()?;
         Ok(Subscriber {
             id,
             matchers: compile(specs, base, &mut budget)?,
@@ -305,11 +307,21 @@ impl Hub {
     }
 }
 
-/// Compiles grants the Worker verified within the same limits.
-fn compile_grants(grants: GrantsSpec, budget: &mut MatcherBudget) -> Result<Grants, Error> {
-    grants
-        .compile(budget)
-        .map_err(|e| Error::Contract(format!("grants: {e}")))
+/// Compiles grants the Worker verified (checking, not compiling, their matchers). Grants
+/// whose matchers cannot be compiled within the limits are an invalid token, as the Worker
+/// answers any other bad token (§3.8).
+fn compile_grants(
+    grants: GrantsSpec,
+    budget: &mut MatcherBudget,
+    base: &str,
+) -> Result<Grants, Error> {
+    grants.compile(budget).map_err(|e| {
+        worker::console_log!("hub token refused: its matchers: {e}");
+        Error::Hub(HubRefusal {
+            kind: Challenge::InvalidToken,
+            metadata_url: metadata_url(base),
+        })
+    })
 }
 
 impl DurableObject for Hub {

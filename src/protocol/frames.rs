@@ -20,7 +20,7 @@ pub struct RawFrame {
     /// The frame, its closing empty line included.
     pub text: String,
     pub id: Option<String>,
-    /// When it was published, if the stream said ([`timed`]).
+    /// When it was published, if the stream said ([`relayed`]).
     pub at_ms: Option<u64>,
     /// A routed event's sequence number (its `id:` is then its public key).
     pub seq: Option<u64>,
@@ -32,11 +32,6 @@ pub struct RawFrame {
 const AT: &str = ": at ";
 const SEQ: &str = ": seq ";
 const ROUTE: &str = ": route ";
-
-/// `frame`, saying it was published at `at_ms` (for a stream between objects).
-pub fn timed(frame: &str, at_ms: u64) -> String {
-    relayed(frame, Some(at_ms), None)
-}
 
 /// `frame` for a stream between objects: when it was published (when known), and for a
 /// routed event its sequence number and stored route (`route`: none for other events).
@@ -193,7 +188,7 @@ mod tests {
         let frame = Event::new("x").with_id("7").unwrap().encode();
         let stream = format!(
             "{}{}",
-            timed(&frame, 1_733_000_000_123),
+            relayed(&frame, Some(1_733_000_000_123), None),
             comment("keep-alive")
         );
         let frames = FrameReader::new().feed(stream.as_bytes());

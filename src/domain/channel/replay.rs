@@ -58,7 +58,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         if !self.reaches(through) {
             return Err(SubscribeError::NotCovered);
         }
-        let text = self.replay_for(after, true, None, now_ms)?;
+        let text = self.replay_for(after, None, now_ms)?;
         Ok((text, self.last_id))
     }
 
@@ -72,18 +72,19 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         now_ms: u64,
     ) -> Result<String, SubscribeError> {
         match seat {
-            SeatKind::Listener(filter) => self.replay_for(after, false, Some(filter), now_ms),
-            SeatKind::Relay(_) => self.replay_for(after, true, None, now_ms),
+            SeatKind::Listener(filter) => self.replay_for(after, Some(filter), now_ms),
+            SeatKind::Relay(_) => self.replay_for(after, None, now_ms),
         }
     }
 
     /// The replay after `after`: gap notices where the history has holes (when the face
     /// tells them: [`Filter::TELLS_GAPS`]) and the kept events `filter` admits (all, with
-    /// none); `timed`: each event with its publication time ([`protocol::timed`]).
+    /// none). With no filter the replay is for another object: every event as objects
+    /// write to each other ([`protocol::relayed`]), with its publication time and, when
+    /// routed, its sequence number and route; a listener's has the frames alone.
     fn replay_for(
         &mut self,
         after: EventId,
-        timed: bool,
         filter: Option<&F>,
         now_ms: u64,
     ) -> Result<String, SubscribeError> {
@@ -103,7 +104,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
                 Replay::Gap(gap) if F::TELLS_GAPS => gap_notice(&gap).encode_into(&mut text),
                 Replay::Gap(_) => {}
                 Replay::Event(event) if !admitted(filter, &event) => {}
-                Replay::Event(event) if timed => {
+                Replay::Event(event) if filter.is_none() => {
                     let route = event.route.as_deref().map(|r| (event.id.0, r));
                     text.push_str(&protocol::relayed(&event.frame, Some(event.at_ms), route))
                 }

@@ -9,7 +9,7 @@ use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{json, Map, Value};
 
 use sse_edge::domain::{BodyKind, ChannelName, EventId, Message, MessageLimits, PublishError};
-use sse_edge::platform::contract::{ChannelCall, ChannelRequest};
+use sse_edge::platform::contract::{StreamCall, StreamRequest, Target};
 use sse_edge::platform::error::Error;
 use sse_edge::protocol::{
     check_event_type, check_id, comment, retry, Event, FieldError, ParsedEvent, Parser,
@@ -503,10 +503,10 @@ proptest! {
     /// encodes to exactly that message on the wire.
     #[test]
     fn a_message_crosses_to_its_object_unchanged(message in valid_message(), id in any::<u64>()) {
-        let call = ChannelCall::new(ChannelName::default_channel(), ChannelRequest::Publish(message.clone()));
+        let call = StreamCall::new(Target::Channel(ChannelName::default_channel()), StreamRequest::Publish(message.clone()));
         let wire = call.to_wire();
         prop_assert_eq!(wire.body.as_deref(), Some(message.data.as_str()));
-        prop_assert_eq!(ChannelCall::from_wire(wire).ok(), Some(call));
+        prop_assert_eq!(StreamCall::from_wire(wire).ok(), Some(call));
         let events = Parser::parse_all(message.to_event(EventId(id)).encode().as_bytes());
         prop_assert_eq!(events.len(), 1);
         prop_assert_eq!(&events[0].data, &normalized(&message.data));
@@ -519,8 +519,8 @@ proptest! {
     fn parsed_messages_cross_to_the_object_unchanged(object in publish_object()) {
         let body = object.to_string();
         if let Ok(m) = Message::parse(BodyKind::Json, body.as_bytes(), None, LIMITS) {
-            let call = ChannelCall::new(ChannelName::default_channel(), ChannelRequest::Publish(m));
-            prop_assert_eq!(ChannelCall::from_wire(call.to_wire()).ok(), Some(call));
+            let call = StreamCall::new(Target::Channel(ChannelName::default_channel()), StreamRequest::Publish(m));
+            prop_assert_eq!(StreamCall::from_wire(call.to_wire()).ok(), Some(call));
         }
     }
 }

@@ -1,23 +1,23 @@
-//! The Mercure hub's state: one hub-wide, publication-ordered history of updates, and
-//! subscribers that each receive the updates their subscriptions and grants admit.
+//! The Mercure face on the stream engine: one hub-wide, publication-ordered history of
+//! updates, and subscribers that each receive the updates their subscriptions and grants
+//! admit.
 //!
-//! It is a second face on the channel's machinery, not a fork: the [`Announcer`] holds the
-//! subscribers (bounded queues, slow and vanished ones, keep-alives), the [`EventLog`] and
-//! [`HistoryPolicy`] keep the history, and every byte comes from the protocol encoder.
-//! What differs is who gets what: each subscriber carries an [`Filter`] (its
-//! subscriptions and grants, from the Mercure rules), and each update a [`Route`]
-//! (its topics, and whether it is private), stored with it so that replays filter too.
-//! A leaf of a fan-out tree can host subscribers the same way, each filtering for its own.
+//! It is rules on the engine, not a fork: a hub object is a [`Channel`] (its root, or a
+//! node of its tree) whose seats carry a [`Filter`] (a subscriber's subscriptions and
+//! grants, from the Mercure rules) and whose events carry their public id as a key and a
+//! [`Route`] (topics, and whether the update is private), stored with them so that
+//! replays, relays and resumes on any node filter too. What this module adds: the update's
+//! wire form, the cursor a subscriber resumes from, the matchers' memory bound, and the
+//! hub's errors.
 
 use crate::protocol::{self, Event};
 
-use super::announcer::{Fanout, Outlet};
-use super::channel::{Channel, ChannelSettings, SeatKind, SubscribeError};
+use super::announcer::Outlet;
+use super::channel::{Channel, ChannelSettings};
 use super::config::PublishAck;
-use super::history::{EventId, EventLog, HistoryPolicy, LogError};
+use super::history::{EventId, EventLog, LogError};
 use super::mercure::EARLIEST;
-use super::stream::{Counters, Filter, Route};
-use super::tree::TreeSettings;
+use super::stream::{Filter, Route};
 
 /// One update, ready to be stored and sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,17 +52,6 @@ pub enum Cursor {
     Earliest,
     /// The updates published after the first kept one with this id.
     After(String),
-}
-
-/// The settings of the hub.
-#[derive(Debug, Clone, Copy)]
-pub struct HubSettings {
-    pub queue_capacity: usize,
-    pub max_subscribers: usize,
-    /// What all the subscribers' matchers may hold together, in bytes.
-    pub max_matcher_bytes: usize,
-    pub retry_ms: u64,
-    pub history: HistoryPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,162 +91,95 @@ impl From<LogError> for HubError {
     }
 }
 
-/// What a subscribe found of its cursor: the `Last-Event-ID` to answer with (the
-/// requested id when it is kept, else `earliest`).
+/// Where a subscriber's stream starts, once its cursor is resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscribed {
+pub struct Resolved {
+    /// The sequence number its stream goes on after (none: from now).
+    pub after: Option<EventId>,
+    /// The `Last-Event-ID` to answer with: the requested id when it is kept, else
+    /// `earliest`; none when it asked for no cursor.
     pub last_event_id: Option<String>,
 }
 
-/// The Mercure face on the stream engine: a channel's root whose seats filter by their
-/// subscriptions and grants, whose events carry their public id as a key, and whose
-/// resumes are by that key, with holes left silent.
-pub struct Hub<O: Outlet, L: EventLog, S: Filter> {
-    stream: Channel<O, L, S>,
-    /// What all the subscribers' matchers may hold together, in bytes.
-    max_matcher_bytes: usize,
-}
-
-impl<O: Outlet, L: EventLog, S: Filter> Hub<O, L, S> {
-    pub fn new(settings: HubSettings, log: L) -> Self {
-        let engine = ChannelSettings {
-            queue_capacity: settings.queue_capacity,
-            max_listeners: settings.max_subscribers,
-            retry_ms: settings.retry_ms,
-            history: settings.history,
-            // Every update is answered once it is stored.
-            publish_ack: PublishAck::Stored,
-            // The hub is one object: no one is placed below it.
-            tree: TreeSettings {
-                listeners_per_object: 0,
-                fanout: 2,
-            },
-        };
-        Hub {
-            stream: Channel::new(engine, log),
-            max_matcher_bytes: settings.max_matcher_bytes,
+impl Resolved {
+    /// The resume after `key`, found at `seq` (none: not kept, so from now).
+    pub fn after_key(key: &str, seq: Option<EventId>) -> Self {
+        Resolved {
+            after: seq,
+            last_event_id: Some(match seq {
+                Some(_) => key.to_string(),
+                None => EARLIEST.to_string(),
+            }),
         }
     }
+}
 
-    pub fn subscribers(&self) -> impl Iterator<Item = &S> {
-        self.stream.filters()
-    }
+/// The engine's settings for the hub: every update is answered once it is stored.
+pub fn settings(mut channel: ChannelSettings) -> ChannelSettings {
+    channel.publish_ack = PublishAck::Stored;
+    channel
+}
 
-    pub fn len(&self) -> usize {
-        self.stream.listeners()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
+/// The Mercure face on the stream engine: seats that filter by their subscriptions and
+/// grants, events that carry their public id as a key, resumes by that key, with holes
+/// left silent.
+impl<O: Outlet, L: EventLog, S: Filter> Channel<O, L, S> {
     /// Stores an update in the hub's history (it is answered once stored); it goes out
-    /// with the next [`Hub::flush`].
-    pub fn publish(&mut self, update: &HubUpdate, now_ms: u64) -> Result<(), HubError> {
+    /// with the next [`Channel::flush`], to the seats that admit it.
+    pub fn publish_update(&mut self, update: &HubUpdate, now_ms: u64) -> Result<(), HubError> {
         let frame = update.encode().map_err(HubError::Field)?;
-        self.stream
-            .publish_routed(frame, update.id.clone(), update.route.clone(), now_ms)?;
+        self.publish_routed(frame, update.id.clone(), update.route.clone(), now_ms)?;
         Ok(())
     }
 
-    /// Writes the updates published since the last flush: to each subscriber, the ones
-    /// it admits, as one chunk (subscribers that admit the same updates share it).
-    pub fn flush(&mut self) -> Fanout {
-        self.stream.flush()
-    }
-
-    /// Starts a subscriber: the `retry:` field, then, when it gave a cursor, the kept
-    /// updates it admits after that cursor; then live updates, with nothing lost or
-    /// doubled in between. An unknown or expired id replays nothing.
-    pub fn subscribe(
-        &mut self,
-        outlet: O,
-        subscriber: S,
-        cursor: Option<&Cursor>,
-        now_ms: u64,
-    ) -> Result<Subscribed, HubError> {
-        if !self.stream.has_room() {
-            return Err(HubError::Full {
-                max: self.stream.settings().max_listeners,
-            });
-        }
-        let fits = |hub: &Self| {
-            let held: usize = hub.subscribers().map(S::footprint).sum();
-            held.saturating_add(subscriber.footprint()) <= hub.max_matcher_bytes
+    /// Whether `subscriber`'s matchers fit beside those of the subscribers seated here,
+    /// all of them within `max_matcher_bytes`.
+    pub fn admit(&mut self, subscriber: &S, max_matcher_bytes: usize) -> Result<(), HubError> {
+        let fits = |stream: &Self| {
+            let held: usize = stream.filters().map(S::footprint).sum();
+            held.saturating_add(subscriber.footprint()) <= max_matcher_bytes
         };
         // Subscribers known to be gone hold nothing: removed before refusing.
         if !fits(self) {
-            self.stream.sweep();
+            self.sweep();
         }
         if !fits(self) {
             return Err(HubError::MatchersFull {
-                max: self.max_matcher_bytes,
+                max: max_matcher_bytes,
             });
         }
-        let (after, found) = match cursor {
-            None => (None, None),
-            Some(Cursor::Earliest) => (Some(EventId(0)), None),
-            Some(Cursor::After(id)) => {
-                let seq = self.stream.find_key(id, now_ms)?;
-                (seq, seq.map(|_| id.clone()))
-            }
-        };
-        self.stream
-            .join(SeatKind::Listener(subscriber), outlet, after, now_ms)
-            .map_err(|e| match e {
-                SubscribeError::TooManyListeners { max } => HubError::Full { max },
-                SubscribeError::Log(e) => HubError::Log(e),
-                SubscribeError::NotCovered => {
-                    HubError::Log(LogError("the hub holds its whole history".into()))
-                }
-            })?;
-        Ok(Subscribed {
-            last_event_id: cursor.map(|_| found.unwrap_or_else(|| EARLIEST.to_string())),
-        })
+        Ok(())
     }
 
-    /// Writes a keep-alive to every subscriber, so that the runtime finds out which clients
-    /// are gone (a write to a vanished client fails); [`Hub::has_room`] then sees it.
-    pub fn probe(&mut self) {
-        self.stream.probe();
-    }
-
-    /// Whether a new subscriber would be accepted now (the known gone removed first).
-    pub fn has_room(&mut self) -> bool {
-        self.stream.has_room()
-    }
-
-    /// A keep-alive: a comment to every subscriber; those that took nothing since the
-    /// previous one are cut; the history's age limit is applied.
-    pub fn keep_alive(&mut self, now_ms: u64) -> Result<(), LogError> {
-        self.stream.keep_alive(now_ms);
-        self.stream.take_store_error().map_or(Ok(()), Err)
-    }
-
-    /// Ends the streams of subscribers `ends` says are over (say, their token expired).
-    pub fn close_where(&mut self, ends: impl FnMut(&S) -> bool) -> usize {
-        self.stream.close_where(ends)
-    }
-
-    /// Subscribers that left (slow, gone, stalled, closed) since the last call.
-    pub fn take_departed(&mut self) -> Vec<S> {
-        self.stream.take_departed()
+    /// Where a subscriber with `cursor` starts: `earliest` after sequence 0, an id after
+    /// its first kept occurrence, an unknown or expired id from now. None when this object
+    /// (a node) does not keep the id: the root says ([`Resolved::after_key`]).
+    pub fn resolve(
+        &mut self,
+        cursor: Option<&Cursor>,
+        now_ms: u64,
+    ) -> Result<Option<Resolved>, HubError> {
+        Ok(Some(match cursor {
+            None => Resolved {
+                after: None,
+                last_event_id: None,
+            },
+            Some(Cursor::Earliest) => Resolved {
+                after: Some(EventId(0)),
+                last_event_id: Some(EARLIEST.to_string()),
+            },
+            Some(Cursor::After(key)) => match self.find_key(key, now_ms)? {
+                None if !self.path().is_root() => return Ok(None),
+                seq => Resolved::after_key(key, seq),
+            },
+        }))
     }
 
     /// The id of the newest update, while it is kept (the subscriptions API's
     /// `lastEventID`).
     pub fn last_event_id(&self) -> Result<Option<String>, LogError> {
-        let before_newest = EventId(self.stream.last_id().0.saturating_sub(1));
-        Ok(self
-            .stream
-            .log()
-            .after(before_newest)?
-            .pop()
-            .and_then(|e| e.key))
-    }
-
-    pub fn counters(&self) -> Counters {
-        self.stream.counters()
+        let before_newest = EventId(self.last_id().0.saturating_sub(1));
+        Ok(self.log().after(before_newest)?.pop().and_then(|e| e.key))
     }
 }
 
@@ -265,26 +187,55 @@ impl<O: Outlet, L: EventLog, S: Filter> Hub<O, L, S> {
 mod tests {
     use super::*;
     use crate::domain::announcer::tests::TestOutlet;
-    use crate::domain::history::MemoryLog;
+    use crate::domain::history::{HistoryPolicy, MemoryLog};
+    use crate::domain::tree::TreeSettings;
+    use crate::domain::SeatKind;
     use crate::protocol::Parser;
 
     /// A test subscriber: the topics it listens to, and whether it may see private updates.
     type Sub = crate::domain::stream::route::tests::Topics;
 
-    fn hub() -> Hub<TestOutlet, MemoryLog, Sub> {
-        Hub::new(
-            HubSettings {
-                queue_capacity: 5,
-                max_subscribers: 10,
-                max_matcher_bytes: 1000,
-                retry_ms: 1000,
-                history: HistoryPolicy {
-                    max_events: 100,
-                    max_age_ms: u64::MAX,
-                },
+    type Hub = Channel<TestOutlet, MemoryLog, Sub>;
+
+    const MATCHER_BYTES: usize = 1000;
+
+    fn hub() -> Hub {
+        let engine = ChannelSettings {
+            queue_capacity: 5,
+            max_listeners: 10,
+            retry_ms: 1000,
+            history: HistoryPolicy {
+                max_events: 100,
+                max_age_ms: u64::MAX,
             },
-            MemoryLog::default(),
-        )
+            publish_ack: PublishAck::Accepted,
+            tree: TreeSettings {
+                listeners_per_object: 0,
+                fanout: 2,
+            },
+        };
+        Channel::new(settings(engine), MemoryLog::default())
+    }
+
+    /// Seats a subscriber on the root as the platform does: room, matchers, cursor, join.
+    fn subscribe(
+        h: &mut Hub,
+        outlet: TestOutlet,
+        subscriber: Sub,
+        cursor: Option<&Cursor>,
+    ) -> Result<Resolved, HubError> {
+        if !h.has_room() {
+            return Err(HubError::Full {
+                max: h.settings().max_listeners,
+            });
+        }
+        h.admit(&subscriber, MATCHER_BYTES)?;
+        let resolved = h
+            .resolve(cursor, 0)?
+            .expect("the root resolves every cursor");
+        h.join(SeatKind::Listener(subscriber), outlet, resolved.after, 0)
+            .unwrap();
+        Ok(resolved)
     }
 
     fn update(id: &str, topics: &[&str], private: bool) -> HubUpdate {
@@ -318,20 +269,21 @@ mod tests {
         let first = join(&mut h, heavy(600), None);
         let o = TestOutlet::default();
         assert_eq!(
-            h.subscribe(o, heavy(401), None, 0),
+            subscribe(&mut h, o, heavy(401), None),
             Err(HubError::MatchersFull { max: 1000 })
         );
         let second = join(&mut h, heavy(400), None);
-        h.publish(&update("a", &["books"], false), 1).unwrap();
+        h.publish_update(&update("a", &["books"], false), 1)
+            .unwrap();
         h.flush();
         assert_eq!(ids(&first), ["a"]);
         assert_eq!(ids(&second), ["a"]);
-        assert_eq!(h.len(), 2);
+        assert_eq!(h.listeners(), 2);
     }
 
-    fn join(h: &mut Hub<TestOutlet, MemoryLog, Sub>, s: Sub, cursor: Option<Cursor>) -> TestOutlet {
+    fn join(h: &mut Hub, s: Sub, cursor: Option<Cursor>) -> TestOutlet {
         let o = TestOutlet::default();
-        h.subscribe(o.clone(), s, cursor.as_ref(), 0).unwrap();
+        subscribe(h, o.clone(), s, cursor.as_ref()).unwrap();
         o
     }
 
@@ -348,10 +300,11 @@ mod tests {
         let mut h = hub();
         let books = join(&mut h, sub(&["books", "films"], false), None);
         let films = join(&mut h, sub(&["films"], true), None);
-        h.publish(&update("a", &["books", "films"], false), 1)
+        h.publish_update(&update("a", &["books", "films"], false), 1)
             .unwrap();
-        h.publish(&update("b", &["films"], true), 2).unwrap();
-        h.publish(&update("c", &["music"], false), 3).unwrap();
+        h.publish_update(&update("b", &["films"], true), 2).unwrap();
+        h.publish_update(&update("c", &["music"], false), 3)
+            .unwrap();
         h.flush();
         assert_eq!(
             ids(&books),
@@ -373,41 +326,43 @@ mod tests {
             ("2", &["x"][..], false),
             ("5", &["x"][..], false),
         ] {
-            h.publish(&update(id, topics, private), 1).unwrap();
+            h.publish_update(&update(id, topics, private), 1).unwrap();
         }
         let o = TestOutlet::default();
-        let found = h
-            .subscribe(o.clone(), sub(&["x"], false), Some(&Cursor::Earliest), 0)
-            .unwrap();
+        let found = subscribe(
+            &mut h,
+            o.clone(),
+            sub(&["x"], false),
+            Some(&Cursor::Earliest),
+        )
+        .unwrap();
         assert_eq!(found.last_event_id.as_deref(), Some("earliest"));
         assert_eq!(ids(&o), ["1", "2", "5"]);
         // A reused id resumes after its first occurrence.
         let o = TestOutlet::default();
-        let found = h
-            .subscribe(
-                o.clone(),
-                sub(&["x"], true),
-                Some(&Cursor::After("2".into())),
-                0,
-            )
-            .unwrap();
+        let found = subscribe(
+            &mut h,
+            o.clone(),
+            sub(&["x"], true),
+            Some(&Cursor::After("2".into())),
+        )
+        .unwrap();
         assert_eq!(found.last_event_id.as_deref(), Some("2"));
         assert_eq!(ids(&o), ["3", "2", "5"]);
         // An unknown id replays nothing.
         let o = TestOutlet::default();
-        let found = h
-            .subscribe(
-                o.clone(),
-                sub(&["x"], true),
-                Some(&Cursor::After("nope".into())),
-                0,
-            )
-            .unwrap();
+        let found = subscribe(
+            &mut h,
+            o.clone(),
+            sub(&["x"], true),
+            Some(&Cursor::After("nope".into())),
+        )
+        .unwrap();
         assert_eq!(found.last_event_id.as_deref(), Some("earliest"));
         assert_eq!(ids(&o), Vec::<String>::new());
         // No cursor: nothing replayed, no Last-Event-ID.
         assert_eq!(
-            h.subscribe(TestOutlet::default(), sub(&["x"], true), None, 0)
+            subscribe(&mut h, TestOutlet::default(), sub(&["x"], true), None)
                 .unwrap()
                 .last_event_id,
             None
@@ -417,9 +372,9 @@ mod tests {
     #[test]
     fn updates_published_while_a_subscriber_joins_arrive_once() {
         let mut h = hub();
-        h.publish(&update("a", &["x"], false), 1).unwrap();
+        h.publish_update(&update("a", &["x"], false), 1).unwrap();
         let resuming = join(&mut h, sub(&["x"], false), Some(Cursor::Earliest));
-        h.publish(&update("b", &["x"], false), 2).unwrap();
+        h.publish_update(&update("b", &["x"], false), 2).unwrap();
         h.flush();
         assert_eq!(ids(&resuming), ["a", "b"]);
     }
@@ -447,7 +402,7 @@ mod tests {
         assert_eq!(h.close_where(|s| s.topics == ["x"]), 1);
         assert!(o.0.borrow().closed);
         assert_eq!(h.take_departed(), [sub(&["x"], false)]);
-        assert_eq!(h.len(), 1);
+        assert_eq!(h.listeners(), 1);
     }
 
     #[test]

@@ -1,21 +1,23 @@
 //! Layer 3: the Workers runtime. Thin: it turns HTTP and storage into calls on the domain.
 //! - [`routes`]: which request goes where (pure, tested natively);
 //! - [`error`]: the one error type, and the one place that turns it into a response;
-//! - [`contract`]: the typed requests between the Worker and a channel's object;
+//! - [`contract`]: the typed calls between the Worker and the objects, and between objects;
 //! - `worker`: the entry Worker: validation, authorization, CORS, one function per route;
 //! - `cors`: both faces' CORS policies, as data, and the one place their headers are made;
-//! - `channel_object`: the Durable Object that hosts one channel;
+//! - `object`: the one Durable Object implementation (the tree's machinery) and its two
+//!   faces, the `Channel` and `Hub` classes;
+//! - `hub`: the hub's routes in the Worker;
 //! - `outlet` and `sql_log`: the runtime's listener streams and history storage;
 //!   `open_streams`: every open stream also known outside the wasm memory, so that a
 //!   lost state ends them.
 
-mod channel_object;
 pub mod contract;
 mod cors;
 pub mod error;
 mod host;
 mod http;
 pub mod hub;
+mod object;
 mod open_streams;
 mod outlet;
 pub mod routes;

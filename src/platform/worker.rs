@@ -1,5 +1,5 @@
 //! The entry Worker: routes, validates and authorizes every request, then hands it to the
-//! Durable Object of its channel as a typed [`ChannelCall`]. Nothing malformed gets past
+//! Durable Object of its channel as a typed [`StreamCall`]. Nothing malformed gets past
 //! here. One function per route; each returns `Result<Response, Error>`.
 
 use std::cell::{Cell, RefCell};
@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use worker::{event, Context, Env, Request, Response, Url};
 
-use super::contract::{ChannelCall, ChannelRequest};
+use super::contract::{StreamCall, StreamRequest, Target};
 use super::cors;
 use super::error::Error;
 use super::http;
@@ -96,7 +96,9 @@ async fn handle(
     allowed: Option<String>,
 ) -> Result<Response, Error> {
     // Calls to a channel's object carry the CORS origin its answer is allowed to.
-    let to = |channel, request| ChannelCall::new(channel, request).allowing(allowed.clone());
+    let to = |channel, request| {
+        StreamCall::new(Target::Channel(channel), request).allowing(allowed.clone())
+    };
     match routed? {
         Route::Page => page(&req, config),
         Route::Preflight => cors::CHANNELS.preflight(allowed.is_some()),
@@ -113,7 +115,7 @@ async fn handle(
         }
         Route::Stats(channel) => {
             check_stats_reader(&req, config)?;
-            to(channel, ChannelRequest::Stats).send(env).await
+            to(channel, StreamRequest::Stats).send(env).await
         }
         Route::Hub(_) => unreachable!("hub routes are served by hub::serve"),
     }
@@ -129,7 +131,7 @@ fn page(req: &Request, config: &Config) -> Result<Response, Error> {
 }
 
 /// `GET /listen`, `GET /channels/{name}/events`: the listen, once its token is checked.
-fn listen_request(req: &Request, config: &Config) -> Result<ChannelRequest, Error> {
+fn listen_request(req: &Request, config: &Config) -> Result<StreamRequest, Error> {
     let url = req.url()?;
     check_token(
         query(&url, TOKEN_PARAM)?.as_deref(),
@@ -144,7 +146,7 @@ fn listen_request(req: &Request, config: &Config) -> Result<ChannelRequest, Erro
         None => query(&url, LAST_EVENT_ID_PARAM)?,
     };
     let last_seen = requested.map(|id| EventId::parse(&id)).transpose()?;
-    Ok(ChannelRequest::Listen {
+    Ok(StreamRequest::Listen {
         last_seen,
         region: region_of(req),
     })
@@ -152,7 +154,7 @@ fn listen_request(req: &Request, config: &Config) -> Result<ChannelRequest, Erro
 
 /// Where a request comes from, as far as the runtime says (`request.cf`; absent locally
 /// or when the fields are not what Cloudflare documents).
-fn region_of(req: &Request) -> Region {
+pub(super) fn region_of(req: &Request) -> Region {
     use worker::js_sys::Reflect;
     let cf = Reflect::get(req.inner(), &"cf".into()).ok();
     let field = |name: &str| {
@@ -171,17 +173,17 @@ fn region_of(req: &Request) -> Region {
 
 /// `POST /channels/{name}/events`: the publish, once its bearer is checked and its body
 /// read and validated.
-async fn publish_request(mut req: Request, config: &Config) -> Result<ChannelRequest, Error> {
+async fn publish_request(mut req: Request, config: &Config) -> Result<StreamRequest, Error> {
     check_publisher(&req, config)?;
     Ok(match read_publication(&mut req, config).await? {
-        Publication::One(message) => ChannelRequest::Publish(message),
-        Publication::Batch(messages) => ChannelRequest::PublishBatch(messages),
+        Publication::One(message) => StreamRequest::Publish(message),
+        Publication::Batch(messages) => StreamRequest::PublishBatch(messages),
     })
 }
 
 /// `GET|POST /ping`: publishes `pong` on the default channel.
-fn ping_request() -> ChannelRequest {
-    ChannelRequest::Publish(Message {
+fn ping_request() -> StreamRequest {
+    StreamRequest::Publish(Message {
         data: "pong".into(),
         event_type: None,
         retry_ms: None,

@@ -1,13 +1,14 @@
-//! The Worker's walk down a channel's tree: a listen goes to the root, or to the region
-//! head it was last sent to, and on down as each node places it, until one seats it.
+//! The Worker's walk down a stream's tree (a channel's, the hub's): a listen or a
+//! subscribe goes to the root, or to the region head it was last sent to, and on down as
+//! each node places it, until one seats it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 use worker::Env;
 
-use super::{ChannelCall, ChannelRequest, NODE_HEADER, PLACED_STATUS};
-use crate::domain::{ChannelName, NodePath, Region};
+use super::{StreamCall, StreamRequest, Target, NODE_HEADER, PLACED_STATUS};
+use crate::domain::{NodePath, Region};
 use crate::platform::error::Error;
 use worker::Response;
 
@@ -16,19 +17,19 @@ const MAX_HOPS: usize = crate::domain::tree::MAX_DEPTH + 1;
 
 /// How long a Worker goes straight to the region head the root sent it to.
 pub const HEAD_MEMORY_MS: f64 = 10_000.0;
-/// Most channels and regions whose heads a Worker remembers (the oldest go first).
+/// Most streams and regions whose heads a Worker remembers (the oldest go first).
 const HEADS_REMEMBERED: usize = 1024;
 
-type HeadKey = (String, Region);
+type HeadKey = (Target, Region);
 
 thread_local! {
-    /// Region heads the root named, per channel and region, with when that was.
+    /// Region heads the root named, per stream and region, with when that was.
     static HEADS: RefCell<HashMap<HeadKey, (NodePath, f64)>> = RefCell::new(HashMap::new());
 }
 
-fn known_head(channel: &ChannelName, region: Region) -> Option<NodePath> {
+fn known_head(target: &Target, region: Region) -> Option<NodePath> {
     let now = worker::Date::now().as_millis() as f64;
-    let key = (channel.as_str().to_string(), region);
+    let key = (target.clone(), region);
     HEADS.with(|heads| {
         let mut heads = heads.borrow_mut();
         match heads.get(&key) {
@@ -42,7 +43,7 @@ fn known_head(channel: &ChannelName, region: Region) -> Option<NodePath> {
     })
 }
 
-fn remember_head(channel: &ChannelName, region: Region, head: &NodePath) {
+fn remember_head(target: &Target, region: Region, head: &NodePath) {
     let now = worker::Date::now().as_millis() as f64;
     HEADS.with(|heads| {
         let mut heads = heads.borrow_mut();
@@ -55,25 +56,31 @@ fn remember_head(channel: &ChannelName, region: Region, head: &NodePath) {
                 heads.remove(&oldest);
             }
         }
-        let key = (channel.as_str().to_string(), region);
+        let key = (target.clone(), region);
         heads.insert(key, (head.clone(), now));
     });
 }
 
-impl ChannelCall {
-    /// Sends a listen to the channel's root and on down the tree, as each node places it,
-    /// until one seats it: its stream comes back untouched.
+impl StreamCall {
+    /// Sends a listen or a subscribe to the stream's root and on down the tree, as each
+    /// node places it, until one seats it: its stream comes back untouched.
     ///
     /// A Worker that was sent to a region's head remembers it for [`HEAD_MEMORY_MS`] and
-    /// starts there, so that the root of a big channel is not in every walk (a deploy's
+    /// starts there, so that the root of a big stream is not in every walk (a deploy's
     /// reconnects would all pass through its one thread).
     pub async fn listen(self, env: &Env) -> Result<Response, Error> {
         let mut call = self;
         let region = match &call.request {
-            ChannelRequest::Listen { region, .. } => *region,
-            _ => return Err(Error::Contract("a walk is for a listen".into())),
+            StreamRequest::Listen { region, .. } | StreamRequest::Subscribe { region, .. } => {
+                *region
+            }
+            _ => {
+                return Err(Error::Contract(
+                    "a walk is for a listen or a subscribe".into(),
+                ))
+            }
         };
-        if let Some(head) = known_head(&call.channel, region) {
+        if let Some(head) = known_head(&call.target, region) {
             call.node = head;
         }
         for _ in 0..MAX_HOPS {
@@ -87,12 +94,12 @@ impl ChannelCall {
                 .and_then(|n| NodePath::parse(&n).ok())
                 .ok_or_else(|| Error::Contract("a placement without its node".into()))?;
             if call.node.is_root() {
-                remember_head(&call.channel, region, &next);
+                remember_head(&call.target, region, &next);
             }
             call.node = next;
         }
         Err(Error::TreeBusy(
-            "the tree kept placing the listener further down",
+            "the tree kept placing the seat further down",
         ))
     }
 }

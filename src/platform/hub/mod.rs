@@ -1,10 +1,10 @@
-//! The Mercure hub's face of the platform (`/.well-known/mercure`): the Worker's side of
-//! each hub route (tokens read and verified, requests validated, then a [`HubCall`] to
-//! the hub's one object), and the hub's Durable Object. Its CORS policy is
-//! [`super::cors::HUB`]; the rules themselves are the domain's (`domain::mercure`).
+//! The Mercure hub's routes in the Worker (`/.well-known/mercure`): tokens read and
+//! verified, requests validated, then a [`StreamCall`] to the hub's objects (a subscribe
+//! walks down the hub's tree like a listen; everything else goes to its root). The hub's
+//! objects are [`super::object::hub`]. Its CORS policy is [`super::cors::HUB`]; the rules
+//! themselves are the domain's (`domain::mercure`).
 
 pub mod credentials;
-mod object;
 
 use serde_json::json;
 use wasm_bindgen::JsCast;
@@ -12,10 +12,14 @@ use worker::js_sys;
 use worker::{Date, Env, Headers, Request, Response, Url};
 
 use self::credentials::{claimed_origin, find_token, may_use_cookie, Carriers, Source};
-use super::contract::HubCall;
+use super::contract::{
+    StreamCall, StreamRequest, SubscriberCall, SubscriptionsCall, Target, UpdateCall,
+};
 use super::cors;
 use super::error::{Challenge, Error, HubRefusal};
 use super::http;
+use super::object::hub::Mercure;
+use super::object::Face;
 use super::routes::HubRoute;
 use crate::domain::mercure::{
     self, urn_uuid, verify, verify_spec, Action, FieldLimits, SubscribeQuery, TokenContext,
@@ -118,10 +122,11 @@ pub async fn serve(
         headers: req.headers().clone(),
     };
     match route {
-        HubRoute::Subscribe => subscribe(&hub, env).await,
+        HubRoute::Subscribe => subscribe(&hub, &req, env).await,
         HubRoute::Publish => {
-            let call = read_publish(&hub, &mut req).await?;
-            call.send(env).await
+            let update = read_publish(&hub, &mut req).await?;
+            let request = StreamRequest::PublishUpdates(vec![update]);
+            StreamCall::new(Target::Hub, request).send(env).await
         }
         HubRoute::Preflight => cors::HUB.preflight(allowed),
         HubRoute::Metadata => metadata(&hub),
@@ -133,21 +138,21 @@ pub async fn serve(
             let grants = hub
                 .grants(config.mercure.subscriber_key.as_deref(), false, verify_spec)?
                 .ok_or_else(|| hub.refuse(Challenge::Missing))?;
-            HubCall::Subscriptions {
+            let asked = SubscriptionsCall {
                 base: hub.resource(),
                 raw_path: hub.url.path().to_string(),
                 remainder,
                 grants,
                 if_none_match: hub.headers.get("If-None-Match")?,
-            }
-            .send(env)
-            .await
+            };
+            let request = StreamRequest::Subscriptions(asked);
+            StreamCall::new(Target::Hub, request).send(env).await
         }
     }
 }
 
-/// `GET /.well-known/mercure` (§6).
-async fn subscribe(hub: &HubRequest<'_>, env: &Env) -> Result<Response, Error> {
+/// `GET /.well-known/mercure` (§6): down the hub's tree to the object that seats it.
+async fn subscribe(hub: &HubRequest<'_>, req: &Request, env: &Env) -> Result<Response, Error> {
     // Passed on: the object compiles them where it uses them.
     let grants = hub.grants(
         hub.config.mercure.subscriber_key.as_deref(),
@@ -162,21 +167,24 @@ async fn subscribe(hub: &HubRequest<'_>, env: &Env) -> Result<Response, Error> {
     let cursor = query.cursor(header.as_deref()).map(str::to_string);
     if hub.head {
         // A HEAD learns what a subscribe would answer without becoming a subscriber.
-        return Ok(Response::empty()?.with_headers(object::stream_headers()?));
+        return Ok(Response::empty()?.with_headers(Mercure::stream_headers()?));
     }
-    HubCall::Subscribe {
+    let subscriber = SubscriberCall {
         base: hub.resource(),
         subscriber_id: random_id()?,
         specs: query.specs().to_vec(),
         grants,
         cursor,
-    }
-    .send(env)
-    .await
+    };
+    let request = StreamRequest::Subscribe {
+        subscriber,
+        region: super::worker::region_of(req),
+    };
+    StreamCall::new(Target::Hub, request).listen(env).await
 }
 
 /// `POST /.well-known/mercure` (§4), checked in the order of §4.1.
-async fn read_publish(hub: &HubRequest<'_>, req: &mut Request) -> Result<HubCall, Error> {
+async fn read_publish(hub: &HubRequest<'_>, req: &mut Request) -> Result<UpdateCall, Error> {
     let grants = hub
         .grants(hub.config.mercure.publisher_key.as_deref(), true, verify)?
         .ok_or_else(|| hub.refuse(Challenge::Missing))?;
@@ -202,7 +210,7 @@ async fn read_publish(hub: &HubRequest<'_>, req: &mut Request) -> Result<HubCall
         Some(id) => id.clone(),
         None => random_id()?,
     };
-    Ok(HubCall::Publish { update, id })
+    Ok(UpdateCall { update, id })
 }
 
 /// `GET /.well-known/oauth-protected-resource/.well-known/mercure` (§9.2).
@@ -232,7 +240,7 @@ pub fn discovery_link(config: &Config, url: &Url) -> Option<String> {
 }
 
 /// A new `urn:uuid:` id (updates, subscribers).
-fn random_id() -> Result<String, Error> {
+pub(crate) fn random_id() -> Result<String, Error> {
     Ok(urn_uuid(random_bytes()?))
 }
 

@@ -1,9 +1,11 @@
-//! A channel's calls: what a channel's object (its root, or a node of its tree) is asked
-//! to do, as an internal request whose query and body carry it.
+//! A call's wire form: an internal request whose method, path, query and body carry it.
+//! A publish travels as its data in the body and its type and retry in the query, so that
+//! the object parses no JSON on the hot path; the hub's structured calls (a subscriber,
+//! updates, a subscriptions request) travel as JSON bodies.
 
-use worker::{Env, Method, Request, RequestInit, Response, Url};
+use worker::{Method, Url};
 
-use super::CHANNEL_BINDING;
+use super::call::{StreamCall, StreamRequest, Target};
 use crate::domain::form;
 use crate::domain::{ChannelName, Counters, EventId, Message, NodePath, Region};
 use crate::platform::error::Error;
@@ -16,7 +18,14 @@ const STATS: &str = "/stats";
 const RELAY: &str = "/relay";
 const REPLAY: &str = "/replay";
 const REPORT: &str = "/report";
+const SUBSCRIBE: &str = "/subscribe";
+const PUBLISH_UPDATES: &str = "/publish-updates";
+const SUBSCRIPTIONS: &str = "/subscriptions";
+const SUBSCRIBERS: &str = "/subscribers";
+const FIND_KEY: &str = "/find-key";
 const CHANNEL: &str = "channel";
+const HUB: &str = "hub";
+const KEY: &str = "key";
 const NODE: &str = "node";
 const REGION: &str = "region";
 const CHILD: &str = "child";
@@ -30,53 +39,6 @@ const EVENT: &str = "event";
 const RETRY: &str = "retry";
 const ALLOW_ORIGIN: &str = "allowOrigin";
 
-/// What a channel's object is asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChannelRequest {
-    /// Open a stream, resuming after `last_seen` when given.
-    Listen {
-        last_seen: Option<EventId>,
-        /// Where the listener is, for a node to pick a child near it.
-        region: Region,
-    },
-    /// A child node takes its stream (resuming after `last_seen`, as a listener would).
-    Relay {
-        child: NodePath,
-        last_seen: Option<EventId>,
-    },
-    /// The replay for a resume after `after`, as a body, for a child that does not hold
-    /// it; it must bring the child at least to `through`. Each event comes as objects
-    /// write to each other (its publication time, and a routed event's sequence number
-    /// and route): the child gives each of its seats what is theirs.
-    Replay { after: EventId, through: EventId },
-    /// A child's subtree holds `listeners` listeners; a child that emptied hands up what
-    /// it counted (`handed`), for the channel's stats to keep.
-    Report {
-        child: NodePath,
-        listeners: u64,
-        handed: Option<Counters>,
-    },
-    /// Publish a validated message.
-    Publish(Message),
-    /// Publish validated messages together (each with its own id, stored at once, sent
-    /// to each listener as one write).
-    PublishBatch(Vec<Message>),
-    /// Report the counters of the object's subtree (the whole channel's, at the root).
-    Stats,
-}
-
-/// A request addressed to one object of a channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelCall {
-    pub channel: ChannelName,
-    pub node: NodePath,
-    /// The `Access-Control-Allow-Origin` the answer carries, set by the object on its
-    /// response so that the Worker returns it untouched (a Durable Object's response has
-    /// immutable headers: adding one would mean copying them).
-    pub allow_origin: Option<String>,
-    pub request: ChannelRequest,
-}
-
 /// A call as it travels: method, URL and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wire {
@@ -85,44 +47,40 @@ pub struct Wire {
     pub body: Option<String>,
 }
 
-impl ChannelCall {
-    /// A call to the channel's root.
-    pub fn new(channel: ChannelName, request: ChannelRequest) -> Self {
-        Self::to_node(channel, NodePath::root(), request)
-    }
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("a call's parts are JSON")
+}
 
-    pub fn to_node(channel: ChannelName, node: NodePath, request: ChannelRequest) -> Self {
-        ChannelCall {
-            channel,
-            node,
-            allow_origin: None,
-            request,
-        }
-    }
+fn from_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Error> {
+    serde_json::from_str(body).map_err(|e| Error::Contract(format!("a call's body: {e}")))
+}
 
-    /// The call, its answer allowed to `allow_origin` by CORS.
-    pub fn allowing(mut self, allow_origin: Option<String>) -> Self {
-        self.allow_origin = allow_origin;
-        self
-    }
-
+impl StreamCall {
     /// The call's wire form.
     pub fn to_wire(&self) -> Wire {
         let (method, path) = match &self.request {
-            ChannelRequest::Listen { .. } => (Method::Get, LISTEN),
-            ChannelRequest::Publish(_) => (Method::Post, PUBLISH),
-            ChannelRequest::PublishBatch(_) => (Method::Post, PUBLISH_BATCH),
-            ChannelRequest::Stats => (Method::Get, STATS),
-            ChannelRequest::Relay { .. } => (Method::Get, RELAY),
-            ChannelRequest::Replay { .. } => (Method::Get, REPLAY),
-            ChannelRequest::Report { .. } => (Method::Post, REPORT),
+            StreamRequest::Listen { .. } => (Method::Get, LISTEN),
+            StreamRequest::Publish(_) => (Method::Post, PUBLISH),
+            StreamRequest::PublishBatch(_) => (Method::Post, PUBLISH_BATCH),
+            StreamRequest::Stats => (Method::Get, STATS),
+            StreamRequest::Relay { .. } => (Method::Get, RELAY),
+            StreamRequest::Replay { .. } => (Method::Get, REPLAY),
+            StreamRequest::Report { .. } => (Method::Post, REPORT),
+            StreamRequest::Subscribe { .. } => (Method::Post, SUBSCRIBE),
+            StreamRequest::PublishUpdates(_) => (Method::Post, PUBLISH_UPDATES),
+            StreamRequest::Subscriptions(_) => (Method::Post, SUBSCRIPTIONS),
+            StreamRequest::Subscribers => (Method::Get, SUBSCRIBERS),
+            StreamRequest::FindKey(_) => (Method::Get, FIND_KEY),
         };
         let mut url = Url::parse(ORIGIN).expect("the internal origin is a URL");
         url.set_path(path);
         let mut body = None;
         {
             let mut query = url.query_pairs_mut();
-            query.append_pair(CHANNEL, self.channel.as_str());
+            match &self.target {
+                Target::Channel(channel) => query.append_pair(CHANNEL, channel.as_str()),
+                Target::Hub => query.append_pair(HUB, "1"),
+            };
             if !self.node.is_root() {
                 query.append_pair(NODE, &self.node.to_string());
             }
@@ -130,23 +88,23 @@ impl ChannelCall {
                 query.append_pair(ALLOW_ORIGIN, origin);
             }
             match &self.request {
-                ChannelRequest::Listen { last_seen, region } => {
+                StreamRequest::Listen { last_seen, region } => {
                     if let Some(id) = last_seen {
                         query.append_pair(LAST_EVENT_ID, &id.to_string());
                     }
                     query.append_pair(REGION, region.code());
                 }
-                ChannelRequest::Relay { child, last_seen } => {
+                StreamRequest::Relay { child, last_seen } => {
                     query.append_pair(CHILD, &child.to_string());
                     if let Some(id) = last_seen {
                         query.append_pair(LAST_EVENT_ID, &id.to_string());
                     }
                 }
-                ChannelRequest::Replay { after, through } => {
+                StreamRequest::Replay { after, through } => {
                     query.append_pair(LAST_EVENT_ID, &after.to_string());
                     query.append_pair(THROUGH, &through.to_string());
                 }
-                ChannelRequest::Report {
+                StreamRequest::Report {
                     child,
                     listeners,
                     handed,
@@ -160,7 +118,7 @@ impl ChannelCall {
                     }
                     body = Some(String::new());
                 }
-                ChannelRequest::Publish(message) => {
+                StreamRequest::Publish(message) => {
                     if let Some(event_type) = &message.event_type {
                         query.append_pair(EVENT, event_type);
                     }
@@ -169,7 +127,7 @@ impl ChannelCall {
                     }
                     body = Some(message.data.clone());
                 }
-                ChannelRequest::PublishBatch(messages) => {
+                StreamRequest::PublishBatch(messages) => {
                     // Already validated: a compact array of [data, type, retry] to carry them.
                     let rows: Vec<(&str, Option<&str>, Option<u64>)> = messages
                         .iter()
@@ -177,14 +135,23 @@ impl ChannelCall {
                         .collect();
                     body = Some(serde_json::to_string(&rows).expect("rows are JSON"));
                 }
-                ChannelRequest::Stats => {}
+                StreamRequest::Subscribe { subscriber, region } => {
+                    query.append_pair(REGION, region.code());
+                    body = Some(json(subscriber));
+                }
+                StreamRequest::PublishUpdates(updates) => body = Some(json(updates)),
+                StreamRequest::Subscriptions(asked) => body = Some(json(asked)),
+                StreamRequest::FindKey(key) => {
+                    query.append_pair(KEY, key);
+                }
+                StreamRequest::Stats | StreamRequest::Subscribers => {}
             }
         }
         Wire { method, url, body }
     }
 
     /// Reads a call back from its wire form.
-    pub fn from_wire(wire: Wire) -> Result<ChannelCall, Error> {
+    pub fn from_wire(wire: Wire) -> Result<StreamCall, Error> {
         let bad = |what: &str| Error::Contract(what.to_string());
         // Written by `to_wire`, read back with the one form decoder; every parameter is
         // read, so the query is decoded once.
@@ -196,8 +163,18 @@ impl ChannelCall {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        let channel = ChannelName::parse(&param(CHANNEL).ok_or_else(|| bad("no channel"))?)
-            .map_err(|e| bad(&e.to_string()))?;
+        let target = match (param(HUB), param(CHANNEL)) {
+            (Some(_), None) => Target::Hub,
+            (None, Some(channel)) => {
+                Target::Channel(ChannelName::parse(&channel).map_err(|e| bad(&e.to_string()))?)
+            }
+            _ => return Err(bad("a call is for one channel or the hub")),
+        };
+        let body = || {
+            wire.body
+                .clone()
+                .ok_or_else(|| bad("a call without its body"))
+        };
         let path_param = |name: &str| {
             param(name)
                 .map(|p| NodePath::parse(&p).map_err(|_| bad(&format!("bad {name}"))))
@@ -205,6 +182,11 @@ impl ChannelCall {
         };
         let node = path_param(NODE)?.unwrap_or_else(NodePath::root);
         let child = || path_param(CHILD)?.ok_or_else(|| bad("no child"));
+        let region = || {
+            param(REGION)
+                .and_then(|r| Region::parse(&r))
+                .ok_or_else(|| bad("bad region"))
+        };
         let last_seen = || {
             param(LAST_EVENT_ID)
                 .map(|id| EventId::parse(&id))
@@ -212,17 +194,25 @@ impl ChannelCall {
                 .map_err(|_| bad("bad lastEventId"))
         };
         let request = match (wire.method, wire.url.path()) {
-            (Method::Get, LISTEN) => ChannelRequest::Listen {
+            (Method::Get, LISTEN) => StreamRequest::Listen {
                 last_seen: last_seen()?,
-                region: param(REGION)
-                    .and_then(|r| Region::parse(&r))
-                    .ok_or_else(|| bad("bad region"))?,
+                region: region()?,
             },
-            (Method::Get, RELAY) => ChannelRequest::Relay {
+            (Method::Post, SUBSCRIBE) => StreamRequest::Subscribe {
+                subscriber: from_json(&body()?)?,
+                region: region()?,
+            },
+            (Method::Post, PUBLISH_UPDATES) => StreamRequest::PublishUpdates(from_json(&body()?)?),
+            (Method::Post, SUBSCRIPTIONS) => StreamRequest::Subscriptions(from_json(&body()?)?),
+            (Method::Get, SUBSCRIBERS) => StreamRequest::Subscribers,
+            (Method::Get, FIND_KEY) => {
+                StreamRequest::FindKey(param(KEY).ok_or_else(|| bad("no key"))?)
+            }
+            (Method::Get, RELAY) => StreamRequest::Relay {
                 child: child()?,
                 last_seen: last_seen()?,
             },
-            (Method::Get, REPLAY) => ChannelRequest::Replay {
+            (Method::Get, REPLAY) => StreamRequest::Replay {
                 after: last_seen()?.ok_or_else(|| bad("replay without lastEventId"))?,
                 through: param(THROUGH)
                     .and_then(|t| EventId::parse(&t).ok())
@@ -248,14 +238,14 @@ impl ChannelCall {
                     (None, None, None) => None,
                     _ => return Err(bad("a report's counts come together")),
                 };
-                ChannelRequest::Report {
+                StreamRequest::Report {
                     child: child()?,
                     listeners: count(LISTENERS)?.ok_or_else(|| bad("bad listeners"))?,
                     handed,
                 }
             }
-            (Method::Post, PUBLISH) => ChannelRequest::Publish(Message {
-                data: wire.body.ok_or_else(|| bad("publish without a body"))?,
+            (Method::Post, PUBLISH) => StreamRequest::Publish(Message {
+                data: body()?,
                 event_type: param(EVENT),
                 retry_ms: param(RETRY)
                     .map(|r| r.parse::<u64>())
@@ -263,10 +253,8 @@ impl ChannelCall {
                     .map_err(|_| bad("bad retry"))?,
             }),
             (Method::Post, PUBLISH_BATCH) => {
-                let body = wire.body.ok_or_else(|| bad("batch without a body"))?;
-                let rows: Vec<(String, Option<String>, Option<u64>)> =
-                    serde_json::from_str(&body).map_err(|e| bad(&format!("batch: {e}")))?;
-                ChannelRequest::PublishBatch(
+                let rows: Vec<(String, Option<String>, Option<u64>)> = from_json(&body()?)?;
+                StreamRequest::PublishBatch(
                     rows.into_iter()
                         .map(|(data, event_type, retry_ms)| Message {
                             data,
@@ -276,86 +264,50 @@ impl ChannelCall {
                         .collect(),
                 )
             }
-            (Method::Get, STATS) => ChannelRequest::Stats,
+            (Method::Get, STATS) => StreamRequest::Stats,
             (method, path) => return Err(bad(&format!("{method:?} {path}"))),
         };
-        Ok(ChannelCall {
-            channel,
+        Ok(StreamCall {
+            target,
             node,
             allow_origin: param(ALLOW_ORIGIN),
             request,
-        })
-    }
-
-    /// Sends the call to its channel's object and returns the object's response
-    /// untouched, so a stream's body is piped by the runtime, never by us.
-    pub async fn send(&self, env: &Env) -> Result<Response, Error> {
-        let namespace = env.durable_object(CHANNEL_BINDING)?;
-        let name = self.node.object_name(self.channel.as_str());
-        // A node is made where its listeners are: the hint counts when it is first made.
-        let stub = match self.node.region().and_then(Region::location_hint) {
-            Some(hint) => namespace.get_by_name_with_location_hint(&name, hint)?,
-            None => namespace.get_by_name(&name)?,
-        };
-        let wire = self.to_wire();
-        let mut init = RequestInit::new();
-        init.with_method(wire.method);
-        if let Some(body) = wire.body {
-            init.with_body(Some(body.into()));
-        }
-        let request = Request::new_with_init(wire.url.as_str(), &init)?;
-        Ok(stub.fetch_with_request(request).await?)
-    }
-
-    /// Reads the call an object received (its body too, so none is left unread). The
-    /// body is read as bytes: decoding it as text would drop a leading U+FEFF of the data.
-    pub async fn read(req: &mut Request) -> Result<ChannelCall, Error> {
-        let method = req.method();
-        let body = match method {
-            Method::Post => Some(
-                String::from_utf8(req.bytes().await?)
-                    .map_err(|_| Error::Contract("a body that is not UTF-8".into()))?,
-            ),
-            _ => None,
-        };
-        ChannelCall::from_wire(Wire {
-            method,
-            url: req.url()?,
-            body,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::call::{SubscriberCall, SubscriptionsCall, UpdateCall};
     use super::*;
+    use crate::domain::mercure::{TopicSpec, Update};
 
-    fn round_trip(call: ChannelCall) {
+    fn round_trip(call: StreamCall) {
         let wire = call.to_wire();
         assert_eq!(
-            ChannelCall::from_wire(wire.clone()).unwrap(),
+            StreamCall::from_wire(wire.clone()).unwrap(),
             call,
             "{wire:?}"
         );
     }
 
-    fn channel(name: &str) -> ChannelName {
-        ChannelName::parse(name).unwrap()
+    fn channel(name: &str) -> Target {
+        Target::Channel(ChannelName::parse(name).unwrap())
     }
 
     #[test]
     fn every_request_reads_back_as_it_was_sent() {
-        round_trip(ChannelCall::new(
+        round_trip(StreamCall::new(
             channel("news"),
-            ChannelRequest::Listen {
+            StreamRequest::Listen {
                 last_seen: None,
                 region: Region::Any,
             },
         ));
         round_trip(
-            ChannelCall::new(
+            StreamCall::new(
                 channel("a.b-c_d"),
-                ChannelRequest::Listen {
+                StreamRequest::Listen {
                     last_seen: Some(EventId(u64::MAX)),
                     region: Region::Oc,
                 },
@@ -363,34 +315,34 @@ mod tests {
             .allowing(Some("https://app.test:8443".into())),
         );
         round_trip(
-            ChannelCall::new(channel("news"), ChannelRequest::Stats).allowing(Some("*".into())),
+            StreamCall::new(channel("news"), StreamRequest::Stats).allowing(Some("*".into())),
         );
-        round_trip(ChannelCall::new(channel("news"), ChannelRequest::Stats));
+        round_trip(StreamCall::new(channel("news"), StreamRequest::Stats));
         // Between the nodes of a tree.
         let node = |p: &str| NodePath::parse(p).unwrap();
         for request in [
-            ChannelRequest::Relay {
+            StreamRequest::Relay {
                 child: node("weur.0.3"),
                 last_seen: None,
             },
-            ChannelRequest::Relay {
+            StreamRequest::Relay {
                 child: node("weur"),
                 last_seen: Some(EventId(7)),
             },
-            ChannelRequest::Replay {
+            StreamRequest::Replay {
                 after: EventId(0),
                 through: EventId(12),
             },
-            ChannelRequest::Replay {
+            StreamRequest::Replay {
                 after: EventId(3),
                 through: EventId(3),
             },
-            ChannelRequest::Report {
+            StreamRequest::Report {
                 child: node("apac.1"),
                 listeners: 12345,
                 handed: None,
             },
-            ChannelRequest::Report {
+            StreamRequest::Report {
                 child: node("apac.1.0"),
                 listeners: 0,
                 handed: Some(Counters {
@@ -400,14 +352,14 @@ mod tests {
                     dropped_gone: 2,
                 }),
             },
-            ChannelRequest::Stats,
+            StreamRequest::Stats,
         ] {
-            round_trip(ChannelCall::to_node(
+            round_trip(StreamCall::to_node(
                 channel("hot"),
                 node("weur.0"),
                 request.clone(),
             ));
-            round_trip(ChannelCall::new(channel("hot"), request));
+            round_trip(StreamCall::new(channel("hot"), request));
         }
         for message in [
             Message {
@@ -421,14 +373,14 @@ mod tests {
                 retry_ms: Some(0),
             },
         ] {
-            round_trip(ChannelCall::new(
+            round_trip(StreamCall::new(
                 channel("x"),
-                ChannelRequest::Publish(message.clone()),
+                StreamRequest::Publish(message.clone()),
             ));
         }
-        round_trip(ChannelCall::new(
+        round_trip(StreamCall::new(
             channel("x"),
-            ChannelRequest::PublishBatch(vec![
+            StreamRequest::PublishBatch(vec![
                 Message {
                     data: "a\u{feff}\r\n\"".into(),
                     event_type: Some("t".into()),
@@ -445,9 +397,9 @@ mod tests {
 
     #[test]
     fn a_publish_carries_its_data_as_the_body_and_nothing_to_parse() {
-        let wire = ChannelCall::new(
+        let wire = StreamCall::new(
             channel("news"),
-            ChannelRequest::Publish(Message {
+            StreamRequest::Publish(Message {
                 data: "{\"a\":1}".into(),
                 event_type: Some("t".into()),
                 retry_ms: Some(5),
@@ -519,8 +471,106 @@ mod tests {
                 Some(""),
             ),
         ] {
-            let e = ChannelCall::from_wire(bad.clone()).unwrap_err();
+            let e = StreamCall::from_wire(bad.clone()).unwrap_err();
             assert!(matches!(e, Error::Contract(_)), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_hub_call_reads_back_as_it_was_sent_grants_and_all() {
+        use crate::domain::mercure::{verify, MatcherBudget, MatcherKind, TokenContext};
+        // A 0.x token granting subscribe on a template, signed by hand.
+        let grants = {
+            use base64::Engine;
+            use hmac::{KeyInit, Mac};
+            let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+            let signing = format!(
+                "{}.{}",
+                b64(r#"{"alg":"HS256"}"#),
+                b64(r#"{"mercure":{"subscribe":["https://a.test/{x}"],"payload":{"u":1}}}"#)
+            );
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
+            mac.update(signing.as_bytes());
+            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(mac.finalize().into_bytes());
+            let ctx = TokenContext {
+                now_s: 0,
+                issuers: vec![],
+                resource: "http://h.test/.well-known/mercure".into(),
+                limits: Default::default(),
+            };
+            verify(&format!("{signing}.{sig}"), b"k", &ctx).unwrap()
+        };
+        let spec = grants.spec();
+        let subscriber = SubscriberCall {
+            base: "http://h.test/.well-known/mercure".into(),
+            subscriber_id: "urn:uuid:1".into(),
+            specs: vec![TopicSpec::new(MatcherKind::UrlPattern, "/books/:id")],
+            grants: Some(spec.clone()),
+            cursor: Some("earliest".into()),
+        };
+        let call = StreamCall::to_node(
+            Target::Hub,
+            NodePath::parse("weur.1").unwrap(),
+            StreamRequest::Subscribe {
+                subscriber: subscriber.clone(),
+                region: Region::Weur,
+            },
+        );
+        round_trip(call);
+        let grants = subscriber
+            .grants
+            .unwrap()
+            .compile(&mut MatcherBudget::new(Default::default()))
+            .unwrap();
+        assert!(grants.allows(
+            crate::domain::mercure::Action::Subscribe,
+            "https://a.test/y"
+        ));
+        assert!(!grants.allows(
+            crate::domain::mercure::Action::Subscribe,
+            "https://b.test/y"
+        ));
+        let update = UpdateCall {
+            update: Update {
+                topics: vec!["t".into()],
+                data: "a\nb".into(),
+                private: true,
+                id: None,
+                event_type: Some("x".into()),
+                retry_ms: Some(3),
+            },
+            id: "urn:uuid:2".into(),
+        };
+        for request in [
+            StreamRequest::PublishUpdates(vec![update.clone(), update]),
+            StreamRequest::Subscriptions(SubscriptionsCall {
+                base: "http://h.test/.well-known/mercure".into(),
+                remainder: "/a%2Fb".into(),
+                raw_path: "/.well-known/mercure/subscriptions/a%2Fb".into(),
+                grants: spec,
+                if_none_match: Some("\"x\"".into()),
+            }),
+            StreamRequest::Subscribers,
+            StreamRequest::FindKey("urn:uuid:3 & co=?".into()),
+            StreamRequest::Stats,
+        ] {
+            round_trip(StreamCall::new(Target::Hub, request));
+        }
+        let wire = |url: &str| Wire {
+            method: Method::Post,
+            url: Url::parse(url).unwrap(),
+            body: Some("{}".into()),
+        };
+        for bad in [
+            wire("https://channel.internal/publish-updates?hub=1"),
+            wire("https://channel.internal/subscribe?hub=1&region=any"),
+            wire("https://channel.internal/publish?hub=1&channel=a"),
+        ] {
+            assert!(matches!(
+                StreamCall::from_wire(bad),
+                Err(Error::Contract(_))
+            ));
         }
     }
 }

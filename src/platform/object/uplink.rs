@@ -11,9 +11,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use worker::{Delay, Env};
 
-use super::{ask_node, now_ms, position_of, Hosted, UPLINK_WAIT};
-use crate::domain::{ChannelName, EventId, NodePath};
-use crate::platform::contract::{ChannelCall, ChannelRequest};
+use super::{ask_node, now_ms, position_of, Face, Hosted, UPLINK_WAIT};
+use crate::domain::{EventId, NodePath};
+use crate::platform::contract::{StreamCall, StreamRequest, Target};
 use crate::platform::error::Error;
 use crate::platform::host::Shared;
 use crate::protocol::FrameReader;
@@ -46,11 +46,11 @@ pub(super) enum LinkState {
 /// here would wait on streams that carry nothing: the node ends them (their clients
 /// reconnect and resume, possibly elsewhere in the tree) and lets the stream go, until a
 /// new seat starts it again.
-pub(super) async fn run(
-    hosted: Shared<Hosted>,
+pub(super) async fn run<F: Face>(
+    hosted: Shared<Hosted<F>>,
     env: Env,
     uplink: Rc<Uplink>,
-    channel: ChannelName,
+    target: Target,
     path: NodePath,
 ) {
     let Some(parent) = path.parent() else {
@@ -62,11 +62,11 @@ pub(super) async fn run(
         let resume = hosted.with(|h| h.channel.resume_after()).flatten();
         // A node that has relayed nothing yet asks from its seed, or from now.
         let asked = resume.or_else(|| uplink.seed.take());
-        let request = ChannelRequest::Relay {
+        let request = StreamRequest::Relay {
             child: path.clone(),
             last_seen: asked,
         };
-        let call = ChannelCall::to_node(channel.clone(), parent.clone(), request);
+        let call = StreamCall::to_node(target.clone(), parent.clone(), request);
         match open(&call, &env).await {
             Ok((position, mut stream)) => {
                 failures = 0;
@@ -79,7 +79,7 @@ pub(super) async fn run(
                     if !frames.is_empty() {
                         hosted.with(|h| {
                             h.channel.ingest(&frames, now_ms());
-                            h.channel.flush();
+                            F::settle(h);
                         });
                     }
                     if uplink.stop.get() {
@@ -112,7 +112,7 @@ pub(super) async fn run(
     uplink.state.set(LinkState::Down);
 }
 
-async fn open(call: &ChannelCall, env: &Env) -> Result<(EventId, worker::ByteStream), Error> {
+async fn open(call: &StreamCall, env: &Env) -> Result<(EventId, worker::ByteStream), Error> {
     let mut response = ask_node(call, env, 200).await?;
     let position = position_of(&response)?;
     Ok((position, response.stream()?))

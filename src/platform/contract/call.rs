@@ -1,0 +1,196 @@
+//! The calls: what an object of a stream (a channel's root or a node of its tree, the
+//! hub's root or a node of its tree) is asked to do, by the Worker or by another object.
+
+use serde::{Deserialize, Serialize};
+use worker::{Env, Request, RequestInit, Response};
+
+use super::wire::Wire;
+use super::{CHANNEL_BINDING, HUB_BINDING, HUB_NAME};
+use crate::domain::mercure::{GrantsSpec, TopicSpec, Update};
+use crate::domain::{ChannelName, Counters, EventId, Message, NodePath, Region};
+use crate::platform::error::Error;
+
+/// Whose objects a call is for: a channel's, or the Mercure hub's. Each has its own
+/// Durable Object class (and so its own storage); both run the one stream engine.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    Channel(ChannelName),
+    Hub,
+}
+
+impl Target {
+    /// The namespace binding of its objects.
+    pub fn binding(&self) -> &'static str {
+        match self {
+            Target::Channel(_) => CHANNEL_BINDING,
+            Target::Hub => HUB_BINDING,
+        }
+    }
+
+    /// The name its root object has; its nodes' names are made from it
+    /// ([`NodePath::object_name`]).
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Channel(channel) => channel.as_str(),
+            Target::Hub => HUB_NAME,
+        }
+    }
+}
+
+/// What an object is asked to do. The Worker has validated everything first; between
+/// objects, the tree's calls (relay, replay, report, stats) are the same for both faces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamRequest {
+    /// Open a channel's stream, resuming after `last_seen` when given.
+    Listen {
+        last_seen: Option<EventId>,
+        /// Where the listener is, for a node to pick a child near it.
+        region: Region,
+    },
+    /// Open a hub subscriber's stream (the hub's form of a listen).
+    Subscribe {
+        subscriber: SubscriberCall,
+        region: Region,
+    },
+    /// A child node takes its stream (resuming after `last_seen`, as a listener would).
+    Relay {
+        child: NodePath,
+        last_seen: Option<EventId>,
+    },
+    /// The replay for a resume after `after`, as a body, for a child that does not hold
+    /// it; it must bring the child at least to `through`. Each event comes as objects
+    /// write to each other (its publication time, and a routed event's sequence number
+    /// and route): the child gives each of its seats what is theirs.
+    Replay { after: EventId, through: EventId },
+    /// A child's subtree holds `listeners` seats; a child that emptied hands up what it
+    /// counted (`handed`), for the stream's stats to keep.
+    Report {
+        child: NodePath,
+        listeners: u64,
+        handed: Option<Counters>,
+    },
+    /// Publish a validated message on a channel.
+    Publish(Message),
+    /// Publish validated messages together (each with its own id, stored at once, sent
+    /// to each listener as one write).
+    PublishBatch(Vec<Message>),
+    /// Publish hub updates, in order (the Worker sends one; a node sends the
+    /// subscription events of its subscribers to the root).
+    PublishUpdates(Vec<UpdateCall>),
+    /// Answer the hub's subscriptions API (§7.3).
+    Subscriptions(SubscriptionsCall),
+    /// The active subscriptions of the subtree's subscribers, for the root to list.
+    Subscribers,
+    /// The sequence number of the first kept hub update with this id (a node resolving
+    /// a resume it does not hold); not found: 404.
+    FindKey(String),
+    /// Report the counters of the object's subtree (the whole stream's, at the root).
+    Stats,
+}
+
+/// A hub subscriber as the Worker verified it: its matchers and grants as written, for
+/// the object that seats it to compile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriberCall {
+    /// R, the hub's URL as the client addressed it (relative patterns resolve to it).
+    pub base: String,
+    pub subscriber_id: String,
+    pub specs: Vec<TopicSpec>,
+    pub grants: Option<GrantsSpec>,
+    /// The resume cursor: an id, or `earliest`.
+    pub cursor: Option<String>,
+}
+
+impl Eq for SubscriberCall {}
+
+/// One hub update to dispatch; `id` is the publisher's or a generated one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateCall {
+    pub update: Update,
+    pub id: String,
+}
+
+/// A subscriptions API request (§7.3): the path's remainder after
+/// `/.well-known/mercure/subscriptions`, raw, and the whole path as received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionsCall {
+    pub base: String,
+    pub remainder: String,
+    pub raw_path: String,
+    pub grants: GrantsSpec,
+    pub if_none_match: Option<String>,
+}
+
+impl Eq for SubscriptionsCall {}
+
+/// A request addressed to one object of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCall {
+    pub target: Target,
+    pub node: NodePath,
+    /// The `Access-Control-Allow-Origin` the answer carries, set by the object on its
+    /// response so that the Worker returns it untouched (a Durable Object's response has
+    /// immutable headers: adding one would mean copying them).
+    pub allow_origin: Option<String>,
+    pub request: StreamRequest,
+}
+
+impl StreamCall {
+    /// A call to the stream's root.
+    pub fn new(target: Target, request: StreamRequest) -> Self {
+        Self::to_node(target, NodePath::root(), request)
+    }
+
+    pub fn to_node(target: Target, node: NodePath, request: StreamRequest) -> Self {
+        StreamCall {
+            target,
+            node,
+            allow_origin: None,
+            request,
+        }
+    }
+
+    /// The call, its answer allowed to `allow_origin` by CORS.
+    pub fn allowing(mut self, allow_origin: Option<String>) -> Self {
+        self.allow_origin = allow_origin;
+        self
+    }
+
+    /// Sends the call to its object and returns the object's response untouched, so a
+    /// stream's body is piped by the runtime, never by us.
+    pub async fn send(&self, env: &Env) -> Result<Response, Error> {
+        let namespace = env.durable_object(self.target.binding())?;
+        let name = self.node.object_name(self.target.name());
+        // A node is made where its listeners are: the hint counts when it is first made.
+        let stub = match self.node.region().and_then(Region::location_hint) {
+            Some(hint) => namespace.get_by_name_with_location_hint(&name, hint)?,
+            None => namespace.get_by_name(&name)?,
+        };
+        let wire = self.to_wire();
+        let mut init = RequestInit::new();
+        init.with_method(wire.method);
+        if let Some(body) = wire.body {
+            init.with_body(Some(body.into()));
+        }
+        let request = Request::new_with_init(wire.url.as_str(), &init)?;
+        Ok(stub.fetch_with_request(request).await?)
+    }
+
+    /// Reads the call an object received (its body too, so none is left unread). The
+    /// body is read as bytes: decoding it as text would drop a leading U+FEFF of the data.
+    pub async fn read(req: &mut Request) -> Result<StreamCall, Error> {
+        let method = req.method();
+        let body = match method {
+            worker::Method::Post => Some(
+                String::from_utf8(req.bytes().await?)
+                    .map_err(|_| Error::Contract("a body that is not UTF-8".into()))?,
+            ),
+            _ => None,
+        };
+        StreamCall::from_wire(Wire {
+            method,
+            url: req.url()?,
+            body,
+        })
+    }
+}

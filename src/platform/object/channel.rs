@@ -1,0 +1,105 @@
+//! The channels face: the `Channel` Durable Object class, one per object of a channel's
+//! tree. Its seats take every event; it adds publishing (one message, or a batch) and
+//! answers with the CORS header the Worker asked for.
+
+use worker::{durable_object, DurableObject, Env, Headers, Request, Response, State};
+
+use super::{Face, Hosted, StreamObject};
+use crate::domain::{ChannelSettings, Config, EventId, Everyone, Region, SeatKind};
+use crate::platform::contract::{StreamCall, StreamRequest, Target};
+use crate::platform::cors;
+use crate::platform::error::Error;
+use crate::platform::host::now_ms;
+use crate::platform::http;
+
+/// A channel's seats and rules: everyone takes everything, holes are told with `gap`.
+pub(crate) struct Channels;
+
+impl Face for Channels {
+    type Filter = Everyone;
+
+    fn settings(config: &Config) -> ChannelSettings {
+        config.into()
+    }
+
+    fn stream_headers() -> Result<Headers, Error> {
+        http::event_stream_headers()
+    }
+}
+
+#[durable_object]
+pub struct Channel {
+    object: StreamObject<Channels>,
+}
+
+impl Channel {
+    async fn serve(&self, call: StreamCall) -> Result<Response, Error> {
+        if !matches!(call.target, Target::Channel(_)) {
+            return Err(Error::Contract("a hub call sent to a channel".into()));
+        }
+        self.object.ensure_open(&call.target, &call.node)?;
+        match call.request {
+            StreamRequest::Listen { last_seen, region } => self.listen(last_seen, region).await,
+            StreamRequest::Publish(message) => {
+                crate::platform::injected_fault(&message.data);
+                self.publish(|h| Ok(h.channel.publish(&message, now_ms())?.to_json()))
+            }
+            StreamRequest::PublishBatch(messages) => {
+                self.publish(|h| Ok(h.channel.publish_batch(&messages, now_ms())?.to_json()))
+            }
+            other => self.object.serve_tree(other).await,
+        }
+    }
+
+    async fn listen(&self, last_seen: Option<EventId>, region: Region) -> Result<Response, Error> {
+        let _arrival = match self.object.placed(region).await? {
+            super::Placed::Below(response) => return Ok(response),
+            super::Placed::Here(arrival) => arrival,
+        };
+        let seat = SeatKind::Listener(Everyone);
+        let (body, _) = self.object.seat(seat, last_seen).await?;
+        self.object
+            .stream_response(body, Channels::stream_headers()?)
+    }
+
+    /// Publishes with `publish`, which answers what was published; it goes out once
+    /// the batch window has passed.
+    fn publish(
+        &self,
+        publish: impl FnOnce(&mut Hosted<Channels>) -> Result<serde_json::Value, Error>,
+    ) -> Result<Response, Error> {
+        let answer = self.object.with(publish)?;
+        self.object.schedule_flush();
+        http::json(&answer)
+    }
+}
+
+impl DurableObject for Channel {
+    fn new(state: State, env: Env) -> Self {
+        Channel {
+            object: StreamObject::new(state, env),
+        }
+    }
+
+    /// Every answer, errors too, carries the CORS header the Worker asked for, so that
+    /// the Worker passes it on untouched.
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let call = match StreamCall::read(&mut req).await {
+            Ok(call) => call,
+            Err(e) => return e.to_response(),
+        };
+        let allow_origin = call.allow_origin.clone();
+        let mut response = match self.serve(call).await {
+            Ok(response) => response,
+            Err(e) => e.to_response()?,
+        };
+        for (name, value) in cors::CHANNELS.headers(allow_origin) {
+            response.headers_mut().set(name, &value)?;
+        }
+        Ok(response)
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.object.alarm().await
+    }
+}

@@ -1,0 +1,386 @@
+//! The Mercure face: the `Hub` Durable Object class, one per object of the hub's tree.
+//! Its seats are subscribers that filter by their subscriptions and grants; it adds
+//! subscribing (compiling the matchers the Worker verified), publishing updates (at the
+//! root), the subscriptions API (at the root, gathered over the tree), subscription
+//! events (published at the root for arrivals and departures anywhere) and token expiry.
+
+use std::time::Duration;
+
+use worker::{durable_object, DurableObject, Env, Headers, Request, Response, State};
+
+use super::{Face, Hosted, Placed, StreamObject};
+use crate::domain::hub::{self, Cursor, HubUpdate, Resolved};
+use crate::domain::mercure::listing;
+use crate::domain::mercure::subscribe::compile;
+use crate::domain::mercure::subscriber::Subscriber;
+use crate::domain::mercure::subscriptions::Subscription;
+use crate::domain::mercure::{
+    metadata_url, ApiPath, Grants, GrantsSpec, MatcherBudget, Update, EARLIEST,
+};
+use crate::domain::stream::Route;
+use crate::domain::{ChannelSettings, Config, EventId, Region, SeatKind};
+use crate::platform::contract::{
+    StreamCall, StreamRequest, SubscriberCall, SubscriptionsCall, Target, UpdateCall,
+    POSITION_HEADER,
+};
+use crate::platform::error::{Challenge, Error, HubRefusal};
+use crate::platform::host::now_ms;
+
+/// The hub's seats and rules.
+pub(crate) struct Mercure;
+
+impl Face for Mercure {
+    type Filter = Subscriber;
+
+    fn settings(config: &Config) -> ChannelSettings {
+        hub::settings(config.into())
+    }
+
+    /// The headers every hub stream carries (§6.4).
+    fn stream_headers() -> Result<Headers, Error> {
+        let headers = Headers::new();
+        headers.set("Content-Type", "text/event-stream")?;
+        headers.set(
+            "Cache-Control",
+            "private, no-cache, no-store, must-revalidate, max-age=0",
+        )?;
+        headers.set("X-Accel-Buffering", "no")?;
+        Ok(headers)
+    }
+
+    /// Flushes, and announces the end of the subscriptions of subscribers that left (which
+    /// is flushed in turn, and may cut more), until nothing is left to send.
+    fn settle(h: &mut Hosted<Self>) {
+        loop {
+            h.channel.flush();
+            let ended: Vec<Subscription> = h
+                .channel
+                .take_departed()
+                .iter()
+                .flat_map(|s| s.subscriptions(false))
+                .collect();
+            if !announce(h, ended) {
+                break;
+            }
+        }
+    }
+
+    /// Ends the streams whose token expired (§6.8).
+    fn before_keep_alive(h: &mut Hosted<Self>, now_ms: u64) {
+        h.channel.close_where(|s| s.expired(now_ms));
+    }
+}
+
+/// Publishes the private updates that announce subscriptions starting or ending (§7.2),
+/// when they are on: on the root, here (returns whether it published any, to flush);
+/// below it, by sending them to the root, whose order they take.
+fn announce(h: &mut Hosted<Mercure>, subscriptions: Vec<Subscription>) -> bool {
+    if !h.config.mercure.subscriptions || subscriptions.is_empty() {
+        return false;
+    }
+    let mut updates = Vec::with_capacity(subscriptions.len());
+    for subscription in subscriptions {
+        match crate::platform::hub::random_id() {
+            Ok(id) => updates.push(UpdateCall {
+                update: subscription.event(),
+                id,
+            }),
+            Err(e) => worker::console_error!("a subscription event has no id: {e}"),
+        }
+    }
+    if h.channel.path().is_root() {
+        let now = now_ms();
+        for UpdateCall { update, id } in updates {
+            if let Err(e) = h.channel.publish_update(&hub_update(update, id), now) {
+                worker::console_error!("a subscription event was not published: {e}");
+            }
+        }
+        return true;
+    }
+    let call = StreamCall::new(Target::Hub, StreamRequest::PublishUpdates(updates));
+    let env = h.env.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let sent = match call.send(&env).await {
+            Ok(response) if response.status_code() == 200 => Ok(()),
+            Ok(response) => Err(format!("the root answered {}", response.status_code())),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = sent {
+            worker::console_error!("subscription events did not reach the root: {e}");
+        }
+    });
+    false
+}
+
+fn hub_update(update: Update, id: String) -> HubUpdate {
+    HubUpdate {
+        id,
+        route: Route {
+            topics: update.topics,
+            private: update.private,
+        },
+        event_type: update.event_type,
+        retry_ms: update.retry_ms,
+        data: update.data,
+    }
+}
+
+#[durable_object]
+pub struct Hub {
+    object: StreamObject<Mercure>,
+}
+
+impl Hub {
+    async fn serve(&self, req: &mut Request) -> Result<Response, Error> {
+        let call = StreamCall::read(req).await?;
+        if call.target != Target::Hub {
+            return Err(Error::Contract("a channel call sent to the hub".into()));
+        }
+        self.object.ensure_open(&call.target, &call.node)?;
+        match call.request {
+            StreamRequest::Subscribe { subscriber, region } => {
+                self.subscribe(subscriber, region).await
+            }
+            StreamRequest::PublishUpdates(updates) => self.publish(updates),
+            StreamRequest::Subscriptions(asked) => self.subscriptions(asked).await,
+            StreamRequest::Subscribers => {
+                let active = self.active_subscriptions().await;
+                Ok(Response::from_json(&active)?)
+            }
+            StreamRequest::FindKey(key) => {
+                let found = self.object.with(|h| h.channel.find_key(&key, now_ms()))?;
+                let seq = found.ok_or(Error::NotFound)?;
+                let mut response = Response::empty()?;
+                response
+                    .headers_mut()
+                    .set(POSITION_HEADER, &seq.to_string())?;
+                Ok(response)
+            }
+            other => self.object.serve_tree(other).await,
+        }
+    }
+
+    /// Compiles a subscriber's token and query matchers, in that order, within one
+    /// budget: the token's fitted it alone when the Worker verified it, so an overrun
+    /// names the query's matcher that did not fit.
+    fn subscriber(&self, call: SubscriberCall) -> Result<Subscriber, Error> {
+        let limits = self.object.with(|h| h.config.mercure.matcher_limits);
+        let mut budget = MatcherBudget::new(limits);
+        let grants = call
+            .grants
+            .map(|g| compile_grants(g, &mut budget, &call.base))
+            .transpose()?;
+        Ok(Subscriber {
+            id: call.subscriber_id,
+            matchers: compile(&call.specs, &call.base, &mut budget)?,
+            grants,
+        })
+    }
+
+    /// Seats a subscriber here or sends it further down the tree; on its stream, the
+    /// `retry:` field, then the kept updates it admits after its cursor, then live ones.
+    async fn subscribe(&self, call: SubscriberCall, region: Region) -> Result<Response, Error> {
+        let cursor = call.cursor.clone().map(|c| match c.as_str() {
+            EARLIEST => Cursor::Earliest,
+            _ => Cursor::After(c),
+        });
+        let _arrival = match self.object.placed(region).await? {
+            Placed::Below(response) => return Ok(response),
+            Placed::Here(arrival) => arrival,
+        };
+        let subscriber = self.subscriber(call)?;
+        self.object.with(|h| {
+            let max = h.config.mercure.hub_matcher_bytes;
+            h.channel.admit(&subscriber, max)
+        })?;
+        let resolved = self.resolve(cursor.as_ref()).await?;
+        let expires_at = subscriber.expires_at_ms();
+        let started = subscriber.subscriptions(true);
+        let seat = SeatKind::Listener(subscriber);
+        let (body, _) = self
+            .object
+            .seat(seat, resolved.after)
+            .await
+            .map_err(|e| match e {
+                Error::ChannelFull { max } => Error::HubFull { max },
+                e => e,
+            })?;
+        if self.object.with(|h| announce(h, started)) {
+            self.object.schedule_flush();
+        }
+        if let Some(at) = expires_at {
+            self.close_expired_at(at);
+        }
+        let headers = Mercure::stream_headers()?;
+        if let Some(id) = resolved.last_event_id {
+            headers.set("Last-Event-ID", &id)?;
+            headers.set("Mercure-Last-Event-ID", &id)?;
+        }
+        self.object.stream_response(body, headers)
+    }
+
+    /// Where a subscriber's cursor starts it: resolved here, or, for an id a node does
+    /// not keep, by the root.
+    async fn resolve(&self, cursor: Option<&Cursor>) -> Result<Resolved, Error> {
+        if let Some(resolved) = self.object.with(|h| h.channel.resolve(cursor, now_ms()))? {
+            return Ok(resolved);
+        }
+        let Some(Cursor::After(key)) = cursor else {
+            return Err(Error::Contract("only an id is resolved by the root".into()));
+        };
+        let call = StreamCall::new(Target::Hub, StreamRequest::FindKey(key.clone()));
+        let response = call.send(&self.object.env).await?;
+        let seq = match response.status_code() {
+            200 => response
+                .headers()
+                .get(POSITION_HEADER)?
+                .and_then(|p| EventId::parse(&p).ok())
+                .ok_or_else(|| Error::Contract("a found key without its position".into()))?,
+            404 => return Ok(Resolved::after_key(key, None)),
+            503 => return Err(Error::TreeBusy("the hub's root is busy")),
+            status => return Err(Error::Contract(format!("the root answered {status}"))),
+        };
+        Ok(Resolved::after_key(key, Some(seq)))
+    }
+
+    fn publish(&self, updates: Vec<UpdateCall>) -> Result<Response, Error> {
+        let mut last = None;
+        self.object.with(|h| {
+            for UpdateCall { update, id } in updates {
+                crate::platform::injected_fault(&update.data);
+                h.channel
+                    .publish_update(&hub_update(update, id.clone()), now_ms())?;
+                last = Some(id);
+            }
+            Ok::<_, Error>(())
+        })?;
+        self.object.schedule_flush();
+        let headers = Headers::new();
+        headers.set("Content-Type", "text/plain; charset=utf-8")?;
+        Ok(Response::ok(last.unwrap_or_default())?.with_headers(headers))
+    }
+
+    /// The active subscriptions of this object's subscribers and of its subtree's.
+    async fn active_subscriptions(&self) -> Vec<Subscription> {
+        let mut active: Vec<Subscription> = self.object.with(|h| {
+            h.channel.sweep();
+            h.channel
+                .filters()
+                .flat_map(|s| s.subscriptions(true))
+                .collect()
+        });
+        for below in self.object.gather(StreamRequest::Subscribers).await {
+            match serde_json::from_value::<Vec<Subscription>>(below) {
+                Ok(below) => active.extend(below),
+                Err(e) => worker::console_error!("a node's subscribers could not be read: {e}"),
+            }
+        }
+        active
+    }
+
+    /// The subscriptions API (§7.3 to §7.5), over the whole tree.
+    async fn subscriptions(&self, asked: SubscriptionsCall) -> Result<Response, Error> {
+        let limits = self.object.with(|h| h.config.mercure.matcher_limits);
+        let base = &asked.base;
+        let grants = compile_grants(asked.grants, &mut MatcherBudget::new(limits), base)?;
+        let active = self.active_subscriptions().await;
+        let last_event_id = self
+            .object
+            .with(|h| h.channel.last_event_id())?
+            .unwrap_or_else(|| EARLIEST.into());
+        answer_subscriptions(
+            &asked.remainder,
+            &asked.raw_path,
+            base,
+            &grants,
+            &active,
+            &last_event_id,
+            asked.if_none_match,
+        )
+    }
+
+    /// Ends the streams whose token expires at `at_ms`, at that instant (§6.8).
+    fn close_expired_at(&self, at_ms: u64) {
+        let delay = Duration::from_millis(at_ms.saturating_sub(now_ms()));
+        self.object.host.later(&self.object.state, delay, |h| {
+            let now = now_ms();
+            h.channel.close_where(|s| s.expired(now));
+            Mercure::settle(h);
+        });
+    }
+}
+
+fn answer_subscriptions(
+    remainder: &str,
+    raw_path: &str,
+    base: &str,
+    grants: &Grants,
+    active: &[Subscription],
+    last_event_id: &str,
+    if_none_match: Option<String>,
+) -> Result<Response, Error> {
+    let path = ApiPath::parse(remainder, |id| active.iter().any(|s| s.subscriber == id))
+        .map_err(|e| Error::BadPath(e.to_string()))?;
+    if !path.is_authorized(grants, raw_path) {
+        return Err(Error::Hub(HubRefusal {
+            kind: Challenge::InsufficientScope,
+            metadata_url: metadata_url(base),
+        }));
+    }
+    let listing = listing::answer(
+        &path,
+        path.family(grants.generation()),
+        raw_path,
+        base,
+        last_event_id,
+        active,
+        if_none_match.as_deref(),
+    )
+    .map_err(|_| Error::NotFound)?;
+    let headers = Headers::new();
+    for (name, value) in &listing.headers {
+        headers.set(name, value)?;
+    }
+    let response = match listing.body {
+        Some(body) => Response::ok(body)?,
+        None => Response::empty()?,
+    };
+    Ok(response.with_status(listing.status).with_headers(headers))
+}
+
+/// Compiles grants the Worker verified (checking, not compiling, their matchers). Grants
+/// whose matchers cannot be compiled within the limits are an invalid token, as the Worker
+/// answers any other bad token (§3.8).
+fn compile_grants(
+    grants: GrantsSpec,
+    budget: &mut MatcherBudget,
+    base: &str,
+) -> Result<Grants, Error> {
+    grants.compile(budget).map_err(|e| {
+        worker::console_log!("hub token refused: its matchers: {e}");
+        Error::Hub(HubRefusal {
+            kind: Challenge::InvalidToken,
+            metadata_url: metadata_url(base),
+        })
+    })
+}
+
+impl DurableObject for Hub {
+    fn new(state: State, env: Env) -> Self {
+        Hub {
+            object: StreamObject::new(state, env),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        match self.serve(&mut req).await {
+            Ok(response) => Ok(response),
+            Err(e) => e.to_response(),
+        }
+    }
+
+    /// The keep-alive tick: comments, stalled subscribers cut, expired tokens ended.
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.object.alarm().await
+    }
+}

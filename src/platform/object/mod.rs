@@ -1,0 +1,513 @@
+//! The one Durable Object implementation under both faces: an object of a stream (a
+//! channel's, or the Mercure hub's) that is its root (its seats' streams, its history in
+//! SQLite) or a node of its fan-out tree (seats, recent events in memory, and its stream
+//! from its parent), with a keep-alive alarm while anyone is seated. The tree's calls
+//! (placement, relay, replay, report, stats) are served here for both; each face
+//! ([`channel`], [`hub`]) is a thin Durable Object class that adds its own calls and
+//! rules. The Worker has validated every request before it gets here.
+
+pub mod channel;
+pub mod hub;
+mod uplink;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use worker::{Delay, Env, Headers, Response, State};
+
+use super::contract::POSITION_HEADER;
+use super::contract::{StreamCall, StreamRequest, Target, NODE_HEADER, PLACED_STATUS};
+use super::error::Error;
+use super::host::{now_ms, Host};
+use super::http;
+use super::open_streams::OpenStreams;
+use super::outlet::StreamOutlet;
+use super::sql_log::SqlLog;
+use crate::domain::{
+    self, ChannelSettings, ChannelStats, Config, EventId, EventLog, Filter, MemoryLog, NodePath,
+    Place, Region, SeatKind, SubscribeError,
+};
+use uplink::{LinkState, Uplink};
+
+/// How long a node waits for its stream from its parent before it turns a seat away.
+const UPLINK_WAIT: Duration = Duration::from_millis(5000);
+const UPLINK_POLL: Duration = Duration::from_millis(5);
+/// Times a node asks up again for a resume that moved on while the answer travelled.
+const REPLAY_ATTEMPTS: usize = 3;
+/// How far before the first resume it is asked for a fresh node starts its stream from
+/// its parent, in events: seats coming back with ids up to this much older are then
+/// answered by the node itself.
+const SEED_MARGIN: u64 = 100;
+/// How long a node waits for a child's part of a gathered answer (stats, subscribers);
+/// a child that does not answer by then is left out of it (and its failure logged).
+const CHILD_WAIT: Duration = Duration::from_millis(3000);
+
+type Log = Box<dyn EventLog>;
+/// The engine an object runs, with its face's filter.
+pub(crate) type Engine<F> = domain::Channel<StreamOutlet, Log, <F as Face>::Filter>;
+
+/// What a face (channels, the Mercure hub) adds to the one object: which seats it has,
+/// the engine's settings, and what follows a write.
+pub(crate) trait Face: Sized + 'static {
+    /// What a seat of this face admits.
+    type Filter: Filter + Clone + 'static;
+
+    fn settings(config: &Config) -> ChannelSettings;
+
+    /// The headers every stream of this face carries.
+    fn stream_headers() -> Result<Headers, Error>;
+
+    /// Writes what is pending, and what that leads to (the hub announces the departures
+    /// that writing revealed).
+    fn settle(h: &mut Hosted<Self>) {
+        h.channel.flush();
+    }
+
+    /// Runs before each keep-alive (the hub ends streams whose token expired).
+    fn before_keep_alive(_h: &mut Hosted<Self>, _now_ms: u64) {}
+}
+
+/// The object this is, once opened: its configuration and its state.
+pub(crate) struct Hosted<F: Face> {
+    pub config: Config,
+    pub target: Target,
+    pub channel: Engine<F>,
+    /// The subtree's seats as last reported to the parent.
+    reported: u64,
+    /// For calls that work started between requests makes (a node's to its root).
+    pub env: Env,
+}
+
+impl<F: Face> Hosted<F> {
+    /// Logs a storage failure met after a publish was answered (under
+    /// `PUBLISH_ACK=accepted` the events were sent but could not be kept).
+    pub fn report_store_error(&mut self) {
+        if let Some(e) = self.channel.take_store_error() {
+            worker::console_error!("storage failed after answering: {e}");
+        }
+    }
+
+    fn seated(&self) -> bool {
+        self.channel.listeners() + self.channel.relays() > 0
+    }
+}
+
+/// Where a newcomer goes: here (it counts as held until its seat is made), or further
+/// down the tree (the answer that says where).
+pub(crate) enum Placed<'a> {
+    Here(Arrival<'a>),
+    Below(Response),
+}
+
+/// A newcomer placed here whose seat is being made: held from its placement on, so that
+/// newcomers placed meanwhile count it; let go when dropped.
+pub(crate) struct Arrival<'a>(&'a Cell<usize>);
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+pub(crate) struct StreamObject<F: Face> {
+    pub state: State,
+    pub env: Env,
+    pub host: Host<Hosted<F>>,
+    uplink: Rc<Uplink>,
+    /// Seats placed here that are being made.
+    arriving: Cell<usize>,
+    streams: Rc<OpenStreams>,
+}
+
+impl<F: Face> StreamObject<F> {
+    pub fn new(state: State, env: Env) -> Self {
+        StreamObject {
+            env,
+            host: Host::new(),
+            uplink: Rc::new(Uplink::default()),
+            arriving: Cell::new(0),
+            streams: Rc::new(OpenStreams::claim(&state)),
+            state,
+        }
+    }
+
+    /// Opens the object on first use: configuration and, on the root, stored history
+    /// (read only; the tables appear with the first write).
+    pub fn ensure_open(&self, target: &Target, node: &NodePath) -> Result<(), Error> {
+        self.host.ensure_open(|| {
+            let config = super::read_config(&self.env)?;
+            let settings = F::settings(&config);
+            let channel = if node.is_root() {
+                let log: Log = Box::new(SqlLog::open(self.state.storage().sql())?);
+                domain::Channel::new(settings, log)
+            } else {
+                let log: Log = Box::<MemoryLog>::default();
+                domain::Channel::relayed(settings, node.clone(), log)
+            };
+            Ok(Hosted {
+                config,
+                target: target.clone(),
+                channel,
+                reported: 0,
+                env: self.env.clone(),
+            })
+        })
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut Hosted<F>) -> T) -> T {
+        self.host.with(f)
+    }
+
+    pub fn path(&self) -> NodePath {
+        self.with(|h| h.channel.path().clone())
+    }
+
+    pub fn target(&self) -> Target {
+        self.with(|h| h.target.clone())
+    }
+
+    /// The tree's calls, the same for both faces; a face's own calls are its to serve.
+    pub async fn serve_tree(&self, request: StreamRequest) -> Result<Response, Error> {
+        match request {
+            StreamRequest::Relay { child, last_seen } => self.relay(child, last_seen).await,
+            StreamRequest::Replay { after, through } => self.replay(after, through).await,
+            StreamRequest::Report {
+                child,
+                listeners,
+                handed,
+            } => {
+                self.with(|h| h.channel.report(&child, listeners, handed.as_ref()));
+                Ok(Response::empty()?.with_status(204))
+            }
+            StreamRequest::Stats => self.stats().await,
+            other => Err(Error::Contract(format!("{other:?} is not for this object"))),
+        }
+    }
+
+    /// Where a newcomer from `region` goes. The root, when full, first writes to its
+    /// seats for the gone ones to show (see [`Host::probe_while_full`]).
+    pub async fn placed(&self, region: Region) -> Result<Placed<'_>, Error> {
+        if self.with(|h| h.channel.path().is_root()) {
+            let host = &self.host;
+            host.probe_while_full(|h| h.channel.has_room(), probe::<F>)
+                .await;
+        }
+        let arriving = self.arriving.get();
+        if let Place::Child(node) = self.with(|h| h.channel.place(region, arriving)) {
+            let headers = Headers::new();
+            headers.set(NODE_HEADER, &node.to_string())?;
+            return Ok(Placed::Below(
+                Response::empty()?
+                    .with_status(PLACED_STATUS)
+                    .with_headers(headers),
+            ));
+        }
+        self.arriving.set(arriving + 1);
+        Ok(Placed::Here(Arrival(&self.arriving)))
+    }
+
+    /// A stream's response, saying which node serves it.
+    pub fn stream_response(
+        &self,
+        body: worker::web_sys::ReadableStream,
+        headers: Headers,
+    ) -> Result<Response, Error> {
+        headers.set(NODE_HEADER, &self.path().to_string())?;
+        Ok(Response::builder()
+            .with_status(200)
+            .with_headers(headers)
+            .stream(body))
+    }
+
+    /// A child node takes its stream from this one.
+    async fn relay(&self, child: NodePath, last_seen: Option<EventId>) -> Result<Response, Error> {
+        let (body, position) = self.seat(SeatKind::Relay(child), last_seen).await?;
+        let headers = F::stream_headers()?;
+        headers.set(POSITION_HEADER, &position.to_string())?;
+        Ok(Response::builder()
+            .with_status(200)
+            .with_headers(headers)
+            .stream(body))
+    }
+
+    /// Opens a stream for a seat, resuming after `last_seen`: from what this object
+    /// holds, or with a replay asked of the parent.
+    pub async fn seat(
+        &self,
+        seat: SeatKind<F::Filter>,
+        last_seen: Option<EventId>,
+    ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
+        if let Some(after) = last_seen {
+            // A node that starts for a resume takes its stream from a little before it:
+            // the seats coming back with it (after a restart, they all do) are then
+            // answered here, not each by a replay from above.
+            let fresh = self.with(|h| h.channel.resume_after().is_none());
+            if fresh && self.uplink.state.get() == LinkState::Down {
+                let seed = EventId(after.0.saturating_sub(SEED_MARGIN));
+                self.uplink.seed.set(Some(seed));
+            }
+        }
+        self.ensure_uplink().await?;
+        let capacity = self.with(|h| h.config.queue_capacity);
+        let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
+        let joined = self.with(|h| h.channel.join(seat.clone(), outlet, last_seen, now_ms()));
+        let position = match (joined, last_seen) {
+            (Err(SubscribeError::NotCovered), Some(after)) => {
+                return self.seat_replayed(seat, after).await;
+            }
+            (joined, _) => joined?,
+        };
+        self.arm_keep_alive().await?;
+        Ok((body, position))
+    }
+
+    async fn seat_replayed(
+        &self,
+        seat: SeatKind<F::Filter>,
+        after: EventId,
+    ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
+        let capacity = self.with(|h| h.config.queue_capacity);
+        for _ in 0..REPLAY_ATTEMPTS {
+            let through = self.with(|h| h.channel.holds_through());
+            // Routes travel with the events: the engine gives each seat what is its (a
+            // listener what its filter admits, a child everything).
+            let (replay, upstream) = self.ask_parent_replay(after, through).await?;
+            let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
+            let joined = self.with(|h| {
+                h.channel
+                    .join_replayed(seat.clone(), outlet, &replay, upstream, through, now_ms())
+            });
+            match joined {
+                Ok(position) => {
+                    self.arm_keep_alive().await?;
+                    return Ok((body, position));
+                }
+                Err(SubscribeError::NotCovered) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SubscribeError::NotCovered.into())
+    }
+
+    /// The replay for a resume after `after`, through at least `through`: from here, or
+    /// from above.
+    async fn replay(&self, after: EventId, through: EventId) -> Result<Response, Error> {
+        let answered = self.with(|h| h.channel.replay(after, through, now_ms()));
+        let (text, position) = match answered {
+            // Only below the root: the root answers every replay itself.
+            Err(SubscribeError::NotCovered) => self.ask_parent_replay(after, through).await?,
+            answered => answered?,
+        };
+        let mut response = Response::ok(text)?;
+        response
+            .headers_mut()
+            .set(POSITION_HEADER, &position.to_string())?;
+        Ok(response)
+    }
+
+    /// Asks the parent for a replay after `after` that brings a seat at least to
+    /// `through`.
+    async fn ask_parent_replay(
+        &self,
+        after: EventId,
+        through: EventId,
+    ) -> Result<(String, EventId), Error> {
+        let parent = self
+            .path()
+            .parent()
+            .ok_or_else(|| Error::Contract("a replay asked above the root".into()))?;
+        let request = StreamRequest::Replay { after, through };
+        let call = StreamCall::to_node(self.target(), parent, request);
+        let mut response = ask_node(&call, &self.env, 200).await?;
+        let position = position_of(&response)?;
+        Ok((response.text().await?, position))
+    }
+
+    /// Below the root: makes sure the stream from the parent is up (and has brought the
+    /// parent's gap, when the node starts over at the parent's ids), so that a seat made
+    /// now gets every event from now on.
+    async fn ensure_uplink(&self) -> Result<(), Error> {
+        if self.with(|h| h.channel.path().is_root()) {
+            return Ok(());
+        }
+        self.uplink.stop.set(false);
+        if self.uplink.state.get() == LinkState::Down {
+            self.uplink.state.set(LinkState::Connecting);
+            let task = uplink::run(
+                self.host.shared(),
+                self.env.clone(),
+                Rc::clone(&self.uplink),
+                self.target(),
+                self.path(),
+            );
+            self.state.wait_until(task);
+        }
+        let started = now_ms();
+        let up = || self.uplink.state.get() == LinkState::Up && self.with(|h| h.channel.is_live());
+        while !up() {
+            if now_ms() - started > UPLINK_WAIT.as_millis() as u64 {
+                return Err(Error::TreeBusy("its stream from the tree is not up yet"));
+            }
+            Delay::from(UPLINK_POLL).await;
+        }
+        Ok(())
+    }
+
+    /// This object's counters plus its children's subtrees (asked all at once).
+    async fn stats(&self) -> Result<Response, Error> {
+        let mut stats = self.with(|h| {
+            let stats = h.channel.stats(now_ms());
+            h.report_store_error();
+            stats
+        });
+        for below in self.gather(StreamRequest::Stats).await {
+            match ChannelStats::from_json(&below) {
+                Some(below) => stats.absorb(&below),
+                None => worker::console_error!("a node's stats could not be read"),
+            }
+        }
+        http::json(&stats.to_json(self.target().name()))
+    }
+
+    /// What each child answers `request` with, as JSON, asked all at once; a child that
+    /// fails or is late is left out (and logged).
+    pub async fn gather(&self, request: StreamRequest) -> Vec<serde_json::Value> {
+        let (target, children) = self.with(|h| (h.target.clone(), h.channel.relay_children()));
+        let asks = children.into_iter().map(|child| {
+            let call = StreamCall::to_node(target.clone(), child, request.clone());
+            async move { child_answer(call, &self.env).await }
+        });
+        let mut answers = Vec::new();
+        for answer in futures_util::future::join_all(asks).await {
+            match answer {
+                Ok(answer) => answers.push(answer),
+                Err(e) => worker::console_error!("a node did not answer: {e}"),
+            }
+        }
+        answers
+    }
+
+    /// Writes what was published to the seats once the batch window has passed.
+    pub fn schedule_flush(&self) {
+        let window = self.with(|h| h.config.batch_window_ms);
+        self.host.schedule_flush(window, settle::<F>);
+    }
+
+    async fn arm_keep_alive(&self) -> Result<(), Error> {
+        let interval = self.with(|h| h.config.keep_alive_ms());
+        self.host.arm_keep_alive(&self.state, interval).await
+    }
+
+    /// Below the root: tells the parent how many seats this subtree holds, when that
+    /// changed since the last report; a node that `emptied` hands up what it counted too,
+    /// for the stream's stats to keep once it is gone.
+    async fn report_to_parent(&self, emptied: bool) {
+        let (path, subtree, reported) = self.with(|h| {
+            (
+                h.channel.path().clone(),
+                h.channel.subtree_listeners(),
+                h.reported,
+            )
+        });
+        let Some(parent) = path.parent() else {
+            return;
+        };
+        if subtree == reported && !emptied {
+            return;
+        }
+        let handed = emptied.then(|| self.with(|h| h.channel.hand_up()));
+        let report = StreamRequest::Report {
+            child: path,
+            listeners: subtree,
+            handed,
+        };
+        let call = StreamCall::to_node(self.target(), parent, report);
+        match ask_node(&call, &self.env, 204).await {
+            Ok(_) => self.with(|h| h.reported = subtree),
+            Err(e) => {
+                // Kept here, to be handed up with the next report.
+                if let Some(handed) = handed {
+                    self.with(|h| h.channel.hand_back(&handed));
+                }
+                worker::console_error!("a node could not report to its parent: {e}");
+            }
+        }
+    }
+
+    /// The keep-alive tick, several times per heartbeat interval while anyone is
+    /// seated. Below the root it also reports the subtree's audience, and lets the stream
+    /// from the parent go once no one is left.
+    pub async fn alarm(&self) -> worker::Result<Response> {
+        self.host.keep_alive_fired();
+        if !self.host.is_open() {
+            return Response::empty();
+        }
+        let seated = self.with(|h| {
+            let now = now_ms();
+            F::before_keep_alive(h, now);
+            h.channel.keep_alive(now);
+            F::settle(h);
+            h.report_store_error();
+            h.seated()
+        });
+        self.report_to_parent(!seated).await;
+        if seated {
+            if let Err(e) = self.arm_keep_alive().await {
+                return e.to_response();
+            }
+        } else {
+            self.uplink.stop.set(true);
+        }
+        Response::empty()
+    }
+}
+
+fn settle<F: Face>(h: &mut Hosted<F>) {
+    F::settle(h);
+    h.report_store_error();
+}
+
+fn probe<F: Face>(h: &mut Hosted<F>) {
+    h.channel.probe();
+    F::settle(h);
+}
+
+/// Sends a call to another node of the tree, and takes its answer when it has the status
+/// the call expects (`expected`: 200 for a stream, a replay or stats, 204 for a report).
+/// A node that cannot be reached, or is busy, is one to try again soon: whoever this node
+/// answers gets a 503 with `Retry-After`.
+async fn ask_node(call: &StreamCall, env: &Env, expected: u16) -> Result<Response, Error> {
+    let response = match call.send(env).await {
+        Ok(response) => response,
+        Err(e) => {
+            worker::console_error!("node {} could not be reached: {e}", call.node);
+            return Err(Error::TreeBusy("a node above cannot be reached"));
+        }
+    };
+    match response.status_code() {
+        status if status == expected => Ok(response),
+        503 => Err(Error::TreeBusy("a node above is busy")),
+        status => Err(Error::Contract(format!("a node above answered {status}"))),
+    }
+}
+
+fn position_of(response: &Response) -> Result<EventId, Error> {
+    response
+        .headers()
+        .get(POSITION_HEADER)?
+        .and_then(|p| EventId::parse(&p).ok())
+        .ok_or_else(|| Error::Contract("a stream without its position".into()))
+}
+
+async fn child_answer(call: StreamCall, env: &Env) -> Result<serde_json::Value, Error> {
+    let ask = async {
+        let mut response = ask_node(&call, env, 200).await?;
+        Ok::<_, Error>(response.json().await?)
+    };
+    let wait = Delay::from(CHILD_WAIT);
+    match futures_util::future::select(std::pin::pin!(ask), wait).await {
+        futures_util::future::Either::Left((answer, _)) => answer,
+        futures_util::future::Either::Right(_) => Err(Error::TreeBusy("a node's answer is late")),
+    }
+}

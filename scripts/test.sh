@@ -30,6 +30,7 @@ summary() {
     printf '\n==> summary\n'
     show_lines "cargo test" "$logs/cargo.log" '^test result: '
     show_lines "node --test" "$logs/node.log" '^(ℹ|#) (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) '
+    show_lines "node --test, the hub's tree forced" "$logs/node-tree.log" '^(ℹ|#) (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) '
 }
 
 # run NAME CMD...: runs CMD, shows and keeps its output, stops the script on failure.
@@ -70,6 +71,14 @@ if [ -z "$test_files" ]; then
 fi
 # shellcheck disable=SC2086  # paths in tests/ have no spaces
 run node node --test --test-concurrency=1 --test-reporter=spec $test_files
+
+step "the Mercure suites again, the hub's tree forced: LISTENERS_PER_OBJECT=1 FANOUT=2"
+# Every subscriber past the first lands on another object of the hub's tree; the
+# third-party clients (tests/e2e/mercure-clients.test.mjs) are among these files.
+hub_files="$(find tests/e2e -name 'mercure-*.test.mjs' -type f | sort)"
+# shellcheck disable=SC2086
+run node-tree env SSE_EDGE_TEST_VARS="LISTENERS_PER_OBJECT=1 FANOUT=2" \
+    node --test --test-concurrency=1 --test-reporter=spec $hub_files
 
 summary
 printf '\n==> all tests passed\n'

@@ -33,7 +33,17 @@ const HUB_MATCHER_BYTES = 700_000;
 
 const [server, small] = useServers(
   { vars: { MERCURE_ANONYMOUS: '1' }, secrets: HUB_SECRETS },
-  { vars: { MERCURE_ANONYMOUS: '1', MERCURE_HUB_MATCHER_BYTES: String(HUB_MATCHER_BYTES), HEARTBEAT_SECONDS: '1' }, secrets: HUB_SECRETS },
+  // MERCURE_HUB_MATCHER_BYTES bounds each object of the hub: this server keeps its
+  // subscribers on one object, even when the suite runs with the tree forced.
+  {
+    vars: {
+      MERCURE_ANONYMOUS: '1',
+      MERCURE_HUB_MATCHER_BYTES: String(HUB_MATCHER_BYTES),
+      HEARTBEAT_SECONDS: '1',
+      LISTENERS_PER_OBJECT: '1000',
+    },
+    secrets: HUB_SECRETS,
+  },
 );
 
 describe('matchers too complex to compile', () => {

@@ -15,6 +15,9 @@
 // - wrangler runs in its own process group; stop() ends the whole group (wrangler,
 //   workerd, the build command): SIGTERM, then SIGKILL after 5 s. Every server still
 //   running is also killed when this process exits.
+// - SSE_EDGE_TEST_VARS="NAME=VALUE NAME=VALUE" sets those settings on every server whose
+//   test file does not set them itself: how `npm test` runs a suite a second time with
+//   the tree forced (LISTENERS_PER_OBJECT=1 FANOUT=2), every stream spread over objects.
 // - SSE_EDGE_SKIP_BUILD=1 tells scripts/build.sh (wrangler.toml's build command) to
 //   reuse build/worker/ when it exists, so each start takes seconds, not a rebuild.
 import { spawn } from 'node:child_process';
@@ -101,6 +104,18 @@ function envFileLine(name, value) {
   if (!v.includes("'")) return `${name}='${v}'\n`;
   if (!v.includes('"') && !v.includes('\\n')) return `${name}="${v}"\n`;
   throw new Error(`secret ${name}: a value with both quote kinds is not supported`);
+}
+
+/** The settings SSE_EDGE_TEST_VARS gives every server ("NAME=VALUE NAME=VALUE"). */
+export function forcedVars() {
+  const text = process.env.SSE_EDGE_TEST_VARS ?? '';
+  return Object.fromEntries(
+    text.split(/\s+/).filter(Boolean).map((pair) => {
+      const at = pair.indexOf('=');
+      if (at <= 0) throw new Error(`SSE_EDGE_TEST_VARS: "${pair}" is not NAME=VALUE`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  );
 }
 
 /**
@@ -193,7 +208,7 @@ async function startServerOnce({
     '--env-file', envFile,
     '--show-interactive-dev-session=false',
   ];
-  for (const [name, value] of Object.entries(vars)) {
+  for (const [name, value] of Object.entries({ ...forcedVars(), ...vars })) {
     args.push('--var', `${name}:${value}`);
   }
 

@@ -1,6 +1,6 @@
 //! The public routes: which request goes where. No runtime types, so it is tested natively.
 
-use crate::domain::mercure::{HUB_PATH, METADATA_PATH, SUBSCRIPTIONS_PATH};
+use crate::domain::mercure::{HUB_PATH, METADATA_PATH, STATS_PATH, SUBSCRIPTIONS_PATH};
 use crate::domain::{ChannelName, ChannelNameError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub enum HubRoute {
     Subscriptions(String),
     /// The protected-resource metadata.
     Metadata,
+    /// The hub's counters, summed over its tree.
+    Stats,
     /// A CORS preflight on any hub path.
     Preflight,
 }
@@ -113,6 +115,8 @@ fn hub_route(method: &str, path: &str) -> Option<Result<HubRoute, RouteError>> {
             _ => None,
         };
         ("GET, HEAD, POST, OPTIONS", picked)
+    } else if path == STATS_PATH {
+        ("GET, OPTIONS", (method == "GET").then_some(HubRoute::Stats))
     } else if let Some(rest) = path
         .strip_prefix(SUBSCRIPTIONS_PATH)
         .filter(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -227,6 +231,16 @@ mod tests {
         );
         assert_eq!(
             hub("POST", "/.well-known/mercure/subscriptions/x"),
+            Err(RouteError::MethodNotAllowed {
+                allow: "GET, OPTIONS"
+            })
+        );
+        assert_eq!(
+            hub("GET", "/.well-known/mercure/stats"),
+            Ok(Route::Hub(HubRoute::Stats))
+        );
+        assert_eq!(
+            hub("POST", "/.well-known/mercure/stats"),
             Err(RouteError::MethodNotAllowed {
                 allow: "GET, OPTIONS"
             })

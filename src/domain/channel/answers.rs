@@ -34,6 +34,20 @@ impl ChannelStats {
         })
     }
 
+    /// The hub's stats (`GET /.well-known/mercure/stats`): the same counters, named for
+    /// subscribers; its sequence numbers are not ids anyone sees, so none is shown.
+    pub fn to_hub_json(&self) -> Value {
+        json!({
+            "subscribers": self.listeners,
+            "published": self.counters.published,
+            "delivered": self.counters.delivered,
+            "droppedSlow": self.counters.dropped_slow,
+            "droppedGone": self.counters.dropped_gone,
+            "historyLength": self.history_length,
+            "objects": self.objects,
+        })
+    }
+
     /// Reads back what [`ChannelStats::to_json`] wrote (a child object's report).
     pub fn from_json(value: &Value) -> Option<ChannelStats> {
         let number = |name: &str| value.get(name).and_then(Value::as_u64);

@@ -28,6 +28,10 @@ pub use update::{receives, FieldLimits, Update, UpdateError, UpdateForm};
 /// The hub's own path; topics under it are the hub's (§4.4, §7).
 pub const HUB_PATH: &str = "/.well-known/mercure";
 
+/// The hub's counters, for its operators (not a Mercure route): like a channel's stats,
+/// behind the publisher credential.
+pub const STATS_PATH: &str = "/.well-known/mercure/stats";
+
 /// Where the hub's protected-resource metadata is served (§2.3, §9.2).
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
 
@@ -90,6 +94,7 @@ mod tests {
     #[test]
     fn the_subscriptions_and_metadata_paths_follow_the_hub_path() {
         assert_eq!(SUBSCRIPTIONS_PATH, format!("{HUB_PATH}/subscriptions"));
+        assert_eq!(STATS_PATH, format!("{HUB_PATH}/stats"));
         assert_eq!(
             METADATA_PATH,
             format!("/.well-known/oauth-protected-resource{HUB_PATH}")

@@ -130,6 +130,14 @@ pub async fn serve(
         }
         HubRoute::Preflight => cors::HUB.preflight(allowed),
         HubRoute::Metadata => metadata(&hub),
+        HubRoute::Stats => {
+            // Its operators' view, behind the publisher credential.
+            hub.grants(config.mercure.publisher_key.as_deref(), false, verify)?
+                .ok_or_else(|| hub.refuse(Challenge::Missing))?;
+            StreamCall::new(Target::Hub, StreamRequest::Stats)
+                .send(env)
+                .await
+        }
         HubRoute::Subscriptions(remainder) => {
             if !config.mercure.subscriptions {
                 return Err(Error::NotFound);

@@ -18,7 +18,7 @@ use crate::domain::mercure::{
     metadata_url, ApiPath, Grants, GrantsSpec, MatcherBudget, Update, EARLIEST,
 };
 use crate::domain::stream::Route;
-use crate::domain::{ChannelSettings, Config, EventId, Region, SeatKind};
+use crate::domain::{ChannelSettings, ChannelStats, Config, EventId, Region, SeatKind};
 use crate::platform::contract::{
     StreamCall, StreamRequest, SubscriberCall, SubscriptionsCall, Target, UpdateCall,
     POSITION_HEADER,
@@ -63,6 +63,10 @@ impl Face for Mercure {
                 break;
             }
         }
+    }
+
+    fn stats_json(stats: &ChannelStats, _target: &Target) -> serde_json::Value {
+        stats.to_hub_json()
     }
 
     /// Ends the streams whose token expired (§6.8).

@@ -64,6 +64,12 @@ pub(crate) trait Face: Sized + 'static {
         h.channel.flush();
     }
 
+    /// The stream's stats as its root answers the Worker (between objects they travel as
+    /// [`ChannelStats::to_json`] writes them).
+    fn stats_json(stats: &ChannelStats, target: &Target) -> serde_json::Value {
+        stats.to_json(target.name())
+    }
+
     /// Runs before each keep-alive (the hub ends streams whose token expired).
     fn before_keep_alive(_h: &mut Hosted<Self>, _now_ms: u64) {}
 }
@@ -367,7 +373,11 @@ impl<F: Face> StreamObject<F> {
                 None => worker::console_error!("a node's stats could not be read"),
             }
         }
-        http::json(&stats.to_json(self.target().name()))
+        let target = self.target();
+        http::json(&match self.path().is_root() {
+            true => F::stats_json(&stats, &target),
+            false => stats.to_json(target.name()),
+        })
     }
 
     /// What each child answers `request` with, as JSON, asked all at once; a child that

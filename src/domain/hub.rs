@@ -370,6 +370,46 @@ mod tests {
     }
 
     #[test]
+    fn a_node_leaves_an_id_it_does_not_keep_to_the_root_and_resolves_the_rest_itself() {
+        let mut root = hub();
+        root.publish_update(&update("a", &["x"], false), 1).unwrap();
+        let unknown = Cursor::After("nope".into());
+        assert_eq!(
+            root.resolve(Some(&unknown), 2).unwrap(),
+            Some(Resolved::after_key("nope", None)),
+            "the root keeps the whole history: an id it lacks is unknown"
+        );
+        assert_eq!(
+            Resolved::after_key("nope", None).last_event_id.as_deref(),
+            Some(EARLIEST)
+        );
+        let settings = *root.settings();
+        let path = crate::domain::NodePath::parse("weur.0").unwrap();
+        let mut node: Hub = Channel::relayed(settings, path, MemoryLog::default());
+        assert_eq!(node.resolve(Some(&unknown), 2).unwrap(), None);
+        let a = Cursor::After("a".into());
+        assert_eq!(
+            node.resolve(Some(&a), 2).unwrap(),
+            None,
+            "not relayed here yet"
+        );
+        assert_eq!(
+            node.resolve(Some(&Cursor::Earliest), 2).unwrap(),
+            Some(Resolved {
+                after: Some(EventId(0)),
+                last_event_id: Some(EARLIEST.into())
+            })
+        );
+        assert_eq!(
+            node.resolve(None, 2).unwrap(),
+            Some(Resolved {
+                after: None,
+                last_event_id: None
+            })
+        );
+    }
+
+    #[test]
     fn updates_published_while_a_subscriber_joins_arrive_once() {
         let mut h = hub();
         h.publish_update(&update("a", &["x"], false), 1).unwrap();

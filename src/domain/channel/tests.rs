@@ -242,6 +242,20 @@ fn stats_add_up_after_a_known_sequence() {
     assert_eq!(json["channel"], "news");
     assert_eq!(json["lastId"], "3");
     assert_eq!(json["droppedGone"], 1);
+    assert_eq!(
+        ChannelStats::from_json(&json),
+        Some(s),
+        "between objects, read back whole"
+    );
+    let hub = s.to_hub_json();
+    assert_eq!(hub["subscribers"], 1);
+    assert_eq!(hub["delivered"], 6);
+    assert_eq!(
+        hub.get("lastId"),
+        None,
+        "a hub's sequence numbers are never shown"
+    );
+    assert_eq!(hub.get("channel"), None);
 }
 
 fn accepted(history: u64) -> ChannelSettings {

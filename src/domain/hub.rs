@@ -56,10 +56,6 @@ pub enum Cursor {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubError {
-    /// The hub already has its maximum number of subscribers.
-    Full {
-        max: usize,
-    },
     /// The subscribers' matchers hold all the memory the hub gives them.
     MatchersFull {
         max: usize,
@@ -72,7 +68,6 @@ pub enum HubError {
 impl std::fmt::Display for HubError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HubError::Full { max } => write!(f, "the hub has its maximum of {max} subscribers"),
             HubError::MatchersFull { max } => write!(
                 f,
                 "the hub's subscribers' matchers hold their maximum of {max} bytes"
@@ -224,11 +219,7 @@ mod tests {
         subscriber: Sub,
         cursor: Option<&Cursor>,
     ) -> Result<Resolved, HubError> {
-        if !h.has_room() {
-            return Err(HubError::Full {
-                max: h.settings().max_listeners,
-            });
-        }
+        assert!(h.has_room(), "the tests' hub has room");
         h.admit(&subscriber, MATCHER_BYTES)?;
         let resolved = h
             .resolve(cursor, 0)?

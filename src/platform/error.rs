@@ -43,9 +43,11 @@ pub enum Error {
     Auth(AuthError),
     /// A preflight from an origin that is not allowed (403).
     OriginNotAllowed,
-    /// The channel has its maximum of listeners (503, with `Retry-After`).
-    ChannelFull {
+    /// The stream (a channel, or the hub) has its maximum of seats, `MAX_LISTENERS`,
+    /// over its whole tree (503, with `Retry-After`).
+    Full {
         max: usize,
+        stream: Audience,
     },
     /// A setting is unusable (500, naming it).
     Config(ConfigError),
@@ -68,15 +70,20 @@ pub enum Error {
     Query(QueryError),
     /// A subscriptions API path that does not decode (400).
     BadPath(String),
-    /// The hub has its maximum of subscribers (503, with `Retry-After`).
-    HubFull {
-        max: usize,
-    },
     /// The hub's subscribers' matchers hold all the memory it gives them (503, with
     /// `Retry-After`).
     HubMatchersFull {
         max: usize,
     },
+}
+
+/// Whose seats a full stream has, for its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// A channel's listeners.
+    Channel,
+    /// The hub's subscribers.
+    Hub,
 }
 
 /// How the hub refuses a request's credentials: the status, and the `WWW-Authenticate`
@@ -128,7 +135,7 @@ impl Error {
             Error::TooLarge { .. } => 413,
             Error::Auth(AuthError::Missing) => 401,
             Error::Auth(AuthError::Wrong) | Error::OriginNotAllowed => 403,
-            Error::ChannelFull { .. } | Error::Runtime(_) | Error::TreeBusy(_) => 503,
+            Error::Full { .. } | Error::Runtime(_) | Error::TreeBusy(_) => 503,
             Error::Config(_) | Error::Storage(_) | Error::Contract(_) => 500,
             Error::Hub(refusal) => match refusal.kind {
                 Challenge::InvalidRequest(_) => 400,
@@ -137,7 +144,7 @@ impl Error {
             },
             Error::NotAForm => 415,
             Error::Update(_) | Error::Query(_) | Error::BadPath(_) => 400,
-            Error::HubFull { .. } | Error::HubMatchersFull { .. } => 503,
+            Error::HubMatchersFull { .. } => 503,
         }
     }
 
@@ -145,10 +152,7 @@ impl Error {
     /// that are ours, not the client's, are logged (the client only gets the line).
     pub fn to_response(&self) -> worker::Result<Response> {
         let status = self.status();
-        let full = matches!(
-            self,
-            Error::ChannelFull { .. } | Error::HubFull { .. } | Error::HubMatchersFull { .. }
-        );
+        let full = matches!(self, Error::Full { .. } | Error::HubMatchersFull { .. });
         if status >= 500 && !full {
             worker::console_error!("{status}: {self}");
         }
@@ -180,9 +184,14 @@ impl fmt::Display for Error {
             Error::TooLarge { max } => write!(f, "body is larger than {max} bytes"),
             Error::Auth(e) => write!(f, "{e}"),
             Error::OriginNotAllowed => f.write_str("origin not allowed"),
-            Error::ChannelFull { max } => {
-                write!(f, "channel has its maximum of {max} listeners")
-            }
+            Error::Full {
+                max,
+                stream: Audience::Channel,
+            } => write!(f, "channel has its maximum of {max} listeners"),
+            Error::Full {
+                max,
+                stream: Audience::Hub,
+            } => write!(f, "the hub has its maximum of {max} subscribers"),
             Error::Config(e) => write!(f, "{e}"),
             Error::Storage(e) => write!(f, "{e}"),
             Error::Contract(what) => write!(f, "internal request not understood: {what}"),
@@ -202,7 +211,6 @@ impl fmt::Display for Error {
             Error::Update(e) => write!(f, "{e}"),
             Error::Query(e) => write!(f, "{e}"),
             Error::BadPath(why) => f.write_str(why),
-            Error::HubFull { max } => write!(f, "the hub has its maximum of {max} subscribers"),
             Error::HubMatchersFull { max } => write!(
                 f,
                 "the hub's subscribers' matchers hold their maximum of {max} bytes"
@@ -250,7 +258,10 @@ impl From<RouteError> for Error {
 impl From<SubscribeError> for Error {
     fn from(e: SubscribeError) -> Self {
         match e {
-            SubscribeError::TooManyListeners { max } => Error::ChannelFull { max },
+            SubscribeError::TooManyListeners { max } => Error::Full {
+                max,
+                stream: Audience::Channel,
+            },
             SubscribeError::Log(e) => Error::Storage(e),
             SubscribeError::NotCovered => Error::TreeBusy("the resume moved on"),
         }
@@ -260,7 +271,6 @@ impl From<SubscribeError> for Error {
 impl From<HubError> for Error {
     fn from(e: HubError) -> Self {
         match e {
-            HubError::Full { max } => Error::HubFull { max },
             HubError::MatchersFull { max } => Error::HubMatchersFull { max },
             HubError::Field(e) => Error::Contract(e.to_string()),
             HubError::Log(e) => Error::Storage(e),
@@ -310,7 +320,13 @@ mod tests {
             (Error::Auth(AuthError::Missing), 401),
             (Error::Auth(AuthError::Wrong), 403),
             (Error::OriginNotAllowed, 403),
-            (Error::ChannelFull { max: 1 }, 503),
+            (
+                Error::Full {
+                    max: 1,
+                    stream: Audience::Channel,
+                },
+                503,
+            ),
             (Error::TreeBusy("x"), 503),
             (Error::Storage(LogError("x".into())), 500),
             (Error::Contract("x".into()), 500),
@@ -321,7 +337,13 @@ mod tests {
             (Error::NotAForm, 415),
             (Error::Update(UpdateError::MissingTopic), 400),
             (Error::Query(QueryError::NoMatcher), 400),
-            (Error::HubFull { max: 1 }, 503),
+            (
+                Error::Full {
+                    max: 1,
+                    stream: Audience::Hub,
+                },
+                503,
+            ),
             (Error::HubMatchersFull { max: 1 }, 503),
         ];
         for (error, status) in cases {
@@ -364,7 +386,10 @@ mod tests {
     fn domain_errors_convert_to_the_matching_kind() {
         assert!(matches!(
             Error::from(SubscribeError::TooManyListeners { max: 3 }),
-            Error::ChannelFull { max: 3 }
+            Error::Full {
+                max: 3,
+                stream: Audience::Channel
+            }
         ));
         assert!(matches!(
             Error::from(RouteError::MethodNotAllowed { allow: "GET" }),

@@ -23,7 +23,7 @@ use crate::platform::contract::{
     StreamCall, StreamRequest, SubscriberCall, SubscriptionsCall, Target, UpdateCall,
     POSITION_HEADER,
 };
-use crate::platform::error::{Challenge, Error, HubRefusal};
+use crate::platform::error::{Audience, Challenge, Error, HubRefusal};
 use crate::platform::host::now_ms;
 
 /// The hub's seats and rules.
@@ -206,7 +206,10 @@ impl Hub {
             .seat(seat, resolved.after)
             .await
             .map_err(|e| match e {
-                Error::ChannelFull { max } => Error::HubFull { max },
+                Error::Full { max, .. } => Error::Full {
+                    max,
+                    stream: Audience::Hub,
+                },
                 e => e,
             })?;
         if self.object.with(|h| announce(h, started)) {

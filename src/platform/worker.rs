@@ -73,12 +73,7 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     };
     let allowed = policy.allowed(&config, origin.as_deref());
     let routed = route(req.method().as_ref(), &path);
-    let served = match routed {
-        Ok(Route::Hub(hub_route)) => {
-            hub::serve(req, &env, &config, hub_route, allowed.is_some()).await
-        }
-        routed => handle(routed, req, &env, &config, allowed.clone()).await,
-    };
+    let served = handle(routed, req, &env, &config, allowed.clone()).await;
     let response = match served {
         Ok(response) => response,
         Err(e) => e.to_response()?,
@@ -117,7 +112,10 @@ async fn handle(
             check_stats_reader(&req, config)?;
             to(channel, StreamRequest::Stats).send(env).await
         }
-        Route::Hub(_) => unreachable!("hub routes are served by hub::serve"),
+        Route::Hub(hub_route) => {
+            let allowed = allowed.is_some();
+            hub::serve(req, env, config, hub_route, allowed).await
+        }
     }
 }
 

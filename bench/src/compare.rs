@@ -3,6 +3,8 @@
 //! nchan), all started at once and the cases interleaved (each case on every variant
 //! before the next case), printed as ratios.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -16,39 +18,61 @@ pub struct Variant {
     pub serves: Serves,
     /// Worker variables on top of the run's `--var`s.
     pub vars: Vec<(String, String)>,
+    /// The checkout it runs from (none: the run's `--root`).
+    pub root: Option<PathBuf>,
+    /// It runs only the cases with more listeners than this (a tree's variant: the cases
+    /// one object would hold alone are the one-object variant's).
+    pub above_listeners: usize,
 }
 
-/// The product with both acknowledgements, the floor with and without its insert, nchan.
-pub fn variants(with_nchan: bool) -> Vec<Variant> {
-    let var = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+impl Variant {
+    fn new(name: &'static str, serves: Serves, vars: &[(&str, &str)]) -> Self {
+        Variant {
+            name,
+            serves,
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            root: None,
+            above_listeners: 0,
+        }
+    }
+}
+
+/// The product with both acknowledgements, the floor with and without its insert, nchan;
+/// with `before`, that checkout's build; with `tree`, this build spread over objects of
+/// `tree` listeners each.
+pub fn variants(with_nchan: bool, before: Option<PathBuf>, tree: Option<usize>) -> Vec<Variant> {
     let mut v = vec![
-        Variant {
-            name: PRODUCT_STORED,
-            serves: Serves::Product,
-            vars: var("PUBLISH_ACK", "stored"),
-        },
-        Variant {
-            name: PRODUCT_ACCEPTED,
-            serves: Serves::Product,
-            vars: var("PUBLISH_ACK", "accepted"),
-        },
-        Variant {
-            name: FLOOR_SQL,
-            serves: Serves::Floor,
-            vars: var("FLOOR_SQL", "1"),
-        },
-        Variant {
-            name: FLOOR,
-            serves: Serves::Floor,
-            vars: var("FLOOR_SQL", "0"),
-        },
+        Variant::new(
+            PRODUCT_STORED,
+            Serves::Product,
+            &[("PUBLISH_ACK", "stored")],
+        ),
+        Variant::new(
+            PRODUCT_ACCEPTED,
+            Serves::Product,
+            &[("PUBLISH_ACK", "accepted")],
+        ),
+        Variant::new(FLOOR_SQL, Serves::Floor, &[("FLOOR_SQL", "1")]),
+        Variant::new(FLOOR, Serves::Floor, &[("FLOOR_SQL", "0")]),
     ];
     if with_nchan {
+        v.push(Variant::new(NCHAN, Serves::Nchan, &[]));
+    }
+    if let Some(root) = before {
         v.push(Variant {
-            name: NCHAN,
-            serves: Serves::Nchan,
-            vars: Vec::new(),
+            root: Some(root),
+            ..Variant::new(BEFORE_STORED, Serves::Product, &[("PUBLISH_ACK", "stored")])
         });
+    }
+    if let Some(per_object) = tree {
+        let mut tree = Variant::new(PRODUCT_TREE, Serves::Product, &[("PUBLISH_ACK", "stored")]);
+        tree.vars
+            .push(("LISTENERS_PER_OBJECT".into(), per_object.to_string()));
+        tree.above_listeners = per_object;
+        v.push(tree);
     }
     v
 }
@@ -58,11 +82,17 @@ pub const PRODUCT_ACCEPTED: &str = "product-accepted";
 pub const FLOOR_SQL: &str = "floor-sql";
 pub const FLOOR: &str = "floor";
 pub const NCHAN: &str = "nchan";
+pub const BEFORE_STORED: &str = "before-stored";
+pub const PRODUCT_TREE: &str = "product-tree";
 
 /// Whether `variant` runs `spec`: the floor publishes single JSON events only, so it
-/// sits out the batch cases (nchan runs them one message per request).
+/// sits out the batch cases (nchan runs them one message per request); neither serves
+/// the Mercure hub; a tree's variant runs only what one object would not hold alone.
 pub fn runs(variant: &Variant, spec: &CaseSpec) -> bool {
+    let peer = matches!(variant.serves, Serves::Floor | Serves::Nchan);
     !(spec.is_batch() && variant.serves == Serves::Floor)
+        && !(spec.is_hub() && peer)
+        && spec.listeners > variant.above_listeners
 }
 
 /// The cases a comparison runs unless `--case` says: the publish path with 1, 100 and
@@ -214,6 +244,39 @@ pub fn ratios(a: &Sum, b: &Sum) -> [Option<f64>; 4] {
 /// nchan.
 const BASES: [&str; 3] = [FLOOR_SQL, FLOOR, NCHAN];
 
+/// The ratios a row has, each as (label, numerator, denominator): each product variant to
+/// each base; this build to the build before it; the tree to one object; and, for a hub
+/// case, the hub to the channel case with as many listeners (`rows`), per variant.
+fn pairs<'a>(row: &'a Row, rows: &'a [Row]) -> Vec<(String, &'a Sum, &'a Sum)> {
+    let mut out = Vec::new();
+    for product in [PRODUCT_STORED, PRODUCT_ACCEPTED] {
+        let Some(p) = row.get(product) else { continue };
+        for base in BASES {
+            if let Some(b) = row.get(base) {
+                out.push((format!("{product} / {base}"), p, b));
+            }
+        }
+    }
+    for (a, b) in [
+        (PRODUCT_STORED, BEFORE_STORED),
+        (PRODUCT_TREE, PRODUCT_STORED),
+    ] {
+        if let (Some(x), Some(y)) = (row.get(a), row.get(b)) {
+            out.push((format!("{a} / {b}"), x, y));
+        }
+    }
+    let twin = format!("n{}-burst-k1", row.listeners);
+    let channel = rows.iter().find(|r| r.case == twin);
+    if let (true, Some(channel)) = (row.case.contains("-hub-"), channel) {
+        for variant in [PRODUCT_STORED, BEFORE_STORED, PRODUCT_TREE] {
+            if let (Some(h), Some(c)) = (row.get(variant), channel.get(variant)) {
+                out.push((format!("hub / channel, {variant}"), h, c));
+            }
+        }
+    }
+    out
+}
+
 pub fn print_table(rows: &[Row]) {
     let f = |v: Option<f64>, prec: usize| match v {
         Some(v) => format!("{v:.prec$}"),
@@ -247,21 +310,17 @@ pub fn print_table(rows: &[Row]) {
         "case", "ratio", "pub/s", "ev/s", "µs/pub", "µs/deliv"
     );
     for row in rows {
-        for product in [PRODUCT_STORED, PRODUCT_ACCEPTED] {
-            let Some(p) = row.get(product) else { continue };
-            for base in BASES {
-                let Some(b) = row.get(base) else { continue };
-                let [pr, dr, cp, cd] = ratios(p, b);
-                println!(
-                    "{:<15} {:<30} {:>8} {:>8} {:>8} {:>9}",
-                    row.case,
-                    format!("{product} / {base}"),
-                    f(pr, 2),
-                    f(dr, 2),
-                    f(cp, 2),
-                    f(cd, 2)
-                );
-            }
+        for (label, a, b) in pairs(row, rows) {
+            let [pr, dr, cp, cd] = ratios(a, b);
+            println!(
+                "{:<15} {:<30} {:>8} {:>8} {:>8} {:>9}",
+                row.case,
+                label,
+                f(pr, 2),
+                f(dr, 2),
+                f(cp, 2),
+                f(cd, 2)
+            );
         }
     }
 }
@@ -272,17 +331,13 @@ pub fn to_json(rows: &[Row]) -> Value {
         .iter()
         .map(|row| {
             let mut ratio_map = serde_json::Map::new();
-            for product in [PRODUCT_STORED, PRODUCT_ACCEPTED] {
-                let Some(p) = row.get(product) else { continue };
-                for base in BASES {
-                    let Some(b) = row.get(base) else { continue };
-                    let [pr, dr, cp, cd] = ratios(p, b);
-                    ratio_map.insert(
-                        format!("{product}/{base}"),
-                        json!({"publishes_per_sec": pr, "delivered_per_sec": dr,
-                               "cpu_per_publish": cp, "cpu_per_delivery": cd}),
-                    );
-                }
+            for (label, a, b) in pairs(row, rows) {
+                let [pr, dr, cp, cd] = ratios(a, b);
+                ratio_map.insert(
+                    label.replace(" / ", "/"),
+                    json!({"publishes_per_sec": pr, "delivered_per_sec": dr,
+                           "cpu_per_publish": cp, "cpu_per_delivery": cd}),
+                );
             }
             let variants: serde_json::Map<String, Value> = row
                 .variants
@@ -396,7 +451,7 @@ mod tests {
             .into_iter()
             .filter(|c| c.name == "n1-burst-k1" || c.name == "n1-batch")
             .collect();
-        let vs = variants(true);
+        let vs = variants(true, None, None);
         let mut order = Vec::new();
         run(
             &specs,
@@ -412,5 +467,50 @@ mod tests {
         assert_eq!(order[0], "n1-burst-k1@product-stored");
         assert_eq!(order[8], "n1-burst-k1@product-accepted");
         assert!(!order.iter().any(|o| o.starts_with("n1-batch@floor")));
+    }
+
+    #[test]
+    fn the_hub_runs_on_the_product_only_and_the_tree_only_past_one_object() {
+        let specs: Vec<CaseSpec> = crate::cases::all_cases(Some(10), None)
+            .into_iter()
+            .filter(|c| {
+                ["n100-hub-burst-k1", "n1000-hub-burst-k1", "n1000-burst-k1"]
+                    .contains(&c.name.as_str())
+            })
+            .collect();
+        let vs = variants(true, Some("/before".into()), Some(100));
+        let mut order = Vec::new();
+        let rows = run(
+            &specs,
+            &vs,
+            1,
+            |i, spec, _| {
+                order.push(format!("{}@{}", spec.name, vs[i].name));
+                result(10, 10, 1.0, 0.1)
+            },
+            |_, _, _, _, _| {},
+        );
+        assert!(!order
+            .iter()
+            .any(|o| o.contains("hub-burst-k1@floor") || o.contains("hub-burst-k1@nchan")));
+        assert!(order.contains(&"n1000-hub-burst-k1@product-tree".to_string()));
+        assert!(!order.contains(&"n100-hub-burst-k1@product-tree".to_string()));
+        assert!(order.contains(&"n100-hub-burst-k1@before-stored".to_string()));
+        let hub = rows
+            .iter()
+            .find(|r| r.case == "n1000-hub-burst-k1")
+            .unwrap();
+        let labels: Vec<String> = pairs(hub, &rows).into_iter().map(|p| p.0).collect();
+        for expected in [
+            "product-stored / before-stored",
+            "product-tree / product-stored",
+            "hub / channel, product-stored",
+            "hub / channel, product-tree",
+        ] {
+            assert!(
+                labels.iter().any(|l| l == expected),
+                "{expected} in {labels:?}"
+            );
+        }
     }
 }

@@ -87,6 +87,14 @@ struct Args {
     /// With --compare: leave nchan out.
     #[arg(long, requires = "compare")]
     no_nchan: bool,
+    /// With --compare: also run the build in this checkout (an earlier commit, built with
+    /// scripts/build.sh) as `before-stored`, and print this build's ratios to it.
+    #[arg(long, requires = "compare")]
+    before: Option<PathBuf>,
+    /// With --compare: also run this build with LISTENERS_PER_OBJECT=N as `product-tree`,
+    /// on the cases with more than N listeners, and print its ratios to one object.
+    #[arg(long, requires = "compare")]
+    tree: Option<usize>,
     /// Memory cases: measure the product only, not the runtime's floor.
     #[arg(long)]
     no_floor: bool,
@@ -231,7 +239,8 @@ fn compare_cases(a: &Args) -> Vec<CaseSpec> {
             }
         })
         .filter(|c| a.listeners.is_empty() || a.listeners.contains(&c.listeners))
-        .filter(|c| !c.is_memory() && !c.is_hub())
+        // The hub cases only when asked for: the floor and nchan sit them out.
+        .filter(|c| !c.is_memory() && (!c.is_hub() || !a.cases.is_empty()))
         .map(|mut c| {
             if a.messages.is_none() && c.base_kind() == "burst-k1" {
                 c.messages = compare::default_messages(&c);
@@ -363,7 +372,7 @@ fn run_compare(args: &Args) -> Result<(), String> {
             runtime::NCHAN_MODULE
         );
     }
-    let variants = compare::variants(with_nchan);
+    let variants = compare::variants(with_nchan, args.before.clone(), args.tree);
     let out = args.out();
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let kind = runtime::Kind::Miniflare;
@@ -380,7 +389,7 @@ fn run_compare(args: &Args) -> Result<(), String> {
         let server = runtime::Server::start(
             kind,
             v.serves,
-            &root,
+            v.root.as_deref().unwrap_or(&root),
             &vars,
             args.startup_timeout,
             &out,

@@ -444,6 +444,22 @@ mod tests {
         );
     }
 
+    /// Runs `specs` on `vs` with made-up results: the order they ran in, and the rows.
+    fn run_order(specs: &[CaseSpec], vs: &[Variant], rounds: u32) -> (Vec<String>, Vec<Row>) {
+        let mut order = Vec::new();
+        let rows = run(
+            specs,
+            vs,
+            rounds,
+            |i, spec, _| {
+                order.push(format!("{}@{}", spec.name, vs[i].name));
+                result(10, 10, 1.0, 0.1)
+            },
+            |_, _, _, _, _| {},
+        );
+        (order, rows)
+    }
+
     #[test]
     fn floors_sit_out_batches_and_the_order_turns() {
         let specs: Vec<CaseSpec> = crate::cases::all_cases(Some(10), None)
@@ -451,17 +467,7 @@ mod tests {
             .filter(|c| c.name == "n1-burst-k1" || c.name == "n1-batch")
             .collect();
         let vs = variants(true, None, None);
-        let mut order = Vec::new();
-        run(
-            &specs,
-            &vs,
-            2,
-            |i, spec, _| {
-                order.push(format!("{}@{}", spec.name, vs[i].name));
-                result(10, 10, 1.0, 0.1)
-            },
-            |_, _, _, _, _| {},
-        );
+        let (order, _) = run_order(&specs, &vs, 2);
         assert_eq!(order.len(), 2 * (5 + 3));
         assert_eq!(order[0], "n1-burst-k1@product-stored");
         assert_eq!(order[8], "n1-burst-k1@product-accepted");
@@ -478,17 +484,7 @@ mod tests {
             })
             .collect();
         let vs = variants(true, Some("/before".into()), Some(100));
-        let mut order = Vec::new();
-        let rows = run(
-            &specs,
-            &vs,
-            1,
-            |i, spec, _| {
-                order.push(format!("{}@{}", spec.name, vs[i].name));
-                result(10, 10, 1.0, 0.1)
-            },
-            |_, _, _, _, _| {},
-        );
+        let (order, rows) = run_order(&specs, &vs, 1);
         assert!(!order
             .iter()
             .any(|o| o.contains("hub-burst-k1@floor") || o.contains("hub-burst-k1@nchan")));

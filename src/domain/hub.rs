@@ -329,28 +329,20 @@ mod tests {
         .unwrap();
         assert_eq!(found.last_event_id.as_deref(), Some("earliest"));
         assert_eq!(ids(&o), ["1", "2", "5"]);
+        // A private-granted subscriber resuming after an id: what it answers, what it got.
+        let mut after = |id: &str| {
+            let o = TestOutlet::default();
+            let cursor = Cursor::After(id.into());
+            let found = subscribe(&mut h, o.clone(), sub(&["x"], true), Some(&cursor)).unwrap();
+            (found.last_event_id, ids(&o))
+        };
         // A reused id resumes after its first occurrence.
-        let o = TestOutlet::default();
-        let found = subscribe(
-            &mut h,
-            o.clone(),
-            sub(&["x"], true),
-            Some(&Cursor::After("2".into())),
-        )
-        .unwrap();
-        assert_eq!(found.last_event_id.as_deref(), Some("2"));
-        assert_eq!(ids(&o), ["3", "2", "5"]);
+        assert_eq!(
+            after("2"),
+            (Some("2".into()), vec!["3".into(), "2".into(), "5".into()])
+        );
         // An unknown id replays nothing.
-        let o = TestOutlet::default();
-        let found = subscribe(
-            &mut h,
-            o.clone(),
-            sub(&["x"], true),
-            Some(&Cursor::After("nope".into())),
-        )
-        .unwrap();
-        assert_eq!(found.last_event_id.as_deref(), Some("earliest"));
-        assert_eq!(ids(&o), Vec::<String>::new());
+        assert_eq!(after("nope"), (Some("earliest".into()), vec![]));
         // No cursor: nothing replayed, no Last-Event-ID.
         assert_eq!(
             subscribe(&mut h, TestOutlet::default(), sub(&["x"], true), None)

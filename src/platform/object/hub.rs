@@ -49,19 +49,11 @@ impl Face for Mercure {
     }
 
     /// Flushes, and announces the end of the subscriptions of subscribers that left (which
-    /// is flushed in turn, and may cut more), until nothing is left to send.
+    /// is flushed in turn, and may cut more), until nothing is left to send; below the
+    /// root, the announcements are sent on their way to it.
     fn settle(h: &mut Hosted<Self>) {
-        loop {
-            h.channel.flush();
-            let ended: Vec<Subscription> = h
-                .channel
-                .take_departed()
-                .iter()
-                .flat_map(|s| s.subscriptions(false))
-                .collect();
-            if !announce(h, ended) {
-                break;
-            }
+        if let Some(call) = settle_here(h) {
+            send_later(call, h.env.clone());
         }
     }
 
@@ -75,12 +67,56 @@ impl Face for Mercure {
     }
 }
 
-/// Publishes the private updates that announce subscriptions starting or ending (§7.2),
-/// when they are on: on the root, here (returns whether it published any, to flush);
-/// below it, by sending them to the root, whose order they take.
-fn announce(h: &mut Hosted<Mercure>, subscriptions: Vec<Subscription>) -> bool {
+/// [`Mercure::settle`]'s work on this object; below the root, the call that takes the
+/// departures' announcements to the root, for the caller to send.
+fn settle_here(h: &mut Hosted<Mercure>) -> Option<StreamCall> {
+    loop {
+        h.channel.flush();
+        let ended: Vec<Subscription> = h
+            .channel
+            .take_departed()
+            .iter()
+            .flat_map(|s| s.subscriptions(false))
+            .collect();
+        match announce(h, ended) {
+            Announced::Published => continue,
+            Announced::Nothing => return None,
+            Announced::ToRoot(call) => return Some(call),
+        }
+    }
+}
+
+/// What [`announce`] did.
+enum Announced {
+    Nothing,
+    /// Published here, on the root: to flush.
+    Published,
+    /// Below the root: the call that publishes them there.
+    ToRoot(StreamCall),
+}
+
+/// Sends announcements to the root from work that runs between requests.
+fn send_later(call: StreamCall, env: Env) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = send_to_root(&call, &env).await {
+            worker::console_error!("subscription events did not reach the root: {e}");
+        }
+    });
+}
+
+async fn send_to_root(call: &StreamCall, env: &Env) -> Result<(), Error> {
+    match call.send(env).await?.status_code() {
+        200 => Ok(()),
+        status => Err(Error::Contract(format!("the root answered {status}"))),
+    }
+}
+
+/// The private updates that announce subscriptions starting or ending (§7.2), when they
+/// are on: published here on the root; below it, to be published by the root, whose
+/// order they take.
+fn announce(h: &mut Hosted<Mercure>, subscriptions: Vec<Subscription>) -> Announced {
     if !h.config.mercure.subscriptions || subscriptions.is_empty() {
-        return false;
+        return Announced::Nothing;
     }
     let mut updates = Vec::with_capacity(subscriptions.len());
     for subscription in subscriptions {
@@ -99,21 +135,12 @@ fn announce(h: &mut Hosted<Mercure>, subscriptions: Vec<Subscription>) -> bool {
                 worker::console_error!("a subscription event was not published: {e}");
             }
         }
-        return true;
+        return Announced::Published;
     }
-    let call = StreamCall::new(Target::Hub, StreamRequest::PublishUpdates(updates));
-    let env = h.env.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let sent = match call.send(&env).await {
-            Ok(response) if response.status_code() == 200 => Ok(()),
-            Ok(response) => Err(format!("the root answered {}", response.status_code())),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = sent {
-            worker::console_error!("subscription events did not reach the root: {e}");
-        }
-    });
-    false
+    Announced::ToRoot(StreamCall::new(
+        Target::Hub,
+        StreamRequest::PublishUpdates(updates),
+    ))
 }
 
 fn hub_update(update: Update, id: String) -> HubUpdate {
@@ -212,8 +239,10 @@ impl Hub {
                 },
                 e => e,
             })?;
-        if self.object.with(|h| announce(h, started)) {
-            self.object.schedule_flush();
+        match self.object.with(|h| announce(h, started)) {
+            Announced::Published => self.object.schedule_flush(),
+            Announced::ToRoot(call) => send_later(call, self.object.env.clone()),
+            Announced::Nothing => {}
         }
         if let Some(at) = expires_at {
             self.close_expired_at(at);
@@ -267,15 +296,26 @@ impl Hub {
         Ok(Response::ok(last.unwrap_or_default())?.with_headers(headers))
     }
 
-    /// The active subscriptions of this object's subscribers and of its subtree's.
+    /// The active subscriptions of this object's subscribers and of its subtree's. The
+    /// subscribers known to be gone are left out, and the end of their subscriptions is
+    /// published (at the root) before this answers, so that a listing and the hub's last
+    /// event id, which tags it, always go together.
     async fn active_subscriptions(&self) -> Vec<Subscription> {
-        let mut active: Vec<Subscription> = self.object.with(|h| {
+        let (mut active, to_root) = self.object.with(|h| {
             h.channel.sweep();
-            h.channel
+            let to_root = settle_here(h);
+            let active: Vec<Subscription> = h
+                .channel
                 .filters()
                 .flat_map(|s| s.subscriptions(true))
-                .collect()
+                .collect();
+            (active, to_root)
         });
+        if let Some(call) = to_root {
+            if let Err(e) = send_to_root(&call, &self.object.env).await {
+                worker::console_error!("subscription events did not reach the root: {e}");
+            }
+        }
         for below in self.object.gather(StreamRequest::Subscribers).await {
             match serde_json::from_value::<Vec<Subscription>>(below) {
                 Ok(below) => active.extend(below),

@@ -19,7 +19,8 @@ use crate::domain::{
     BodyKind, ChannelName, Config, EventId, Message, MessageLimits, Publication, Region,
 };
 
-const PAGE: &str = include_str!("page.html");
+/// The playground page (`GET /`), kept beside the code as the HTML it is.
+const PAGE: &str = include_str!("../../web/playground.html");
 
 /// The query parameter that carries the listen secret (EventSource cannot set headers).
 const TOKEN_PARAM: &str = "token";

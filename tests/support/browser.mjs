@@ -62,7 +62,7 @@ export async function openPage(context, url, { prepare } = {}) {
   }
 }
 
-// The demo page (GET /, src/platform/page.html): `#status` says how its EventSource is
+// The demo page (GET /, web/playground.html): `#status` says how its EventSource is
 // ("open", "error", ...); `#messages` lists what arrived, newest first, each item with a
 // `.meta` ("#<id>", "#<id> <type>", or "gap") and a `.data` part, and its id, type and
 // whether it was replayed in data attributes.

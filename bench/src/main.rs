@@ -380,7 +380,7 @@ fn run_compare(args: &Args) -> Result<(), String> {
     // All at once: idle, the others cost next to nothing while one is measured.
     let mut servers = Vec::new();
     for v in &variants {
-        let mut vars = args.vars.clone();
+        let mut vars = run_vars(args);
         for (k, val) in &v.vars {
             vars.retain(|(name, _)| name != k);
             vars.push((k.clone(), val.clone()));
@@ -477,6 +477,21 @@ results: {}",
     write_error.map_or(Ok(()), Err)
 }
 
+/// The run's `--var`s, plus the hub's key and anonymous subscribing for the hub cases
+/// (unless the run says otherwise).
+fn run_vars(args: &Args) -> Vec<(String, String)> {
+    let mut vars = args.vars.clone();
+    for (name, value) in [
+        ("MERCURE_PUBLISHER_JWT_KEY", cases::HUB_KEY),
+        ("MERCURE_ANONYMOUS", "1"),
+    ] {
+        if !vars.iter().any(|(k, _)| k == name) {
+            vars.push((name.to_string(), value.to_string()));
+        }
+    }
+    vars
+}
+
 /// Runs `f` on a runtime started for it (stopped afterwards), or on the `--url` server.
 fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> Result<T, String> {
     let Some(kind) = args.runtime else {
@@ -494,16 +509,7 @@ fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> R
         kind.name(),
         root.display()
     );
-    // The hub's key and anonymous subscribing, for the hub cases (unless the run says).
-    let mut vars = args.vars.clone();
-    for (name, value) in [
-        ("MERCURE_PUBLISHER_JWT_KEY", cases::HUB_KEY),
-        ("MERCURE_ANONYMOUS", "1"),
-    ] {
-        if !vars.iter().any(|(k, _)| k == name) {
-            vars.push((name.to_string(), value.to_string()));
-        }
-    }
+    let vars = run_vars(args);
     let mut server = runtime::Server::start(
         kind,
         serves,

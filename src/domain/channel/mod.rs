@@ -350,6 +350,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
             &chunk,
             |seat| seat.after,
             |seat, route| seat.filter.admits(route),
+            |seat| seat.filter.class(),
         );
         self.counters.record(fanout);
         outbox.announce_relays(&mut self.relays, &chunk, |relay| relay.after);

@@ -15,9 +15,38 @@ pub struct Subscriber {
     pub matchers: Vec<TopicMatcher>,
     /// The verified token's grants; `None` for an anonymous subscriber.
     pub grants: Option<Grants>,
+    /// Its [`Filter::class`]: subscribers with the same matchers (compiled against the
+    /// same base) and the same subscribe grants receive the same updates.
+    class: String,
 }
 
 impl Subscriber {
+    /// A subscriber with matchers compiled against `base` (R).
+    pub fn new(
+        id: String,
+        matchers: Vec<TopicMatcher>,
+        grants: Option<Grants>,
+        base: &str,
+    ) -> Self {
+        let mut class = format!("{}:{};", base.len(), base);
+        for matcher in &matchers {
+            matcher.spec().write_class(&mut class);
+        }
+        match &grants {
+            Some(grants) => {
+                class.push_str("grants:");
+                grants.subscribe_class(&mut class);
+            }
+            None => class.push_str("anonymous"),
+        }
+        Subscriber {
+            id,
+            matchers,
+            grants,
+            class,
+        }
+    }
+
     pub fn specs(&self) -> impl Iterator<Item = &TopicSpec> {
         self.matchers.iter().map(TopicMatcher::spec)
     }
@@ -68,6 +97,10 @@ impl Filter for Subscriber {
         self.matchers.iter().map(TopicMatcher::cost).sum::<usize>()
             + self.grants.as_ref().map_or(0, Grants::cost)
     }
+
+    fn class(&self) -> Option<&str> {
+        Some(&self.class)
+    }
 }
 
 #[cfg(test)]
@@ -78,18 +111,46 @@ mod tests {
     const BASE: &str = "http://h.test/.well-known/mercure";
 
     fn subscriber(selectors: &[&str]) -> Subscriber {
-        Subscriber {
-            id: "urn:uuid:1".into(),
-            matchers: selectors
-                .iter()
-                .map(|s| {
-                    let spec = TopicSpec::new(MatcherKind::Selector, *s);
-                    TopicMatcher::compile(&spec, BASE, &mut MatcherBudget::new(Default::default()))
-                        .unwrap()
-                })
-                .collect(),
-            grants: None,
-        }
+        let matchers = selectors
+            .iter()
+            .map(|s| {
+                let spec = TopicSpec::new(MatcherKind::Selector, *s);
+                TopicMatcher::compile(&spec, BASE, &mut MatcherBudget::new(Default::default()))
+                    .unwrap()
+            })
+            .collect();
+        Subscriber::new("urn:uuid:1".into(), matchers, None, BASE)
+    }
+
+    #[test]
+    fn subscribers_share_a_class_only_when_the_same_updates_are_theirs() {
+        let class = |s: &Subscriber| s.class().unwrap().to_string();
+        let a = subscriber(&["https://a.test/{x}", "b"]);
+        let mut same = subscriber(&["https://a.test/{x}", "b"]);
+        same.id = "urn:uuid:2".into();
+        assert_eq!(class(&a), class(&same), "the id is no part of it");
+        // Matchers that would write the same text if joined naively stay apart.
+        assert_ne!(
+            class(&subscriber(&["ab", "c"])),
+            class(&subscriber(&["a", "bc"]))
+        );
+        assert_ne!(class(&a), class(&subscriber(&["https://a.test/{x}"])));
+        let spec = TopicSpec::new(MatcherKind::Selector, "b");
+        let budget = &mut MatcherBudget::new(Default::default());
+        let elsewhere = Subscriber::new(
+            "urn:uuid:3".into(),
+            vec![
+                TopicMatcher::compile(&spec, "http://other.test/.well-known/mercure", budget)
+                    .unwrap(),
+            ],
+            None,
+            "http://other.test/.well-known/mercure",
+        );
+        assert_ne!(
+            class(&subscriber(&["b"])),
+            class(&elsewhere),
+            "another base"
+        );
     }
 
     fn route(topics: &[&str], private: bool) -> Route {

@@ -176,6 +176,20 @@ impl Grants {
         GrantsSpec::from(self.clone())
     }
 
+    /// What decides which private updates the grants open (§6.6): the base their
+    /// matchers were compiled against and their `subscribe` matchers, in order, each
+    /// written unambiguously (see [`TopicSpec::write_class`]).
+    pub fn subscribe_class(&self, out: &mut String) {
+        out.push_str(&format!("{}:{}", self.base.len(), self.base));
+        for detail in self.details.iter().filter(|d| d.subscribe) {
+            out.push('[');
+            for topic in &detail.topics {
+                topic.spec().write_class(out);
+            }
+            out.push(']');
+        }
+    }
+
     /// The cost of the grants' compiled matchers, in bytes.
     pub fn cost(&self) -> usize {
         self.details

@@ -65,6 +65,17 @@ pub struct TopicSpec {
 }
 
 impl TopicSpec {
+    /// Appends the spec to a filter's class: its kind and its text, length-prefixed, so
+    /// that no two lists of specs write the same text.
+    pub fn write_class(&self, out: &mut String) {
+        out.push_str(&format!(
+            "{:?}:{}:{};",
+            self.kind,
+            self.text.len(),
+            self.text
+        ));
+    }
+
     pub fn new(kind: MatcherKind, text: impl Into<String>) -> TopicSpec {
         TopicSpec {
             kind,

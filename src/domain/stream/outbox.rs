@@ -120,18 +120,20 @@ impl Outbox {
     }
 
     /// Writes the outbox to every seat of `announcer`, each getting what comes after its
-    /// watermark and what its filter admits (`admits`, asked only of routed events): the
-    /// whole chunk (`chunk`, all the frames) for nearly all, a part of it for seats that
-    /// joined ahead or filter some out, made once per distinct part.
+    /// watermark and what its filter admits (`admits`, asked only of routed events, once
+    /// per route for all the seats of one `class`, [`super::Filter::class`]): the whole
+    /// chunk (`chunk`, all the frames) for nearly all, a part of it for seats that joined
+    /// ahead or filter some out, made once per distinct part.
     pub(crate) fn announce<O: Outlet, I>(
         &self,
         announcer: &mut Announcer<O, I>,
         chunk: &O::Chunk,
         watermark: impl Fn(&I) -> EventId,
         admits: impl Fn(&I, &Route) -> bool,
+        class: impl Fn(&I) -> Option<&str>,
     ) -> Fanout {
         if self.routed {
-            return self.announce_routed(announcer, chunk, watermark, admits);
+            return self.announce_routed(announcer, chunk, watermark, admits, class);
         }
         self.announce_after(announcer, chunk, false, watermark)
     }
@@ -175,15 +177,28 @@ impl Outbox {
         chunk: &O::Chunk,
         watermark: impl Fn(&I) -> EventId,
         admits: impl Fn(&I, &Route) -> bool,
+        class: impl Fn(&I) -> Option<&str>,
     ) -> Fanout {
-        let takes = |seat: &I, w: EventId, e: &Entry| {
-            e.key > w && e.route.as_ref().is_none_or(|r| admits(seat, r))
+        let admitted = |seat: &I| -> Vec<bool> {
+            let admits = |e: &Entry| e.route.as_ref().is_none_or(|r| admits(seat, r));
+            self.entries.iter().map(admits).collect()
         };
+        // What each class admits, asked of its first seat only.
+        let mut by_class: HashMap<&str, Vec<bool>> = HashMap::new();
         let selections: Vec<Vec<bool>> = announcer
             .interests()
             .map(|seat| {
                 let w = watermark(seat);
-                self.entries.iter().map(|e| takes(seat, w, e)).collect()
+                let own;
+                let admits = match class(seat) {
+                    Some(c) => by_class.entry(c).or_insert_with(|| admitted(seat)),
+                    None => {
+                        own = admitted(seat);
+                        &own
+                    }
+                };
+                let after = self.entries.iter().map(|e| e.key > w);
+                after.zip(admits).map(|(after, &on)| after && on).collect()
             })
             .collect();
         let mut parts: HashMap<&[bool], (O::Chunk, u64)> = HashMap::new();
@@ -248,7 +263,7 @@ mod tests {
         }
         let (mut seats, outlets) = seated(&[(0, &[]), (0, &[]), (2, &[]), (3, &[])]);
         let chunk = TestOutlet::chunk(&outbox.frames);
-        let fanout = outbox.announce(&mut seats, &chunk, |s| s.0, |_, _| false);
+        let fanout = outbox.announce(&mut seats, &chunk, |s| s.0, |_, _| false, |_| None);
         assert_eq!(fanout.events, 3 + 3 + 1);
         assert!(Rc::ptr_eq(
             &received(&outlets[0])[0],
@@ -273,12 +288,19 @@ mod tests {
             (2, &["a", "b"]),
         ]);
         let chunk = TestOutlet::chunk(&outbox.frames);
+        let asked = std::cell::Cell::new(0);
         let fanout = outbox.announce(
             &mut seats,
             &chunk,
             |s| s.0,
-            |s, r| r.topics.iter().any(|t| s.1.contains(&t.as_str())),
+            |s, r| {
+                asked.set(asked.get() + 1);
+                r.topics.iter().any(|t| s.1.contains(&t.as_str()))
+            },
+            |s| (s.1 == ["a"]).then_some("only a"),
         );
+        // The two seats of one class are asked once; the three others each.
+        assert_eq!(asked.get(), 2 * 4);
         let texts: Vec<String> = outlets
             .iter()
             .map(|o| received(o).iter().map(|c| c.to_string()).collect())

@@ -40,6 +40,14 @@ pub trait Filter {
     /// The bytes its compiled matchers hold, counted against the hub's bound.
     fn footprint(&self) -> usize;
 
+    /// Filters of one class admit exactly the same routes: a flush asks [`Filter::admits`]
+    /// once per class and event, not once per seat. The class is the full text of what
+    /// decides admission (never a hash: two seats must never share by accident). None:
+    /// this filter shares with no other.
+    fn class(&self) -> Option<&str> {
+        None
+    }
+
     /// How the face tells a seat about a hole in what it resumes across (events expired,
     /// or never stored): with a `gap` event (channels), or not in the stream at all
     /// (Mercure, whose clients learn where the replay started from the response's

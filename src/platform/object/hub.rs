@@ -52,8 +52,8 @@ impl Face for Mercure {
     /// is flushed in turn, and may cut more), until nothing is left to send; below the
     /// root, the announcements are sent on their way to it.
     fn settle(h: &mut Hosted<Self>) {
-        if let Some(call) = settle_here(h) {
-            send_later(call, h.env.clone());
+        if let Some(updates) = settle_here(h) {
+            send_later(updates, h.env.clone());
         }
     }
 
@@ -67,9 +67,9 @@ impl Face for Mercure {
     }
 }
 
-/// [`Mercure::settle`]'s work on this object; below the root, the call that takes the
-/// departures' announcements to the root, for the caller to send.
-fn settle_here(h: &mut Hosted<Mercure>) -> Option<StreamCall> {
+/// [`Mercure::settle`]'s work on this object; below the root, the departures'
+/// announcements, for the caller to send to the root.
+fn settle_here(h: &mut Hosted<Mercure>) -> Option<Vec<UpdateCall>> {
     loop {
         h.channel.flush();
         let ended: Vec<Subscription> = h
@@ -81,7 +81,7 @@ fn settle_here(h: &mut Hosted<Mercure>) -> Option<StreamCall> {
         match announce(h, ended) {
             Announced::Published => continue,
             Announced::Nothing => return None,
-            Announced::ToRoot(call) => return Some(call),
+            Announced::ToRoot(updates) => return Some(updates),
         }
     }
 }
@@ -91,24 +91,25 @@ enum Announced {
     Nothing,
     /// Published here, on the root: to flush.
     Published,
-    /// Below the root: the call that publishes them there.
-    ToRoot(StreamCall),
+    /// Below the root: the updates for the root to publish.
+    ToRoot(Vec<UpdateCall>),
 }
 
 /// Sends announcements to the root from work that runs between requests.
-fn send_later(call: StreamCall, env: Env) {
-    wasm_bindgen_futures::spawn_local(async move {
-        if let Err(e) = send_to_root(&call, &env).await {
-            worker::console_error!("subscription events did not reach the root: {e}");
-        }
-    });
+fn send_later(updates: Vec<UpdateCall>, env: Env) {
+    wasm_bindgen_futures::spawn_local(async move { tell_root(updates, &env).await });
 }
 
-async fn send_to_root(call: &StreamCall, env: &Env) -> Result<(), Error> {
-    match call.send(env).await?.status_code() {
-        200 => Ok(()),
-        status => Err(Error::Contract(format!("the root answered {status}"))),
-    }
+/// Has the root publish announcements; a failure is logged (the subscribers they are
+/// about keep their streams).
+async fn tell_root(updates: Vec<UpdateCall>, env: &Env) {
+    let call = StreamCall::new(Target::Hub, StreamRequest::PublishUpdates(updates));
+    let failure = match call.send(env).await {
+        Ok(response) if response.status_code() == 200 => return,
+        Ok(response) => format!("the root answered {}", response.status_code()),
+        Err(e) => e.to_string(),
+    };
+    worker::console_error!("subscription events did not reach the root: {failure}");
 }
 
 /// The private updates that announce subscriptions starting or ending (§7.2), when they
@@ -137,10 +138,7 @@ fn announce(h: &mut Hosted<Mercure>, subscriptions: Vec<Subscription>) -> Announ
         }
         return Announced::Published;
     }
-    Announced::ToRoot(StreamCall::new(
-        Target::Hub,
-        StreamRequest::PublishUpdates(updates),
-    ))
+    Announced::ToRoot(updates)
 }
 
 fn hub_update(update: Update, id: String) -> HubUpdate {
@@ -201,11 +199,13 @@ impl Hub {
             .grants
             .map(|g| compile_grants(g, &mut budget, &call.base))
             .transpose()?;
-        Ok(Subscriber {
-            id: call.subscriber_id,
-            matchers: compile(&call.specs, &call.base, &mut budget)?,
+        let matchers = compile(&call.specs, &call.base, &mut budget)?;
+        Ok(Subscriber::new(
+            call.subscriber_id,
+            matchers,
             grants,
-        })
+            &call.base,
+        ))
     }
 
     /// Seats a subscriber here or sends it further down the tree; on its stream, the
@@ -241,7 +241,9 @@ impl Hub {
             })?;
         match self.object.with(|h| announce(h, started)) {
             Announced::Published => self.object.schedule_flush(),
-            Announced::ToRoot(call) => send_later(call, self.object.env.clone()),
+            // Taken by the root before this answers: once a subscriber has its stream,
+            // its subscriptions are in the hub's history (and in the API's ETag).
+            Announced::ToRoot(updates) => tell_root(updates, &self.object.env).await,
             Announced::Nothing => {}
         }
         if let Some(at) = expires_at {
@@ -311,10 +313,8 @@ impl Hub {
                 .collect();
             (active, to_root)
         });
-        if let Some(call) = to_root {
-            if let Err(e) = send_to_root(&call, &self.object.env).await {
-                worker::console_error!("subscription events did not reach the root: {e}");
-            }
+        if let Some(updates) = to_root {
+            tell_root(updates, &self.object.env).await;
         }
         for below in self.object.gather(StreamRequest::Subscribers).await {
             match serde_json::from_value::<Vec<Subscription>>(below) {

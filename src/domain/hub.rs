@@ -2,7 +2,7 @@
 //! updates, and subscribers that each receive the updates their subscriptions and grants
 //! admit.
 //!
-//! It is rules on the engine, not a fork: a hub object is a [`Channel`] (its root, or a
+//! It is rules on the engine, not a fork: a hub object is a [`Stream`] (its root, or a
 //! node of its tree) whose seats carry a [`Filter`] (a subscriber's subscriptions and
 //! grants, from the Mercure rules) and whose events carry their public id as a key and a
 //! [`Route`] (topics, and whether the update is private), stored with them so that
@@ -13,11 +13,11 @@
 use crate::protocol::{self, Event};
 
 use super::announcer::Outlet;
-use super::channel::{Channel, ChannelSettings};
 use super::config::PublishAck;
 use super::history::{EventId, EventLog, LogError};
 use super::mercure::EARLIEST;
 use super::stream::{Filter, Route};
+use super::stream::{Stream, StreamSettings};
 
 /// One update, ready to be stored and sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +110,7 @@ impl Resolved {
 }
 
 /// The engine's settings for the hub: every update is answered once it is stored.
-pub fn settings(mut channel: ChannelSettings) -> ChannelSettings {
+pub fn settings(mut channel: StreamSettings) -> StreamSettings {
     channel.publish_ack = PublishAck::Stored;
     channel
 }
@@ -118,9 +118,9 @@ pub fn settings(mut channel: ChannelSettings) -> ChannelSettings {
 /// The Mercure face on the stream engine: seats that filter by their subscriptions and
 /// grants, events that carry their public id as a key, resumes by that key, with holes
 /// left silent.
-impl<O: Outlet, L: EventLog, S: Filter> Channel<O, L, S> {
+impl<O: Outlet, L: EventLog, S: Filter> Stream<O, L, S> {
     /// Stores an update in the hub's history (it is answered once stored); it goes out
-    /// with the next [`Channel::flush`], to the seats that admit it.
+    /// with the next [`Stream::flush`], to the seats that admit it.
     pub fn publish_update(&mut self, update: &HubUpdate, now_ms: u64) -> Result<(), HubError> {
         let frame = update.encode().map_err(HubError::Field)?;
         self.publish_routed(frame, update.id.clone(), update.route.clone(), now_ms)?;
@@ -190,12 +190,12 @@ mod tests {
     /// A test subscriber: the topics it listens to, and whether it may see private updates.
     type Sub = crate::domain::stream::route::tests::Topics;
 
-    type Hub = Channel<TestOutlet, MemoryLog, Sub>;
+    type Hub = Stream<TestOutlet, MemoryLog, Sub>;
 
     const MATCHER_BYTES: usize = 1000;
 
     fn hub() -> Hub {
-        let engine = ChannelSettings {
+        let engine = StreamSettings {
             queue_capacity: 5,
             max_listeners: 10,
             retry_ms: 1000,
@@ -209,7 +209,7 @@ mod tests {
                 fanout: 2,
             },
         };
-        Channel::new(settings(engine), MemoryLog::default())
+        Stream::new(settings(engine), MemoryLog::default())
     }
 
     /// Seats a subscriber on the root as the platform does: room, matchers, cursor, join.
@@ -368,7 +368,7 @@ mod tests {
         );
         let settings = *root.settings();
         let path = crate::domain::NodePath::parse("weur.0").unwrap();
-        let mut node: Hub = Channel::relayed(settings, path, MemoryLog::default());
+        let mut node: Hub = Stream::relayed(settings, path, MemoryLog::default());
         assert_eq!(node.resolve(Some(&unknown), 2).unwrap(), None);
         let a = Cursor::After("a".into());
         assert_eq!(

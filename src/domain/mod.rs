@@ -1,10 +1,10 @@
-//! Layer 2: channels, the announcer, listener queues, ids and history policy.
+//! Layer 2: the stream engine and its two faces' rules (channels, Mercure), the announcer,
+//! seats' queues, ids and history policy.
 //! Pure Rust and runtime-agnostic: the platform supplies an [`Outlet`] per listener and
 //! an [`EventLog`] per channel.
 
 pub mod announcer;
 pub mod auth;
-pub mod channel;
 pub mod channel_name;
 pub mod config;
 pub mod form;
@@ -17,14 +17,13 @@ pub mod stream;
 pub mod tree;
 
 pub use announcer::{Announcer, Fanout, Outlet};
-pub use channel::{
-    Channel, ChannelSettings, ChannelStats, Published, PublishedBatch, SeatKind, SubscribeError,
-};
 pub use channel_name::{ChannelName, ChannelNameError, DEFAULT_CHANNEL};
 pub use config::{Config, ConfigError, MercureConfig};
 pub use history::{BadEventId, EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent};
 pub use message::{BodyKind, Message, MessageLimits, Publication, PublishError, GAP_EVENT_TYPE};
 pub use origins::AllowedOrigins;
-pub use stream::Counters;
-pub use stream::{Everyone, Filter, Route, Seat};
+pub use stream::{
+    Counters, Everyone, Filter, Published, PublishedBatch, Route, Seat, SeatKind, Stream,
+    StreamSettings, StreamStats, SubscribeError,
+};
 pub use tree::{NodePath, Place, Region, TreeSettings};

@@ -54,7 +54,7 @@ pub trait Filter {
     /// `Last-Event-ID` header).
     const TELLS_GAPS: bool = true;
 
-    /// Whether the face is told of each seat that leaves ([`crate::domain::Channel::take_departed`]):
+    /// Whether the face is told of each seat that leaves ([`crate::domain::Stream::take_departed`]):
     /// the Mercure hub announces the end of each subscription.
     const REPORTS_DEPARTURES: bool = false;
 }

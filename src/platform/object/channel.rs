@@ -5,7 +5,7 @@
 use worker::{durable_object, DurableObject, Env, Headers, Request, Response, State};
 
 use super::{Face, Hosted, StreamObject};
-use crate::domain::{ChannelSettings, Config, EventId, Everyone, Region, SeatKind};
+use crate::domain::{Config, EventId, Everyone, Region, SeatKind, StreamSettings};
 use crate::platform::contract::{StreamCall, StreamRequest, Target};
 use crate::platform::cors;
 use crate::platform::error::Error;
@@ -18,7 +18,7 @@ pub(crate) struct Channels;
 impl Face for Channels {
     type Filter = Everyone;
 
-    fn settings(config: &Config) -> ChannelSettings {
+    fn settings(config: &Config) -> StreamSettings {
         config.into()
     }
 

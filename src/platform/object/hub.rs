@@ -18,7 +18,7 @@ use crate::domain::mercure::{
     metadata_url, ApiPath, Grants, GrantsSpec, MatcherBudget, Update, EARLIEST,
 };
 use crate::domain::stream::Route;
-use crate::domain::{ChannelSettings, ChannelStats, Config, EventId, Region, SeatKind};
+use crate::domain::{Config, EventId, Region, SeatKind, StreamSettings, StreamStats};
 use crate::platform::contract::{
     StreamCall, StreamRequest, SubscriberCall, SubscriptionsCall, Target, UpdateCall,
     POSITION_HEADER,
@@ -32,7 +32,7 @@ pub(crate) struct Mercure;
 impl Face for Mercure {
     type Filter = Subscriber;
 
-    fn settings(config: &Config) -> ChannelSettings {
+    fn settings(config: &Config) -> StreamSettings {
         hub::settings(config.into())
     }
 
@@ -57,7 +57,7 @@ impl Face for Mercure {
         }
     }
 
-    fn stats_json(stats: &ChannelStats, _target: &Target) -> serde_json::Value {
+    fn stats_json(stats: &StreamStats, _target: &Target) -> serde_json::Value {
         stats.to_hub_json()
     }
 

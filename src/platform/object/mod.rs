@@ -25,8 +25,8 @@ use super::open_streams::OpenStreams;
 use super::outlet::StreamOutlet;
 use super::sql_log::SqlLog;
 use crate::domain::{
-    self, ChannelSettings, ChannelStats, Config, EventId, EventLog, Filter, MemoryLog, NodePath,
-    Place, Region, SeatKind, SubscribeError,
+    self, Config, EventId, EventLog, Filter, MemoryLog, NodePath, Place, Region, SeatKind,
+    StreamSettings, StreamStats, SubscribeError,
 };
 use uplink::{LinkState, Uplink};
 
@@ -45,7 +45,7 @@ const CHILD_WAIT: Duration = Duration::from_millis(3000);
 
 type Log = Box<dyn EventLog>;
 /// The engine an object runs, with its face's filter.
-pub(crate) type Engine<F> = domain::Channel<StreamOutlet, Log, <F as Face>::Filter>;
+pub(crate) type Engine<F> = domain::Stream<StreamOutlet, Log, <F as Face>::Filter>;
 
 /// What a face (channels, the Mercure hub) adds to the one object: which seats it has,
 /// the engine's settings, and what follows a write.
@@ -53,7 +53,7 @@ pub(crate) trait Face: Sized + 'static {
     /// What a seat of this face admits.
     type Filter: Filter + Clone + 'static;
 
-    fn settings(config: &Config) -> ChannelSettings;
+    fn settings(config: &Config) -> StreamSettings;
 
     /// The headers every stream of this face carries.
     fn stream_headers() -> Result<Headers, Error>;
@@ -65,8 +65,8 @@ pub(crate) trait Face: Sized + 'static {
     }
 
     /// The stream's stats as its root answers the Worker (between objects they travel as
-    /// [`ChannelStats::to_json`] writes them).
-    fn stats_json(stats: &ChannelStats, target: &Target) -> serde_json::Value {
+    /// [`StreamStats::to_json`] writes them).
+    fn stats_json(stats: &StreamStats, target: &Target) -> serde_json::Value {
         stats.to_json(target.name())
     }
 
@@ -146,10 +146,10 @@ impl<F: Face> StreamObject<F> {
             let settings = F::settings(&config);
             let channel = if node.is_root() {
                 let log: Log = Box::new(SqlLog::open(self.state.storage().sql())?);
-                domain::Channel::new(settings, log)
+                domain::Stream::new(settings, log)
             } else {
                 let log: Log = Box::<MemoryLog>::default();
-                domain::Channel::relayed(settings, node.clone(), log)
+                domain::Stream::relayed(settings, node.clone(), log)
             };
             Ok(Hosted {
                 config,
@@ -368,7 +368,7 @@ impl<F: Face> StreamObject<F> {
             stats
         });
         for below in self.gather(StreamRequest::Stats).await {
-            match ChannelStats::from_json(&below) {
+            match StreamStats::from_json(&below) {
                 Some(below) => stats.absorb(&below),
                 None => worker::console_error!("a node's stats could not be read"),
             }

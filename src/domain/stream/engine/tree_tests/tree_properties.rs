@@ -87,7 +87,7 @@ struct Tree<F: Filter + Clone = Everyone> {
 
 impl<F: Filter + Clone> Tree<F> {
     fn new() -> Tree<F> {
-        let mut root = Channel::new(tree_settings(10_000), MemoryLog::default());
+        let mut root = Stream::new(tree_settings(10_000), MemoryLog::default());
         let head = Below::join(&mut root, "weur", 10_000);
         let mut tree = Tree {
             root,
@@ -214,7 +214,7 @@ impl<F: Filter + Clone> Tree<F> {
         let path = self.below[1].node.path().clone();
         let relay = TestOutlet::default();
         let position = self.open_relay(1, path.clone(), relay.clone(), seed);
-        let mut node = Channel::relayed(tree_settings(10_000), path, MemoryLog::default());
+        let mut node = Stream::relayed(tree_settings(10_000), path, MemoryLog::default());
         node.relay_started(position, seed);
         let last = node.last_id();
         assert!(

@@ -5,10 +5,10 @@ use super::*;
 use crate::domain::announcer::tests::TestOutlet;
 use crate::domain::history::MemoryLog;
 
-pub(super) type Node<F = Everyone> = Channel<TestOutlet, MemoryLog, F>;
+pub(super) type Node<F = Everyone> = Stream<TestOutlet, MemoryLog, F>;
 
-pub(super) fn tree_settings(history: u64) -> ChannelSettings {
-    ChannelSettings {
+pub(super) fn tree_settings(history: u64) -> StreamSettings {
+    StreamSettings {
         max_listeners: 100,
         // Listeners here read only when a test looks: never cut as slow.
         queue_capacity: 10_000,
@@ -33,12 +33,12 @@ impl<F: Filter + Clone> Below<F> {
     pub(super) fn start(
         parent: &mut Node<F>,
         path: &str,
-        settings: ChannelSettings,
+        settings: StreamSettings,
         seed: Option<EventId>,
         now_ms: u64,
     ) -> Below<F> {
         let path = NodePath::parse(path).unwrap();
-        let mut node = Channel::relayed(settings, path.clone(), MemoryLog::default());
+        let mut node = Stream::relayed(settings, path.clone(), MemoryLog::default());
         let relay = TestOutlet::default();
         let position = parent
             .join(SeatKind::Relay(path), relay.clone(), seed, now_ms)
@@ -112,7 +112,7 @@ fn publish_n(root: &mut Node, range: std::ops::RangeInclusive<u64>) {
 
 #[test]
 fn listeners_below_the_root_see_the_roots_ids_in_its_order() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     let on_root = listen(&mut root, None);
     let mut head = Below::join(&mut root, "weur", 100);
     let mut leaf = Below::join(&mut head.node, "weur.0", 100);
@@ -134,7 +134,7 @@ fn listeners_below_the_root_see_the_roots_ids_in_its_order() {
 
 #[test]
 fn a_resume_below_the_root_is_answered_there_or_from_above_without_loss_or_doubles() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     publish_n(&mut root, 1..=5);
     let mut leaf = Below::join(&mut root, "oc", 100);
     publish_n(&mut root, 6..=9);
@@ -171,7 +171,7 @@ fn a_resume_below_the_root_is_answered_there_or_from_above_without_loss_or_doubl
 
 #[test]
 fn a_listener_ahead_of_its_node_gets_each_later_event_once() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     let mut leaf = Below::join(&mut root, "sam", 100);
     publish_n(&mut root, 1..=4);
     leaf.pump(4);
@@ -201,7 +201,7 @@ fn a_listener_ahead_of_its_node_gets_each_later_event_once() {
 
 #[test]
 fn a_node_whose_stream_from_its_parent_was_cut_loses_nothing_for_its_listeners() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     let mut leaf = Below::join(&mut root, "afr", 100);
     let listener = TestOutlet::default();
     leaf.node.subscribe(listener.clone(), None, 0).unwrap();
@@ -227,7 +227,7 @@ fn a_node_whose_stream_from_its_parent_was_cut_loses_nothing_for_its_listeners()
 
 #[test]
 fn a_gap_upstream_reaches_the_listeners_below_and_resumes_there_say_gap_like_the_root() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(3), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(3), MemoryLog::default());
     let mut leaf = Below::join(&mut root, "me", 3);
     let listener = TestOutlet::default();
     leaf.node.subscribe(listener.clone(), None, 0).unwrap();
@@ -263,7 +263,7 @@ fn a_gap_upstream_reaches_the_listeners_below_and_resumes_there_say_gap_like_the
 #[test]
 fn a_node_below_takes_no_one_before_its_stream_has_started() {
     let path = NodePath::parse("enam").unwrap();
-    let mut node: Node = Channel::relayed(tree_settings(10), path, MemoryLog::default());
+    let mut node: Node = Stream::relayed(tree_settings(10), path, MemoryLog::default());
     assert!(!node.is_live());
     assert_eq!(
         node.subscribe(TestOutlet::default(), None, 0),
@@ -278,7 +278,7 @@ fn a_node_below_takes_no_one_before_its_stream_has_started() {
 
 #[test]
 fn tree_stats_add_up_over_the_objects() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(10), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(10), MemoryLog::default());
     let a = listen(&mut root, None);
     let mut leaf = Below::join(&mut root, "weur", 10);
     let b = TestOutlet::default();
@@ -287,7 +287,7 @@ fn tree_stats_add_up_over_the_objects() {
     publish_n(&mut root, 1..=2);
     leaf.pump(2);
     let mut total = root.stats(2);
-    let below = ChannelStats::from_json(&leaf.node.stats(2).to_json("x")).unwrap();
+    let below = StreamStats::from_json(&leaf.node.stats(2).to_json("x")).unwrap();
     total.absorb(&below);
     assert_eq!(total.listeners, 3);
     assert_eq!(total.counters.delivered, 6);
@@ -299,7 +299,7 @@ fn tree_stats_add_up_over_the_objects() {
 
 #[test]
 fn a_node_started_for_a_resume_holds_what_its_returning_listeners_missed() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     publish_n(&mut root, 1..=20);
     // Everything restarted: a fresh node's first seat resumes after 18, so it takes its
     // stream from a little before (here 10), as the platform does.
@@ -337,14 +337,14 @@ fn a_node_started_for_a_resume_holds_what_its_returning_listeners_missed() {
 
 #[test]
 fn events_replayed_to_a_node_keep_their_age_so_it_never_serves_an_expired_one() {
-    let aging = ChannelSettings {
+    let aging = StreamSettings {
         history: HistoryPolicy {
             max_events: 100,
             max_age_ms: 1000,
         },
         ..tree_settings(100)
     };
-    let mut root: Channel<_, _> = Channel::new(aging, MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(aging, MemoryLog::default());
     root.publish(&msg("old"), 0).unwrap();
     root.publish(&msg("new"), 900).unwrap();
     root.flush();
@@ -363,7 +363,7 @@ fn events_replayed_to_a_node_keep_their_age_so_it_never_serves_an_expired_one() 
 
 #[test]
 fn a_node_that_empties_hands_its_counts_up_so_the_stats_keep_them() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(10), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(10), MemoryLog::default());
     let mut leaf = Below::join(&mut root, "oc", 10);
     let gone = TestOutlet::default();
     leaf.node.subscribe(gone.clone(), None, 0).unwrap();
@@ -422,7 +422,7 @@ fn resume_below(node: &mut Node, root: &mut Node, after: u64, now_ms: u64) -> Te
 
 #[test]
 fn a_nodes_last_id_never_exceeds_what_its_parent_answered() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     publish_n(&mut root, 1..=3);
     // Started for a resume (seeded before it), from now, and for a resume far ahead of
     // the root (seeded beyond its head): the root answers each with its head, 3.
@@ -438,7 +438,7 @@ fn a_nodes_last_id_never_exceeds_what_its_parent_answered() {
 
 #[test]
 fn a_resume_far_ahead_of_the_head_is_answered_below_the_root_exactly_as_on_it() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     publish_n(&mut root, 1..=3);
     let at_root = listen(&mut root, Some(1000));
     // The resume from 1000 starts a fresh node, which asks its parent from 900: the
@@ -475,7 +475,7 @@ fn a_resume_far_ahead_of_the_head_is_answered_below_the_root_exactly_as_on_it() 
 
 #[test]
 fn a_node_whose_parent_comes_back_with_a_lower_head_takes_its_position_and_its_gap() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     let mut head = Below::join(&mut root, "weur", 100);
     let mut leaf = Below::join(&mut head.node, "weur.0", 100);
     let on_head = TestOutlet::default();
@@ -487,7 +487,7 @@ fn a_node_whose_parent_comes_back_with_a_lower_head_takes_its_position_and_its_g
     leaf.pump(5);
     // The root lost its storage: it starts again over an empty log and gives 1 and 2
     // to other events. The head's stream ended with the old root; it resumes after 5.
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     root.publish_batch(&[msg("new1"), msg("new2")], 6).unwrap();
     root.flush();
     head.resume(&mut root, 6);
@@ -529,13 +529,13 @@ fn a_node_whose_parent_comes_back_with_a_lower_head_takes_its_position_and_its_g
 
 #[test]
 fn a_node_seats_no_one_on_a_replay_from_a_root_that_is_behind_it() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     let mut head = Below::join(&mut root, "weur", 100);
     publish_n(&mut root, 1..=5);
     head.pump(5);
     // The root starts again over an empty log before the head's stream from it
     // resumes; a resume the head asks up for comes back behind what it holds.
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     publish_n(&mut root, 1..=2);
     let o = TestOutlet::default();
     let after = EventId(7);
@@ -558,7 +558,7 @@ fn a_node_seats_no_one_on_a_replay_from_a_root_that_is_behind_it() {
 
 #[test]
 fn a_node_cut_off_from_its_parent_ends_its_streams_and_seats_again_once_it_is_back() {
-    let mut root: Channel<_, _> = Channel::new(tree_settings(100), MemoryLog::default());
+    let mut root: Stream<_, _> = Stream::new(tree_settings(100), MemoryLog::default());
     let mut head = Below::join(&mut root, "weur", 100);
     let leaf = Below::join(&mut head.node, "weur.0", 100);
     let on_head = TestOutlet::default();

@@ -1,7 +1,7 @@
 //! The node strategy: an object below a channel's root takes its events from its parent
 //! (a relay of the parent's stream), keeps the recent ones to resume listeners without
 //! asking up, and starts over when the parent's head goes back below its own. The root
-//! strategy gives the ids and holds the whole history ([`Channel::publish_batch`]).
+//! strategy gives the ids and holds the whole history ([`Stream::publish_batch`]).
 
 use super::*;
 
@@ -20,7 +20,7 @@ pub(super) enum Upstream {
     /// Not started yet: the node takes no seat.
     Waiting,
     /// The parent answered with a head below the id the node asked after, so the node
-    /// starts over at the parent's ids ([`Channel::relay_started`]). The stream begins
+    /// starts over at the parent's ids ([`Stream::relay_started`]). The stream begins
     /// with the parent's `gap`, which is for the seats the node already had: it takes no
     /// new seat until the gap has arrived. `after`: the id it asked after, asked again
     /// if the stream ends before.
@@ -30,9 +30,9 @@ pub(super) enum Upstream {
     Live { known_from: EventId },
 }
 
-impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
+impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
     /// The stream from the parent has started (again), asked after `asked`
-    /// ([`Channel::resume_after`], or, for a node that has relayed nothing yet, a resume
+    /// ([`Stream::resume_after`], or, for a node that has relayed nothing yet, a resume
     /// it was started for, to hold what its returning listeners missed; none: from now).
     /// It brings what the parent has after that id (a replay, each event with its
     /// publication time) up to `position`, the parent's head when it answered, then live

@@ -5,8 +5,8 @@ use crate::domain::announcer::tests::TestOutlet;
 use crate::domain::history::MemoryLog;
 use crate::protocol::Parser;
 
-pub(super) fn settings(capacity: usize, history: u64) -> ChannelSettings {
-    ChannelSettings {
+pub(super) fn settings(capacity: usize, history: u64) -> StreamSettings {
+    StreamSettings {
         queue_capacity: capacity,
         max_listeners: 3,
         retry_ms: 1000,
@@ -30,7 +30,7 @@ pub(super) fn msg(data: &str) -> Message {
     }
 }
 
-pub(super) fn listen(ch: &mut Channel<TestOutlet, MemoryLog>, last: Option<u64>) -> TestOutlet {
+pub(super) fn listen(ch: &mut Stream<TestOutlet, MemoryLog>, last: Option<u64>) -> TestOutlet {
     let o = TestOutlet::default();
     ch.subscribe(o.clone(), last.map(EventId), 0).unwrap();
     o
@@ -46,18 +46,18 @@ pub(super) fn events(o: &TestOutlet) -> Vec<(String, String, String)> {
 
 #[test]
 fn ids_increase_and_continue_from_the_log() {
-    let mut ch = Channel::<TestOutlet, _>::new(settings(5, 10), MemoryLog::default());
+    let mut ch = Stream::<TestOutlet, _>::new(settings(5, 10), MemoryLog::default());
     assert_eq!(ch.publish(&msg("a"), 1).unwrap().id, EventId(1));
     assert_eq!(ch.publish(&msg("b"), 2).unwrap().id, EventId(2));
     // A restart: a new channel over the same log continues the sequence.
     let log = ch.log().clone();
-    let mut again = Channel::<TestOutlet, _>::new(settings(5, 10), log);
+    let mut again = Stream::<TestOutlet, _>::new(settings(5, 10), log);
     assert_eq!(again.publish(&msg("c"), 3).unwrap().id, EventId(3));
 }
 
 #[test]
 fn stream_starts_with_retry_and_events_carry_ids() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 10), MemoryLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 10), MemoryLog::default());
     let o = listen(&mut ch, None);
     ch.publish(
         &Message {
@@ -81,7 +81,7 @@ fn stream_starts_with_retry_and_events_carry_ids() {
 
 #[test]
 fn resume_replays_then_goes_live_without_loss_or_duplicates() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 100), MemoryLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 100), MemoryLog::default());
     for i in 1..=50 {
         ch.publish(&msg(&format!("m{i}")), i).unwrap();
     }
@@ -95,7 +95,7 @@ fn resume_replays_then_goes_live_without_loss_or_duplicates() {
 
 #[test]
 fn resume_before_history_starts_with_a_gap_event() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 5), MemoryLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 5), MemoryLog::default());
     for i in 1..=20 {
         ch.publish(&msg(&format!("m{i}")), i).unwrap();
     }
@@ -111,7 +111,7 @@ fn resume_before_history_starts_with_a_gap_event() {
 
 #[test]
 fn slow_listener_is_closed_and_catches_up_by_resuming() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 1000), MemoryLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 1000), MemoryLog::default());
     let fast = listen(&mut ch, None);
     let slow = listen(&mut ch, None);
     slow.0.borrow_mut().read_all(); // it took the retry field, then stops reading
@@ -136,7 +136,7 @@ fn slow_listener_is_closed_and_catches_up_by_resuming() {
 
 #[test]
 fn events_published_together_go_out_as_one_chunk() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 100), MemoryLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 100), MemoryLog::default());
     let o = listen(&mut ch, None);
     o.0.borrow_mut().read_all();
     for i in 1..=3 {
@@ -162,7 +162,7 @@ fn events_published_together_go_out_as_one_chunk() {
 
 #[test]
 fn a_listener_joining_before_a_flush_gets_pending_events_once() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 100), MemoryLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 100), MemoryLog::default());
     let early = listen(&mut ch, None);
     ch.publish(&msg("a"), 1).unwrap();
     // Resuming from 0 while "a" is pending: it comes from history, not again from the batch.
@@ -178,8 +178,8 @@ fn a_listener_joining_before_a_flush_gets_pending_events_once() {
 
 #[test]
 fn accepted_events_are_stored_at_the_flush_before_anyone_sees_them() {
-    let mut ch: Channel<_, _> = Channel::new(
-        ChannelSettings {
+    let mut ch: Stream<_, _> = Stream::new(
+        StreamSettings {
             publish_ack: PublishAck::Accepted,
             ..settings(5, 100)
         },
@@ -211,7 +211,7 @@ fn accepted_events_are_stored_at_the_flush_before_anyone_sees_them() {
 
 #[test]
 fn a_full_channel_removes_the_gone_before_refusing_a_newcomer() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 10), MemoryLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 10), MemoryLog::default());
     let outlets: Vec<_> = (0..3).map(|_| listen(&mut ch, None)).collect();
     assert_eq!(
         ch.subscribe(TestOutlet::default(), None, 0),
@@ -223,7 +223,7 @@ fn a_full_channel_removes_the_gone_before_refusing_a_newcomer() {
 
 #[test]
 fn stats_add_up_after_a_known_sequence() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 2), MemoryLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 2), MemoryLog::default());
     let a = listen(&mut ch, None);
     let _b = listen(&mut ch, None);
     for i in 1..=3 {
@@ -243,7 +243,7 @@ fn stats_add_up_after_a_known_sequence() {
     assert_eq!(json["lastId"], "3");
     assert_eq!(json["droppedGone"], 1);
     assert_eq!(
-        ChannelStats::from_json(&json),
+        StreamStats::from_json(&json),
         Some(s),
         "between objects, read back whole"
     );
@@ -258,8 +258,8 @@ fn stats_add_up_after_a_known_sequence() {
     assert_eq!(hub.get("channel"), None);
 }
 
-fn accepted(history: u64) -> ChannelSettings {
-    ChannelSettings {
+fn accepted(history: u64) -> StreamSettings {
+    StreamSettings {
         publish_ack: PublishAck::Accepted,
         ..settings(5, history)
     }
@@ -274,8 +274,8 @@ pub(super) fn gap_of(o: &TestOutlet) -> Option<String> {
 
 #[test]
 fn replay_never_serves_an_event_older_than_the_age_limit() {
-    let mut ch: Channel<_, _> = Channel::new(
-        ChannelSettings {
+    let mut ch: Stream<_, _> = Stream::new(
+        StreamSettings {
             history: HistoryPolicy {
                 max_events: 100,
                 max_age_ms: 1000,
@@ -315,7 +315,7 @@ fn replay_never_serves_an_event_older_than_the_age_limit() {
 
 #[test]
 fn accepted_ids_are_reserved_ahead_so_a_crash_never_reuses_one() {
-    let mut ch = Channel::<TestOutlet, _>::new(accepted(100), MemoryLog::default());
+    let mut ch = Stream::<TestOutlet, _>::new(accepted(100), MemoryLog::default());
     for i in 1..=3 {
         ch.publish(&msg(&format!("m{i}")), i).unwrap();
     }
@@ -326,7 +326,7 @@ fn accepted_ids_are_reserved_ahead_so_a_crash_never_reuses_one() {
     ch.publish(&msg("lost5"), 5).unwrap();
     let survived = ch.log().clone();
     assert_eq!(survived.len(), 3);
-    let mut again: Channel<_, _> = Channel::new(accepted(100), survived);
+    let mut again: Stream<_, _> = Stream::new(accepted(100), survived);
     let next = again.publish(&msg("after"), 6).unwrap().id;
     assert!(next > EventId(5), "id {next} was already handed out");
     assert_eq!(next, EventId(ID_RESERVATION + 1));
@@ -348,13 +348,13 @@ fn accepted_ids_are_reserved_ahead_so_a_crash_never_reuses_one() {
 
 #[test]
 fn an_idle_channel_releases_its_reservation_so_a_clean_restart_skips_no_ids() {
-    let mut ch = Channel::<TestOutlet, _>::new(accepted(100), MemoryLog::default());
+    let mut ch = Stream::<TestOutlet, _>::new(accepted(100), MemoryLog::default());
     ch.publish(&msg("a"), 1).unwrap();
     ch.keep_alive(2); // published since the previous keep-alive: kept
     assert_eq!(ch.log().high_water(), EventId(ID_RESERVATION));
     ch.keep_alive(3); // idle for a whole keep-alive: released
     assert_eq!(ch.log().high_water(), EventId(1));
-    let mut again = Channel::<TestOutlet, _>::new(accepted(100), ch.log().clone());
+    let mut again = Stream::<TestOutlet, _>::new(accepted(100), ch.log().clone());
     assert_eq!(again.publish(&msg("b"), 4).unwrap().id, EventId(2));
 }
 
@@ -393,7 +393,7 @@ impl EventLog for FailingLog {
 
 #[test]
 fn a_stored_publish_that_fails_gives_out_no_id_and_sends_nothing() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 10), FailingLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 10), FailingLog::default());
     let o = TestOutlet::default();
     ch.subscribe(o.clone(), None, 0).unwrap();
     ch.publish(&msg("a"), 1).unwrap();
@@ -413,7 +413,7 @@ fn a_stored_publish_that_fails_gives_out_no_id_and_sends_nothing() {
 
 #[test]
 fn a_probe_lets_a_full_channel_find_clients_that_went_away() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 10), MemoryLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 10), MemoryLog::default());
     let outlets: Vec<_> = (0..3).map(|_| listen(&mut ch, None)).collect();
     assert!(!ch.has_room());
     // A client that reset its connection: the runtime only says so once written to.
@@ -427,7 +427,7 @@ fn a_probe_lets_a_full_channel_find_clients_that_went_away() {
 
 #[test]
 fn an_accepted_batch_that_cannot_be_stored_is_not_sent_and_resumes_see_a_gap() {
-    let mut ch: Channel<_, _> = Channel::new(accepted(100), FailingLog::default());
+    let mut ch: Stream<_, _> = Stream::new(accepted(100), FailingLog::default());
     let o = TestOutlet::default();
     ch.subscribe(o.clone(), None, 0).unwrap();
     ch.publish(&msg("a"), 1).unwrap();
@@ -454,7 +454,7 @@ fn an_accepted_batch_that_cannot_be_stored_is_not_sent_and_resumes_see_a_gap() {
 
 #[test]
 fn a_batch_gets_consecutive_ids_is_stored_at_once_and_goes_out_as_one_write() {
-    let mut ch: Channel<_, _> = Channel::new(settings(5, 100), MemoryLog::default());
+    let mut ch: Stream<_, _> = Stream::new(settings(5, 100), MemoryLog::default());
     let o = listen(&mut ch, None);
     o.0.borrow_mut().read_all();
     ch.publish(&msg("before"), 1).unwrap();
@@ -496,7 +496,7 @@ fn a_batch_gets_consecutive_ids_is_stored_at_once_and_goes_out_as_one_write() {
 
 #[test]
 fn a_batch_that_cannot_be_stored_gives_out_no_id() {
-    let mut ch = Channel::<TestOutlet, _>::new(settings(5, 10), FailingLog::default());
+    let mut ch = Stream::<TestOutlet, _>::new(settings(5, 10), FailingLog::default());
     ch.log.1 = true;
     assert!(ch.publish_batch(&[msg("a"), msg("b")], 1).is_err());
     ch.log.1 = false;

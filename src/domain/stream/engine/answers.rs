@@ -9,7 +9,7 @@ use crate::domain::stream::Counters;
 /// channel's tree (listeners, deliveries and drops add up; ids and history are the
 /// root's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChannelStats {
+pub struct StreamStats {
     pub listeners: usize,
     pub counters: Counters,
     /// The last id given out (0: none yet).
@@ -19,7 +19,7 @@ pub struct ChannelStats {
     pub objects: u64,
 }
 
-impl ChannelStats {
+impl StreamStats {
     pub fn to_json(&self, channel: &str) -> Value {
         json!({
             "channel": channel,
@@ -48,10 +48,10 @@ impl ChannelStats {
         })
     }
 
-    /// Reads back what [`ChannelStats::to_json`] wrote (a child object's report).
-    pub fn from_json(value: &Value) -> Option<ChannelStats> {
+    /// Reads back what [`StreamStats::to_json`] wrote (a child object's report).
+    pub fn from_json(value: &Value) -> Option<StreamStats> {
         let number = |name: &str| value.get(name).and_then(Value::as_u64);
-        Some(ChannelStats {
+        Some(StreamStats {
             listeners: number("listeners")? as usize,
             counters: Counters {
                 published: number("published")?,
@@ -69,7 +69,7 @@ impl ChannelStats {
     }
 
     /// Adds a subtree's listeners, deliveries, drops and objects to these.
-    pub fn absorb(&mut self, below: &ChannelStats) {
+    pub fn absorb(&mut self, below: &StreamStats) {
         self.listeners += below.listeners;
         self.counters.add_deliveries(&below.counters);
         self.objects += below.objects;

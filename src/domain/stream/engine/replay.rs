@@ -4,15 +4,15 @@
 
 use super::*;
 
-impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
+impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
     /// Starts a listener or relay with the replay an object above answered (`replay`,
     /// which brings it to `upstream`), then what this object has after that. A seat that
     /// is ahead of this object gets only the events after `upstream`.
     ///
-    /// `through` is what the replay was asked to reach ([`Channel::holds_through`] when
+    /// `through` is what the replay was asked to reach ([`Stream::holds_through`] when
     /// asked). Only the root answers below it, when its head went back under this node's:
     /// this node's ids are not the root's until its own stream from the parent starts over
-    /// ([`Channel::relay_started`]), so it seats no one on that answer (`NotCovered`).
+    /// ([`Stream::relay_started`]), so it seats no one on that answer (`NotCovered`).
     pub fn join_replayed(
         &mut self,
         seat: SeatKind<F>,
@@ -41,7 +41,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
 
     /// What a resume after `after` replays (gap notices and events), and the id it brings
     /// the listener to, for a child object to pass on. A child asks for at least
-    /// `through` (its own [`Channel::holds_through`]), so that it can go on from the
+    /// `through` (its own [`Stream::holds_through`]), so that it can go on from the
     /// answer with what it holds; a node that is not that far yet says `NotCovered`.
     /// The root answers every replay, whatever `through`: its head is the channel's, and
     /// an answer below `through` tells the child that the head went back.

@@ -1,8 +1,9 @@
-//! A channel's object: its listeners, its ids and history, and its counters. A channel is
-//! its root object and, when its audience outgrows one object, a tree of further objects
-//! (see [`crate::domain::tree`]); this type is any one of them. Everything here runs to
-//! completion without awaiting, so no event can slip between a resume's replay and the
-//! live stream.
+//! The engine: one object's share of a stream (a channel's, or the Mercure hub's): its
+//! seats, its ids and history, and its counters. A stream is its root object and, when its
+//! audience outgrows one object, a tree of further objects (see [`crate::domain::tree`]);
+//! [`Stream`] is any one of them, with the face's filter `F` on its seats. Everything here
+//! runs to completion without awaiting, so no event can slip between a resume's replay and
+//! the live stream.
 //!
 //! Its state, piece by piece:
 //! - the [`Announcer`]s hold the listeners, and the child objects fed from this one
@@ -12,20 +13,20 @@
 //! - the [`Outbox`] holds what was published (or relayed) since the last flush, to go out
 //!   as one write;
 //! - the [`Placement`] says where the next listener goes once this object has its share;
-//! - the [`Counters`] count what happened, and [`ChannelStats`] is what is reported.
+//! - the [`Counters`] count what happened, and [`StreamStats`] is what is reported.
 
 use serde_json::json;
 
 use crate::protocol;
 
-use super::announcer::{Announcer, Fanout, Outlet};
-use super::config::{Config, PublishAck};
-use super::history::{
+use super::{Counters, Everyone, Filter, Outbox, Route, Seat};
+use crate::domain::announcer::{Announcer, Fanout, Outlet};
+use crate::domain::config::{Config, PublishAck};
+use crate::domain::history::{
     plan_resume, EventId, EventLog, Gap, HistoryPolicy, LogError, Replay, StoredEvent,
 };
-use super::message::{Message, GAP_EVENT_TYPE};
-use super::stream::{Counters, Everyone, Filter, Outbox, Route, Seat};
-use super::tree::{NodePath, Place, Placement, Region, TreeSettings};
+use crate::domain::message::{Message, GAP_EVENT_TYPE};
+use crate::domain::tree::{NodePath, Place, Placement, Region, TreeSettings};
 
 mod answers;
 mod node;
@@ -35,7 +36,7 @@ mod tests;
 #[cfg(test)]
 mod tree_tests;
 
-pub use answers::{ChannelStats, Published, PublishedBatch};
+pub use answers::{Published, PublishedBatch, StreamStats};
 use node::{Origin, Upstream};
 
 /// The comment written at every keep-alive.
@@ -49,7 +50,7 @@ pub const ID_RESERVATION: u64 = 1000;
 
 /// The settings of [`Config`] that a channel uses.
 #[derive(Debug, Clone, Copy)]
-pub struct ChannelSettings {
+pub struct StreamSettings {
     pub queue_capacity: usize,
     pub max_listeners: usize,
     pub retry_ms: u64,
@@ -58,9 +59,9 @@ pub struct ChannelSettings {
     pub tree: TreeSettings,
 }
 
-impl From<&Config> for ChannelSettings {
+impl From<&Config> for StreamSettings {
     fn from(c: &Config) -> Self {
-        ChannelSettings {
+        StreamSettings {
             queue_capacity: c.queue_capacity,
             max_listeners: c.max_listeners,
             retry_ms: c.retry_ms,
@@ -81,7 +82,7 @@ pub enum SubscribeError {
     /// The history to replay could not be read.
     Log(LogError),
     /// This object (below the root) does not hold what the resume needs: ask the object
-    /// above for the replay, and join with [`Channel::join_replayed`].
+    /// above for the replay, and join with [`Stream::join_replayed`].
     NotCovered,
 }
 
@@ -124,8 +125,8 @@ struct Relay {
     after: EventId,
 }
 
-pub struct Channel<O: Outlet, L: EventLog, F: Filter = Everyone> {
-    settings: ChannelSettings,
+pub struct Stream<O: Outlet, L: EventLog, F: Filter = Everyone> {
+    settings: StreamSettings,
     path: NodePath,
     origin: Origin,
     announcer: Announcer<O, Seat<F>>,
@@ -149,29 +150,29 @@ pub struct Channel<O: Outlet, L: EventLog, F: Filter = Everyone> {
     store_error: Option<LogError>,
 }
 
-impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
+impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
     /// A channel's root, over its durable log.
-    pub fn new(settings: ChannelSettings, log: L) -> Self {
+    pub fn new(settings: StreamSettings, log: L) -> Self {
         let last_id = log.high_water();
         Self::build(settings, NodePath::root(), Origin::Root, log, last_id)
     }
 
     /// A node below the root, keeping the recent events it relays in `log`. It takes
-    /// listeners once its stream from the parent has started ([`Channel::relay_started`]).
-    pub fn relayed(settings: ChannelSettings, path: NodePath, log: L) -> Self {
+    /// listeners once its stream from the parent has started ([`Stream::relay_started`]).
+    pub fn relayed(settings: StreamSettings, path: NodePath, log: L) -> Self {
         debug_assert!(!path.is_root());
         let origin = Origin::Relayed(Upstream::Waiting);
         Self::build(settings, path, origin, log, EventId(0))
     }
 
     fn build(
-        settings: ChannelSettings,
+        settings: StreamSettings,
         path: NodePath,
         origin: Origin,
         log: L,
         last_id: EventId,
     ) -> Self {
-        Channel {
+        Stream {
             announcer: if F::REPORTS_DEPARTURES {
                 Announcer::new(settings.queue_capacity).reporting_departures()
             } else {
@@ -193,7 +194,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         }
     }
 
-    pub fn settings(&self) -> &ChannelSettings {
+    pub fn settings(&self) -> &StreamSettings {
         &self.settings
     }
 
@@ -244,7 +245,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         }
     }
 
-    /// Takes back what [`Channel::hand_up`] gave, when the parent could not be told.
+    /// Takes back what [`Stream::hand_up`] gave, when the parent could not be told.
     pub fn hand_back(&mut self, handed: &Counters) {
         self.handed_up.add_deliveries(handed);
     }
@@ -265,7 +266,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
 
     /// Gives the message the next id and makes it durable as the acknowledgement mode
     /// says (stored, or its id reserved); it goes out to the listeners with the next
-    /// [`Channel::flush`], together with everything else published by then. On an error
+    /// [`Stream::flush`], together with everything else published by then. On an error
     /// nothing changed: the id was not given out.
     pub fn publish(&mut self, message: &Message, now_ms: u64) -> Result<Published, LogError> {
         let batch = self.publish_batch(std::slice::from_ref(message), now_ms)?;
@@ -384,7 +385,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
     }
 
     /// Writes a keep-alive to every listener, so that the runtime finds out which clients
-    /// are gone (a write to a vanished client fails); [`Channel::has_room`] then sees it.
+    /// are gone (a write to a vanished client fails); [`Stream::has_room`] then sees it.
     pub fn probe(&mut self) {
         self.flush();
         let fanout = self.announcer.announce(&keep_alive_chunk::<O>(), 0);
@@ -492,7 +493,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
 
     /// Counters and sizes of this object, after removing listeners known to be gone and
     /// events past the history's limits.
-    pub fn stats(&mut self, now_ms: u64) -> ChannelStats {
+    pub fn stats(&mut self, now_ms: u64) -> StreamStats {
         self.flush();
         let gone = self.announcer.sweep();
         self.counters.record_gone(gone);
@@ -500,7 +501,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
         self.apply_history(now_ms);
         let mut counters = self.counters;
         counters.add_deliveries(&self.handed_up);
-        ChannelStats {
+        StreamStats {
             listeners: self.announcer.len(),
             counters,
             last_id: self.last_id,
@@ -585,6 +586,6 @@ impl<O: Outlet, L: EventLog, F: Filter> Channel<O, L, F> {
     }
 }
 
-pub(crate) fn keep_alive_chunk<O: Outlet>() -> O::Chunk {
+fn keep_alive_chunk<O: Outlet>() -> O::Chunk {
     O::chunk(&protocol::comment(KEEP_ALIVE_COMMENT))
 }

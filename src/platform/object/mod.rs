@@ -6,6 +6,7 @@
 //! ([`channel`], [`hub`]) is a thin Durable Object class that adds its own calls and
 //! rules. The Worker has validated every request before it gets here.
 
+mod calls;
 pub mod channel;
 pub mod hub;
 mod uplink;
@@ -28,6 +29,7 @@ use crate::domain::{
     self, Config, EventId, EventLog, Filter, MemoryLog, NodePath, Place, Region, SeatKind,
     StreamSettings, StreamStats, SubscribeError,
 };
+use calls::{ask_node, child_answer, position_of};
 use uplink::{LinkState, Uplink};
 
 /// How long a node waits for its stream from its parent before it turns a seat away.
@@ -39,9 +41,6 @@ const REPLAY_ATTEMPTS: usize = 3;
 /// its parent, in events: seats coming back with ids up to this much older are then
 /// answered by the node itself.
 const SEED_MARGIN: u64 = 100;
-/// How long a node waits for a child's part of a gathered answer (stats, subscribers);
-/// a child that does not answer by then is left out of it (and its failure logged).
-const CHILD_WAIT: Duration = Duration::from_millis(3000);
 
 type Log = Box<dyn EventLog>;
 /// The engine an object runs, with its face's filter.
@@ -481,43 +480,4 @@ fn settle<F: Face>(h: &mut Hosted<F>) {
 fn probe<F: Face>(h: &mut Hosted<F>) {
     h.channel.probe();
     F::settle(h);
-}
-
-/// Sends a call to another node of the tree, and takes its answer when it has the status
-/// the call expects (`expected`: 200 for a stream, a replay or stats, 204 for a report).
-/// A node that cannot be reached, or is busy, is one to try again soon: whoever this node
-/// answers gets a 503 with `Retry-After`.
-async fn ask_node(call: &StreamCall, env: &Env, expected: u16) -> Result<Response, Error> {
-    let response = match call.send(env).await {
-        Ok(response) => response,
-        Err(e) => {
-            worker::console_error!("node {} could not be reached: {e}", call.node);
-            return Err(Error::TreeBusy("a node above cannot be reached"));
-        }
-    };
-    match response.status_code() {
-        status if status == expected => Ok(response),
-        503 => Err(Error::TreeBusy("a node above is busy")),
-        status => Err(Error::Contract(format!("a node above answered {status}"))),
-    }
-}
-
-fn position_of(response: &Response) -> Result<EventId, Error> {
-    response
-        .headers()
-        .get(POSITION_HEADER)?
-        .and_then(|p| EventId::parse(&p).ok())
-        .ok_or_else(|| Error::Contract("a stream without its position".into()))
-}
-
-async fn child_answer(call: StreamCall, env: &Env) -> Result<serde_json::Value, Error> {
-    let ask = async {
-        let mut response = ask_node(&call, env, 200).await?;
-        Ok::<_, Error>(response.json().await?)
-    };
-    let wait = Delay::from(CHILD_WAIT);
-    match futures_util::future::select(std::pin::pin!(ask), wait).await {
-        futures_util::future::Either::Left((answer, _)) => answer,
-        futures_util::future::Either::Right(_) => Err(Error::TreeBusy("a node's answer is late")),
-    }
 }

@@ -44,6 +44,11 @@ pub(super) fn events(o: &TestOutlet) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The data of the events `o` received.
+fn datas(o: &TestOutlet) -> Vec<String> {
+    events(o).into_iter().map(|e| e.2).collect()
+}
+
 #[test]
 fn ids_increase_and_continue_from_the_log() {
     let mut ch = Stream::<TestOutlet, _>::new(settings(5, 10), MemoryLog::default());
@@ -88,7 +93,7 @@ fn resume_replays_then_goes_live_without_loss_or_duplicates() {
     let o = listen(&mut ch, Some(20));
     ch.publish(&msg("m51"), 51).unwrap();
     ch.flush();
-    let got: Vec<String> = events(&o).into_iter().map(|e| e.2).collect();
+    let got = datas(&o);
     let want: Vec<String> = (21..=51).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want);
 }
@@ -119,7 +124,7 @@ fn slow_listener_is_closed_and_catches_up_by_resuming() {
     for i in 1..=100 {
         ch.publish(&msg(&i.to_string()), i).unwrap();
         ch.flush();
-        fast_seen.extend(events(&fast).into_iter().map(|e| e.2));
+        fast_seen.extend(datas(&fast));
         fast.0.borrow_mut().received.clear();
     }
     assert_eq!(fast_seen.len(), 100, "the fast listener never stalls");
@@ -129,7 +134,7 @@ fn slow_listener_is_closed_and_catches_up_by_resuming() {
     let last = before.last().unwrap().0.parse().unwrap();
     let again = listen(&mut ch, Some(last));
     let mut all: Vec<String> = before.into_iter().map(|e| e.2).collect();
-    all.extend(events(&again).into_iter().map(|e| e.2));
+    all.extend(datas(&again));
     assert_eq!(all, (1..=100).map(|i| i.to_string()).collect::<Vec<_>>());
     assert_eq!(ch.counters().dropped_slow, 1);
 }
@@ -152,10 +157,7 @@ fn events_published_together_go_out_as_one_chunk() {
         1,
         "one chunk for the three events"
     );
-    assert_eq!(
-        events(&o).into_iter().map(|e| e.2).collect::<Vec<_>>(),
-        ["m1", "m2", "m3"]
-    );
+    assert_eq!(datas(&o), ["m1", "m2", "m3"]);
     assert_eq!(ch.counters().delivered, 3);
     assert_eq!(ch.flush(), Fanout::default());
 }
@@ -170,10 +172,9 @@ fn a_listener_joining_before_a_flush_gets_pending_events_once() {
     let live_only = listen(&mut ch, None);
     ch.publish(&msg("b"), 2).unwrap();
     ch.flush();
-    let data = |o: &TestOutlet| events(o).into_iter().map(|e| e.2).collect::<Vec<_>>();
-    assert_eq!(data(&early), ["a", "b"]);
-    assert_eq!(data(&resuming), ["a", "b"]);
-    assert_eq!(data(&live_only), ["b"]);
+    assert_eq!(datas(&early), ["a", "b"]);
+    assert_eq!(datas(&resuming), ["a", "b"]);
+    assert_eq!(datas(&live_only), ["b"]);
 }
 
 #[test]
@@ -192,20 +193,11 @@ fn accepted_events_are_stored_at_the_flush_before_anyone_sees_them() {
     assert_eq!(ch.stats(0).last_id, EventId(2));
     // stats flushed: both are stored and delivered.
     assert_eq!(ch.log().len(), 2);
-    assert_eq!(
-        events(&o).into_iter().map(|e| e.2).collect::<Vec<_>>(),
-        ["a", "b"]
-    );
+    assert_eq!(datas(&o), ["a", "b"]);
     // A resume right after an accepted publish finds it in history.
     ch.publish(&msg("c"), 3).unwrap();
     let resumed = listen(&mut ch, Some(2));
-    assert_eq!(
-        events(&resumed)
-            .into_iter()
-            .map(|e| e.2)
-            .collect::<Vec<_>>(),
-        ["c"]
-    );
+    assert_eq!(datas(&resumed), ["c"]);
     assert_eq!(ch.take_store_error(), None);
 }
 
@@ -439,11 +431,7 @@ fn an_accepted_batch_that_cannot_be_stored_is_not_sent_and_resumes_see_a_gap() {
     ch.log.1 = false;
     ch.publish(&msg("c"), 3).unwrap();
     ch.flush();
-    assert_eq!(
-        events(&o).into_iter().map(|e| e.2).collect::<Vec<_>>(),
-        ["a", "c"],
-        "what could not be kept was not sent"
-    );
+    assert_eq!(datas(&o), ["a", "c"], "what could not be kept was not sent");
     let resumed = TestOutlet::default();
     ch.subscribe(resumed.clone(), Some(EventId(1)), 4).unwrap();
     assert_eq!(
@@ -484,13 +472,7 @@ fn a_batch_gets_consecutive_ids_is_stored_at_once_and_goes_out_as_one_write() {
     );
     // A resume from inside the batch gets the rest of it.
     let resumed = listen(&mut ch, Some(2));
-    assert_eq!(
-        events(&resumed)
-            .into_iter()
-            .map(|e| e.2)
-            .collect::<Vec<_>>(),
-        ["b", "c"]
-    );
+    assert_eq!(datas(&resumed), ["b", "c"]);
     assert_eq!(ch.counters().published, 4);
 }
 

@@ -182,7 +182,7 @@ impl<O: Outlet, L: EventLog, S: Filter> Stream<O, L, S> {
 mod tests {
     use super::*;
     use crate::domain::announcer::tests::TestOutlet;
-    use crate::domain::history::{HistoryPolicy, MemoryLog};
+    use crate::domain::history::{HistoryPolicy, MemoryLog, StoredEvent};
     use crate::domain::tree::TreeSettings;
     use crate::domain::SeatKind;
     use crate::protocol::Parser;
@@ -390,6 +390,33 @@ mod tests {
                 last_event_id: None
             })
         );
+    }
+
+    #[test]
+    fn an_update_that_lost_its_route_is_no_ones_in_a_replay_and_between_objects() {
+        // A kept update whose route did not reach storage (its key row was lost).
+        let mut log = MemoryLog::default();
+        let mut bare = StoredEvent::new(EventId(1), 1, "id: secret\ndata: s\n\n".into());
+        bare.key = Some("secret".into());
+        log.append(&[bare]).unwrap();
+        let mut h: Hub = Stream::new(*hub().settings(), log);
+        h.publish_update(&update("open", &["x"], false), 2).unwrap();
+        let o = join(&mut h, sub(&["x"], true), Some(Cursor::Earliest));
+        assert_eq!(ids(&o), ["open"], "never everyone's");
+        // A node's stream from above: a frame that does not say its sequence number is
+        // skipped, its publisher's id never taken for one.
+        let path = crate::domain::NodePath::parse("weur").unwrap();
+        let mut node: Hub = Stream::relayed(*h.settings(), path, MemoryLog::default());
+        node.relay_started(EventId(0), None);
+        let seen = join(&mut node, sub(&["x"], true), None);
+        let stream = "id: 42\ndata: unrouted\n\n";
+        node.ingest(
+            &crate::protocol::FrameReader::new().feed(stream.as_bytes()),
+            3,
+        );
+        node.flush();
+        assert_eq!(ids(&seen), Vec::<String>::new());
+        assert_eq!(node.last_id(), EventId(0));
     }
 
     #[test]

@@ -15,20 +15,35 @@ import {
   publish,
   publishJson,
   request,
+  sleep,
   stats,
 } from '../support/http.mjs';
 
 const MAX_LISTENERS = 3;
+/** How long a Worker goes straight to the region head the root sent it to (contract/walk.rs). */
+const HEAD_MEMORY_MS = 10_000;
 const MAX_EVENT_TYPE_BYTES = 16;
 const MAX_BODY_BYTES = 300;
 
-const [server] = useServers({
-  vars: {
-    MAX_LISTENERS: String(MAX_LISTENERS),
-    MAX_EVENT_TYPE_BYTES: String(MAX_EVENT_TYPE_BYTES),
-    MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+const [server, tree] = useServers(
+  {
+    vars: {
+      MAX_LISTENERS: String(MAX_LISTENERS),
+      MAX_EVENT_TYPE_BYTES: String(MAX_EVENT_TYPE_BYTES),
+      MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+    },
   },
-});
+  // The same bound over a tree: one listener (or hub subscriber) per object.
+  {
+    vars: {
+      MAX_LISTENERS: String(MAX_LISTENERS),
+      LISTENERS_PER_OBJECT: '1',
+      FANOUT: '2',
+      MERCURE_ANONYMOUS: '1',
+      HEARTBEAT_SECONDS: '1',
+    },
+  },
+);
 
 describe('channel names', () => {
   test('bad channel names: 400 saying what is wrong', async () => {
@@ -156,6 +171,30 @@ describe('bodies, limits, event ids and routes', () => {
     assertPublished(await publishJson(server.url, channel, { data: 'full house' }), MAX_LISTENERS, 'publish on a full channel');
     // Another channel still takes listeners.
     await listenOn(server.url, freshChannel('not-full'));
+  });
+
+  test('MAX_LISTENERS counts a whole tree: a channel, and the hub, spread over objects refuse one more with 503', { timeout: 60_000 }, async () => {
+    const channel = freshChannel('full-tree');
+    const nodes = [];
+    for (let i = 1; i <= MAX_LISTENERS; i += 1) nodes.push((await listenOn(tree.url, channel, i)).headers.get('sse-node'));
+    assert.equal(new Set(nodes).size, MAX_LISTENERS, `one per object: ${nodes}`);
+    const hub = '/.well-known/mercure?topic=x';
+    const subscribers = [];
+    for (let i = 1; i <= MAX_LISTENERS; i += 1) {
+      const s = await listen(tree.url, hub);
+      await s.waitUntil(() => s.chunks > 0, 5_000, `subscriber ${i}`);
+      subscribers.push(s.headers.get('sse-node'));
+    }
+    assert.equal(new Set(subscribers).size, MAX_LISTENERS, `one per object: ${subscribers}`);
+    // The root counts what its children report at their keep-alives, and a Worker goes
+    // straight to the region head the root named for HEAD_MEMORY (10 s): past both, the
+    // next newcomer is the root's to refuse.
+    await sleep(HEAD_MEMORY_MS + 500);
+    const r = await request(`${tree.url}/channels/${channel}/events`);
+    assertError(r, 503, /listeners/i, `listener #${MAX_LISTENERS + 1} over the tree`);
+    assert.ok(r.headers.get('retry-after'), 'Retry-After');
+    assert.equal((await stats(tree.url, channel)).listeners, MAX_LISTENERS);
+    assertError(await request(`${tree.url}${hub}`), 503, /subscribers/i, `subscriber #${MAX_LISTENERS + 1} over the hub's tree`);
   });
 
   test('a bad lastEventId / Last-Event-ID: 400', async () => {

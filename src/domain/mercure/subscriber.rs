@@ -82,6 +82,8 @@ impl Filter for Subscriber {
     const TELLS_GAPS: bool = false;
     /// Each subscription's end is announced (§7.2).
     const REPORTS_DEPARTURES: bool = true;
+    /// Every update has topics, and may be private: one without its route is no one's.
+    const ROUTED: bool = true;
 
     fn admits(&self, route: &Route) -> bool {
         receives(

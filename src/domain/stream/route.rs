@@ -54,6 +54,11 @@ pub trait Filter {
     /// `Last-Event-ID` header).
     const TELLS_GAPS: bool = true;
 
+    /// Whether every event of the face carries a route (the Mercure hub's do): an event
+    /// that has lost its route, or a frame between objects that does not say it, is then
+    /// no seat's, never everyone's.
+    const ROUTED: bool = false;
+
     /// Whether the face is told of each seat that leaves ([`crate::domain::Stream::take_departed`]):
     /// the Mercure hub announces the end of each subscription.
     const REPORTS_DEPARTURES: bool = false;
@@ -101,5 +106,6 @@ pub(crate) mod tests {
 
         const TELLS_GAPS: bool = false;
         const REPORTS_DEPARTURES: bool = true;
+        const ROUTED: bool = true;
     }
 }

@@ -8,7 +8,7 @@ use super::{Face, Hosted, StreamObject};
 use crate::domain::{Config, EventId, Everyone, Region, SeatKind, StreamSettings};
 use crate::platform::contract::{StreamCall, StreamRequest, Target};
 use crate::platform::cors;
-use crate::platform::error::Error;
+use crate::platform::error::{Audience, Error};
 use crate::platform::host::now_ms;
 use crate::platform::http;
 
@@ -17,6 +17,7 @@ pub(crate) struct Channels;
 
 impl Face for Channels {
     type Filter = Everyone;
+    const AUDIENCE: Audience = Audience::Channel;
 
     fn settings(config: &Config) -> StreamSettings {
         config.into()

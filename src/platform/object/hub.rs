@@ -31,6 +31,7 @@ pub(crate) struct Mercure;
 
 impl Face for Mercure {
     type Filter = Subscriber;
+    const AUDIENCE: Audience = Audience::Hub;
 
     fn settings(config: &Config) -> StreamSettings {
         hub::settings(config.into())
@@ -59,6 +60,12 @@ impl Face for Mercure {
 
     fn stats_json(stats: &StreamStats, _target: &Target) -> serde_json::Value {
         stats.to_hub_json()
+    }
+
+    /// The subscriber's matchers fit beside those of the subscribers seated here.
+    fn admit(h: &mut Hosted<Self>, subscriber: &Subscriber) -> Result<(), Error> {
+        let max = h.config.mercure.hub_matcher_bytes;
+        Ok(h.channel.admit(subscriber, max)?)
     }
 
     /// Ends the streams whose token expired (§6.8).
@@ -220,25 +227,13 @@ impl Hub {
             Placed::Here(arrival) => arrival,
         };
         let subscriber = self.subscriber(call)?;
-        self.object.with(|h| {
-            let max = h.config.mercure.hub_matcher_bytes;
-            h.channel.admit(&subscriber, max)
-        })?;
+        // Refused before anything is awaited for it; checked again as its seat is made.
+        self.object.with(|h| Mercure::admit(h, &subscriber))?;
         let resolved = self.resolve(cursor.as_ref()).await?;
         let expires_at = subscriber.expires_at_ms();
         let started = subscriber.subscriptions(true);
         let seat = SeatKind::Listener(subscriber);
-        let (body, _) = self
-            .object
-            .seat(seat, resolved.after)
-            .await
-            .map_err(|e| match e {
-                Error::Full { max, .. } => Error::Full {
-                    max,
-                    stream: Audience::Hub,
-                },
-                e => e,
-            })?;
+        let (body, _) = self.object.seat(seat, resolved.after).await?;
         match self.object.with(|h| announce(h, started)) {
             Announced::Published => self.object.schedule_flush(),
             // Taken by the root before this answers: once a subscriber has its stream,

@@ -19,7 +19,7 @@ use worker::{Delay, Env, Headers, Response, State};
 
 use super::contract::POSITION_HEADER;
 use super::contract::{StreamCall, StreamRequest, Target, NODE_HEADER, PLACED_STATUS};
-use super::error::Error;
+use super::error::{Audience, Error};
 use super::host::{now_ms, Host};
 use super::http;
 use super::open_streams::OpenStreams;
@@ -52,6 +52,9 @@ pub(crate) trait Face: Sized + 'static {
     /// What a seat of this face admits.
     type Filter: Filter + Clone + 'static;
 
+    /// Whose seats these are, for the answer a full stream gives.
+    const AUDIENCE: Audience;
+
     fn settings(config: &Config) -> StreamSettings;
 
     /// The headers every stream of this face carries.
@@ -67,6 +70,12 @@ pub(crate) trait Face: Sized + 'static {
     /// [`StreamStats::to_json`] writes them).
     fn stats_json(stats: &StreamStats, target: &Target) -> serde_json::Value {
         stats.to_json(target.name())
+    }
+
+    /// Whether `filter` may take a seat here now, checked in the same step as the seat is
+    /// made (the hub: its matchers fit beside those seated).
+    fn admit(_h: &mut Hosted<Self>, _filter: &Self::Filter) -> Result<(), Error> {
+        Ok(())
     }
 
     /// Runs before each keep-alive (the hub ends streams whose token expired).
@@ -197,6 +206,11 @@ impl<F: Face> StreamObject<F> {
             let host = &self.host;
             host.probe_while_full(|h| h.channel.has_room(), probe::<F>)
                 .await;
+            // The root counts the whole tree: a full stream places no one below either.
+            if !self.with(|h| h.channel.has_room()) {
+                let max = self.with(|h| h.channel.settings().max_listeners);
+                return Err(refused::<F>(SubscribeError::TooManyListeners { max }));
+            }
         }
         let arriving = self.arriving.get();
         if let Place::Child(node) = self.with(|h| h.channel.place(region, arriving)) {
@@ -256,12 +270,15 @@ impl<F: Face> StreamObject<F> {
         self.ensure_uplink().await?;
         let capacity = self.with(|h| h.config.queue_capacity);
         let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
-        let joined = self.with(|h| h.channel.join(seat.clone(), outlet, last_seen, now_ms()));
+        let joined = self.with(|h| {
+            admit(h, &seat)?;
+            Ok::<_, Error>(h.channel.join(seat.clone(), outlet, last_seen, now_ms()))
+        })?;
         let position = match (joined, last_seen) {
             (Err(SubscribeError::NotCovered), Some(after)) => {
                 return self.seat_replayed(seat, after).await;
             }
-            (joined, _) => joined?,
+            (joined, _) => joined.map_err(refused::<F>)?,
         };
         self.arm_keep_alive().await?;
         Ok((body, position))
@@ -280,16 +297,23 @@ impl<F: Face> StreamObject<F> {
             let (replay, upstream) = self.ask_parent_replay(after, through).await?;
             let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
             let joined = self.with(|h| {
-                h.channel
-                    .join_replayed(seat.clone(), outlet, &replay, upstream, through, now_ms())
-            });
+                admit(h, &seat)?;
+                Ok::<_, Error>(h.channel.join_replayed(
+                    seat.clone(),
+                    outlet,
+                    &replay,
+                    upstream,
+                    through,
+                    now_ms(),
+                ))
+            })?;
             match joined {
                 Ok(position) => {
                     self.arm_keep_alive().await?;
                     return Ok((body, position));
                 }
                 Err(SubscribeError::NotCovered) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(refused::<F>(e)),
             }
         }
         Err(SubscribeError::NotCovered.into())
@@ -469,6 +493,25 @@ impl<F: Face> StreamObject<F> {
             self.uplink.stop.set(true);
         }
         Response::empty()
+    }
+}
+
+/// A seat's admission by its face (a child object is always admitted).
+fn admit<F: Face>(h: &mut Hosted<F>, seat: &SeatKind<F::Filter>) -> Result<(), Error> {
+    match seat {
+        SeatKind::Listener(filter) => F::admit(h, filter),
+        SeatKind::Relay(_) => Ok(()),
+    }
+}
+
+/// The answer to a seat the engine refused, a full stream naming the face's audience.
+fn refused<F: Face>(e: SubscribeError) -> Error {
+    match e {
+        SubscribeError::TooManyListeners { max } => Error::Full {
+            max,
+            stream: F::AUDIENCE,
+        },
+        e => e.into(),
     }
 }
 

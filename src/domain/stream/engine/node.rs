@@ -123,9 +123,12 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
         let mut kept = Vec::new();
         for frame in frames {
             // A routed event says its sequence number (its id is its public key); any
-            // other event's id is its sequence number.
+            // other event's id is its sequence number. On a routed face every event is
+            // routed: a frame that does not say its number is no one's (its id, a
+            // publisher's, is never taken for one).
             let seq = match (frame.seq, frame.id.as_deref()) {
                 (Some(seq), _) => Some(EventId(seq)),
+                (None, _) if F::ROUTED => continue,
                 (None, Some(id)) => EventId::parse(id).ok(),
                 (None, None) => {
                     self.outbox.push_frame(&frame.text, self.last_id.next());

@@ -117,13 +117,14 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
 
 /// What a listener with `filter` takes of a replay an object above answered for a child
 /// (each event as written between objects, [`protocol::relayed`]): the frames it admits,
-/// without what only objects read.
+/// without what only objects read. On a routed face a frame without its route is no
+/// one's.
 fn listener_replay<F: Filter>(replay: &str, filter: &F) -> String {
     protocol::FrameReader::new()
         .feed(replay.as_bytes())
         .into_iter()
         .filter(|frame| match frame.route.as_deref() {
-            None => true,
+            None => !F::ROUTED,
             Some(stored) => Route::from_stored(stored).is_some_and(|route| filter.admits(&route)),
         })
         .map(|frame| frame.text)
@@ -131,10 +132,12 @@ fn listener_replay<F: Filter>(replay: &str, filter: &F) -> String {
 }
 
 /// Whether `filter` (none: everyone) admits a kept event: one without a route is every
-/// seat's; one whose stored route does not read back is no one's.
+/// seat's, unless the face routes every event (then it is no one's); one whose stored
+/// route does not read back is no one's.
 fn admitted<F: Filter>(filter: Option<&F>, event: &StoredEvent) -> bool {
     match (filter, event.route.as_deref()) {
-        (None, _) | (Some(_), None) => true,
+        (None, _) => true,
+        (Some(_), None) => !F::ROUTED,
         (Some(filter), Some(stored)) => {
             Route::from_stored(stored).is_some_and(|route| filter.admits(&route))
         }

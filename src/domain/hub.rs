@@ -52,6 +52,20 @@ pub enum Cursor {
     Earliest,
     /// The updates published after the first kept one with this id.
     After(String),
+    /// An id longer than any update may have: none has it, so it is not looked up.
+    Unknown,
+}
+
+impl Cursor {
+    /// A subscriber's cursor as it sent it (§6.9): `earliest`, or an id; an id longer
+    /// than `max_id_bytes`, the longest an update may have, is one no update has.
+    pub fn parse(text: &str, max_id_bytes: usize) -> Cursor {
+        match text {
+            EARLIEST => Cursor::Earliest,
+            id if id.len() > max_id_bytes => Cursor::Unknown,
+            id => Cursor::After(id.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +175,10 @@ impl<O: Outlet, L: EventLog, S: Filter> Stream<O, L, S> {
             },
             Some(Cursor::Earliest) => Resolved {
                 after: Some(EventId(0)),
+                last_event_id: Some(EARLIEST.to_string()),
+            },
+            Some(Cursor::Unknown) => Resolved {
+                after: None,
                 last_event_id: Some(EARLIEST.to_string()),
             },
             Some(Cursor::After(key)) => match self.find_key(key, now_ms)? {
@@ -417,6 +435,27 @@ mod tests {
         node.flush();
         assert_eq!(ids(&seen), Vec::<String>::new());
         assert_eq!(node.last_id(), EventId(0));
+    }
+
+    #[test]
+    fn a_cursor_is_earliest_an_id_or_one_too_long_for_any_update() {
+        assert_eq!(Cursor::parse("earliest", 8), Cursor::Earliest);
+        assert_eq!(
+            Cursor::parse("12345678", 8),
+            Cursor::After("12345678".into())
+        );
+        assert_eq!(Cursor::parse("123456789", 8), Cursor::Unknown);
+        let mut h = hub();
+        h.publish_update(&update("a", &["x"], false), 1).unwrap();
+        let o = join(&mut h, sub(&["x"], false), Some(Cursor::Unknown));
+        assert_eq!(ids(&o), Vec::<String>::new(), "from now, as an unknown id");
+        h.publish_update(&update("b", &["x"], false), 2).unwrap();
+        h.flush();
+        assert_eq!(ids(&o), ["b"]);
+        assert_eq!(
+            h.resolve(Some(&Cursor::Unknown), 3).unwrap(),
+            Some(Resolved::after_key("x", None))
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! One channel over many objects: where a node sits in its channel's fan-out tree, which
-//! region a listener is in, and where the next listener goes.
+//! One stream (a channel, or the Mercure hub) over many objects: where a node sits in its
+//! stream's fan-out tree, which region a listener is in, and where the next one goes.
 //!
 //! The channel's root object keeps what must be in one place (ids, history, the publish
 //! acknowledgement) and holds listeners itself until it has `listeners_per_object` of
@@ -150,7 +150,7 @@ pub struct BadNodePath;
 
 impl fmt::Display for BadNodePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not a node of a channel's tree")
+        f.write_str("not a node of a stream's tree")
     }
 }
 

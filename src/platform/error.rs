@@ -51,10 +51,10 @@ pub enum Error {
     },
     /// A setting is unusable (500, naming it).
     Config(ConfigError),
-    /// The channel's storage failed (500).
+    /// A stream's storage failed (500).
     Storage(LogError),
-    /// A channel's object got a request it does not understand: the Worker and the
-    /// object disagree, which is a bug (500).
+    /// An object got a request it does not understand: the Worker and the object (or
+    /// two objects) disagree, which is a bug (500).
     Contract(String),
     /// The runtime failed: a stub, a stream, a body (503: try again).
     Runtime(worker::Error),
@@ -195,8 +195,8 @@ impl fmt::Display for Error {
             Error::Config(e) => write!(f, "{e}"),
             Error::Storage(e) => write!(f, "{e}"),
             Error::Contract(what) => write!(f, "internal request not understood: {what}"),
-            Error::Runtime(_) => f.write_str("channel unavailable, try again"),
-            Error::TreeBusy(why) => write!(f, "channel busy ({why}), try again"),
+            Error::Runtime(_) => f.write_str("unavailable, try again"),
+            Error::TreeBusy(why) => write!(f, "busy ({why}), try again"),
             Error::Hub(refusal) => match refusal.kind {
                 Challenge::Missing => f.write_str("Unauthorized: a token is required"),
                 Challenge::InvalidRequest(why) => write!(f, "Invalid request: {why}"),

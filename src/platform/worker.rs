@@ -1,5 +1,6 @@
 //! The entry Worker: routes, validates and authorizes every request, then hands it to the
-//! Durable Object of its channel as a typed [`StreamCall`]. Nothing malformed gets past
+//! Durable Objects of its channel (or, through [`super::hub`], of the hub) as a typed
+//! [`StreamCall`]. Nothing malformed gets past
 //! here. One function per route; each returns `Result<Response, Error>`.
 
 use std::cell::{Cell, RefCell};

@@ -1,4 +1,4 @@
-// The hub's stats (README "The Mercure hub"): `GET /.well-known/mercure/stats`, behind the
+// The hub's stats (README "Mercure hub"; docs/mercure.md §2.4): `GET /.well-known/mercure/stats`, behind the
 // publisher credential, sums the hub's counters over every object of its tree, as a
 // channel's stats do.
 import { test } from 'node:test';

@@ -39,14 +39,23 @@ impl Channel {
             return Err(Error::Contract("a hub call sent to a channel".into()));
         }
         self.object.ensure_open(&call.target, &call.node)?;
+        let publishing = matches!(
+            call.request,
+            StreamRequest::Publish(_) | StreamRequest::PublishBatch(_)
+        );
+        if publishing && !call.node.is_root() {
+            return Err(Error::Contract(
+                "a publish sent to a node below the root".into(),
+            ));
+        }
         match call.request {
             StreamRequest::Listen { last_seen, region } => self.listen(last_seen, region).await,
             StreamRequest::Publish(message) => {
                 crate::platform::injected_fault(&message.data);
-                self.publish(|h| Ok(h.channel.publish(&message, now_ms())?.to_json()))
+                self.publish(|h| Ok(h.stream.publish(&message, now_ms())?.to_json()))
             }
             StreamRequest::PublishBatch(messages) => {
-                self.publish(|h| Ok(h.channel.publish_batch(&messages, now_ms())?.to_json()))
+                self.publish(|h| Ok(h.stream.publish_batch(&messages, now_ms())?.to_json()))
             }
             other => self.object.serve_tree(other).await,
         }

@@ -65,12 +65,12 @@ impl Face for Mercure {
     /// The subscriber's matchers fit beside those of the subscribers seated here.
     fn admit(h: &mut Hosted<Self>, subscriber: &Subscriber) -> Result<(), Error> {
         let max = h.config.mercure.hub_matcher_bytes;
-        Ok(h.channel.admit(subscriber, max)?)
+        Ok(h.stream.admit(subscriber, max)?)
     }
 
     /// Ends the streams whose token expired (§6.8).
     fn before_keep_alive(h: &mut Hosted<Self>, now_ms: u64) {
-        h.channel.close_where(|s| s.expired(now_ms));
+        h.stream.close_where(|s| s.expired(now_ms));
     }
 }
 
@@ -78,9 +78,9 @@ impl Face for Mercure {
 /// announcements, for the caller to send to the root.
 fn settle_here(h: &mut Hosted<Mercure>) -> Option<Vec<UpdateCall>> {
     loop {
-        h.channel.flush();
+        h.stream.flush();
         let ended: Vec<Subscription> = h
-            .channel
+            .stream
             .take_departed()
             .iter()
             .flat_map(|s| s.subscriptions(false))
@@ -104,7 +104,7 @@ enum Announced {
 
 /// Sends announcements to the root from work that runs between requests.
 fn send_later(updates: Vec<UpdateCall>, env: Env) {
-    wasm_bindgen_futures::spawn_local(async move { tell_root(updates, &env).await });
+    worker::wasm_bindgen_futures::spawn_local(async move { tell_root(updates, &env).await });
 }
 
 /// Has the root publish announcements; a failure is logged (the subscribers they are
@@ -136,10 +136,10 @@ fn announce(h: &mut Hosted<Mercure>, subscriptions: Vec<Subscription>) -> Announ
             Err(e) => worker::console_error!("a subscription event has no id: {e}"),
         }
     }
-    if h.channel.path().is_root() {
+    if h.stream.path().is_root() {
         let now = now_ms();
         for UpdateCall { update, id } in updates {
-            if let Err(e) = h.channel.publish_update(&hub_update(update, id), now) {
+            if let Err(e) = h.stream.publish_update(&hub_update(update, id), now) {
                 worker::console_error!("a subscription event was not published: {e}");
             }
         }
@@ -173,6 +173,17 @@ impl Hub {
             return Err(Error::Contract("a channel call sent to the hub".into()));
         }
         self.object.ensure_open(&call.target, &call.node)?;
+        let root_only = matches!(
+            call.request,
+            StreamRequest::PublishUpdates(_)
+                | StreamRequest::Subscriptions(_)
+                | StreamRequest::FindKey(_)
+        );
+        if root_only && !call.node.is_root() {
+            return Err(Error::Contract(
+                "a call for the hub's root sent to a node".into(),
+            ));
+        }
         match call.request {
             StreamRequest::Subscribe { subscriber, region } => {
                 self.subscribe(subscriber, region).await
@@ -184,7 +195,7 @@ impl Hub {
                 Ok(Response::from_json(&active)?)
             }
             StreamRequest::FindKey(key) => {
-                let found = self.object.with(|h| h.channel.find_key(&key, now_ms()))?;
+                let found = self.object.with(|h| h.stream.find_key(&key, now_ms()))?;
                 let seq = found.ok_or(Error::NotFound)?;
                 let mut response = Response::empty()?;
                 response
@@ -218,10 +229,11 @@ impl Hub {
     /// Seats a subscriber here or sends it further down the tree; on its stream, the
     /// `retry:` field, then the kept updates it admits after its cursor, then live ones.
     async fn subscribe(&self, call: SubscriberCall, region: Region) -> Result<Response, Error> {
-        let cursor = call.cursor.clone().map(|c| match c.as_str() {
-            EARLIEST => Cursor::Earliest,
-            _ => Cursor::After(c),
-        });
+        let max_id_bytes = self.object.with(|h| h.config.mercure.max_id_bytes);
+        let cursor = call
+            .cursor
+            .as_deref()
+            .map(|c| Cursor::parse(c, max_id_bytes));
         let _arrival = match self.object.placed(region).await? {
             Placed::Below(response) => return Ok(response),
             Placed::Here(arrival) => arrival,
@@ -255,7 +267,7 @@ impl Hub {
     /// Where a subscriber's cursor starts it: resolved here, or, for an id a node does
     /// not keep, by the root.
     async fn resolve(&self, cursor: Option<&Cursor>) -> Result<Resolved, Error> {
-        if let Some(resolved) = self.object.with(|h| h.channel.resolve(cursor, now_ms()))? {
+        if let Some(resolved) = self.object.with(|h| h.stream.resolve(cursor, now_ms()))? {
             return Ok(resolved);
         }
         let Some(Cursor::After(key)) = cursor else {
@@ -281,7 +293,7 @@ impl Hub {
         self.object.with(|h| {
             for UpdateCall { update, id } in updates {
                 crate::platform::injected_fault(&update.data);
-                h.channel
+                h.stream
                     .publish_update(&hub_update(update, id.clone()), now_ms())?;
                 last = Some(id);
             }
@@ -299,10 +311,10 @@ impl Hub {
     /// event id, which tags it, always go together.
     async fn active_subscriptions(&self) -> Vec<Subscription> {
         let (mut active, to_root) = self.object.with(|h| {
-            h.channel.sweep();
+            h.stream.sweep();
             let to_root = settle_here(h);
             let active: Vec<Subscription> = h
-                .channel
+                .stream
                 .filters()
                 .flat_map(|s| s.subscriptions(true))
                 .collect();
@@ -328,7 +340,7 @@ impl Hub {
         let active = self.active_subscriptions().await;
         let last_event_id = self
             .object
-            .with(|h| h.channel.last_event_id())?
+            .with(|h| h.stream.last_event_id())?
             .unwrap_or_else(|| EARLIEST.into());
         answer_subscriptions(
             &asked.remainder,
@@ -346,7 +358,7 @@ impl Hub {
         let delay = Duration::from_millis(at_ms.saturating_sub(now_ms()));
         self.object.host.later(&self.object.state, delay, |h| {
             let now = now_ms();
-            h.channel.close_where(|s| s.expired(now));
+            h.stream.close_where(|s| s.expired(now));
             Mercure::settle(h);
         });
     }

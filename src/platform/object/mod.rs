@@ -63,7 +63,7 @@ pub(crate) trait Face: Sized + 'static {
     /// Writes what is pending, and what that leads to (the hub announces the departures
     /// that writing revealed).
     fn settle(h: &mut Hosted<Self>) {
-        h.channel.flush();
+        h.stream.flush();
     }
 
     /// The stream's stats as its root answers the Worker (between objects they travel as
@@ -86,7 +86,7 @@ pub(crate) trait Face: Sized + 'static {
 pub(crate) struct Hosted<F: Face> {
     pub config: Config,
     pub target: Target,
-    pub channel: Engine<F>,
+    pub stream: Engine<F>,
     /// The subtree's seats as last reported to the parent.
     reported: u64,
     /// For calls that work started between requests makes (a node's to its root).
@@ -97,13 +97,13 @@ impl<F: Face> Hosted<F> {
     /// Logs a storage failure met after a publish was answered (under
     /// `PUBLISH_ACK=accepted` the events were sent but could not be kept).
     pub fn report_store_error(&mut self) {
-        if let Some(e) = self.channel.take_store_error() {
+        if let Some(e) = self.stream.take_store_error() {
             worker::console_error!("storage failed after answering: {e}");
         }
     }
 
     fn seated(&self) -> bool {
-        self.channel.listeners() + self.channel.relays() > 0
+        self.stream.listeners() + self.stream.relays() > 0
     }
 }
 
@@ -152,7 +152,7 @@ impl<F: Face> StreamObject<F> {
         self.host.ensure_open(|| {
             let config = super::read_config(&self.env)?;
             let settings = F::settings(&config);
-            let channel = if node.is_root() {
+            let stream = if node.is_root() {
                 let log: Log = Box::new(SqlLog::open(self.state.storage().sql())?);
                 domain::Stream::new(settings, log)
             } else {
@@ -162,7 +162,7 @@ impl<F: Face> StreamObject<F> {
             Ok(Hosted {
                 config,
                 target: target.clone(),
-                channel,
+                stream,
                 reported: 0,
                 env: self.env.clone(),
             })
@@ -174,7 +174,7 @@ impl<F: Face> StreamObject<F> {
     }
 
     pub fn path(&self) -> NodePath {
-        self.with(|h| h.channel.path().clone())
+        self.with(|h| h.stream.path().clone())
     }
 
     pub fn target(&self) -> Target {
@@ -191,7 +191,7 @@ impl<F: Face> StreamObject<F> {
                 listeners,
                 handed,
             } => {
-                self.with(|h| h.channel.report(&child, listeners, handed.as_ref()));
+                self.with(|h| h.stream.report(&child, listeners, handed.as_ref()));
                 Ok(Response::empty()?.with_status(204))
             }
             StreamRequest::Stats => self.stats().await,
@@ -202,18 +202,18 @@ impl<F: Face> StreamObject<F> {
     /// Where a newcomer from `region` goes. The root, when full, first writes to its
     /// seats for the gone ones to show (see [`Host::probe_while_full`]).
     pub async fn placed(&self, region: Region) -> Result<Placed<'_>, Error> {
-        if self.with(|h| h.channel.path().is_root()) {
+        if self.with(|h| h.stream.path().is_root()) {
             let host = &self.host;
-            host.probe_while_full(|h| h.channel.has_room(), probe::<F>)
+            host.probe_while_full(|h| h.stream.has_room(), probe::<F>)
                 .await;
             // The root counts the whole tree: a full stream places no one below either.
-            if !self.with(|h| h.channel.has_room()) {
-                let max = self.with(|h| h.channel.settings().max_listeners);
+            if !self.with(|h| h.stream.has_room()) {
+                let max = self.with(|h| h.stream.settings().max_listeners);
                 return Err(refused::<F>(SubscribeError::TooManyListeners { max }));
             }
         }
         let arriving = self.arriving.get();
-        if let Place::Child(node) = self.with(|h| h.channel.place(region, arriving)) {
+        if let Place::Child(node) = self.with(|h| h.stream.place(region, arriving)) {
             let headers = Headers::new();
             headers.set(NODE_HEADER, &node.to_string())?;
             return Ok(Placed::Below(
@@ -257,11 +257,12 @@ impl<F: Face> StreamObject<F> {
         seat: SeatKind<F::Filter>,
         last_seen: Option<EventId>,
     ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
-        if let Some(after) = last_seen {
+        let below_root = !self.with(|h| h.stream.path().is_root());
+        if let (Some(after), true) = (last_seen, below_root) {
             // A node that starts for a resume takes its stream from a little before it:
             // the seats coming back with it (after a restart, they all do) are then
             // answered here, not each by a replay from above.
-            let fresh = self.with(|h| h.channel.resume_after().is_none());
+            let fresh = self.with(|h| h.stream.resume_after().is_none());
             if fresh && self.uplink.state.get() == LinkState::Down {
                 let seed = EventId(after.0.saturating_sub(SEED_MARGIN));
                 self.uplink.seed.set(Some(seed));
@@ -272,7 +273,7 @@ impl<F: Face> StreamObject<F> {
         let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
         let joined = self.with(|h| {
             admit(h, &seat)?;
-            Ok::<_, Error>(h.channel.join(seat.clone(), outlet, last_seen, now_ms()))
+            Ok::<_, Error>(h.stream.join(seat.clone(), outlet, last_seen, now_ms()))
         })?;
         let position = match (joined, last_seen) {
             (Err(SubscribeError::NotCovered), Some(after)) => {
@@ -291,14 +292,14 @@ impl<F: Face> StreamObject<F> {
     ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
         let capacity = self.with(|h| h.config.queue_capacity);
         for _ in 0..REPLAY_ATTEMPTS {
-            let through = self.with(|h| h.channel.holds_through());
+            let through = self.with(|h| h.stream.holds_through());
             // Routes travel with the events: the engine gives each seat what is its (a
             // listener what its filter admits, a child everything).
             let (replay, upstream) = self.ask_parent_replay(after, through).await?;
             let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
             let joined = self.with(|h| {
                 admit(h, &seat)?;
-                Ok::<_, Error>(h.channel.join_replayed(
+                Ok::<_, Error>(h.stream.join_replayed(
                     seat.clone(),
                     outlet,
                     &replay,
@@ -322,7 +323,7 @@ impl<F: Face> StreamObject<F> {
     /// The replay for a resume after `after`, through at least `through`: from here, or
     /// from above.
     async fn replay(&self, after: EventId, through: EventId) -> Result<Response, Error> {
-        let answered = self.with(|h| h.channel.replay(after, through, now_ms()));
+        let answered = self.with(|h| h.stream.replay(after, through, now_ms()));
         let (text, position) = match answered {
             // Only below the root: the root answers every replay itself.
             Err(SubscribeError::NotCovered) => self.ask_parent_replay(after, through).await?,
@@ -357,7 +358,7 @@ impl<F: Face> StreamObject<F> {
     /// parent's gap, when the node starts over at the parent's ids), so that a seat made
     /// now gets every event from now on.
     async fn ensure_uplink(&self) -> Result<(), Error> {
-        if self.with(|h| h.channel.path().is_root()) {
+        if self.with(|h| h.stream.path().is_root()) {
             return Ok(());
         }
         self.uplink.stop.set(false);
@@ -373,7 +374,7 @@ impl<F: Face> StreamObject<F> {
             self.state.wait_until(task);
         }
         let started = now_ms();
-        let up = || self.uplink.state.get() == LinkState::Up && self.with(|h| h.channel.is_live());
+        let up = || self.uplink.state.get() == LinkState::Up && self.with(|h| h.stream.is_live());
         while !up() {
             if now_ms() - started > UPLINK_WAIT.as_millis() as u64 {
                 return Err(Error::TreeBusy("its stream from the tree is not up yet"));
@@ -386,7 +387,7 @@ impl<F: Face> StreamObject<F> {
     /// This object's counters plus its children's subtrees (asked all at once).
     async fn stats(&self) -> Result<Response, Error> {
         let mut stats = self.with(|h| {
-            let stats = h.channel.stats(now_ms());
+            let stats = h.stream.stats(now_ms());
             h.report_store_error();
             stats
         });
@@ -406,7 +407,7 @@ impl<F: Face> StreamObject<F> {
     /// What each child answers `request` with, as JSON, asked all at once; a child that
     /// fails or is late is left out (and logged).
     pub async fn gather(&self, request: StreamRequest) -> Vec<serde_json::Value> {
-        let (target, children) = self.with(|h| (h.target.clone(), h.channel.relay_children()));
+        let (target, children) = self.with(|h| (h.target.clone(), h.stream.relay_children()));
         let asks = children.into_iter().map(|child| {
             let call = StreamCall::to_node(target.clone(), child, request.clone());
             async move { child_answer(call, &self.env).await }
@@ -438,8 +439,8 @@ impl<F: Face> StreamObject<F> {
     async fn report_to_parent(&self, emptied: bool) {
         let (path, subtree, reported) = self.with(|h| {
             (
-                h.channel.path().clone(),
-                h.channel.subtree_listeners(),
+                h.stream.path().clone(),
+                h.stream.subtree_listeners(),
                 h.reported,
             )
         });
@@ -449,7 +450,7 @@ impl<F: Face> StreamObject<F> {
         if subtree == reported && !emptied {
             return;
         }
-        let handed = emptied.then(|| self.with(|h| h.channel.hand_up()));
+        let handed = emptied.then(|| self.with(|h| h.stream.hand_up()));
         let report = StreamRequest::Report {
             child: path,
             listeners: subtree,
@@ -461,7 +462,7 @@ impl<F: Face> StreamObject<F> {
             Err(e) => {
                 // Kept here, to be handed up with the next report.
                 if let Some(handed) = handed {
-                    self.with(|h| h.channel.hand_back(&handed));
+                    self.with(|h| h.stream.hand_back(&handed));
                 }
                 worker::console_error!("a node could not report to its parent: {e}");
             }
@@ -479,7 +480,7 @@ impl<F: Face> StreamObject<F> {
         let seated = self.with(|h| {
             let now = now_ms();
             F::before_keep_alive(h, now);
-            h.channel.keep_alive(now);
+            h.stream.keep_alive(now);
             F::settle(h);
             h.report_store_error();
             h.seated()
@@ -521,6 +522,6 @@ fn settle<F: Face>(h: &mut Hosted<F>) {
 }
 
 fn probe<F: Face>(h: &mut Hosted<F>) {
-    h.channel.probe();
+    h.stream.probe();
     F::settle(h);
 }

@@ -59,7 +59,7 @@ pub(super) async fn run<F: Face>(
     let mut failures = 0;
     let mut failing_since = None;
     while !uplink.stop.get() {
-        let resume = hosted.with(|h| h.channel.resume_after()).flatten();
+        let resume = hosted.with(|h| h.stream.resume_after()).flatten();
         // A node that has relayed nothing yet asks from its seed, or from now.
         let asked = resume.or_else(|| uplink.seed.take());
         let request = StreamRequest::Relay {
@@ -71,14 +71,14 @@ pub(super) async fn run<F: Face>(
             Ok((position, mut stream)) => {
                 failures = 0;
                 failing_since = None;
-                hosted.with(|h| h.channel.relay_started(position, asked));
+                hosted.with(|h| h.stream.relay_started(position, asked));
                 uplink.state.set(LinkState::Up);
                 let mut reader = FrameReader::new();
                 while let Some(Ok(bytes)) = stream.next().await {
                     let frames = reader.feed(&bytes);
                     if !frames.is_empty() {
                         hosted.with(|h| {
-                            h.channel.ingest(&frames, now_ms());
+                            h.stream.ingest(&frames, now_ms());
                             F::settle(h);
                         });
                     }
@@ -97,7 +97,7 @@ pub(super) async fn run<F: Face>(
                 let since = *failing_since.get_or_insert_with(now_ms);
                 if now_ms().saturating_sub(since) > UPLINK_WAIT.as_millis() as u64 {
                     worker::console_error!("node {path} ends its streams: no parent since {since}");
-                    hosted.with(|h| h.channel.end_streams());
+                    hosted.with(|h| h.stream.end_streams());
                     break;
                 }
             }

@@ -1,4 +1,5 @@
-//! What a channel answers: its stats, and what a publish did.
+//! What a stream's objects answer: its stats (a channel's, the hub's), and what a
+//! channel's publish did.
 
 use serde_json::{json, Value};
 

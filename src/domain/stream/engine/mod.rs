@@ -49,7 +49,7 @@ pub const KEEP_ALIVE_COMMENT: &str = "keep-alive";
 /// above the reservation, and a listener resuming across the skipped ids gets `gap`.
 pub const ID_RESERVATION: u64 = 1000;
 
-/// The settings of [`Config`] that a channel uses.
+/// The settings of [`Config`] that a stream uses.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamSettings {
     pub queue_capacity: usize,
@@ -78,7 +78,7 @@ impl From<&Config> for StreamSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscribeError {
-    /// The channel already has its maximum number of listeners.
+    /// The stream already has its maximum number of seats, over its whole tree.
     TooManyListeners { max: usize },
     /// The history to replay could not be read.
     Log(LogError),
@@ -91,7 +91,7 @@ impl std::fmt::Display for SubscribeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SubscribeError::TooManyListeners { max } => {
-                write!(f, "channel has its maximum of {max} listeners")
+                write!(f, "the stream has its maximum of {max} seats")
             }
             SubscribeError::Log(e) => write!(f, "{e}"),
             SubscribeError::NotCovered => write!(f, "the resume is not held here"),

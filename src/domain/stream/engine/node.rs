@@ -1,4 +1,4 @@
-//! The node strategy: an object below a channel's root takes its events from its parent
+//! The node strategy: an object below a stream's root takes its events from its parent
 //! (a relay of the parent's stream), keeps the recent ones to resume listeners without
 //! asking up, and starts over when the parent's head goes back below its own. The root
 //! strategy gives the ids and holds the whole history ([`Stream::publish_batch`]).

@@ -18,6 +18,7 @@ pub(crate) struct Channels;
 impl Face for Channels {
     type Filter = Everyone;
     const AUDIENCE: Audience = Audience::Channel;
+    type State = ();
 
     fn settings(config: &Config) -> StreamSettings {
         config.into()

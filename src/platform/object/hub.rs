@@ -4,9 +4,11 @@
 //! root), the subscriptions API (at the root, gathered over the tree), subscription
 //! events (published at the root for arrivals and departures anywhere) and token expiry.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
-use worker::{durable_object, DurableObject, Env, Headers, Request, Response, State};
+use worker::{durable_object, Delay, DurableObject, Env, Headers, Request, Response, State};
 
 use super::{Face, Hosted, Placed, StreamObject};
 use crate::domain::hub::{self, Cursor, HubUpdate, Resolved};
@@ -32,6 +34,7 @@ pub(crate) struct Mercure;
 impl Face for Mercure {
     type Filter = Subscriber;
     const AUDIENCE: Audience = Audience::Hub;
+    type State = Announcing;
 
     fn settings(config: &Config) -> StreamSettings {
         hub::settings(config.into())
@@ -54,7 +57,7 @@ impl Face for Mercure {
     /// root, the announcements are sent on their way to it.
     fn settle(h: &mut Hosted<Self>) {
         if let Some(updates) = settle_here(h) {
-            send_later(updates, h.env.clone());
+            send_later(updates, h.env.clone(), &h.face);
         }
     }
 
@@ -102,9 +105,24 @@ enum Announced {
     ToRoot(Vec<UpdateCall>),
 }
 
+/// A node's announcements on their way to the root, sent from work that runs between
+/// requests: a listing waits for them, so that the root has published the end of every
+/// subscription the listing leaves out.
+#[derive(Default)]
+pub(crate) struct Announcing(Rc<Cell<usize>>);
+
+/// How long a listing waits for announcements on their way to the root.
+const ANNOUNCING_WAIT: Duration = Duration::from_millis(3000);
+const ANNOUNCING_POLL: Duration = Duration::from_millis(5);
+
 /// Sends announcements to the root from work that runs between requests.
-fn send_later(updates: Vec<UpdateCall>, env: Env) {
-    worker::wasm_bindgen_futures::spawn_local(async move { tell_root(updates, &env).await });
+fn send_later(updates: Vec<UpdateCall>, env: Env, announcing: &Announcing) {
+    let in_flight = Rc::clone(&announcing.0);
+    in_flight.set(in_flight.get() + 1);
+    worker::wasm_bindgen_futures::spawn_local(async move {
+        tell_root(updates, &env).await;
+        in_flight.set(in_flight.get() - 1);
+    });
 }
 
 /// Has the root publish announcements; a failure is logged (the subscribers they are
@@ -322,6 +340,11 @@ impl Hub {
         });
         if let Some(updates) = to_root {
             tell_root(updates, &self.object.env).await;
+        }
+        let in_flight = self.object.with(|h| Rc::clone(&h.face.0));
+        let started = now_ms();
+        while in_flight.get() > 0 && now_ms() - started < ANNOUNCING_WAIT.as_millis() as u64 {
+            Delay::from(ANNOUNCING_POLL).await;
         }
         for below in self.object.gather(StreamRequest::Subscribers).await {
             match serde_json::from_value::<Vec<Subscription>>(below) {

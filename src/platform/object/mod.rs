@@ -55,6 +55,9 @@ pub(crate) trait Face: Sized + 'static {
     /// Whose seats these are, for the answer a full stream gives.
     const AUDIENCE: Audience;
 
+    /// What the face keeps beside the engine.
+    type State: Default + 'static;
+
     fn settings(config: &Config) -> StreamSettings;
 
     /// The headers every stream of this face carries.
@@ -89,6 +92,8 @@ pub(crate) struct Hosted<F: Face> {
     pub stream: Engine<F>,
     /// The subtree's seats as last reported to the parent.
     reported: u64,
+    /// The face's own state.
+    pub face: F::State,
     /// For calls that work started between requests makes (a node's to its root).
     pub env: Env,
 }
@@ -164,6 +169,7 @@ impl<F: Face> StreamObject<F> {
                 target: target.clone(),
                 stream,
                 reported: 0,
+                face: F::State::default(),
                 env: self.env.clone(),
             })
         })

@@ -13,14 +13,15 @@ use crate::platform::error::Error;
 /// a child that does not answer by then is left out of it (and its failure logged).
 const CHILD_WAIT: Duration = Duration::from_millis(3000);
 
-/// Sends a call to another node of the tree, and takes its answer when it has the status
-/// the call expects (`expected`: 200 for a stream, a replay or stats, 204 for a report).
-/// A node that cannot be reached, or is busy, is one to try again soon: whoever this node
-/// answers gets a 503 with `Retry-After`.
+/// Sends a call to another node of the tree, and takes its answer when it has a status
+/// the call expects (`expected`: 200 for a stream, a replay or stats, 204 for a report,
+/// and 404 too for a key the root may not keep). A node that cannot be reached, or is
+/// busy, is one to try again soon: whoever this node answers gets a 503 with
+/// `Retry-After`.
 pub(super) async fn ask_node(
     call: &StreamCall,
     env: &Env,
-    expected: u16,
+    expected: &[u16],
 ) -> Result<Response, Error> {
     let response = match call.send(env).await {
         Ok(response) => response,
@@ -30,7 +31,7 @@ pub(super) async fn ask_node(
         }
     };
     match response.status_code() {
-        status if status == expected => Ok(response),
+        status if expected.contains(&status) => Ok(response),
         503 => Err(Error::TreeBusy("a node above is busy")),
         status => Err(Error::Contract(format!("a node above answered {status}"))),
     }
@@ -46,7 +47,7 @@ pub(super) fn position_of(response: &Response) -> Result<EventId, Error> {
 
 pub(super) async fn child_answer(call: StreamCall, env: &Env) -> Result<serde_json::Value, Error> {
     let ask = async {
-        let mut response = ask_node(&call, env, 200).await?;
+        let mut response = ask_node(&call, env, &[200]).await?;
         Ok::<_, Error>(response.json().await?)
     };
     let wait = Delay::from(CHILD_WAIT);

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use worker::{durable_object, Delay, DurableObject, Env, Headers, Request, Response, State};
 
+use super::calls::{ask_node, position_of};
 use super::{Face, Hosted, Placed, StreamObject};
 use crate::domain::hub::{self, Cursor, HubUpdate, Resolved};
 use crate::domain::mercure::listing;
@@ -20,7 +21,7 @@ use crate::domain::mercure::{
     metadata_url, ApiPath, Grants, GrantsSpec, MatcherBudget, Update, EARLIEST,
 };
 use crate::domain::stream::Route;
-use crate::domain::{Config, EventId, Region, SeatKind, StreamSettings, StreamStats};
+use crate::domain::{Config, Region, SeatKind, StreamSettings, StreamStats};
 use crate::platform::contract::{
     StreamCall, StreamRequest, SubscriberCall, SubscriptionsCall, Target, UpdateCall,
     POSITION_HEADER,
@@ -292,18 +293,12 @@ impl Hub {
             return Err(Error::Contract("only an id is resolved by the root".into()));
         };
         let call = StreamCall::new(Target::Hub, StreamRequest::FindKey(key.clone()));
-        let response = call.send(&self.object.env).await?;
+        let response = ask_node(&call, &self.object.env, &[200, 404]).await?;
         let seq = match response.status_code() {
-            200 => response
-                .headers()
-                .get(POSITION_HEADER)?
-                .and_then(|p| EventId::parse(&p).ok())
-                .ok_or_else(|| Error::Contract("a found key without its position".into()))?,
-            404 => return Ok(Resolved::after_key(key, None)),
-            503 => return Err(Error::TreeBusy("the hub's root is busy")),
-            status => return Err(Error::Contract(format!("the root answered {status}"))),
+            404 => None,
+            _ => Some(position_of(&response)?),
         };
-        Ok(Resolved::after_key(key, Some(seq)))
+        Ok(Resolved::after_key(key, seq))
     }
 
     fn publish(&self, updates: Vec<UpdateCall>) -> Result<Response, Error> {
@@ -380,8 +375,7 @@ impl Hub {
     fn close_expired_at(&self, at_ms: u64) {
         let delay = Duration::from_millis(at_ms.saturating_sub(now_ms()));
         self.object.host.later(&self.object.state, delay, |h| {
-            let now = now_ms();
-            h.stream.close_where(|s| s.expired(now));
+            Mercure::before_keep_alive(h, now_ms());
             Mercure::settle(h);
         });
     }

@@ -239,10 +239,7 @@ impl<F: Face> StreamObject<F> {
         headers: Headers,
     ) -> Result<Response, Error> {
         headers.set(NODE_HEADER, &self.path().to_string())?;
-        Ok(Response::builder()
-            .with_status(200)
-            .with_headers(headers)
-            .stream(body))
+        Ok(streaming(body, headers))
     }
 
     /// A child node takes its stream from this one.
@@ -250,10 +247,7 @@ impl<F: Face> StreamObject<F> {
         let (body, position) = self.seat(SeatKind::Relay(child), last_seen).await?;
         let headers = F::stream_headers()?;
         headers.set(POSITION_HEADER, &position.to_string())?;
-        Ok(Response::builder()
-            .with_status(200)
-            .with_headers(headers)
-            .stream(body))
+        Ok(streaming(body, headers))
     }
 
     /// Opens a stream for a seat, resuming after `last_seen`: from what this object
@@ -355,7 +349,7 @@ impl<F: Face> StreamObject<F> {
             .ok_or_else(|| Error::Contract("a replay asked above the root".into()))?;
         let request = StreamRequest::Replay { after, through };
         let call = StreamCall::to_node(self.target(), parent, request);
-        let mut response = ask_node(&call, &self.env, 200).await?;
+        let mut response = ask_node(&call, &self.env, &[200]).await?;
         let position = position_of(&response)?;
         Ok((response.text().await?, position))
     }
@@ -463,7 +457,7 @@ impl<F: Face> StreamObject<F> {
             handed,
         };
         let call = StreamCall::to_node(self.target(), parent, report);
-        match ask_node(&call, &self.env, 204).await {
+        match ask_node(&call, &self.env, &[204]).await {
             Ok(_) => self.with(|h| h.reported = subtree),
             Err(e) => {
                 // Kept here, to be handed up with the next report.
@@ -501,6 +495,14 @@ impl<F: Face> StreamObject<F> {
         }
         Response::empty()
     }
+}
+
+/// A 200 whose body is `body`, a stream.
+fn streaming(body: worker::web_sys::ReadableStream, headers: Headers) -> Response {
+    Response::builder()
+        .with_status(200)
+        .with_headers(headers)
+        .stream(body)
 }
 
 /// A seat's admission by its face (a child object is always admitted).

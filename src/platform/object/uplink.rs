@@ -113,7 +113,7 @@ pub(super) async fn run<F: Face>(
 }
 
 async fn open(call: &StreamCall, env: &Env) -> Result<(EventId, worker::ByteStream), Error> {
-    let mut response = ask_node(call, env, 200).await?;
+    let mut response = ask_node(call, env, &[200]).await?;
     let position = position_of(&response)?;
     Ok((position, response.stream()?))
 }

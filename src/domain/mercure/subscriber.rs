@@ -3,7 +3,7 @@
 
 use super::subscriptions::Subscription;
 use super::token::Grants;
-use super::topic::{TopicMatcher, TopicSpec};
+use super::topic::{write_class_text, TopicMatcher, TopicSpec};
 use super::update::receives;
 use crate::domain::stream::{Filter, Route};
 
@@ -28,7 +28,8 @@ impl Subscriber {
         grants: Option<Grants>,
         base: &str,
     ) -> Self {
-        let mut class = format!("{}:{};", base.len(), base);
+        let mut class = String::new();
+        write_class_text(&mut class, base);
         for matcher in &matchers {
             matcher.spec().write_class(&mut class);
         }

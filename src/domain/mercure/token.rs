@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use super::budget::{MatcherBudget, MatcherLimits};
-use super::topic::{check_matcher_text, MatcherError, MatcherKind, TopicMatcher, TopicSpec};
+use super::topic::{
+    check_matcher_text, write_class_text, MatcherError, MatcherKind, TopicMatcher, TopicSpec,
+};
 
 /// How far in the future `nbf` may be, for clocks that disagree a little (§3.6).
 pub const NBF_LEEWAY_S: u64 = 5;
@@ -180,7 +182,7 @@ impl Grants {
     /// matchers were compiled against and their `subscribe` matchers, in order, each
     /// written unambiguously (see [`TopicSpec::write_class`]).
     pub fn subscribe_class(&self, out: &mut String) {
-        out.push_str(&format!("{}:{}", self.base.len(), self.base));
+        write_class_text(out, &self.base);
         for detail in self.details.iter().filter(|d| d.subscribe) {
             out.push('[');
             for topic in &detail.topics {

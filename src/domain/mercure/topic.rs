@@ -64,16 +64,18 @@ pub struct TopicSpec {
     pub text: String,
 }
 
+/// Appends `text` to a filter's class, length-prefixed (`{len}:{text};`): a class made of
+/// such pieces reads back one way only.
+pub fn write_class_text(out: &mut String, text: &str) {
+    out.push_str(&format!("{}:{text};", text.len()));
+}
+
 impl TopicSpec {
     /// Appends the spec to a filter's class: its kind and its text, length-prefixed, so
     /// that no two lists of specs write the same text.
     pub fn write_class(&self, out: &mut String) {
-        out.push_str(&format!(
-            "{:?}:{}:{};",
-            self.kind,
-            self.text.len(),
-            self.text
-        ));
+        out.push_str(&format!("{:?}:", self.kind));
+        write_class_text(out, &self.text);
     }
 
     pub fn new(kind: MatcherKind, text: impl Into<String>) -> TopicSpec {

@@ -32,6 +32,19 @@ pub fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
 
+/// Waits until `done` says so, looking every `poll`, for at most `max`; says whether it
+/// did.
+pub async fn wait_until(done: impl Fn() -> bool, max: Duration, poll: Duration) -> bool {
+    let started = now_ms();
+    while !done() {
+        if now_ms() - started > max.as_millis() as u64 {
+            return false;
+        }
+        Delay::from(poll).await;
+    }
+    true
+}
+
 pub struct Host<T> {
     hosted: Rc<RefCell<Option<T>>>,
     /// When the last probe for gone clients was written.

@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use worker::{durable_object, Delay, DurableObject, Env, Headers, Request, Response, State};
+use worker::{durable_object, DurableObject, Env, Headers, Request, Response, State};
 
 use super::calls::{ask_node, position_of};
 use super::{Face, Hosted, Placed, StreamObject};
@@ -27,7 +27,7 @@ use crate::platform::contract::{
     POSITION_HEADER,
 };
 use crate::platform::error::{Audience, Challenge, Error, HubRefusal};
-use crate::platform::host::now_ms;
+use crate::platform::host::{now_ms, wait_until};
 
 /// The hub's seats and rules.
 pub(crate) struct Mercure;
@@ -337,10 +337,7 @@ impl Hub {
             tell_root(updates, &self.object.env).await;
         }
         let in_flight = self.object.with(|h| Rc::clone(&h.face.0));
-        let started = now_ms();
-        while in_flight.get() > 0 && now_ms() - started < ANNOUNCING_WAIT.as_millis() as u64 {
-            Delay::from(ANNOUNCING_POLL).await;
-        }
+        wait_until(|| in_flight.get() == 0, ANNOUNCING_WAIT, ANNOUNCING_POLL).await;
         for below in self.object.gather(StreamRequest::Subscribers).await {
             match serde_json::from_value::<Vec<Subscription>>(below) {
                 Ok(below) => active.extend(below),

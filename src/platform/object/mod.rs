@@ -15,12 +15,12 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use worker::{Delay, Env, Headers, Response, State};
+use worker::{Env, Headers, Response, State};
 
 use super::contract::POSITION_HEADER;
 use super::contract::{StreamCall, StreamRequest, Target, NODE_HEADER, PLACED_STATUS};
 use super::error::{Audience, Error};
-use super::host::{now_ms, Host};
+use super::host::{now_ms, wait_until, Host};
 use super::http;
 use super::open_streams::OpenStreams;
 use super::outlet::StreamOutlet;
@@ -373,13 +373,9 @@ impl<F: Face> StreamObject<F> {
             );
             self.state.wait_until(task);
         }
-        let started = now_ms();
         let up = || self.uplink.state.get() == LinkState::Up && self.with(|h| h.stream.is_live());
-        while !up() {
-            if now_ms() - started > UPLINK_WAIT.as_millis() as u64 {
-                return Err(Error::TreeBusy("its stream from the tree is not up yet"));
-            }
-            Delay::from(UPLINK_POLL).await;
+        if !wait_until(up, UPLINK_WAIT, UPLINK_POLL).await {
+            return Err(Error::TreeBusy("its stream from the tree is not up yet"));
         }
         Ok(())
     }

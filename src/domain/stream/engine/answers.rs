@@ -1,7 +1,7 @@
 //! What a stream's objects answer: its stats (a channel's, the hub's), and what a
 //! channel's publish did.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::domain::history::EventId;
 use crate::domain::stream::Counters;
@@ -22,31 +22,35 @@ pub struct StreamStats {
 
 impl StreamStats {
     pub fn to_json(&self, channel: &str) -> Value {
-        json!({
-            "channel": channel,
-            "listeners": self.listeners,
-            "published": self.counters.published,
-            "delivered": self.counters.delivered,
-            "droppedSlow": self.counters.dropped_slow,
-            "droppedGone": self.counters.dropped_gone,
-            "lastId": (self.last_id.0 > 0).then(|| self.last_id.to_string()),
-            "historyLength": self.history_length,
-            "objects": self.objects,
-        })
+        let mut stats = self.counts();
+        stats.insert("channel".into(), json!(channel));
+        stats.insert("listeners".into(), json!(self.listeners));
+        let last_id = (self.last_id.0 > 0).then(|| self.last_id.to_string());
+        stats.insert("lastId".into(), json!(last_id));
+        Value::Object(stats)
     }
 
     /// The hub's stats (`GET /.well-known/mercure/stats`): the same counters, named for
     /// subscribers; its sequence numbers are not ids anyone sees, so none is shown.
     pub fn to_hub_json(&self) -> Value {
-        json!({
-            "subscribers": self.listeners,
-            "published": self.counters.published,
-            "delivered": self.counters.delivered,
-            "droppedSlow": self.counters.dropped_slow,
-            "droppedGone": self.counters.dropped_gone,
-            "historyLength": self.history_length,
-            "objects": self.objects,
-        })
+        let mut stats = self.counts();
+        stats.insert("subscribers".into(), json!(self.listeners));
+        Value::Object(stats)
+    }
+
+    /// What both faces report alike.
+    fn counts(&self) -> Map<String, Value> {
+        [
+            ("published", self.counters.published),
+            ("delivered", self.counters.delivered),
+            ("droppedSlow", self.counters.dropped_slow),
+            ("droppedGone", self.counters.dropped_gone),
+            ("historyLength", self.history_length),
+            ("objects", self.objects),
+        ]
+        .into_iter()
+        .map(|(name, n)| (name.to_string(), json!(n)))
+        .collect()
     }
 
     /// Reads back what [`StreamStats::to_json`] wrote (a child object's report).

@@ -30,6 +30,22 @@ pub trait Outlet {
     fn close(&mut self);
     /// Ends the stream now, dropping what is queued.
     fn abort(&mut self);
+    /// Whether the stream's far end is held by someone else (the entry Worker, over a
+    /// socket the object may sleep beside), so that the seat costs its object nothing
+    /// while no event comes. Such a far end keeps the bounded queue, the keep-alives and
+    /// the vanished-client check itself, and says when it cut a listener.
+    fn sleeps(&self) -> bool {
+        false
+    }
+}
+
+/// Why a listener whose far end cut it left ([`Announcer::remove_where`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// Its queue was full.
+    Slow,
+    /// Its client went away or stopped reading.
+    Gone,
 }
 
 /// Counts of what one fan-out did.
@@ -143,10 +159,21 @@ impl<O: Outlet, I> Announcer<O, I> {
     where
         O::Chunk: 'c,
     {
+        self.write_picked(|listener| pick(&listener.interest))
+    }
+
+    /// Writes to each listener what `pick` chooses for it (see [`Announcer::announce_by`]).
+    fn write_picked<'c>(
+        &mut self,
+        mut pick: impl FnMut(&Listener<O, I>) -> Option<(&'c O::Chunk, u64)>,
+    ) -> Fanout
+    where
+        O::Chunk: 'c,
+    {
         let capacity = self.capacity;
         let mut fanout = Fanout::default();
         self.retain(|listener| {
-            let Some((chunk, events)) = pick(&listener.interest) else {
+            let Some((chunk, events)) = pick(listener) else {
                 return Verdict::Skipped;
             };
             match listener.outlet.queued() {
@@ -172,6 +199,13 @@ impl<O: Outlet, I> Announcer<O, I> {
         fanout
     }
 
+    /// Writes `chunk` (a comment) to every listener whose stream this object holds, not
+    /// to those whose far end keeps its own keep-alives ([`Outlet::sleeps`]); removes
+    /// those that cannot take it.
+    fn write_held(&mut self, chunk: &O::Chunk) -> Fanout {
+        self.write_picked(|listener| (!listener.outlet.sleeps()).then_some((chunk, 0)))
+    }
+
     /// Removes listeners whose client is known to be gone, without writing anything.
     pub fn sweep(&mut self) -> usize {
         let before = self.listeners.len();
@@ -183,6 +217,28 @@ impl<O: Outlet, I> Announcer<O, I> {
             }
         });
         before - self.listeners.len()
+    }
+
+    /// Removes, without writing to them, the listeners whose outlet `is` picks: their far
+    /// end cut them already, for `why`. Returns what that counts as.
+    pub fn remove_where(&mut self, mut is: impl FnMut(&O) -> bool, why: Departure) -> Fanout {
+        let mut fanout = Fanout::default();
+        self.retain(|listener| {
+            if !is(&listener.outlet) {
+                return Verdict::Skipped;
+            }
+            match why {
+                Departure::Slow => fanout.slow += 1,
+                Departure::Gone => fanout.gone += 1,
+            }
+            Verdict::Gone
+        });
+        fanout
+    }
+
+    /// Listeners whose outlet [`Outlet::sleeps`].
+    pub fn sleeping(&self) -> usize {
+        self.listeners.iter().filter(|l| l.outlet.sleeps()).count()
     }
 
     /// Ends the streams of the listeners whose interest `ends` says is over (say, an
@@ -202,7 +258,8 @@ impl<O: Outlet, I> Announcer<O, I> {
 
     /// Called at every keep-alive with a comment chunk. A listener that still has queued a
     /// chunk written before the previous keep-alive has taken nothing since then: it is
-    /// aborted. The others get the comment (or are cut as slow).
+    /// aborted. The others get the comment (or are cut as slow); those whose far end keeps
+    /// its own keep-alives get nothing.
     pub fn keep_alive(&mut self, chunk: &O::Chunk) -> Fanout {
         let mut stalled = 0;
         self.retain(|listener| {
@@ -220,7 +277,7 @@ impl<O: Outlet, I> Announcer<O, I> {
                 Verdict::Skipped
             }
         });
-        let mut fanout = self.announce(chunk, 0);
+        let mut fanout = self.write_held(chunk);
         for listener in &mut self.listeners {
             listener.written_since_keep_alive = 0;
         }
@@ -259,6 +316,8 @@ pub(crate) mod tests {
         pub fails_on_write: bool,
         pub closed: bool,
         pub aborted: bool,
+        /// Its far end is held elsewhere ([`Outlet::sleeps`]).
+        pub sleeps: bool,
     }
 
     impl Client {
@@ -296,6 +355,9 @@ pub(crate) mod tests {
             let mut c = self.0.borrow_mut();
             c.aborted = true;
             c.queue.clear();
+        }
+        fn sleeps(&self) -> bool {
+            self.0.borrow().sleeps
         }
     }
 
@@ -461,6 +523,32 @@ pub(crate) mod tests {
         assert!(outlets[1].0.borrow().closed);
         assert_eq!(a.take_departed(), ["films"]);
         assert_eq!(a.interests().copied().collect::<Vec<_>>(), ["books"]);
+    }
+
+    #[test]
+    fn listeners_cut_at_their_far_end_are_removed_counted_and_reported_without_a_write() {
+        let mut a: Announcer<TestOutlet, u32> = Announcer::new(5).reporting_departures();
+        let outlets: Vec<TestOutlet> = (0..4).map(|_| TestOutlet::default()).collect();
+        for (i, o) in outlets.iter().enumerate() {
+            a.add(o.clone(), i as u32, 0);
+        }
+        let second = Rc::clone(&outlets[1].0);
+        let slow = a.remove_where(|o| Rc::ptr_eq(&o.0, &second), Departure::Slow);
+        assert_eq!((slow.slow, slow.gone), (1, 0));
+        let gone = a.remove_where(|o| o.0.borrow().gone, Departure::Gone);
+        assert_eq!(gone, Fanout::default(), "no outlet picked: nothing removed");
+        outlets[3].0.borrow_mut().gone = true;
+        let gone = a.remove_where(|o| o.0.borrow().gone, Departure::Gone);
+        assert_eq!((gone.slow, gone.gone), (0, 1));
+        assert_eq!(a.take_departed(), [1, 3]);
+        assert_eq!(a.interests().copied().collect::<Vec<_>>(), [0, 2]);
+        for o in &outlets {
+            let c = o.0.borrow();
+            assert!(
+                c.queue.is_empty() && !c.closed && !c.aborted,
+                "nothing written"
+            );
+        }
     }
 
     #[test]

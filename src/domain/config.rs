@@ -91,6 +91,10 @@ pub struct Config {
     /// together, one write per listener; 0: as soon as the object is idle.
     pub batch_window_ms: u64,
     pub publish_ack: PublishAck,
+    /// Whether the entry Worker holds each listener's stream, fed over a WebSocket its
+    /// object accepts with the hibernation API, so that objects sleep between events
+    /// (`HIBERNATE=1`); otherwise each object holds its listeners' streams itself.
+    pub hibernate: bool,
     /// Largest publish body, in bytes.
     pub max_body_bytes: usize,
     /// Longest event type, in bytes.
@@ -120,6 +124,7 @@ impl Default for Config {
             retry_ms: 1000,
             batch_window_ms: 0,
             publish_ack: PublishAck::Stored,
+            hibernate: false,
             max_body_bytes: 64 * 1024,
             max_event_type_bytes: 128,
             max_batch_events: 1000,
@@ -236,6 +241,7 @@ impl Config {
                     })
                 }
             },
+            hibernate: switch("HIBERNATE")?,
             max_body_bytes: number(
                 "MAX_BODY_BYTES",
                 1,
@@ -360,6 +366,7 @@ mod tests {
             ("RETRY_MS", "500"),
             ("BATCH_WINDOW_MS", "5"),
             ("PUBLISH_ACK", "accepted"),
+            ("HIBERNATE", "1"),
             ("MAX_BODY_BYTES", "100"),
             ("MAX_EVENT_TYPE_BYTES", "16"),
             ("MAX_BATCH_EVENTS", "7"),
@@ -379,6 +386,7 @@ mod tests {
         assert_eq!(c.retry_ms, 500);
         assert_eq!(c.batch_window_ms, 5);
         assert_eq!(c.publish_ack, PublishAck::Accepted);
+        assert!(c.hibernate);
         assert_eq!(c.max_body_bytes, 100);
         assert_eq!(c.max_event_type_bytes, 16);
         assert_eq!(c.max_batch_events, 7);

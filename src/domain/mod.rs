@@ -24,6 +24,6 @@ pub use message::{BodyKind, Message, MessageLimits, Publication, PublishError, G
 pub use origins::AllowedOrigins;
 pub use stream::{
     Counters, Everyone, Filter, Published, PublishedBatch, Route, Seat, SeatKind, Stream,
-    StreamSettings, StreamStats, SubscribeError,
+    StreamSettings, StreamStats, SubscribeError, KEEP_ALIVE_COMMENT,
 };
 pub use tree::{NodePath, Place, Region, TreeSettings};

@@ -1,7 +1,8 @@
 //! What a streaming Durable Object (a channel's, the hub's) needs of the runtime, written
 //! once: the state it hosts once opened, shared with the work that runs after a request
-//! has been answered; a flush scheduled at most once per batch window; and the
-//! keep-alive alarm armed at most once.
+//! has been answered; a flush scheduled at most once per batch window; and the one
+//! alarm (keep-alives, deadlines such as a token's expiry), armed for the earliest time
+//! anything needs it.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -49,7 +50,9 @@ pub struct Host<T> {
     hosted: Rc<RefCell<Option<T>>>,
     /// When the last probe for gone clients was written.
     last_probe_ms: Cell<u64>,
-    keep_alive_armed: Cell<bool>,
+    /// When the alarm is armed for; `Some(None)`: not armed; `None`: not known yet (a
+    /// fresh instance asks storage: an earlier one may have armed it).
+    alarm_at: Cell<Option<Option<u64>>>,
     flush_scheduled: Rc<Cell<bool>>,
     /// The flush as a JavaScript callback, made once: scheduling it is then one call
     /// into JavaScript (a future and a promise per publish cost several).
@@ -61,19 +64,21 @@ impl<T: 'static> Host<T> {
         Host {
             hosted: Rc::new(RefCell::new(None)),
             last_probe_ms: Cell::new(0),
-            keep_alive_armed: Cell::new(false),
+            alarm_at: Cell::new(None),
             flush_scheduled: Rc::new(Cell::new(false)),
             flush_callback: RefCell::new(None),
         }
     }
 
-    /// Opens the hosted state with `open` unless it is open already.
-    pub fn ensure_open(&self, open: impl FnOnce() -> Result<T, Error>) -> Result<(), Error> {
-        if self.hosted.borrow().is_none() {
-            let opened = open()?;
-            *self.hosted.borrow_mut() = Some(opened);
+    /// Opens the hosted state with `open` unless it is open already; says whether it
+    /// opened it now.
+    pub fn ensure_open(&self, open: impl FnOnce() -> Result<T, Error>) -> Result<bool, Error> {
+        if self.hosted.borrow().is_some() {
+            return Ok(false);
         }
-        Ok(())
+        let opened = open()?;
+        *self.hosted.borrow_mut() = Some(opened);
+        Ok(true)
     }
 
     pub fn is_open(&self) -> bool {
@@ -142,24 +147,33 @@ impl<T: 'static> Host<T> {
         set_timeout(callback.as_ref().unchecked_ref(), window_ms as f64);
     }
 
-    /// Arms the keep-alive alarm `interval_ms` from now, unless it is armed.
-    pub async fn arm_keep_alive(&self, state: &State, interval_ms: u64) -> Result<(), Error> {
-        if self.keep_alive_armed.replace(true) {
+    /// Arms the alarm for `at_ms`, unless it is armed for then or earlier already.
+    pub async fn arm_alarm(&self, state: &State, at_ms: u64) -> Result<(), Error> {
+        let armed = match self.alarm_at.get() {
+            Some(armed) => armed,
+            None => {
+                let stored = state.storage().get_alarm().await?;
+                stored.map(|at| at.max(0) as u64)
+            }
+        };
+        if armed.is_some_and(|armed| armed <= at_ms) {
+            self.alarm_at.set(Some(armed));
             return Ok(());
         }
-        let armed = state
+        self.alarm_at.set(Some(Some(at_ms)));
+        let set = state
             .storage()
-            .set_alarm(Duration::from_millis(interval_ms))
+            .set_alarm(at_ms as i64 - now_ms() as i64)
             .await;
-        if armed.is_err() {
-            self.keep_alive_armed.set(false);
+        if set.is_err() {
+            self.alarm_at.set(None);
         }
-        Ok(armed?)
+        Ok(set?)
     }
 
-    /// The alarm fired: the next `arm_keep_alive` arms it again.
-    pub fn keep_alive_fired(&self) {
-        self.keep_alive_armed.set(false);
+    /// The alarm fired: it is not armed until the next `arm_alarm`.
+    pub fn alarm_fired(&self) {
+        self.alarm_at.set(Some(None));
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod contract;
 mod cors;
 pub mod error;
+mod held;
 mod host;
 mod http;
 pub mod hub;

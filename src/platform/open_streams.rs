@@ -9,6 +9,13 @@
 //! reset does not touch. An object that starts finds there the streams an earlier instance
 //! of itself left, and closes them: their clients reconnect and resume from history. The
 //! next call into the object after a reset (at the latest its keep-alive alarm) starts it.
+//!
+//! Seats on sockets ([`super::outlet::SocketOutlet`]) outlive an instance by design: an
+//! object that slept starts again with them, and goes on where it was. One whose instance
+//! failed may have stored events it never wrote to them, so it has them attach again
+//! instead ([`OpenStreams::lost_state`]). The two are told apart by which memory knows the
+//! object: the JavaScript global knows every object this isolate ran, the wasm memory only
+//! those this wasm instance ran, and a reset empties only the second.
 
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::{global, Map, Reflect, Set};
@@ -17,11 +24,20 @@ use worker::State;
 
 /// The property of `globalThis` that holds the map: object id -> `Set` of writers.
 const GLOBAL_KEY: &str = "__sseEdgeOpenStreams";
+/// The property of `globalThis` that holds the ids of the objects this isolate ran.
+const RAN_KEY: &str = "__sseEdgeObjectsRan";
+
+thread_local! {
+    /// The ids of the objects this wasm instance ran.
+    static RAN_HERE: std::cell::RefCell<std::collections::HashSet<String>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
 
 /// One object's entry in the map (present while it has open streams).
 pub struct OpenStreams {
     id: JsValue,
     writers: Set,
+    lost_state: bool,
 }
 
 impl OpenStreams {
@@ -48,10 +64,22 @@ impl OpenStreams {
             }
         }
         map.delete(&id);
+        let name = state.id().to_string();
+        let ran = global_set();
+        let lost_state = ran.has(&id) && !RAN_HERE.with(|r| r.borrow().contains(&name));
+        ran.add(&id);
+        RAN_HERE.with(|r| r.borrow_mut().insert(name));
         OpenStreams {
             id,
             writers: Set::new(&JsValue::UNDEFINED),
+            lost_state,
         }
+    }
+
+    /// Whether an earlier instance of this object failed (its wasm memory was reset)
+    /// rather than slept: what it wrote to its seats is not known.
+    pub fn lost_state(&self) -> bool {
+        self.lost_state
     }
 
     pub fn add(&self, writer: &WritableStreamDefaultWriter) {
@@ -73,17 +101,26 @@ impl OpenStreams {
 
 /// `globalThis[GLOBAL_KEY]`, made on first use.
 fn global_map() -> Map {
+    global_value(GLOBAL_KEY, Map::new)
+}
+
+/// `globalThis[RAN_KEY]`, made on first use.
+fn global_set() -> Set {
+    global_value(RAN_KEY, || Set::new(&JsValue::UNDEFINED))
+}
+
+fn global_value<T: JsCast + AsRef<JsValue>>(name: &str, make: impl FnOnce() -> T) -> T {
     let global = global();
-    let key = JsValue::from_str(GLOBAL_KEY);
+    let key = JsValue::from_str(name);
     match Reflect::get(&global, &key)
         .ok()
-        .and_then(|v| v.dyn_into::<Map>().ok())
+        .and_then(|v| v.dyn_into::<T>().ok())
     {
-        Some(map) => map,
+        Some(value) => value,
         None => {
-            let map = Map::new();
-            let _ = Reflect::set(&global, &key, &map);
-            map
+            let value = make();
+            let _ = Reflect::set(&global, &key, value.as_ref());
+            value
         }
     }
 }

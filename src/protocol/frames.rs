@@ -47,6 +47,19 @@ pub fn relayed(frame: &str, at_ms: Option<u64>, route: Option<(u64, &str)>) -> S
     out
 }
 
+/// The last `id:` in `chunk`, whole frames as written: where a stream that carried it has
+/// got to (a chunk of comments, a `retry:` or a `gap` notice has none). The field's value
+/// starts after one optional space, as a browser reads it.
+pub fn last_id(chunk: &[u8]) -> Option<&str> {
+    let line = chunk
+        .split(|&b| b == b'\n')
+        .rev()
+        .find(|line| line.starts_with(b"id:"))?;
+    let value = &line[3..];
+    let value = value.strip_prefix(b" ").unwrap_or(value);
+    std::str::from_utf8(value).ok()
+}
+
 #[derive(Debug, Default)]
 pub struct FrameReader {
     pending: Vec<u8>,
@@ -127,6 +140,28 @@ fn read_frame(bytes: &[u8]) -> Option<RawFrame> {
 mod tests {
     use super::*;
     use crate::protocol::{comment, retry, Event, Parser};
+
+    #[test]
+    fn the_last_id_of_a_chunk_is_the_last_id_field_a_browser_would_read() {
+        let mut chunk = retry(1000);
+        Event::new("a\nid: not a field")
+            .with_id("7")
+            .unwrap()
+            .encode_into(&mut chunk);
+        Event::new("b")
+            .with_id("urn:uuid:x")
+            .unwrap()
+            .with_type("t")
+            .unwrap()
+            .encode_into(&mut chunk);
+        Event::new("gap, no id").encode_into(&mut chunk);
+        chunk.push_str(&comment("keep-alive"));
+        assert_eq!(last_id(chunk.as_bytes()), Some("urn:uuid:x"));
+        let parsed = Parser::parse_all(chunk.as_bytes());
+        assert_eq!(parsed.last().unwrap().last_event_id, "urn:uuid:x");
+        assert_eq!(last_id(retry(5).as_bytes()), None);
+        assert_eq!(last_id(b"id:9\n\n"), Some("9"), "the space is optional");
+    }
 
     fn stream() -> String {
         let mut s = retry(1000);

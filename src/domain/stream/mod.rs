@@ -12,6 +12,7 @@ mod seat;
 pub use counters::Counters;
 pub use engine::{
     Published, PublishedBatch, SeatKind, Stream, StreamSettings, StreamStats, SubscribeError,
+    KEEP_ALIVE_COMMENT,
 };
 pub(crate) use outbox::Outbox;
 pub use route::{Everyone, Filter, Route};

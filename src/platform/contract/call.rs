@@ -1,11 +1,12 @@
 //! The calls: what an object of a stream (a channel's root or a node of its tree, the
 //! hub's root or a node of its tree) is asked to do, by the Worker or by another object.
 
+use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
-use worker::{Env, Request, RequestInit, Response};
+use worker::{Env, Method, Request, RequestInit, Response};
 
 use super::wire::Wire;
-use super::{CHANNEL_BINDING, HUB_BINDING, HUB_NAME};
+use super::{CHANNEL_BINDING, HUB_BINDING, HUB_NAME, UPGRADE_BODY_HEADER};
 use crate::domain::mercure::{GrantsSpec, TopicSpec, Update};
 use crate::domain::{ChannelName, Counters, EventId, Message, NodePath, Region};
 use crate::platform::error::Error;
@@ -46,11 +47,13 @@ pub enum StreamRequest {
         last_seen: Option<EventId>,
         /// Where the listener is, for a node to pick a child near it.
         region: Region,
+        delivery: Delivery,
     },
     /// Open a hub subscriber's stream (the hub's form of a listen).
     Subscribe {
         subscriber: SubscriberCall,
         region: Region,
+        delivery: Delivery,
     },
     /// A child node takes its stream (resuming after `last_seen`, as a listener would).
     Relay {
@@ -86,6 +89,45 @@ pub enum StreamRequest {
     FindKey(String),
     /// Report the counters of the object's subtree (the whole stream's, at the root).
     Stats,
+}
+
+/// How the object that seats a listener sends it its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// As the response's body: the object holds the stream, and stays awake with it.
+    #[default]
+    Stream,
+    /// Over a WebSocket the object accepts with the hibernation API, each message a chunk
+    /// of the stream: the entry Worker holds the listener's response (its queue,
+    /// keep-alives and vanished-client check), and the object may sleep between events.
+    Socket,
+}
+
+impl StreamRequest {
+    /// A listen or subscribe's delivery (others have no stream to deliver).
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            StreamRequest::Listen { delivery, .. } | StreamRequest::Subscribe { delivery, .. } => {
+                *delivery
+            }
+            _ => Delivery::Stream,
+        }
+    }
+
+    /// The listen or subscribe, resuming after `id` instead (a stream the Worker holds
+    /// whose object went away goes on from the last id it passed on). A channel's id that
+    /// is not one of its ids is left as it was.
+    pub fn resuming_after(&mut self, id: &str) {
+        match self {
+            StreamRequest::Listen { last_seen, .. } => {
+                if let Ok(id) = EventId::parse(id) {
+                    *last_seen = Some(id);
+                }
+            }
+            StreamRequest::Subscribe { subscriber, .. } => subscriber.cursor = Some(id.into()),
+            _ => {}
+        }
+    }
 }
 
 /// A hub subscriber as the Worker verified it: its matchers and grants as written, for
@@ -168,9 +210,24 @@ impl StreamCall {
         };
         let wire = self.to_wire();
         let mut init = RequestInit::new();
-        init.with_method(wire.method);
-        if let Some(body) = wire.body {
-            init.with_body(Some(body.into()));
+        if self.request.delivery() == Delivery::Socket {
+            // An upgrade is a GET, and the runtime sends it without a body: the body
+            // travels in a header instead (percent-encoded: a header holds bytes, not text).
+            init.with_method(Method::Get);
+            let headers = worker::Headers::new();
+            headers.set("Upgrade", "websocket")?;
+            if let Some(body) = &wire.body {
+                headers.set(
+                    UPGRADE_BODY_HEADER,
+                    &utf8_percent_encode(body, NON_ALPHANUMERIC).to_string(),
+                )?;
+            }
+            init.with_headers(headers);
+        } else {
+            init.with_method(wire.method);
+            if let Some(body) = wire.body {
+                init.with_body(Some(body.into()));
+            }
         }
         let request = Request::new_with_init(wire.url.as_str(), &init)?;
         Ok(stub.fetch_with_request(request).await?)
@@ -179,12 +236,18 @@ impl StreamCall {
     /// Reads the call an object received (its body too, so none is left unread). The
     /// body is read as bytes: decoding it as text would drop a leading U+FEFF of the data.
     pub async fn read(req: &mut Request) -> Result<StreamCall, Error> {
-        let method = req.method();
-        let body = match method {
-            worker::Method::Post => Some(
-                String::from_utf8(req.bytes().await?)
-                    .map_err(|_| Error::Contract("a body that is not UTF-8".into()))?,
-            ),
+        let not_utf8 = || Error::Contract("a body that is not UTF-8".into());
+        let mut method = req.method();
+        let body = match (&method, req.headers().get(UPGRADE_BODY_HEADER)?) {
+            // An upgrade's body, sent in a header (see `send`): the call was a POST.
+            (Method::Get, Some(encoded)) => {
+                method = Method::Post;
+                let bytes: Vec<u8> = percent_decode_str(&encoded).collect();
+                Some(String::from_utf8(bytes).map_err(|_| not_utf8())?)
+            }
+            (Method::Post, _) => {
+                Some(String::from_utf8(req.bytes().await?).map_err(|_| not_utf8())?)
+            }
             _ => None,
         };
         StreamCall::from_wire(Wire {

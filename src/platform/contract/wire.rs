@@ -5,7 +5,7 @@
 
 use worker::{Method, Url};
 
-use super::call::{StreamCall, StreamRequest, Target};
+use super::call::{Delivery, StreamCall, StreamRequest, Target};
 use crate::domain::form;
 use crate::domain::{ChannelName, Counters, EventId, Message, NodePath, Region};
 use crate::platform::error::Error;
@@ -38,6 +38,8 @@ const LAST_EVENT_ID: &str = "lastEventId";
 const EVENT: &str = "event";
 const RETRY: &str = "retry";
 const ALLOW_ORIGIN: &str = "allowOrigin";
+const VIA: &str = "via";
+const VIA_SOCKET: &str = "socket";
 
 /// A call as it travels: method, URL and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +89,13 @@ impl StreamCall {
             if let Some(origin) = &self.allow_origin {
                 query.append_pair(ALLOW_ORIGIN, origin);
             }
+            if self.request.delivery() == Delivery::Socket {
+                query.append_pair(VIA, VIA_SOCKET);
+            }
             match &self.request {
-                StreamRequest::Listen { last_seen, region } => {
+                StreamRequest::Listen {
+                    last_seen, region, ..
+                } => {
                     if let Some(id) = last_seen {
                         query.append_pair(LAST_EVENT_ID, &id.to_string());
                     }
@@ -135,7 +142,9 @@ impl StreamCall {
                         .collect();
                     body = Some(serde_json::to_string(&rows).expect("rows are JSON"));
                 }
-                StreamRequest::Subscribe { subscriber, region } => {
+                StreamRequest::Subscribe {
+                    subscriber, region, ..
+                } => {
                     query.append_pair(REGION, region.code());
                     body = Some(json(subscriber));
                 }
@@ -193,14 +202,21 @@ impl StreamCall {
                 .transpose()
                 .map_err(|_| bad("bad lastEventId"))
         };
+        let delivery = match param(VIA).as_deref() {
+            None => Delivery::Stream,
+            Some(VIA_SOCKET) => Delivery::Socket,
+            Some(_) => return Err(bad("bad via")),
+        };
         let request = match (wire.method, wire.url.path()) {
             (Method::Get, LISTEN) => StreamRequest::Listen {
                 last_seen: last_seen()?,
                 region: region()?,
+                delivery,
             },
             (Method::Post, SUBSCRIBE) => StreamRequest::Subscribe {
                 subscriber: from_json(&body()?)?,
                 region: region()?,
+                delivery,
             },
             (Method::Post, PUBLISH_UPDATES) => StreamRequest::PublishUpdates(from_json(&body()?)?),
             (Method::Post, SUBSCRIPTIONS) => StreamRequest::Subscriptions(from_json(&body()?)?),

@@ -4,9 +4,11 @@
 
 use worker::{durable_object, DurableObject, Env, Headers, Request, Response, State};
 
-use super::{Face, Hosted, StreamObject};
+use worker::{WebSocket, WebSocketIncomingMessage};
+
+use super::{Face, Hosted, StreamObject, Via};
 use crate::domain::{Config, EventId, Everyone, Region, SeatKind, StreamSettings};
-use crate::platform::contract::{StreamCall, StreamRequest, Target};
+use crate::platform::contract::{Delivery, StreamCall, StreamRequest, Target, SOCKET_GONE};
 use crate::platform::cors;
 use crate::platform::error::{Audience, Error};
 use crate::platform::host::now_ms;
@@ -19,6 +21,11 @@ impl Face for Channels {
     type Filter = Everyone;
     const AUDIENCE: Audience = Audience::Channel;
     type State = ();
+    type Spec = ();
+
+    fn restore(_h: &mut Hosted<Self>, _spec: ()) -> Result<Everyone, Error> {
+        Ok(Everyone)
+    }
 
     fn settings(config: &Config) -> StreamSettings {
         config.into()
@@ -50,7 +57,11 @@ impl Channel {
             ));
         }
         match call.request {
-            StreamRequest::Listen { last_seen, region } => self.listen(last_seen, region).await,
+            StreamRequest::Listen {
+                last_seen,
+                region,
+                delivery,
+            } => self.listen(last_seen, region, delivery).await,
             StreamRequest::Publish(message) => {
                 crate::platform::injected_fault(&message.data);
                 self.publish(|h| Ok(h.stream.publish(&message, now_ms())?.to_json()))
@@ -62,15 +73,24 @@ impl Channel {
         }
     }
 
-    async fn listen(&self, last_seen: Option<EventId>, region: Region) -> Result<Response, Error> {
+    async fn listen(
+        &self,
+        last_seen: Option<EventId>,
+        region: Region,
+        delivery: Delivery,
+    ) -> Result<Response, Error> {
         let _arrival = match self.object.placed(region).await? {
             super::Placed::Below(response) => return Ok(response),
             super::Placed::Here(arrival) => arrival,
         };
         let seat = SeatKind::Listener(Everyone);
-        let (body, _) = self.object.seat(seat, last_seen).await?;
+        let via = match delivery {
+            Delivery::Stream => Via::Stream,
+            Delivery::Socket => Via::Socket(()),
+        };
+        let (body, position) = self.object.seat(seat, last_seen, via).await?;
         self.object
-            .stream_response(body, Channels::stream_headers()?)
+            .stream_response(body, position, Channels::stream_headers()?)
     }
 
     /// Publishes with `publish`, which answers what was published; it goes out once
@@ -112,5 +132,33 @@ impl DurableObject for Channel {
 
     async fn alarm(&self) -> worker::Result<Response> {
         self.object.alarm().await
+    }
+
+    /// Nothing is expected from the Worker over a seat's socket.
+    async fn websocket_message(
+        &self,
+        _socket: WebSocket,
+        _message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        socket: WebSocket,
+        code: usize,
+        reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
+        let code = u16::try_from(code).unwrap_or(SOCKET_GONE);
+        self.object.socket_closed(socket, code, &reason).await
+    }
+
+    async fn websocket_error(
+        &self,
+        socket: WebSocket,
+        _error: worker::Error,
+    ) -> worker::Result<()> {
+        self.object.socket_closed(socket, SOCKET_GONE, "").await
     }
 }

@@ -9,9 +9,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use worker::{durable_object, DurableObject, Env, Headers, Request, Response, State};
+use worker::{WebSocket, WebSocketIncomingMessage};
 
 use super::calls::{ask_node, position_of};
-use super::{Face, Hosted, Placed, StreamObject};
+use super::{Face, Hosted, Placed, StreamObject, Via};
 use crate::domain::hub::{self, Cursor, HubUpdate, Resolved};
 use crate::domain::mercure::listing;
 use crate::domain::mercure::subscribe::compile;
@@ -23,8 +24,8 @@ use crate::domain::mercure::{
 use crate::domain::stream::Route;
 use crate::domain::{Config, Region, SeatKind, StreamSettings, StreamStats};
 use crate::platform::contract::{
-    StreamCall, StreamRequest, SubscriberCall, SubscriptionsCall, Target, UpdateCall,
-    POSITION_HEADER,
+    Delivery, StreamCall, StreamRequest, SubscriberCall, SubscriptionsCall, Target, UpdateCall,
+    POSITION_HEADER, SOCKET_GONE,
 };
 use crate::platform::error::{Audience, Challenge, Error, HubRefusal};
 use crate::platform::host::{now_ms, wait_until};
@@ -36,6 +37,13 @@ impl Face for Mercure {
     type Filter = Subscriber;
     const AUDIENCE: Audience = Audience::Hub;
     type State = Announcing;
+    type Spec = SubscriberCall;
+
+    /// Compiles the subscriber again, as when it subscribed (its token and matchers were
+    /// verified then; an expired token ends its stream at the next deadline).
+    fn restore(h: &mut Hosted<Self>, spec: SubscriberCall) -> Result<Subscriber, Error> {
+        compile_subscriber(&h.config, spec)
+    }
 
     fn settings(config: &Config) -> StreamSettings {
         hub::settings(config.into())
@@ -75,6 +83,14 @@ impl Face for Mercure {
     /// Ends the streams whose token expired (§6.8).
     fn before_keep_alive(h: &mut Hosted<Self>, now_ms: u64) {
         h.stream.close_where(|s| s.expired(now_ms));
+    }
+
+    /// The earliest token expiry among the seats here.
+    fn next_deadline(h: &mut Hosted<Self>) -> Option<u64> {
+        h.stream
+            .filters()
+            .filter_map(Subscriber::expires_at_ms)
+            .min()
     }
 }
 
@@ -204,9 +220,11 @@ impl Hub {
             ));
         }
         match call.request {
-            StreamRequest::Subscribe { subscriber, region } => {
-                self.subscribe(subscriber, region).await
-            }
+            StreamRequest::Subscribe {
+                subscriber,
+                region,
+                delivery,
+            } => self.subscribe(subscriber, region, delivery).await,
             StreamRequest::PublishUpdates(updates) => self.publish(updates),
             StreamRequest::Subscriptions(asked) => self.subscriptions(asked).await,
             StreamRequest::Subscribers => {
@@ -226,28 +244,14 @@ impl Hub {
         }
     }
 
-    /// Compiles a subscriber's token and query matchers, in that order, within one
-    /// budget: the token's fitted it alone when the Worker verified it, so an overrun
-    /// names the query's matcher that did not fit.
-    fn subscriber(&self, call: SubscriberCall) -> Result<Subscriber, Error> {
-        let limits = self.object.with(|h| h.config.mercure.matcher_limits);
-        let mut budget = MatcherBudget::new(limits);
-        let grants = call
-            .grants
-            .map(|g| compile_grants(g, &mut budget, &call.base))
-            .transpose()?;
-        let matchers = compile(&call.specs, &call.base, &mut budget)?;
-        Ok(Subscriber::new(
-            call.subscriber_id,
-            matchers,
-            grants,
-            &call.base,
-        ))
-    }
-
     /// Seats a subscriber here or sends it further down the tree; on its stream, the
     /// `retry:` field, then the kept updates it admits after its cursor, then live ones.
-    async fn subscribe(&self, call: SubscriberCall, region: Region) -> Result<Response, Error> {
+    async fn subscribe(
+        &self,
+        call: SubscriberCall,
+        region: Region,
+        delivery: Delivery,
+    ) -> Result<Response, Error> {
         let max_id_bytes = self.object.with(|h| h.config.mercure.max_id_bytes);
         let cursor = call
             .cursor
@@ -257,14 +261,21 @@ impl Hub {
             Placed::Below(response) => return Ok(response),
             Placed::Here(arrival) => arrival,
         };
-        let subscriber = self.subscriber(call)?;
+        let via = match delivery {
+            Delivery::Stream => Via::Stream,
+            Delivery::Socket => Via::Socket(SubscriberCall {
+                cursor: None,
+                ..call.clone()
+            }),
+        };
+        let subscriber = self.object.with(|h| compile_subscriber(&h.config, call))?;
         // Refused before anything is awaited for it; checked again as its seat is made.
         self.object.with(|h| Mercure::admit(h, &subscriber))?;
         let resolved = self.resolve(cursor.as_ref()).await?;
         let expires_at = subscriber.expires_at_ms();
         let started = subscriber.subscriptions(true);
         let seat = SeatKind::Listener(subscriber);
-        let (body, _) = self.object.seat(seat, resolved.after).await?;
+        let (body, position) = self.object.seat(seat, resolved.after, via.clone()).await?;
         match self.object.with(|h| announce(h, started)) {
             Announced::Published => self.object.schedule_flush(),
             // Taken by the root before this answers: once a subscriber has its stream,
@@ -272,15 +283,18 @@ impl Hub {
             Announced::ToRoot(updates) => tell_root(updates, &self.object.env).await,
             Announced::Nothing => {}
         }
-        if let Some(at) = expires_at {
-            self.close_expired_at(at);
+        match (expires_at, via) {
+            // A timer would keep the object awake until then; the alarm lets it sleep.
+            (Some(at), Via::Socket(_)) => self.object.arm_deadline(at).await?,
+            (Some(at), Via::Stream) => self.close_expired_at(at),
+            (None, _) => {}
         }
         let headers = Mercure::stream_headers()?;
         if let Some(id) = resolved.last_event_id {
             headers.set("Last-Event-ID", &id)?;
             headers.set("Mercure-Last-Event-ID", &id)?;
         }
-        self.object.stream_response(body, headers)
+        self.object.stream_response(body, position, headers)
     }
 
     /// Where a subscriber's cursor starts it: resolved here, or, for an id a node does
@@ -378,6 +392,24 @@ impl Hub {
     }
 }
 
+/// Compiles a subscriber's token and query matchers, in that order, within one budget:
+/// the token's fitted it alone when the Worker verified it, so an overrun names the
+/// query's matcher that did not fit.
+fn compile_subscriber(config: &Config, call: SubscriberCall) -> Result<Subscriber, Error> {
+    let mut budget = MatcherBudget::new(config.mercure.matcher_limits);
+    let grants = call
+        .grants
+        .map(|g| compile_grants(g, &mut budget, &call.base))
+        .transpose()?;
+    let matchers = compile(&call.specs, &call.base, &mut budget)?;
+    Ok(Subscriber::new(
+        call.subscriber_id,
+        matchers,
+        grants,
+        &call.base,
+    ))
+}
+
 fn answer_subscriptions(
     remainder: &str,
     raw_path: &str,
@@ -450,5 +482,33 @@ impl DurableObject for Hub {
     /// The keep-alive tick: comments, stalled subscribers cut, expired tokens ended.
     async fn alarm(&self) -> worker::Result<Response> {
         self.object.alarm().await
+    }
+
+    /// Nothing is expected from the Worker over a seat's socket.
+    async fn websocket_message(
+        &self,
+        _socket: WebSocket,
+        _message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        socket: WebSocket,
+        code: usize,
+        reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
+        let code = u16::try_from(code).unwrap_or(SOCKET_GONE);
+        self.object.socket_closed(socket, code, &reason).await
+    }
+
+    async fn websocket_error(
+        &self,
+        socket: WebSocket,
+        _error: worker::Error,
+    ) -> worker::Result<()> {
+        self.object.socket_closed(socket, SOCKET_GONE, "").await
     }
 }

@@ -9,6 +9,7 @@
 mod calls;
 pub mod channel;
 pub mod hub;
+mod sockets;
 mod uplink;
 
 use std::cell::Cell;
@@ -23,8 +24,8 @@ use super::error::{Audience, Error};
 use super::host::{now_ms, wait_until, Host};
 use super::http;
 use super::open_streams::OpenStreams;
-use super::outlet::StreamOutlet;
-use super::sql_log::SqlLog;
+use super::outlet::{SeatOutlet, StreamOutlet};
+use super::sql_log::{count_start, counted_starts, SqlLog};
 use crate::domain::{
     self, Config, EventId, EventLog, Filter, MemoryLog, NodePath, Place, Region, SeatKind,
     StreamSettings, StreamStats, SubscribeError,
@@ -44,7 +45,21 @@ const SEED_MARGIN: u64 = 100;
 
 type Log = Box<dyn EventLog>;
 /// The engine an object runs, with its face's filter.
-pub(crate) type Engine<F> = domain::Stream<StreamOutlet, Log, <F as Face>::Filter>;
+pub(crate) type Engine<F> = domain::Stream<SeatOutlet, Log, <F as Face>::Filter>;
+
+/// How a listener's seat is sent its stream: as the response's body, or over a socket
+/// (whose note keeps the face's spec of the seat, for a later instance to seat it again).
+#[derive(Clone)]
+pub(crate) enum Via<S> {
+    Stream,
+    Socket(S),
+}
+
+/// What a seat's stream is answered with.
+pub(crate) enum Body {
+    Stream(worker::web_sys::ReadableStream),
+    Socket(worker::WebSocket),
+}
 
 /// What a face (channels, the Mercure hub) adds to the one object: which seats it has,
 /// the engine's settings, and what follows a write.
@@ -57,6 +72,12 @@ pub(crate) trait Face: Sized + 'static {
 
     /// What the face keeps beside the engine.
     type State: Default + 'static;
+
+    /// What a seat on a socket notes for a later instance to make its filter again.
+    type Spec: serde::Serialize + serde::de::DeserializeOwned + Clone + 'static;
+
+    /// A seat's filter, made again from its note in a fresh instance.
+    fn restore(h: &mut Hosted<Self>, spec: Self::Spec) -> Result<Self::Filter, Error>;
 
     fn settings(config: &Config) -> StreamSettings;
 
@@ -81,8 +102,15 @@ pub(crate) trait Face: Sized + 'static {
         Ok(())
     }
 
-    /// Runs before each keep-alive (the hub ends streams whose token expired).
+    /// Runs before each keep-alive, and at each deadline (the hub ends streams whose
+    /// token expired).
     fn before_keep_alive(_h: &mut Hosted<Self>, _now_ms: u64) {}
+
+    /// When the alarm must fire next for the face, when no keep-alive does (the hub: the
+    /// earliest token expiry among its seats).
+    fn next_deadline(_h: &mut Hosted<Self>) -> Option<u64> {
+        None
+    }
 }
 
 /// The object this is, once opened: its configuration and its state.
@@ -96,6 +124,11 @@ pub(crate) struct Hosted<F: Face> {
     pub face: F::State,
     /// For calls that work started between requests makes (a node's to its root).
     pub env: Env,
+    /// How many times this object has started to do work (seat, publish, wake for its
+    /// seats), this time included once it has.
+    starts: u64,
+    /// Whether this start is counted in storage yet.
+    start_counted: bool,
 }
 
 impl<F: Face> Hosted<F> {
@@ -109,6 +142,14 @@ impl<F: Face> Hosted<F> {
 
     fn seated(&self) -> bool {
         self.stream.listeners() + self.stream.relays() > 0
+    }
+
+    /// Whether the keep-alive alarm has work: seats whose streams this object holds, or,
+    /// below the root, any seat (a node reports its audience to its parent). Seats on
+    /// sockets alone need none on the root: the Worker keeps their streams alive.
+    fn needs_keep_alive(&self) -> bool {
+        let held_here = self.stream.listeners() - self.stream.sleeping() + self.stream.relays();
+        held_here > 0 || (!self.stream.path().is_root() && self.seated())
     }
 }
 
@@ -154,7 +195,7 @@ impl<F: Face> StreamObject<F> {
     /// Opens the object on first use: configuration and, on the root, stored history
     /// (read only; the tables appear with the first write).
     pub fn ensure_open(&self, target: &Target, node: &NodePath) -> Result<(), Error> {
-        self.host.ensure_open(|| {
+        let opened = self.host.ensure_open(|| {
             let config = super::read_config(&self.env)?;
             let settings = F::settings(&config);
             let stream = if node.is_root() {
@@ -164,6 +205,7 @@ impl<F: Face> StreamObject<F> {
                 let log: Log = Box::<MemoryLog>::default();
                 domain::Stream::relayed(settings, node.clone(), log)
             };
+            let starts = counted_starts(&self.state.storage().sql());
             Ok(Hosted {
                 config,
                 target: target.clone(),
@@ -171,8 +213,29 @@ impl<F: Face> StreamObject<F> {
                 reported: 0,
                 face: F::State::default(),
                 env: self.env.clone(),
+                starts,
+                start_counted: false,
             })
-        })
+        })?;
+        if opened {
+            self.restore_sockets();
+        }
+        Ok(())
+    }
+
+    /// Counts this start of the object, once it does work: an object opened only to
+    /// answer a read (its stats) writes nothing.
+    pub fn count_start(&self) {
+        if self.with(|h| h.start_counted) {
+            return;
+        }
+        match count_start(&self.state.storage().sql()) {
+            Ok(starts) => self.with(|h| {
+                h.starts = starts;
+                h.start_counted = true;
+            }),
+            Err(e) => worker::console_error!("an object's start was not counted: {e}"),
+        }
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut Hosted<F>) -> T) -> T {
@@ -232,22 +295,46 @@ impl<F: Face> StreamObject<F> {
         Ok(Placed::Here(Arrival(&self.arriving)))
     }
 
-    /// A stream's response, saying which node serves it.
+    /// A stream's response, saying which node serves it; over a socket, also the id it
+    /// goes on after, for the Worker that holds the stream to resume from.
     pub fn stream_response(
         &self,
-        body: worker::web_sys::ReadableStream,
+        body: Body,
+        position: EventId,
         headers: Headers,
     ) -> Result<Response, Error> {
         headers.set(NODE_HEADER, &self.path().to_string())?;
-        Ok(streaming(body, headers))
+        match body {
+            Body::Stream(body) => Ok(streaming(body, headers)),
+            Body::Socket(socket) => {
+                headers.set(POSITION_HEADER, &position.to_string())?;
+                Ok(Response::from_websocket(socket)?.with_headers(headers))
+            }
+        }
     }
 
     /// A child node takes its stream from this one.
     async fn relay(&self, child: NodePath, last_seen: Option<EventId>) -> Result<Response, Error> {
-        let (body, position) = self.seat(SeatKind::Relay(child), last_seen).await?;
+        let seat = SeatKind::Relay(child);
+        let (body, position) = self.seat(seat, last_seen, Via::Stream).await?;
         let headers = F::stream_headers()?;
         headers.set(POSITION_HEADER, &position.to_string())?;
-        Ok(streaming(body, headers))
+        self.stream_response(body, position, headers)
+    }
+
+    /// The outlet and body of a new seat's stream.
+    fn open_outlet(&self, via: Via<F::Spec>) -> Result<(SeatOutlet, Body), Error> {
+        Ok(match via {
+            Via::Stream => {
+                let capacity = self.with(|h| h.config.queue_capacity);
+                let (outlet, body) = StreamOutlet::open(capacity, Some(&self.streams))?;
+                (SeatOutlet::Stream(outlet), Body::Stream(body))
+            }
+            Via::Socket(spec) => {
+                let (outlet, socket) = self.open_socket(spec)?;
+                (outlet, Body::Socket(socket))
+            }
+        })
     }
 
     /// Opens a stream for a seat, resuming after `last_seen`: from what this object
@@ -256,7 +343,9 @@ impl<F: Face> StreamObject<F> {
         &self,
         seat: SeatKind<F::Filter>,
         last_seen: Option<EventId>,
-    ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
+        via: Via<F::Spec>,
+    ) -> Result<(Body, EventId), Error> {
+        self.count_start();
         let below_root = !self.with(|h| h.stream.path().is_root());
         if let (Some(after), true) = (last_seen, below_root) {
             // A node that starts for a resume takes its stream from a little before it:
@@ -269,15 +358,14 @@ impl<F: Face> StreamObject<F> {
             }
         }
         self.ensure_uplink().await?;
-        let capacity = self.with(|h| h.config.queue_capacity);
-        let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
+        let (outlet, body) = self.open_outlet(via.clone())?;
         let joined = self.with(|h| {
             admit(h, &seat)?;
             Ok::<_, Error>(h.stream.join(seat.clone(), outlet, last_seen, now_ms()))
         })?;
         let position = match (joined, last_seen) {
             (Err(SubscribeError::NotCovered), Some(after)) => {
-                return self.seat_replayed(seat, after).await;
+                return self.seat_replayed(seat, after, via).await;
             }
             (joined, _) => joined.map_err(refused::<F>)?,
         };
@@ -289,14 +377,14 @@ impl<F: Face> StreamObject<F> {
         &self,
         seat: SeatKind<F::Filter>,
         after: EventId,
-    ) -> Result<(worker::web_sys::ReadableStream, EventId), Error> {
-        let capacity = self.with(|h| h.config.queue_capacity);
+        via: Via<F::Spec>,
+    ) -> Result<(Body, EventId), Error> {
         for _ in 0..REPLAY_ATTEMPTS {
             let through = self.with(|h| h.stream.holds_through());
             // Routes travel with the events: the engine gives each seat what is its (a
             // listener what its filter admits, a child everything).
             let (replay, upstream) = self.ask_parent_replay(after, through).await?;
-            let (outlet, body) = StreamOutlet::open(capacity, &self.streams)?;
+            let (outlet, body) = self.open_outlet(via.clone())?;
             let joined = self.with(|h| {
                 admit(h, &seat)?;
                 Ok::<_, Error>(h.stream.join_replayed(
@@ -383,7 +471,8 @@ impl<F: Face> StreamObject<F> {
     /// This object's counters plus its children's subtrees (asked all at once).
     async fn stats(&self) -> Result<Response, Error> {
         let mut stats = self.with(|h| {
-            let stats = h.stream.stats(now_ms());
+            let mut stats = h.stream.stats(now_ms());
+            stats.starts = h.starts;
             h.report_store_error();
             stats
         });
@@ -420,13 +509,27 @@ impl<F: Face> StreamObject<F> {
 
     /// Writes what was published to the seats once the batch window has passed.
     pub fn schedule_flush(&self) {
+        self.count_start();
         let window = self.with(|h| h.config.batch_window_ms);
         self.host.schedule_flush(window, settle::<F>);
     }
 
+    /// Arms the alarm for the next keep-alive, when one is needed, or else for the face's
+    /// next deadline (a token's expiry), when there is one.
     async fn arm_keep_alive(&self) -> Result<(), Error> {
-        let interval = self.with(|h| h.config.keep_alive_ms());
-        self.host.arm_keep_alive(&self.state, interval).await
+        let next = self.with(|h| match h.needs_keep_alive() {
+            true => Some(now_ms() + h.config.keep_alive_ms()),
+            false => F::next_deadline(h),
+        });
+        match next {
+            Some(at) => self.host.arm_alarm(&self.state, at).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Has the alarm fire at `at_ms` (or earlier), for the face's deadlines.
+    pub async fn arm_deadline(&self, at_ms: u64) -> Result<(), Error> {
+        self.host.arm_alarm(&self.state, at_ms).await
     }
 
     /// Below the root: tells the parent how many seats this subtree holds, when that
@@ -469,8 +572,8 @@ impl<F: Face> StreamObject<F> {
     /// seated. Below the root it also reports the subtree's audience, and lets the stream
     /// from the parent go once no one is left.
     pub async fn alarm(&self) -> worker::Result<Response> {
-        self.host.keep_alive_fired();
-        if !self.host.is_open() {
+        self.host.alarm_fired();
+        if !self.open_from_sockets() {
             return Response::empty();
         }
         let seated = self.with(|h| {
@@ -482,12 +585,11 @@ impl<F: Face> StreamObject<F> {
             h.seated()
         });
         self.report_to_parent(!seated).await;
-        if seated {
-            if let Err(e) = self.arm_keep_alive().await {
-                return e.to_response();
-            }
-        } else {
+        if !seated {
             self.uplink.stop.set(true);
+        }
+        if let Err(e) = self.arm_keep_alive().await {
+            return e.to_response();
         }
         Response::empty()
     }

@@ -12,6 +12,12 @@ use crate::domain::stream::Counters;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamStats {
     pub listeners: usize,
+    /// Listeners whose seats sleep with their object (the entry Worker holds their
+    /// streams), among `listeners`.
+    pub sleeping: usize,
+    /// How many times the stream's objects started (the platform counts them: an object
+    /// that sleeps between events starts again for the next one).
+    pub starts: u64,
     pub counters: Counters,
     /// The last id given out (0: none yet).
     pub last_id: EventId,
@@ -47,6 +53,8 @@ impl StreamStats {
             ("droppedGone", self.counters.dropped_gone),
             ("historyLength", self.history_length),
             ("objects", self.objects),
+            ("starts", self.starts),
+            ("sleeping", self.sleeping as u64),
         ]
         .into_iter()
         .map(|(name, n)| (name.to_string(), json!(n)))
@@ -58,6 +66,8 @@ impl StreamStats {
         let number = |name: &str| value.get(name).and_then(Value::as_u64);
         Some(StreamStats {
             listeners: number("listeners")? as usize,
+            sleeping: number("sleeping")? as usize,
+            starts: number("starts")?,
             counters: Counters {
                 published: number("published")?,
                 delivered: number("delivered")?,
@@ -76,6 +86,8 @@ impl StreamStats {
     /// Adds a subtree's listeners, deliveries, drops and objects to these.
     pub fn absorb(&mut self, below: &StreamStats) {
         self.listeners += below.listeners;
+        self.sleeping += below.sleeping;
+        self.starts += below.starts;
         self.counters.add_deliveries(&below.counters);
         self.objects += below.objects;
     }

@@ -29,6 +29,7 @@ use crate::domain::message::{Message, GAP_EVENT_TYPE};
 use crate::domain::tree::{NodePath, Place, Placement, Region, TreeSettings};
 
 mod answers;
+mod held;
 mod node;
 mod publish;
 mod replay;
@@ -295,6 +296,8 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
     /// are gone (a write to a vanished client fails); [`Stream::has_room`] then sees it.
     pub fn probe(&mut self) {
         self.flush();
+        // Seats on sockets too: their far end writes the comment, and closes the socket
+        // of a client that went away.
         let fanout = self.announcer.announce(&keep_alive_chunk::<O>(), 0);
         self.counters.record(fanout);
     }
@@ -410,6 +413,8 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
         counters.add_deliveries(&self.handed_up);
         StreamStats {
             listeners: self.announcer.len(),
+            sleeping: self.announcer.sleeping(),
+            starts: 0,
             counters,
             last_id: self.last_id,
             history_length: self.log.len(),

@@ -82,7 +82,7 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
     /// none). With no filter the replay is for another object: every event as objects
     /// write to each other ([`protocol::relayed`]), with its publication time and, when
     /// routed, its sequence number and route; a listener's has the frames alone.
-    fn replay_for(
+    pub(super) fn replay_for(
         &mut self,
         after: EventId,
         filter: Option<&F>,

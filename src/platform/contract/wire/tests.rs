@@ -1,4 +1,4 @@
-use super::super::call::{SubscriberCall, SubscriptionsCall, UpdateCall};
+use super::super::call::{Delivery, SubscriberCall, SubscriptionsCall, UpdateCall};
 use super::*;
 use crate::domain::mercure::{TopicSpec, Update};
 
@@ -22,6 +22,7 @@ fn every_request_reads_back_as_it_was_sent() {
         StreamRequest::Listen {
             last_seen: None,
             region: Region::Any,
+            delivery: Delivery::Stream,
         },
     ));
     round_trip(
@@ -30,6 +31,7 @@ fn every_request_reads_back_as_it_was_sent() {
             StreamRequest::Listen {
                 last_seen: Some(EventId(u64::MAX)),
                 region: Region::Oc,
+                delivery: Delivery::Socket,
             },
         )
         .allowing(Some("https://app.test:8443".into())),
@@ -233,6 +235,7 @@ fn a_hub_call_reads_back_as_it_was_sent_grants_and_all() {
         StreamRequest::Subscribe {
             subscriber: subscriber.clone(),
             region: Region::Weur,
+            delivery: Delivery::Socket,
         },
     );
     round_trip(call);

@@ -1,34 +1,34 @@
 //! A listener's stream in the Workers runtime: a standard `TransformStream` whose readable
 //! side is the response body (piped to the client natively by the runtime) and whose
-//! writer the channel keeps. The writable side's queue is the listener's bounded queue:
-//! its high-water mark is the queue capacity and `desiredSize` says how full it is.
+//! writer the object keeps (or, for a stream the entry Worker holds, the Worker). The
+//! writable side's queue is the listener's bounded queue: its high-water mark is the queue
+//! capacity and `desiredSize` says how full it is.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsValue;
-use worker::js_sys::{Object, Promise, Uint8Array};
+use worker::js_sys::{Object, Uint8Array};
 use worker::web_sys::{
     QueuingStrategy, ReadableStream, TransformStream, WritableStreamDefaultWriter,
 };
 
-use super::open_streams::OpenStreams;
+use super::ignore_rejection;
 use crate::domain::Outlet;
+use crate::platform::open_streams::OpenStreams;
 
 pub struct StreamOutlet {
     writer: WritableStreamDefaultWriter,
     capacity: f64,
     /// The object's open streams, which know this one until it is dropped.
-    open: Rc<OpenStreams>,
+    open: Option<Rc<OpenStreams>>,
 }
 
 impl StreamOutlet {
-    /// A new stream, known to `open` while it lives: the outlet to write to and the body
-    /// to respond with.
+    /// A new stream, known to `open` (an object's open streams) while it lives: the outlet
+    /// to write to and the body to respond with.
     pub fn open(
         capacity: usize,
-        open: &Rc<OpenStreams>,
+        open: Option<&Rc<OpenStreams>>,
     ) -> Result<(StreamOutlet, ReadableStream), JsValue> {
         let writable_strategy = QueuingStrategy::new();
         writable_strategy.set_high_water_mark(capacity as f64);
@@ -43,34 +43,34 @@ impl StreamOutlet {
                 &readable_strategy,
             )?;
         let writer = stream.writable().get_writer()?;
-        open.add(&writer);
+        if let Some(open) = open {
+            open.add(&writer);
+        }
         Ok((
             StreamOutlet {
                 writer,
                 capacity: capacity as f64,
-                open: Rc::clone(open),
+                open: open.map(Rc::clone),
             },
             stream.readable(),
         ))
     }
 }
 
-impl Drop for StreamOutlet {
-    fn drop(&mut self) {
-        self.open.remove(&self.writer);
+impl StreamOutlet {
+    /// Settles when the stream is done: resolved once closed, rejected once its client
+    /// went away (the runtime cancels the body it was reading).
+    pub fn closed(&self) -> worker::js_sys::Promise {
+        self.writer.closed()
     }
 }
 
-thread_local! {
-    /// One shared handler for rejected writes: a write to a stream whose client has gone
-    /// rejects, and that is expected (the next announce or heartbeat removes it).
-    static IGNORE_REJECTION: RefCell<Closure<dyn FnMut(JsValue)>> = RefCell::new(Closure::new(|_| {}));
-}
-
-pub(super) fn ignore_rejection(promise: Promise) {
-    IGNORE_REJECTION.with(|handler| {
-        let _ = promise.catch(&handler.borrow());
-    });
+impl Drop for StreamOutlet {
+    fn drop(&mut self) {
+        if let Some(open) = &self.open {
+            open.remove(&self.writer);
+        }
+    }
 }
 
 impl Outlet for StreamOutlet {

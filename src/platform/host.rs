@@ -81,6 +81,12 @@ impl<T: 'static> Host<T> {
         Ok(true)
     }
 
+    /// Drops the hosted state: the next call opens it again.
+    pub fn forget(&self) {
+        let gone = self.hosted.borrow_mut().take();
+        drop(gone);
+    }
+
     pub fn is_open(&self) -> bool {
         self.hosted.borrow().is_some()
     }

@@ -39,15 +39,28 @@ pub fn read_config(env: &::worker::Env) -> Result<Config, ConfigError> {
     })
 }
 
-/// The data that, published in a test build (`--features test-faults`), makes the object
-/// that takes it panic, as a bug or running out of memory would: how the tests show that a
-/// lost state ends every stream the object was feeding. Other builds have no such way.
+/// What a publish's data asks of the object in a test build (`--features test-faults`):
+/// how the tests show what a lost state does. Other builds have no such way.
+#[derive(Debug, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Forget the object's state and close its seats' sockets, as a restart of the object
+    /// alone does (the Worker that holds their streams attaches again).
+    Restart,
+}
+
+/// `sse-edge-test:panic` makes the object that takes it panic, as a bug or running out of
+/// memory would; `sse-edge-test:restart` asks for [`Fault::Restart`].
 #[cfg(feature = "test-faults")]
-fn injected_fault(data: &str) {
-    if data == "sse-edge-test:panic" {
-        panic!("injected fault");
+fn injected_fault(data: &str) -> Fault {
+    match data {
+        "sse-edge-test:panic" => panic!("injected fault"),
+        "sse-edge-test:restart" => Fault::Restart,
+        _ => Fault::None,
     }
 }
 
 #[cfg(not(feature = "test-faults"))]
-fn injected_fault(_data: &str) {}
+fn injected_fault(_data: &str) -> Fault {
+    Fault::None
+}

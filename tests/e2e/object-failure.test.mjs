@@ -6,14 +6,24 @@
 // `npm test` makes) panics in the object that takes a publish whose data is
 // `sse-edge-test:panic`; the runtime then resets the wasm instance, as it does after any
 // panic or out-of-memory. Listeners here reconnect as EventSource does.
+//
+// With HIBERNATE=1 (npm test runs this file both ways) the entry Worker holds the
+// streams. Locally the Worker runs in the same wasm instance as the objects, so the
+// panic's reset takes the Worker's state too and its streams end like the objects' do;
+// where the Worker runs apart, it attaches again after its last id without a reconnect
+// (hibernation.test.mjs shows that path). Either way nothing is missed.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServers } from '../support/server.mjs';
+import { forcedVars, useServers } from '../support/server.mjs';
 import { closeOpened, freshChannel, publishEvent, request, stats, pollUntil } from '../support/http.mjs';
 import { ResumingListener } from '../support/sse.mjs';
 import { HUB_PATH, HUB_SECRETS, freshTopic, publishOk, publisherToken } from '../support/mercure.mjs';
 
 const PANIC = 'sse-edge-test:panic';
+/** Whether the Worker holds the streams (see above). */
+const HELD = forcedVars().HIBERNATE === '1';
+/** How many times a listener may have connected once the failure was dealt with. */
+const CONNECTIONS_AFTER = HELD ? [1, 2] : [2];
 const RETRY_MS = 1000;
 
 const [server] = useServers({
@@ -51,13 +61,15 @@ describe('an object that loses its state', () => {
 
     await injectFault(`${base}/channels/${channel}/events`, { 'content-type': 'application/json' }, JSON.stringify({ data: PANIC }));
 
-    // Every stream ends and is resumed.
-    await connectedTimes(listeners, 2, 'after the panic');
+    // Every stream ends and is resumed (held by the Worker: the next call finds the lost
+    // state, and the Worker attaches again).
+    if (!HELD) await connectedTimes(listeners, 2, 'after the panic');
     await pollUntil(() => stats(base, channel), (s) => s.listeners === 3, { what: '3 listeners again' });
     const after = [];
     for (let i = 1; i <= 5; i += 1) after.push((await publishEvent(base, channel, { data: `after ${i}` })).id);
     await Promise.all(listeners.map((l) => l.waitForEvents(10)));
     for (const l of listeners) {
+      assert.ok(CONNECTIONS_AFTER.includes(l.connections), l.describe());
       assert.deepEqual(l.events.map((e) => e.lastEventId), [...before, ...after], l.describe());
       assert.deepEqual(l.events.map((e) => e.data), [1, 2, 3, 4, 5].map((i) => `before ${i}`).concat([1, 2, 3, 4, 5].map((i) => `after ${i}`)));
       assert.deepEqual(l.retryFailures(), []);
@@ -80,10 +92,11 @@ describe('an object that loses its state', () => {
       authorization: `Bearer ${publisherToken()}`,
     }, new URLSearchParams([['topic', topic], ['data', PANIC]]).toString());
 
-    await connectedTimes(subscribers, 2, 'after the panic');
+    if (!HELD) await connectedTimes(subscribers, 2, 'after the panic');
     for (let i = 1; i <= 3; i += 1) ids.push(await publishOk(base, [['topic', topic], ['data', `after ${i}`]]));
     await Promise.all(subscribers.map((s) => s.waitForEvents(6)));
     for (const s of subscribers) {
+      assert.ok(CONNECTIONS_AFTER.includes(s.connections), s.describe());
       assert.deepEqual(s.events.map((e) => e.lastEventId), ids, s.describe());
     }
     await closeOpened();

@@ -13,6 +13,7 @@ use crate::platform::cors;
 use crate::platform::error::{Audience, Error};
 use crate::platform::host::now_ms;
 use crate::platform::http;
+use crate::platform::Fault;
 
 /// A channel's seats and rules: everyone takes everything, holes are told with `gap`.
 pub(crate) struct Channels;
@@ -63,7 +64,9 @@ impl Channel {
                 delivery,
             } => self.listen(last_seen, region, delivery).await,
             StreamRequest::Publish(message) => {
-                crate::platform::injected_fault(&message.data);
+                if crate::platform::injected_fault(&message.data) == Fault::Restart {
+                    return Err(self.object.forget());
+                }
                 self.publish(|h| Ok(h.stream.publish(&message, now_ms())?.to_json()))
             }
             StreamRequest::PublishBatch(messages) => {

@@ -29,6 +29,7 @@ use crate::platform::contract::{
 };
 use crate::platform::error::{Audience, Challenge, Error, HubRefusal};
 use crate::platform::host::{now_ms, wait_until};
+use crate::platform::{injected_fault, Fault};
 
 /// The hub's seats and rules.
 pub(crate) struct Mercure;
@@ -316,10 +317,13 @@ impl Hub {
     }
 
     fn publish(&self, updates: Vec<UpdateCall>) -> Result<Response, Error> {
+        let faults = updates.iter().map(|u| injected_fault(&u.update.data));
+        if faults.collect::<Vec<_>>().contains(&Fault::Restart) {
+            return Err(self.object.forget());
+        }
         let mut last = None;
         self.object.with(|h| {
             for UpdateCall { update, id } in updates {
-                crate::platform::injected_fault(&update.data);
                 h.stream
                     .publish_update(&hub_update(update, id.clone()), now_ms())?;
                 last = Some(id);

@@ -238,6 +238,14 @@ impl<F: Face> StreamObject<F> {
         }
     }
 
+    /// Lets the object's state go, as a restart of the object alone would: its seats'
+    /// sockets close (see [`SocketOutlet`](super::outlet::SocketOutlet)'s drop), and the
+    /// next call opens it afresh. Answers what the call that asked gets (503).
+    pub fn forget(&self) -> Error {
+        self.host.forget();
+        Error::Runtime(worker::Error::RustError("the object restarted".into()))
+    }
+
     pub fn with<T>(&self, f: impl FnOnce(&mut Hosted<F>) -> T) -> T {
         self.host.with(f)
     }

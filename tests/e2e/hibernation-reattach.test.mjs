@@ -1,0 +1,75 @@
+// HIBERNATE=1: when an object restarts alone under live listeners (its seats' sockets
+// close), the entry Worker that holds each stream attaches again after the last id it
+// passed on: the client's stream goes on, with no reconnect, and misses nothing.
+//
+// The restart is the test build's (SSE_EDGE_TEST_BUILD=1 sh scripts/build.sh, which
+// `npm test` makes): a publish whose data is `sse-edge-test:restart` makes the object
+// forget its state and close its sockets, as a restart of that object alone does.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { useServers } from '../support/server.mjs';
+import { freshChannel, publishEvent, request, stats, pollUntil } from '../support/http.mjs';
+import { ResumingListener } from '../support/sse.mjs';
+import { HUB_PATH, HUB_SECRETS, freshTopic, publishOk, publisherToken } from '../support/mercure.mjs';
+
+const RESTART = 'sse-edge-test:restart';
+const RETRY_MS = 1000;
+
+const [server] = useServers({
+  vars: { HIBERNATE: '1', HEARTBEAT_SECONDS: '2', MERCURE_ANONYMOUS: '1', RETRY_MS: String(RETRY_MS) },
+  secrets: HUB_SECRETS,
+});
+
+/** Asks the object to restart alone; it answers 503 (a 2xx: the build has no such fault). */
+async function restartObject(url, headers, body) {
+  const r = await request(url, { method: 'POST', headers, body });
+  assert.equal(r.status, 503, `the restart fault must answer 503 (is build/ a test build?): ${r.status} ${r.text}`);
+}
+
+describe('HIBERNATE=1: an object that restarts alone', () => {
+  test('a channel\'s listeners go on over the same connection, every event once, in order', async () => {
+    const base = server.url;
+    const channel = freshChannel('reattach');
+    const listeners = Array.from({ length: 4 }, () => new ResumingListener(base, `/channels/${channel}/events`, { retryMs: RETRY_MS }));
+    await Promise.all(listeners.map((l) => l.opened));
+    await pollUntil(() => stats(base, channel), (s) => s.listeners === 4 && s.sleeping === 4, { what: '4 sleeping listeners' });
+    const ids = [];
+    for (let i = 1; i <= 3; i += 1) ids.push((await publishEvent(base, channel, { data: `before ${i}` })).id);
+    await Promise.all(listeners.map((l) => l.waitForEvents(3)));
+
+    await restartObject(`${base}/channels/${channel}/events`, { 'content-type': 'text/plain' }, RESTART);
+    // Published while the Workers attach again: each gets them from history, once.
+    for (let i = 1; i <= 3; i += 1) ids.push((await publishEvent(base, channel, { data: `during ${i}` })).id);
+    await pollUntil(() => stats(base, channel), (s) => s.listeners === 4, { what: 'the 4 listeners seated again' });
+    for (let i = 1; i <= 3; i += 1) ids.push((await publishEvent(base, channel, { data: `after ${i}` })).id);
+    await Promise.all(listeners.map((l) => l.waitForEvents(9)));
+    for (const l of listeners) {
+      assert.deepEqual(l.events.map((e) => e.lastEventId), ids, l.describe());
+      assert.equal(l.connections, 1, `the stream went on without a reconnect: ${l.describe()}`);
+      assert.deepEqual(l.failures, []);
+    }
+  });
+
+  test('the hub\'s subscribers go on over the same connection, every update once, in order', async () => {
+    const base = server.url;
+    const topic = freshTopic('reattach');
+    const path = `${HUB_PATH}?${new URLSearchParams([['topic', topic]])}`;
+    const subscribers = Array.from({ length: 3 }, () => new ResumingListener(base, path, { retryMs: RETRY_MS }));
+    await Promise.all(subscribers.map((s) => s.opened));
+    const ids = [];
+    for (let i = 1; i <= 2; i += 1) ids.push(await publishOk(base, [['topic', topic], ['data', `before ${i}`]]));
+    await Promise.all(subscribers.map((s) => s.waitForEvents(2)));
+
+    await restartObject(`${base}${HUB_PATH}`, {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Bearer ${publisherToken()}`,
+    }, new URLSearchParams([['topic', topic], ['data', RESTART]]).toString());
+    for (let i = 1; i <= 3; i += 1) ids.push(await publishOk(base, [['topic', topic], ['data', `after ${i}`]]));
+    await Promise.all(subscribers.map((s) => s.waitForEvents(5)));
+    for (const s of subscribers) {
+      assert.deepEqual(s.events.map((e) => e.lastEventId), ids, s.describe());
+      assert.deepEqual(s.events.map((e) => e.data), ['before 1', 'before 2', 'after 1', 'after 2', 'after 3']);
+      assert.equal(s.connections, 1, `the stream went on without a reconnect: ${s.describe()}`);
+    }
+  });
+});

@@ -31,6 +31,7 @@ summary() {
     show_lines "cargo test" "$logs/cargo.log" '^test result: '
     show_lines "node --test" "$logs/node.log" '^(ℹ|#) (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) '
     show_lines "node --test, the hub's tree forced" "$logs/node-tree.log" '^(ℹ|#) (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) '
+    show_lines "node --test, HIBERNATE=1" "$logs/node-hibernate.log" '^(ℹ|#) (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) '
 }
 
 # run NAME CMD...: runs CMD, shows and keeps its output, stops the script on failure.
@@ -80,6 +81,15 @@ hub_files="$(find tests/e2e -name 'mercure-*.test.mjs' ! -name 'mercure-tree.tes
 # shellcheck disable=SC2086
 run node-tree env SSE_EDGE_TEST_VARS="LISTENERS_PER_OBJECT=1 FANOUT=2" \
     node --test --test-concurrency=1 --test-reporter=spec $hub_files
+
+step "the channel and Mercure suites and the browser tests again, objects sleeping: HIBERNATE=1"
+# The Worker holds every stream and the objects sleep between events: every guarantee
+# the suites check must hold the same way. Files that set HIBERNATE themselves ran
+# above; the deploy dry run does not depend on it.
+hibernate_files="$(find tests -name '*.test.mjs' -type f ! -name 'hibernation*.test.mjs' ! -name 'deploy.test.mjs' | sort)"
+# shellcheck disable=SC2086
+run node-hibernate env SSE_EDGE_TEST_VARS="HIBERNATE=1" \
+    node --test --test-concurrency=1 --test-reporter=spec $hibernate_files
 
 summary
 printf '\n==> all tests passed\n'

@@ -153,8 +153,11 @@ impl Error {
     pub fn to_response(&self) -> worker::Result<Response> {
         let status = self.status();
         let full = matches!(self, Error::Full { .. } | Error::HubMatchersFull { .. });
-        if status >= 500 && !full {
-            worker::console_error!("{status}: {self}");
+        match self {
+            // The answer says only "try again"; the log says what failed.
+            Error::Runtime(e) => worker::console_error!("{status}: {self}: {e:?}"),
+            _ if status >= 500 && !full => worker::console_error!("{status}: {self}"),
+            _ => {}
         }
         let headers = Headers::new();
         headers.set("Content-Type", "text/plain; charset=utf-8")?;

@@ -75,6 +75,7 @@ pub async fn hold(call: StreamCall, env: &Env, config: &Config) -> Result<Respon
         call: RefCell::new(call),
         env: env.clone(),
         last_id: RefCell::new(position),
+        last_events: RefCell::new(None),
         ended: Cell::new(false),
     });
     Held::attach(&held, socket.as_ref().clone());
@@ -141,8 +142,10 @@ struct Held {
     /// The listen or subscribe, to attach again with.
     call: RefCell<StreamCall>,
     env: Env,
-    /// The last id passed on (or where the stream started).
+    /// The last id passed on as last read (at first, where the stream started).
     last_id: RefCell<String>,
+    /// The last chunk of events passed on, not yet read for its id.
+    last_events: RefCell<Option<Uint8Array>>,
     ended: Cell<bool>,
 }
 
@@ -186,15 +189,28 @@ impl Held {
                 None => return,
             },
         };
-        let bytes = chunk.to_vec();
         let fanout = self.listener.borrow_mut().announce(&chunk, 1);
         if fanout.slow + fanout.gone > 0 {
             // Not passed on: the object counts its events as delivered no more.
-            let undelivered = protocol::Parser::parse_all(&bytes).len() as u64;
+            let undelivered = protocol::Parser::parse_all(&chunk.to_vec()).len() as u64;
             self.judge(fanout, undelivered);
-        } else if let Some(id) = protocol::last_id(&bytes) {
-            *self.last_id.borrow_mut() = id.to_string();
+        } else if chunk.length() > 0 && chunk.get_index(0) != b':' {
+            // A chunk of events (not a comment): where the stream has got to is its last
+            // id, read only if the Worker must attach again (a chunk is read at most once,
+            // and most never are).
+            *self.last_events.borrow_mut() = Some(chunk);
         }
+    }
+
+    /// The last id passed on: that of the last chunk of events, or where the stream
+    /// started when none carried one.
+    fn resume_id(&self) -> String {
+        if let Some(chunk) = self.last_events.borrow_mut().take() {
+            if let Some(id) = protocol::last_id(&chunk.to_vec()) {
+                *self.last_id.borrow_mut() = id.to_string();
+            }
+        }
+        self.last_id.borrow().clone()
     }
 
     /// Closes the socket for a listener the last write or keep-alive cut, saying why and
@@ -243,7 +259,7 @@ impl Held {
 
     /// Attaches again, resuming after the last id passed on; says whether it did.
     async fn attach_again(held: &Rc<Held>) -> bool {
-        let resume = held.last_id.borrow().clone();
+        let resume = held.resume_id();
         held.call.borrow_mut().request.resuming_after(&resume);
         for wait in REATTACH_BACKOFF_MS {
             Delay::from(Duration::from_millis(wait)).await;

@@ -19,6 +19,7 @@ mod host;
 mod http;
 pub mod hub;
 mod object;
+mod object_counts;
 mod open_streams;
 mod outlet;
 pub mod routes;

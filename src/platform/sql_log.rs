@@ -58,11 +58,11 @@ pub struct SqlLog {
     dead_rows: u64,
 }
 
-fn fail(e: worker::Error) -> LogError {
+pub(super) fn fail(e: worker::Error) -> LogError {
     LogError(e.to_string())
 }
 
-fn integer(value: &SqlStorageValue) -> Option<u64> {
+pub(super) fn integer(value: &SqlStorageValue) -> Option<u64> {
     match value {
         SqlStorageValue::Integer(i) => u64::try_from(*i).ok(),
         SqlStorageValue::Float(f) if *f >= 0.0 && f.fract() == 0.0 => Some(*f as u64),
@@ -70,7 +70,7 @@ fn integer(value: &SqlStorageValue) -> Option<u64> {
     }
 }
 
-fn rows(cursor: SqlCursor) -> Result<Vec<Vec<SqlStorageValue>>, LogError> {
+pub(super) fn rows(cursor: SqlCursor) -> Result<Vec<Vec<SqlStorageValue>>, LogError> {
     cursor.raw().map(|row| row.map_err(fail)).collect()
 }
 
@@ -88,7 +88,7 @@ fn text_arg(value: &Option<String>) -> SqlStorageValue {
     }
 }
 
-fn int_arg(n: u64) -> SqlStorageValue {
+pub(super) fn int_arg(n: u64) -> SqlStorageValue {
     // Ids and milliseconds stay far below 2^53.
     SqlStorageValue::Integer(n as i64)
 }
@@ -408,39 +408,4 @@ impl EventLog for SqlLog {
         }
         Ok(())
     }
-}
-
-/// How many starts of the object whose storage `sql` is have been counted (none yet: 0).
-/// A read only: an object opened to answer a read (its stats) writes nothing.
-pub fn counted_starts(sql: &SqlStorage) -> u64 {
-    let Ok(cursor) = sql.exec("SELECT count FROM starts WHERE id = 0", None) else {
-        return 0; // no table: never counted
-    };
-    rows(cursor)
-        .ok()
-        .and_then(|rows| rows.first().and_then(|r| r.first()).and_then(integer))
-        .unwrap_or(0)
-}
-
-/// Counts one more start of the object whose storage `sql` is, and returns the count:
-/// kept beside the history (on a node, alone), so that a stream's stats show how often
-/// its objects started to do work, sleeping between events or not.
-pub fn count_start(sql: &SqlStorage) -> Result<u64, LogError> {
-    sql.exec(
-        "CREATE TABLE IF NOT EXISTS starts (id INTEGER PRIMARY KEY CHECK (id = 0), count INTEGER NOT NULL)",
-        None,
-    )
-    .map_err(fail)?;
-    let counted = rows(
-        sql.exec(
-            "INSERT INTO starts (id, count) VALUES (0, 1) ON CONFLICT(id) DO UPDATE SET count = count + 1 RETURNING count",
-            None,
-        )
-        .map_err(fail)?,
-    )?;
-    Ok(counted
-        .first()
-        .and_then(|r| r.first())
-        .and_then(integer)
-        .unwrap_or(1))
 }

@@ -54,8 +54,9 @@ pub const SOCKET_ENDED: u16 = 1000;
 pub const SOCKET_SLOW: u16 = 4000;
 /// The listener's client went away or stopped reading.
 pub const SOCKET_GONE: u16 = 4001;
-/// An object that cannot go on with a socket's seat (a node whose stream from its parent
-/// is gone) closes with this: the Worker attaches again.
+/// An object that does not go on with a socket's seat (a fresh instance of a node, or one
+/// whose state was lost, which cannot know what it wrote) closes with this: the Worker
+/// attaches again.
 pub const SOCKET_RESTART: u16 = 1012;
 
 /// The reason a Worker gives when it closes a seat's socket with [`SOCKET_SLOW`] or

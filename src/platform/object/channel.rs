@@ -68,9 +68,11 @@ impl Channel {
                     return Err(self.object.forget());
                 }
                 self.publish(|h| Ok(h.stream.publish(&message, now_ms())?.to_json()))
+                    .await
             }
             StreamRequest::PublishBatch(messages) => {
                 self.publish(|h| Ok(h.stream.publish_batch(&messages, now_ms())?.to_json()))
+                    .await
             }
             other => self.object.serve_tree(other).await,
         }
@@ -98,12 +100,12 @@ impl Channel {
 
     /// Publishes with `publish`, which answers what was published; it goes out once
     /// the batch window has passed.
-    fn publish(
+    async fn publish(
         &self,
         publish: impl FnOnce(&mut Hosted<Channels>) -> Result<serde_json::Value, Error>,
     ) -> Result<Response, Error> {
         let answer = self.object.with(publish)?;
-        self.object.schedule_flush();
+        self.object.published().await?;
         http::json(&answer)
     }
 }
@@ -153,7 +155,6 @@ impl DurableObject for Channel {
         reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
-        let code = u16::try_from(code).unwrap_or(SOCKET_GONE);
         self.object.socket_closed(socket, code, &reason).await
     }
 
@@ -162,6 +163,8 @@ impl DurableObject for Channel {
         socket: WebSocket,
         _error: worker::Error,
     ) -> worker::Result<()> {
-        self.object.socket_closed(socket, SOCKET_GONE, "").await
+        self.object
+            .socket_closed(socket, SOCKET_GONE.into(), "")
+            .await
     }
 }

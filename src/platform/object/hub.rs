@@ -226,7 +226,7 @@ impl Hub {
                 region,
                 delivery,
             } => self.subscribe(subscriber, region, delivery).await,
-            StreamRequest::PublishUpdates(updates) => self.publish(updates),
+            StreamRequest::PublishUpdates(updates) => self.publish(updates).await,
             StreamRequest::Subscriptions(asked) => self.subscriptions(asked).await,
             StreamRequest::Subscribers => {
                 let active = self.active_subscriptions().await;
@@ -316,7 +316,7 @@ impl Hub {
         Ok(Resolved::after_key(key, seq))
     }
 
-    fn publish(&self, updates: Vec<UpdateCall>) -> Result<Response, Error> {
+    async fn publish(&self, updates: Vec<UpdateCall>) -> Result<Response, Error> {
         let faults = updates.iter().map(|u| injected_fault(&u.update.data));
         if faults.collect::<Vec<_>>().contains(&Fault::Restart) {
             return Err(self.object.forget());
@@ -330,7 +330,7 @@ impl Hub {
             }
             Ok::<_, Error>(())
         })?;
-        self.object.schedule_flush();
+        self.object.published().await?;
         let headers = Headers::new();
         headers.set("Content-Type", "text/plain; charset=utf-8")?;
         Ok(Response::ok(last.unwrap_or_default())?.with_headers(headers))
@@ -504,7 +504,6 @@ impl DurableObject for Hub {
         reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
-        let code = u16::try_from(code).unwrap_or(SOCKET_GONE);
         self.object.socket_closed(socket, code, &reason).await
     }
 
@@ -513,6 +512,8 @@ impl DurableObject for Hub {
         socket: WebSocket,
         _error: worker::Error,
     ) -> worker::Result<()> {
-        self.object.socket_closed(socket, SOCKET_GONE, "").await
+        self.object
+            .socket_closed(socket, SOCKET_GONE.into(), "")
+            .await
     }
 }

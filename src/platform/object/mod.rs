@@ -10,6 +10,8 @@ mod calls;
 pub mod channel;
 pub mod hub;
 mod sockets;
+
+use sockets::Unseated;
 mod uplink;
 
 use std::cell::Cell;
@@ -23,9 +25,10 @@ use super::contract::{StreamCall, StreamRequest, Target, NODE_HEADER, PLACED_STA
 use super::error::{Audience, Error};
 use super::host::{now_ms, wait_until, Host};
 use super::http;
+use super::object_counts;
 use super::open_streams::OpenStreams;
 use super::outlet::{SeatOutlet, StreamOutlet};
-use super::sql_log::{count_start, counted_starts, SqlLog};
+use super::sql_log::SqlLog;
 use crate::domain::{
     self, Config, EventId, EventLog, Filter, MemoryLog, NodePath, Place, Region, SeatKind,
     StreamSettings, StreamStats, SubscribeError,
@@ -106,7 +109,7 @@ pub(crate) trait Face: Sized + 'static {
     /// token expired).
     fn before_keep_alive(_h: &mut Hosted<Self>, _now_ms: u64) {}
 
-    /// When the alarm must fire next for the face, when no keep-alive does (the hub: the
+    /// When the alarm must fire next for the face, keep-alives aside (the hub: the
     /// earliest token expiry among its seats).
     fn next_deadline(_h: &mut Hosted<Self>) -> Option<u64> {
         None
@@ -129,6 +132,10 @@ pub(crate) struct Hosted<F: Face> {
     starts: u64,
     /// Whether this start is counted in storage yet.
     start_counted: bool,
+    /// What [`Hosted::keep_counts`] last kept.
+    kept: Option<domain::Counters>,
+    /// The object's storage, where its counts are kept.
+    sql: worker::SqlStorage,
 }
 
 impl<F: Face> Hosted<F> {
@@ -140,16 +147,25 @@ impl<F: Face> Hosted<F> {
         }
     }
 
-    fn seated(&self) -> bool {
-        self.stream.listeners() + self.stream.relays() > 0
+    /// When this object may sleep (`HIBERNATE=1`, every seat on a socket, nothing to keep
+    /// alive), keeps what it counted, so that the instance that wakes goes on from there:
+    /// one row written per flush or departure that changed a count.
+    pub fn keep_counts(&mut self) {
+        if !self.config.hibernate || !self.start_counted || self.stream.needs_keep_alive() {
+            return;
+        }
+        let counted = self.stream.counted();
+        if self.kept == Some(counted) {
+            return;
+        }
+        match object_counts::keep(&self.sql, &counted) {
+            Ok(()) => self.kept = Some(counted),
+            Err(e) => worker::console_error!("an object's counts were not kept: {e}"),
+        }
     }
 
-    /// Whether the keep-alive alarm has work: seats whose streams this object holds, or,
-    /// below the root, any seat (a node reports its audience to its parent). Seats on
-    /// sockets alone need none on the root: the Worker keeps their streams alive.
-    fn needs_keep_alive(&self) -> bool {
-        let held_here = self.stream.listeners() - self.stream.sleeping() + self.stream.relays();
-        held_here > 0 || (!self.stream.path().is_root() && self.seated())
+    fn seated(&self) -> bool {
+        self.stream.listeners() + self.stream.relays() > 0
     }
 }
 
@@ -177,6 +193,8 @@ pub(crate) struct StreamObject<F: Face> {
     uplink: Rc<Uplink>,
     /// Seats placed here that are being made.
     arriving: Cell<usize>,
+    /// Seats on sockets this instance made (for their ids).
+    seats_made: Cell<u64>,
     streams: Rc<OpenStreams>,
 }
 
@@ -187,6 +205,7 @@ impl<F: Face> StreamObject<F> {
             host: Host::new(),
             uplink: Rc::new(Uplink::default()),
             arriving: Cell::new(0),
+            seats_made: Cell::new(0),
             streams: Rc::new(OpenStreams::claim(&state)),
             state,
         }
@@ -198,14 +217,19 @@ impl<F: Face> StreamObject<F> {
         let opened = self.host.ensure_open(|| {
             let config = super::read_config(&self.env)?;
             let settings = F::settings(&config);
-            let stream = if node.is_root() {
+            let mut stream = if node.is_root() {
                 let log: Log = Box::new(SqlLog::open(self.state.storage().sql())?);
                 domain::Stream::new(settings, log)
             } else {
                 let log: Log = Box::<MemoryLog>::default();
                 domain::Stream::relayed(settings, node.clone(), log)
             };
-            let starts = counted_starts(&self.state.storage().sql());
+            let sql = self.state.storage().sql();
+            let counted = object_counts::read(&sql);
+            if config.hibernate {
+                // What an instance that slept counted goes on here (see `keep_counts`).
+                stream.go_on_counting(counted.counters);
+            }
             Ok(Hosted {
                 config,
                 target: target.clone(),
@@ -213,8 +237,10 @@ impl<F: Face> StreamObject<F> {
                 reported: 0,
                 face: F::State::default(),
                 env: self.env.clone(),
-                starts,
+                starts: counted.starts,
                 start_counted: false,
+                kept: None,
+                sql,
             })
         })?;
         if opened {
@@ -229,19 +255,23 @@ impl<F: Face> StreamObject<F> {
         if self.with(|h| h.start_counted) {
             return;
         }
-        match count_start(&self.state.storage().sql()) {
-            Ok(starts) => self.with(|h| {
-                h.starts = starts;
-                h.start_counted = true;
-            }),
-            Err(e) => worker::console_error!("an object's start was not counted: {e}"),
-        }
+        let counted = object_counts::count_start(&self.state.storage().sql());
+        self.with(|h| {
+            h.start_counted = true; // tried once: a failure is not tried again per call
+            match counted {
+                Ok(starts) => h.starts = starts,
+                Err(e) => worker::console_error!("an object's start was not counted: {e}"),
+            }
+        });
     }
 
     /// Lets the object's state go, as a restart of the object alone would: its seats'
-    /// sockets close (see [`SocketOutlet`](super::outlet::SocketOutlet)'s drop), and the
-    /// next call opens it afresh. Answers what the call that asked gets (503).
+    /// sockets close, and the next call opens it afresh. Answers what the call that asked
+    /// gets (503).
     pub fn forget(&self) -> Error {
+        for socket in self.state.get_websockets() {
+            super::outlet::restart(socket.as_ref());
+        }
         self.host.forget();
         Error::Runtime(worker::Error::RustError("the object restarted".into()))
     }
@@ -330,17 +360,21 @@ impl<F: Face> StreamObject<F> {
         self.stream_response(body, position, headers)
     }
 
-    /// The outlet and body of a new seat's stream.
-    fn open_outlet(&self, via: Via<F::Spec>) -> Result<(SeatOutlet, Body), Error> {
+    /// The outlet and body of a new seat's stream, and for a socket the guard that closes
+    /// it unless the seat is made.
+    fn open_outlet(
+        &self,
+        via: Via<F::Spec>,
+    ) -> Result<(SeatOutlet, Body, Option<Unseated>), Error> {
         Ok(match via {
             Via::Stream => {
                 let capacity = self.with(|h| h.config.queue_capacity);
                 let (outlet, body) = StreamOutlet::open(capacity, Some(&self.streams))?;
-                (SeatOutlet::Stream(outlet), Body::Stream(body))
+                (SeatOutlet::Stream(outlet), Body::Stream(body), None)
             }
             Via::Socket(spec) => {
-                let (outlet, socket) = self.open_socket(spec)?;
-                (outlet, Body::Socket(socket))
+                let (outlet, socket, unseated) = self.open_socket(spec)?;
+                (outlet, Body::Socket(socket), Some(unseated))
             }
         })
     }
@@ -366,7 +400,7 @@ impl<F: Face> StreamObject<F> {
             }
         }
         self.ensure_uplink().await?;
-        let (outlet, body) = self.open_outlet(via.clone())?;
+        let (outlet, body, unseated) = self.open_outlet(via.clone())?;
         let joined = self.with(|h| {
             admit(h, &seat)?;
             Ok::<_, Error>(h.stream.join(seat.clone(), outlet, last_seen, now_ms()))
@@ -377,6 +411,7 @@ impl<F: Face> StreamObject<F> {
             }
             (joined, _) => joined.map_err(refused::<F>)?,
         };
+        unseated.into_iter().for_each(Unseated::seated);
         self.arm_keep_alive().await?;
         Ok((body, position))
     }
@@ -392,7 +427,7 @@ impl<F: Face> StreamObject<F> {
             // Routes travel with the events: the engine gives each seat what is its (a
             // listener what its filter admits, a child everything).
             let (replay, upstream) = self.ask_parent_replay(after, through).await?;
-            let (outlet, body) = self.open_outlet(via.clone())?;
+            let (outlet, body, unseated) = self.open_outlet(via.clone())?;
             let joined = self.with(|h| {
                 admit(h, &seat)?;
                 Ok::<_, Error>(h.stream.join_replayed(
@@ -406,6 +441,7 @@ impl<F: Face> StreamObject<F> {
             })?;
             match joined {
                 Ok(position) => {
+                    unseated.into_iter().for_each(Unseated::seated);
                     self.arm_keep_alive().await?;
                     return Ok((body, position));
                 }
@@ -516,18 +552,26 @@ impl<F: Face> StreamObject<F> {
     }
 
     /// Writes what was published to the seats once the batch window has passed.
+    /// After a publish: the flush, and the alarm when the object now has keep-alive
+    /// work it had not (ids reserved ahead, on a root whose seats all sleep).
+    pub async fn published(&self) -> Result<(), Error> {
+        self.schedule_flush();
+        self.arm_keep_alive().await
+    }
+
     pub fn schedule_flush(&self) {
         self.count_start();
         let window = self.with(|h| h.config.batch_window_ms);
         self.host.schedule_flush(window, settle::<F>);
     }
 
-    /// Arms the alarm for the next keep-alive, when one is needed, or else for the face's
-    /// next deadline (a token's expiry), when there is one.
+    /// Arms the alarm for whichever comes first: the next keep-alive, when one is needed,
+    /// or the face's next deadline (a token's expiry).
     async fn arm_keep_alive(&self) -> Result<(), Error> {
-        let next = self.with(|h| match h.needs_keep_alive() {
-            true => Some(now_ms() + h.config.keep_alive_ms()),
-            false => F::next_deadline(h),
+        let next = self.with(|h| {
+            let keep_alive = h.stream.needs_keep_alive();
+            let keep_alive = keep_alive.then(|| now_ms() + h.config.keep_alive_ms());
+            keep_alive.into_iter().chain(F::next_deadline(h)).min()
         });
         match next {
             Some(at) => self.host.arm_alarm(&self.state, at).await,
@@ -633,6 +677,7 @@ fn refused<F: Face>(e: SubscribeError) -> Error {
 fn settle<F: Face>(h: &mut Hosted<F>) {
     F::settle(h);
     h.report_store_error();
+    h.keep_counts();
 }
 
 fn probe<F: Face>(h: &mut Hosted<F>) {

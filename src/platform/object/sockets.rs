@@ -6,13 +6,14 @@
 //! seat go, counted as what the Worker said.
 
 use serde::{Deserialize, Serialize};
-use worker::{WebSocket, WebSocketPair};
+use worker::{web_sys, WebSocket, WebSocketPair};
 
 use super::{Face, StreamObject};
-use crate::domain::{ChannelName, NodePath, Outlet};
-use crate::platform::contract::{cut_of, Target};
+use crate::domain::{ChannelName, NodePath};
+use crate::platform::contract::{cut_of, Target, SOCKET_GONE};
 use crate::platform::error::Error;
-use crate::platform::outlet::{SeatOutlet, SocketOutlet};
+use crate::platform::host::now_ms;
+use crate::platform::outlet::{restart, SeatOutlet, SocketOutlet};
 
 /// What a seat's socket carries for a later instance of its object: which object it is
 /// (a close may be the first thing a fresh instance hears), and the face's part of the
@@ -22,6 +23,8 @@ struct SeatNote<S> {
     /// The channel whose objects these are; none: the hub's.
     channel: Option<String>,
     node: String,
+    /// The seat's id among this object's sockets: how a close finds its seat.
+    seat: u64,
     spec: S,
 }
 
@@ -69,28 +72,40 @@ impl<F: Face> StreamObject<F> {
             || (self.state.get_websockets().first()).is_some_and(|s| self.open_as_noted(s))
     }
 
-    /// A new socket for a seat of `spec`, accepted here with the hibernation API, its
-    /// note attached: the outlet to write to, and the end to answer with.
-    pub(super) fn open_socket(&self, spec: F::Spec) -> Result<(SeatOutlet, WebSocket), Error> {
+    /// A new socket for a seat of `spec`, its note attached, accepted here with the
+    /// hibernation API: the outlet to write to, the end to answer with, and a guard that
+    /// closes the socket unless its seat is made.
+    pub(super) fn open_socket(
+        &self,
+        spec: F::Spec,
+    ) -> Result<(SeatOutlet, WebSocket, Unseated), Error> {
         let pair = WebSocketPair::new()?;
-        self.state.accept_web_socket(&pair.server);
         let target = self.target();
+        let seat = self.next_seat_id();
+        self.state.accept_web_socket(&pair.server);
+        let server = pair.server.as_ref().clone();
+        // From here the guard closes the socket unless its seat is made (a note that
+        // cannot be kept included).
+        let unseated = Unseated(Some(server.clone()));
         pair.server.serialize_attachment(SeatNote {
             channel: match &target {
                 Target::Channel(name) => Some(name.as_str().to_string()),
                 Target::Hub => None,
             },
             node: self.path().to_string(),
+            seat,
             spec,
         })?;
-        let outlet = SocketOutlet::new(pair.server.as_ref().clone());
-        Ok((SeatOutlet::Socket(outlet), pair.client))
+        let outlet = SocketOutlet::new(server, seat);
+        Ok((SeatOutlet::Socket(outlet), pair.client, unseated))
     }
 
     /// Seats again the sockets an earlier instance of this object left, when it slept
-    /// with them on the root. One whose instance failed may have stored events it never
-    /// wrote to them, and a node's recent events and stream from its parent are gone with
-    /// its instance: their sockets attach again, resuming after their last id.
+    /// with them on the root, those closing too (their close, which may be what woke this
+    /// instance, then finds its seat and is counted as what it was). One whose instance
+    /// failed may have stored events it never wrote to them, and a node's recent events
+    /// and stream from its parent are gone with its instance: their sockets are closed for
+    /// the Worker to attach again, resuming after their last id.
     pub(super) fn restore_sockets(&self) {
         let sockets = self.state.get_websockets();
         if sockets.is_empty() {
@@ -99,21 +114,38 @@ impl<F: Face> StreamObject<F> {
         let restore = self.path().is_root() && !self.streams.lost_state();
         let mut seats = Vec::new();
         for socket in sockets {
-            let outlet = SocketOutlet::new(socket.as_ref().clone());
-            if !restore || outlet.queued().is_none() {
-                drop(outlet);
+            let raw: &web_sys::WebSocket = socket.as_ref();
+            if !restore {
+                restart(raw);
                 continue;
             }
             let note = note_of::<F::Spec>(&socket);
-            match note.and_then(|note| self.with(|h| F::restore(h, note.spec))) {
-                Ok(filter) => seats.push((filter, SeatOutlet::Socket(outlet))),
-                // Dropped, its socket closes: its Worker attaches again.
-                Err(e) => worker::console_error!("a socket's seat could not be restored: {e}"),
+            let seat =
+                note.and_then(|note| Ok((note.seat, self.with(|h| F::restore(h, note.spec))?)));
+            match seat {
+                Ok((seat, filter)) => {
+                    let outlet = SocketOutlet::new(raw.clone(), seat);
+                    seats.push((filter, SeatOutlet::Socket(outlet)));
+                }
+                Err(e) => {
+                    worker::console_error!("a socket's seat could not be restored: {e}");
+                    restart(raw);
+                }
             }
         }
+        // A start with seats is a start that counts, whatever woke it.
         self.count_start();
         let restored = self.with(|h| h.stream.restore(seats));
         worker::console_log!("object {} restored {restored} seats", self.path());
+    }
+
+    /// An id for a new seat, unique among this object's sockets (an earlier instance's
+    /// seats were made at least the runtime's idle time before).
+    fn next_seat_id(&self) -> u64 {
+        let n = self.seats_made.get().wrapping_add(1);
+        self.seats_made.set(n);
+        // Below 2^53, as a note's numbers must be to travel through JavaScript.
+        now_ms() * 1024 + n % 1024
     }
 
     /// A seat's socket closed: by the Worker (`code` and `reason` say why it cut the
@@ -122,25 +154,47 @@ impl<F: Face> StreamObject<F> {
     pub async fn socket_closed(
         &self,
         socket: WebSocket,
-        code: u16,
+        code: usize,
         reason: &str,
     ) -> worker::Result<()> {
         if !self.open_as_noted(&socket) {
             return Ok(());
         }
+        let code = u16::try_from(code).unwrap_or(SOCKET_GONE);
         let (why, undelivered) = cut_of(code, reason);
-        let closed = socket.as_ref();
-        self.with(|h| {
-            let this = |o: &SeatOutlet| o.socket().is_some_and(|s| s.is(closed));
-            if h.stream.leave(this, why, undelivered) == 0 {
-                // Not known by identity: any seat whose socket is no longer open.
-                h.stream
-                    .leave(|o| o.socket().is_some() && o.queued().is_none(), why, 0);
+        let seat = match note_of::<F::Spec>(&socket) {
+            Ok(note) => note.seat,
+            Err(e) => {
+                worker::console_error!("a closed socket without its note: {e}");
+                return Ok(());
             }
+        };
+        self.with(|h| {
+            let this = |o: &SeatOutlet| o.socket().is_some_and(|s| s.is(seat));
+            h.stream.leave(this, why, undelivered);
             F::settle(h);
+            h.keep_counts();
         });
-        // Completes the closing handshake (a socket closed already refuses, which is fine).
-        let _ = socket.close(Some(1000), Some("closed"));
         Ok(())
+    }
+}
+
+/// A seat's socket until its seat is made: closed when dropped before (a refused join),
+/// so that no socket stays open without a seat. Dropped only within the call that made
+/// it, never when a sleeping object is evicted.
+pub(super) struct Unseated(Option<web_sys::WebSocket>);
+
+impl Unseated {
+    /// Its seat is made: the socket is the seat's now.
+    pub(super) fn seated(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unseated {
+    fn drop(&mut self) {
+        if let Some(socket) = self.0.take() {
+            restart(&socket);
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! vanished-client check (and closes the socket saying why it cut the listener), so here a
 //! socket is never full, and is gone once closed.
 
-use worker::js_sys::{Object, Uint8Array};
+use worker::js_sys::Uint8Array;
 use worker::web_sys::WebSocket;
 
 use crate::domain::Outlet;
@@ -13,26 +13,34 @@ use crate::platform::contract::{SOCKET_ENDED, SOCKET_RESTART};
 /// `WebSocket.OPEN`.
 const OPEN: u16 = 1;
 
+/// A seat's socket. Dropping it does nothing to the socket: an object's state is also
+/// dropped when the runtime evicts a sleeping object, and its sockets must stay open
+/// then. Whoever lets a seat go for good closes its socket first ([`restart`]).
 pub struct SocketOutlet {
     socket: WebSocket,
+    /// The seat's id, as its socket's note says.
+    seat: u64,
+    /// Whether the socket takes writes: known when the seat is made, and lost at a write
+    /// that fails or a close (asking the runtime at every write would cost a call each).
+    open: bool,
 }
 
 impl SocketOutlet {
-    pub fn new(socket: WebSocket) -> Self {
-        SocketOutlet { socket }
+    pub fn new(socket: WebSocket, seat: u64) -> Self {
+        let open = socket.ready_state() == OPEN;
+        SocketOutlet { socket, seat, open }
     }
 
-    /// Whether this is the seat of `socket`.
-    pub fn is(&self, socket: &WebSocket) -> bool {
-        Object::is(&self.socket, socket)
+    /// Whether this is the seat of that id.
+    pub fn is(&self, seat: u64) -> bool {
+        self.seat == seat
     }
+}
 
-    /// Closes the socket for the Worker to attach again, resuming where it was.
-    pub fn restart(&self) {
-        let _ = self
-            .socket
-            .close_with_code_and_reason(SOCKET_RESTART, "attach again");
-    }
+/// Closes `socket` for the Worker to attach again (a socket whose seat this object does
+/// not go on with).
+pub fn restart(socket: &WebSocket) {
+    let _ = socket.close_with_code_and_reason(SOCKET_RESTART, "attach again");
 }
 
 impl Outlet for SocketOutlet {
@@ -43,17 +51,19 @@ impl Outlet for SocketOutlet {
     }
 
     fn queued(&self) -> Option<usize> {
-        (self.socket.ready_state() == OPEN).then_some(0)
+        self.open.then_some(0)
     }
 
     fn write(&mut self, chunk: &Uint8Array) {
         // A chunk is never changed once made, so the runtime may send it when it likes.
         if self.socket.send_with_array_buffer_view(chunk).is_err() {
-            worker::console_error!("a seat's socket refused a write");
+            // Closed under the seat: its close, on its way, lets the seat go.
+            self.open = false;
         }
     }
 
     fn close(&mut self) {
+        self.open = false;
         let _ = self
             .socket
             .close_with_code_and_reason(SOCKET_ENDED, "the stream ended");
@@ -61,15 +71,5 @@ impl Outlet for SocketOutlet {
 
     fn abort(&mut self) {
         self.close();
-    }
-}
-
-impl Drop for SocketOutlet {
-    /// A seat that goes (or never was made: a join refused after its socket was
-    /// accepted) leaves no socket open behind it: the Worker attaches again.
-    fn drop(&mut self) {
-        if self.socket.ready_state() == OPEN {
-            self.restart();
-        }
     }
 }

@@ -37,6 +37,32 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
     pub fn sleeping(&self) -> usize {
         self.announcer.sleeping()
     }
+
+    /// What this object has counted (its own and what emptied children handed it), for a
+    /// later instance to go on from ([`Stream::go_on_counting`]) when this one may sleep.
+    pub fn counted(&self) -> Counters {
+        let mut counted = self.counters;
+        counted.add_deliveries(&self.handed_up);
+        counted
+    }
+
+    /// A fresh instance goes on from what an earlier one [`Stream::counted`], so that the
+    /// stats of an object that slept are what they would have been had it not.
+    pub fn go_on_counting(&mut self, counted: Counters) {
+        self.counters = counted;
+        self.handed_up = Counters::default();
+    }
+
+    /// Whether the keep-alive has work here: streams this object holds itself (listeners
+    /// not on sockets, children), any seat below the root (a node reports its audience to
+    /// its parent), or an id reservation to give back once idle. A root whose seats all
+    /// sleep has none: the Worker keeps their streams alive, and the object may sleep.
+    pub fn needs_keep_alive(&self) -> bool {
+        let held_here = self.listeners() - self.sleeping() + self.relays();
+        let seated = self.listeners() + self.relays() > 0;
+        let reserved = self.origin == Origin::Root && self.log.high_water() > self.last_id;
+        held_here > 0 || (self.origin != Origin::Root && seated) || reserved
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +109,60 @@ mod tests {
         assert_eq!(ids(&b), ["6"]);
         let stats = ch.stats(11);
         assert_eq!((stats.listeners, stats.sleeping), (2, 2));
+    }
+
+    #[test]
+    fn a_root_whose_seats_all_sleep_needs_no_keep_alive_once_its_reservation_is_back() {
+        let mut ch = root_with_five();
+        ch.restore(vec![(Everyone, held())]);
+        assert!(
+            !ch.needs_keep_alive(),
+            "seats on sockets alone: nothing to keep alive"
+        );
+        let streamed = TestOutlet::default();
+        ch.subscribe(streamed.clone(), None, 6).unwrap();
+        assert!(
+            ch.needs_keep_alive(),
+            "a stream held here needs its keep-alives"
+        );
+
+        let mut accepted = settings(5, 100);
+        accepted.publish_ack = crate::domain::config::PublishAck::Accepted;
+        let mut ch: Stream<TestOutlet, _> = Stream::new(accepted, MemoryLog::default());
+        ch.restore(vec![(Everyone, held())]);
+        ch.publish(&msg("1"), 1).unwrap();
+        ch.flush();
+        assert!(
+            ch.needs_keep_alive(),
+            "ids reserved ahead are given back at an idle keep-alive"
+        );
+        ch.keep_alive(2);
+        assert!(
+            ch.needs_keep_alive(),
+            "published since the last keep-alive: not idle yet"
+        );
+        ch.keep_alive(3);
+        assert!(
+            !ch.needs_keep_alive(),
+            "the reservation is back: the object may sleep"
+        );
+    }
+
+    #[test]
+    fn a_fresh_instance_goes_on_counting_from_what_the_one_before_counted() {
+        let mut ch = root_with_five();
+        ch.restore(vec![(Everyone, held())]);
+        ch.publish(&msg("6"), 6).unwrap();
+        ch.flush();
+        let counted = ch.counted();
+        assert_eq!((counted.published, counted.delivered), (6, 1));
+        let mut fresh: Stream<TestOutlet, _> = Stream::new(settings(5, 100), ch.log().clone());
+        fresh.go_on_counting(counted);
+        fresh.restore(vec![(Everyone, held())]);
+        fresh.publish(&msg("7"), 7).unwrap();
+        fresh.flush();
+        let stats = fresh.stats(8).counters;
+        assert_eq!((stats.published, stats.delivered), (7, 2));
     }
 
     #[test]

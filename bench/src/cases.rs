@@ -35,6 +35,8 @@ pub const HUB_COUNTS: [usize; 2] = [100, 1000];
 
 /// The key the bench's runtime verifies hub tokens with (`MERCURE_PUBLISHER_JWT_KEY`).
 pub const HUB_KEY: &str = "sse-bench-hub-key";
+/// The hub's path.
+const HUB_PATH: &str = "/.well-known/mercure";
 
 /// Batch publishing: one publisher, one request in flight, `BATCH_EVENTS` events per
 /// request (an `application/x-ndjson` body); a peer that cannot batch gets one per request.
@@ -308,6 +310,9 @@ pub struct CaseResult {
     #[serde(rename = "cpu_seconds")]
     pub cpu: Cpu,
     pub server_stats: Option<Value>,
+    /// The stats as the server answered them with the listeners connected (a channel's,
+    /// or the hub's, read with a publisher's token).
+    pub server_stats_connected: Option<Value>,
     pub timed_out: bool,
     pub server_reloads: u64,
     pub errors: Vec<String>,
@@ -671,7 +676,7 @@ fn hub_token(key: &str) -> String {
 
 /// The runtime's memory: the median of three samples half a second apart (one sample
 /// can catch a collection in the middle).
-async fn sample_rss(pid: Option<i32>) -> Option<Rss> {
+pub(crate) async fn sample_rss(pid: Option<i32>) -> Option<Rss> {
     let pid = pid?;
     let mut samples = Vec::with_capacity(3);
     for i in 0..3 {
@@ -751,6 +756,14 @@ impl<'a> Run<'a> {
             .await
     }
 
+    /// The hub's stats (`GET /.well-known/mercure/stats`, with a publisher's token).
+    async fn hub_stats(&self) -> Result<Value, String> {
+        let token = hub_token(HUB_KEY);
+        self.api
+            .get_json_as(&format!("{HUB_PATH}/stats"), Some(&token))
+            .await
+    }
+
     /// One stats request opens the channel's object (and proves the route answers) before
     /// the first memory sample; a memory case collects the garbage of starting up first.
     async fn warm_up(&mut self) {
@@ -805,7 +818,7 @@ impl<'a> Run<'a> {
                 (name, value.as_str()),
                 ("topic", "https://bench.test/nothing-matches-this"),
             ]);
-            format!("/.well-known/mercure?{query}")
+            format!("{HUB_PATH}?{query}")
         })
         .collect()
     }
@@ -872,7 +885,14 @@ impl<'a> Run<'a> {
     /// may lag a moment behind the response heads), for five seconds at most.
     async fn await_server_count(&mut self) {
         if self.spec.is_hub() {
-            // The hub has no listener count; its subscriber is registered before its head.
+            // Its subscriber is registered before its head: one read shows them all.
+            match self.hub_stats().await {
+                Ok(v) => {
+                    self.res.server_listeners = v.get("subscribers").and_then(Value::as_u64);
+                    self.res.server_stats_connected = Some(v);
+                }
+                Err(e) => self.res.errors.push(e),
+            }
             return;
         }
         let stats_deadline = Instant::now() + Duration::from_secs(5);
@@ -885,6 +905,7 @@ impl<'a> Run<'a> {
                         .or_else(|| v.get("subscribers"))
                         .and_then(Value::as_u64);
                     self.res.server_listeners = n;
+                    self.res.server_stats_connected = Some(v);
                     if n.unwrap_or(0) >= self.res.connected as u64
                         || Instant::now() > stats_deadline
                     {
@@ -932,11 +953,7 @@ impl<'a> Run<'a> {
         };
         let (path, topic, bearer) = if spec.is_hub() {
             let token = hub_token(HUB_KEY);
-            (
-                "/.well-known/mercure".to_string(),
-                Some(self.hub_topic()),
-                Some(token),
-            )
+            (HUB_PATH.to_string(), Some(self.hub_topic()), Some(token))
         } else {
             (
                 format!("/channels/{}/events", self.channel),
@@ -1061,13 +1078,16 @@ impl<'a> Run<'a> {
         res.errors.append(&mut self.shared.errors.lock().unwrap());
     }
 
-    /// The channel's own counters, and what the case cost the bench.
+    /// The channel's (or the hub's) own counters, and what the case cost the bench.
     async fn finish(mut self, bench_cpu_start: f64, reloads_start: u64) -> CaseResult {
-        if !self.spec.is_hub() {
-            match self.channel_stats().await {
-                Ok(v) => self.res.server_stats = Some(v),
-                Err(e) => self.res.errors.push(format!("after the case: {e}")),
-            }
+        let stats = if self.spec.is_hub() {
+            self.hub_stats().await
+        } else {
+            self.channel_stats().await
+        };
+        match stats {
+            Ok(v) => self.res.server_stats = Some(v),
+            Err(e) => self.res.errors.push(format!("after the case: {e}")),
         }
         let res = &mut self.res;
         res.cpu.bench = stats::round(runtime::own_cpu_seconds() - bench_cpu_start, 2);

@@ -130,11 +130,25 @@ impl Api {
 
     /// `GET path` answered 200 with JSON.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, String> {
-        let response = self
+        self.get_json_as(path, None).await
+    }
+
+    /// `GET path` answered 200 with JSON, sent with `Authorization: Bearer <bearer>` if
+    /// any (the hub's stats want a publisher's token).
+    pub async fn get_json_as(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> Result<serde_json::Value, String> {
+        let mut request = self
             .client
             .get(format!("{}{path}", self.base))
             .header("Accept", "application/json")
-            .timeout(self.timeout)
+            .timeout(self.timeout);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| format!("GET {path}: {e}"))?;

@@ -26,7 +26,7 @@ pub struct Variant {
 }
 
 impl Variant {
-    fn new(name: &'static str, serves: Serves, vars: &[(&str, &str)]) -> Self {
+    pub fn new(name: &'static str, serves: Serves, vars: &[(&str, &str)]) -> Self {
         Variant {
             name,
             serves,
@@ -190,7 +190,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn get(&self, name: &str) -> Option<&Sum> {
+    pub fn get(&self, name: &str) -> Option<&Sum> {
         self.variants
             .iter()
             .find(|(n, _)| n == name)

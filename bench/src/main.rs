@@ -9,6 +9,8 @@
 mod cases;
 mod client;
 mod compare;
+mod hibernate;
+mod idle;
 mod memory;
 mod plot;
 mod runtime;
@@ -27,6 +29,7 @@ use runtime::Serves;
 /// SSE fan-out benchmark for the sse-edge worker (see bench/README.md).
 #[derive(clap::Parser, Debug)]
 #[command(name = "sse-bench")]
+#[command(group(clap::ArgGroup::new("comparing").args(["compare", "compare_hibernate"])))]
 struct Args {
     /// Start the worker with this runtime.
     #[arg(long, value_enum, conflicts_with = "url",
@@ -81,8 +84,14 @@ struct Args {
     /// (default cases: n1-burst-k1, n100-burst-k1, n1-batch, n100-batch); Miniflare only.
     #[arg(long)]
     compare: bool,
-    /// With --compare: how many times to run each case on each variant (interleaved).
-    #[arg(long, default_value_t = 1, requires = "compare")]
+    /// The same build with HIBERNATE=0 and HIBERNATE=1 side by side, the channel and hub
+    /// fan-out cases interleaved, as ratios (default cases: n100-burst-k1,
+    /// n1000-burst-k1, n100-hub-burst-k1, n1000-hub-burst-k1).
+    #[arg(long)]
+    compare_hibernate: bool,
+    /// With --compare or --compare-hibernate: how many times to run each case on each
+    /// variant (interleaved).
+    #[arg(long, default_value_t = 1, requires = "comparing")]
     rounds: u32,
     /// With --compare: leave nchan out.
     #[arg(long, requires = "compare")]
@@ -102,6 +111,9 @@ struct Args {
     /// writes a keep-alive every HEARTBEAT_SECONDS / 3, 5 s by default).
     #[arg(long, default_value = "11", value_parser = parse_secs)]
     hold: Duration,
+    /// Idle cases (`idle-*`): seconds the listeners are held without events.
+    #[arg(long, default_value = "20", value_parser = parse_secs)]
+    idle: Duration,
     /// Sent as `Authorization: Bearer S` (if PUBLISH_SECRET is set).
     #[arg(long)]
     publish_secret: Option<String>,
@@ -205,6 +217,12 @@ fn main() {
                 c.inflight
             );
         }
+        for c in idle::specs() {
+            println!(
+                "{:<18} listeners={:<6} channels={:<4} (HIBERNATE=0 and 1; only with --case)",
+                c.name, c.listeners, c.channels
+            );
+        }
         return;
     }
     let mut code = 0;
@@ -254,7 +272,17 @@ fn run(args: &Args) -> Result<(), String> {
     if args.compare {
         return run_compare(args);
     }
+    if args.compare_hibernate {
+        return hibernate::run_compare(args);
+    }
     let specs = selected_cases(args);
+    let idle_specs = idle::selected(args);
+    if !idle_specs.is_empty() {
+        idle::run(args, &idle_specs)?;
+        if specs.is_empty() {
+            return Ok(());
+        }
+    }
     if specs.is_empty() {
         return Err("no case matches (see --list)".into());
     }
@@ -375,35 +403,8 @@ fn run_compare(args: &Args) -> Result<(), String> {
     let variants = compare::variants(with_nchan, args.before.clone(), args.tree);
     let out = args.out();
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let kind = runtime::Kind::Miniflare;
-    let root = args.root();
     // All at once: idle, the others cost next to nothing while one is measured.
-    let mut servers = Vec::new();
-    for v in &variants {
-        let mut vars = run_vars(args);
-        for (k, val) in &v.vars {
-            vars.retain(|(name, _)| name != k);
-            vars.push((k.clone(), val.clone()));
-        }
-        eprintln!("sse-bench: starting {} ({:?})", v.name, v.serves);
-        let server = runtime::Server::start(
-            kind,
-            v.serves,
-            v.root.as_deref().unwrap_or(&root),
-            &vars,
-            args.startup_timeout,
-            &out,
-            Some(&format!("compare-{}", v.name)),
-        )?;
-        eprintln!(
-            "sse-bench: {} ready on http://{} (pid {}, log {})",
-            v.name,
-            server.addr,
-            server.pid(),
-            server.log_path.display()
-        );
-        servers.push(server);
-    }
+    let servers = start_variants(args, runtime::Kind::Miniflare, &variants, "compare")?;
     let targets: Vec<Target> = servers
         .iter()
         .zip(&variants)
@@ -475,6 +476,44 @@ results: {}",
         path.display()
     );
     write_error.map_or(Ok(()), Err)
+}
+
+/// Starts a server for each variant under `kind` (its `--var`s over the run's), one after
+/// the other; its log is `<out>/<prefix>-<variant>.log`.
+fn start_variants(
+    args: &Args,
+    kind: runtime::Kind,
+    variants: &[compare::Variant],
+    prefix: &str,
+) -> Result<Vec<runtime::Server>, String> {
+    let root = args.root();
+    let mut servers = Vec::new();
+    for v in variants {
+        let mut vars = run_vars(args);
+        for (k, val) in &v.vars {
+            vars.retain(|(name, _)| name != k);
+            vars.push((k.clone(), val.clone()));
+        }
+        eprintln!("sse-bench: starting {} ({:?})", v.name, v.serves);
+        let server = runtime::Server::start(
+            kind,
+            v.serves,
+            v.root.as_deref().unwrap_or(&root),
+            &vars,
+            args.startup_timeout,
+            &args.out(),
+            Some(&format!("{prefix}-{}", v.name)),
+        )?;
+        eprintln!(
+            "sse-bench: {} ready on http://{} (pid {}, log {})",
+            v.name,
+            server.addr,
+            server.pid(),
+            server.log_path.display()
+        );
+        servers.push(server);
+    }
+    Ok(servers)
 }
 
 /// The run's `--var`s, plus the hub's key and anonymous subscribing for the hub cases

@@ -50,9 +50,27 @@ const SOCKET_HEADERS: [&str; 5] = [
     "sec-websocket-protocol",
 ];
 
+/// How listeners get their streams: held by this Worker over sockets (`HIBERNATE=1`), or
+/// from their objects.
+pub fn delivery(config: &Config) -> Delivery {
+    match config.hibernate {
+        true => Delivery::Socket,
+        false => Delivery::Stream,
+    }
+}
+
+/// Answers a listen or subscribe with its stream, as its call's delivery says: held here
+/// ([`hold`]) or the object's own, passed through.
+pub async fn open(call: StreamCall, env: &Env, config: &Config) -> Result<Response, Error> {
+    match call.request.delivery() {
+        Delivery::Socket => hold(call, env, config).await,
+        Delivery::Stream => call.listen(env).await,
+    }
+}
+
 /// Opens a listener's stream held here: `call` is its listen or subscribe, asking for a
 /// socket. An answer that is not a socket (a refusal, a redirect) is returned as it came.
-pub async fn hold(call: StreamCall, env: &Env, config: &Config) -> Result<Response, Error> {
+async fn hold(call: StreamCall, env: &Env, config: &Config) -> Result<Response, Error> {
     debug_assert_eq!(call.request.delivery(), Delivery::Socket);
     let response = call.clone().listen(env).await?;
     if response.status_code() != 101 {
@@ -274,6 +292,11 @@ impl Held {
                     };
                     if socket.accept().is_err() {
                         continue;
+                    }
+                    if held.ended.get() || held.listener.borrow().is_empty() {
+                        // The client went while this attached: the new seat goes too.
+                        let _ = socket.close(Some(SOCKET_GONE), Some(cut_reason(0)));
+                        return false;
                     }
                     Held::attach(held, socket.as_ref().clone());
                     return true;

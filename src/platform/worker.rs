@@ -8,9 +8,10 @@ use std::rc::Rc;
 
 use worker::{event, Context, Env, Request, Response, Url};
 
-use super::contract::{Delivery, StreamCall, StreamRequest, Target};
+use super::contract::{StreamCall, StreamRequest, Target};
 use super::cors;
 use super::error::Error;
+use super::held;
 use super::http;
 use super::hub;
 use super::routes::{is_hub_path, route, Route, RouteError};
@@ -101,10 +102,7 @@ async fn handle(
         Route::Preflight => cors::CHANNELS.preflight(allowed.is_some()),
         Route::Listen(channel) => {
             let call = to(channel, listen_request(&req, config)?);
-            match config.hibernate {
-                true => super::held::hold(call, env, config).await,
-                false => call.listen(env).await,
-            }
+            held::open(call, env, config).await
         }
         Route::Publish(channel) => {
             let request = publish_request(req, config).await?;
@@ -155,17 +153,8 @@ fn listen_request(req: &Request, config: &Config) -> Result<StreamRequest, Error
     Ok(StreamRequest::Listen {
         last_seen,
         region: region_of(req),
-        delivery: delivery(config),
+        delivery: held::delivery(config),
     })
-}
-
-/// How listeners get their streams: held by this Worker over sockets (`HIBERNATE=1`), or
-/// from their objects.
-pub(super) fn delivery(config: &Config) -> Delivery {
-    match config.hibernate {
-        true => Delivery::Socket,
-        false => Delivery::Stream,
-    }
 }
 
 /// Where a request comes from, as far as the runtime says (`request.cf`; absent locally

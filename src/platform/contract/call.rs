@@ -1,7 +1,7 @@
 //! The calls: what an object of a stream (a channel's root or a node of its tree, the
 //! hub's root or a node of its tree) is asked to do, by the Worker or by another object.
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Request, RequestInit, Response};
 
@@ -10,6 +10,10 @@ use super::{CHANNEL_BINDING, HUB_BINDING, HUB_NAME, UPGRADE_BODY_HEADER};
 use crate::domain::mercure::{GrantsSpec, TopicSpec, Update};
 use crate::domain::{ChannelName, Counters, EventId, Message, NodePath, Region};
 use crate::platform::error::Error;
+
+/// What a body percent-encodes to travel in a header: controls, `%` itself, and (always)
+/// every byte past ASCII; JSON's own punctuation stays as it is.
+const HEADER_UNSAFE: &AsciiSet = &CONTROLS.add(b'%');
 
 /// Whose objects a call is for: a channel's, or the Mercure hub's. Each has its own
 /// Durable Object class (and so its own storage); both run the one stream engine.
@@ -217,10 +221,7 @@ impl StreamCall {
             let headers = worker::Headers::new();
             headers.set("Upgrade", "websocket")?;
             if let Some(body) = &wire.body {
-                headers.set(
-                    UPGRADE_BODY_HEADER,
-                    &utf8_percent_encode(body, NON_ALPHANUMERIC).to_string(),
-                )?;
+                headers.set(UPGRADE_BODY_HEADER, &body_to_header(body))?;
             }
             init.with_headers(headers);
         } else {
@@ -242,8 +243,7 @@ impl StreamCall {
             // An upgrade's body, sent in a header (see `send`): the call was a POST.
             (Method::Get, Some(encoded)) => {
                 method = Method::Post;
-                let bytes: Vec<u8> = percent_decode_str(&encoded).collect();
-                Some(String::from_utf8(bytes).map_err(|_| not_utf8())?)
+                Some(body_of_header(&encoded).ok_or_else(not_utf8)?)
             }
             (Method::Post, _) => {
                 Some(String::from_utf8(req.bytes().await?).map_err(|_| not_utf8())?)
@@ -255,5 +255,36 @@ impl StreamCall {
             url: req.url()?,
             body,
         })
+    }
+}
+
+/// A call's body as an upgrade's header carries it (see [`StreamCall::send`]).
+fn body_to_header(body: &str) -> String {
+    utf8_percent_encode(body, HEADER_UNSAFE).to_string()
+}
+
+/// The body an upgrade's header carried; none when it is not UTF-8.
+fn body_of_header(header: &str) -> Option<String> {
+    String::from_utf8(percent_decode_str(header).collect()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_crosses_a_header_as_it_was_even_with_percent_signs_and_text_past_ascii() {
+        let body = "{\"specs\":[\"https://ex.test/é/{id}\"],\"d\":\"\u{feff}100% \\n\"}\r\n";
+        let header = body_to_header(body);
+        assert!(
+            header.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "{header}"
+        );
+        assert!(
+            header.contains("\"specs\""),
+            "JSON punctuation stays as it is: {header}"
+        );
+        assert_eq!(body_of_header(&header).as_deref(), Some(body));
+        assert_eq!(body_of_header("%FF"), None, "not UTF-8");
     }
 }

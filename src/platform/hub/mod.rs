@@ -187,13 +187,9 @@ async fn subscribe(hub: &HubRequest<'_>, req: &Request, env: &Env) -> Result<Res
     let request = StreamRequest::Subscribe {
         subscriber,
         region: super::worker::region_of(req),
-        delivery: super::worker::delivery(hub.config),
+        delivery: super::held::delivery(hub.config),
     };
-    let call = StreamCall::new(Target::Hub, request);
-    match hub.config.hibernate {
-        true => super::held::hold(call, env, hub.config).await,
-        false => call.listen(env).await,
-    }
+    super::held::open(StreamCall::new(Target::Hub, request), env, hub.config).await
 }
 
 /// `POST /.well-known/mercure` (§4), checked in the order of §4.1.

@@ -526,6 +526,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn keep_alives_skip_seats_whose_far_end_keeps_its_own_but_a_probe_reaches_them() {
+        let mut a: Announcer<TestOutlet, u32> = Announcer::new(5);
+        let (held_here, sleeping) = (TestOutlet::default(), TestOutlet::default());
+        sleeping.0.borrow_mut().sleeps = true;
+        a.add(held_here.clone(), 0, 0);
+        a.add(sleeping.clone(), 1, 0);
+        assert_eq!(a.sleeping(), 1);
+        let comment = TestOutlet::chunk(": keep-alive\n\n");
+        a.keep_alive(&comment);
+        assert_eq!(
+            held_here.0.borrow().queue.len(),
+            1,
+            "the stream held here gets it"
+        );
+        assert!(
+            sleeping.0.borrow().queue.is_empty(),
+            "the Worker keeps that one alive"
+        );
+        a.announce(&comment, 0);
+        assert_eq!(
+            sleeping.0.borrow().queue.len(),
+            1,
+            "a probe reaches every seat"
+        );
+    }
+
+    #[test]
     fn listeners_cut_at_their_far_end_are_removed_counted_and_reported_without_a_write() {
         let mut a: Announcer<TestOutlet, u32> = Announcer::new(5).reporting_departures();
         let outlets: Vec<TestOutlet> = (0..4).map(|_| TestOutlet::default()).collect();

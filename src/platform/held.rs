@@ -29,13 +29,11 @@ use worker::web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use worker::{Delay, Env, Headers, Response};
 
 use super::contract::{
-    cut_reason, Delivery, StreamCall, Target, POSITION_HEADER, SOCKET_ENDED, SOCKET_GONE,
-    SOCKET_SLOW,
+    cut_reason, Delivery, StreamCall, POSITION_HEADER, SOCKET_ENDED, SOCKET_GONE, SOCKET_SLOW,
 };
 use super::error::Error;
 use super::outlet::StreamOutlet;
-use crate::domain::mercure::EARLIEST;
-use crate::domain::{Announcer, Config, Fanout, Outlet, KEEP_ALIVE_COMMENT};
+use crate::domain::{Announcer, Config, EventId, Fanout, Outlet, KEEP_ALIVE_COMMENT};
 use crate::protocol;
 
 /// Waits before each attempt to attach again after the object went away.
@@ -77,7 +75,7 @@ async fn hold(call: StreamCall, env: &Env, config: &Config) -> Result<Response, 
         return Ok(response);
     }
     let headers = stream_headers(response.headers())?;
-    let position = start_position(&call.target, response.headers())?;
+    let position = position_of(response.headers())?;
     let socket = response
         .websocket()
         .ok_or_else(|| Error::Contract("a 101 without its socket".into()))?;
@@ -92,7 +90,8 @@ async fn hold(call: StreamCall, env: &Env, config: &Config) -> Result<Response, 
         handlers: RefCell::new(None),
         call: RefCell::new(call),
         env: env.clone(),
-        last_id: RefCell::new(position),
+        position: Cell::new(position),
+        last_id: RefCell::new(None),
         last_events: RefCell::new(None),
         ended: Cell::new(false),
     });
@@ -124,14 +123,11 @@ fn stream_headers(from: &Headers) -> Result<Headers, Error> {
     Ok(headers)
 }
 
-/// Where the stream starts, as a resume names it: a channel's position, or the id of
-/// the hub's last update when the subscriber started (none yet: the earliest).
-fn start_position(target: &Target, headers: &Headers) -> Result<String, Error> {
-    let named = match target {
-        Target::Channel(_) => headers.get(POSITION_HEADER)?,
-        Target::Hub => headers.get("Last-Event-ID")?,
-    };
-    Ok(named.unwrap_or_else(|| EARLIEST.into()))
+/// Where the object said the stream starts: after this sequence number (a channel's
+/// ids are its sequence numbers).
+fn position_of(headers: &Headers) -> Result<EventId, Error> {
+    let position = headers.get(POSITION_HEADER)?.unwrap_or_default();
+    EventId::parse(&position).map_err(|_| Error::Contract(format!("a bad {POSITION_HEADER}")))
 }
 
 /// A socket's event handlers, kept while it is the stream's.
@@ -160,8 +156,10 @@ struct Held {
     /// The listen or subscribe, to attach again with.
     call: RefCell<StreamCall>,
     env: Env,
-    /// The last id passed on as last read (at first, where the stream started).
-    last_id: RefCell<String>,
+    /// Where the object said the stream (attached again: its latest) started.
+    position: Cell<EventId>,
+    /// The last id passed on, as last read (none passed yet).
+    last_id: RefCell<Option<String>>,
     /// The last chunk of events passed on, not yet read for its id.
     last_events: RefCell<Option<Uint8Array>>,
     ended: Cell<bool>,
@@ -220,12 +218,12 @@ impl Held {
         }
     }
 
-    /// The last id passed on: that of the last chunk of events, or where the stream
-    /// started when none carried one.
-    fn resume_id(&self) -> String {
+    /// The last id passed on: that of the last chunk of events that carried one (none
+    /// passed yet: the stream goes on from its position).
+    fn resume_id(&self) -> Option<String> {
         if let Some(chunk) = self.last_events.borrow_mut().take() {
             if let Some(id) = protocol::last_id(&chunk.to_vec()) {
-                *self.last_id.borrow_mut() = id.to_string();
+                *self.last_id.borrow_mut() = Some(id.to_string());
             }
         }
         self.last_id.borrow().clone()
@@ -278,7 +276,11 @@ impl Held {
     /// Attaches again, resuming after the last id passed on; says whether it did.
     async fn attach_again(held: &Rc<Held>) -> bool {
         let resume = held.resume_id();
-        held.call.borrow_mut().request.resuming_after(&resume);
+        let position = held.position.get();
+        held.call
+            .borrow_mut()
+            .request
+            .resuming_after(resume.as_deref(), position);
         for wait in REATTACH_BACKOFF_MS {
             Delay::from(Duration::from_millis(wait)).await;
             if held.ended.get() || held.listener.borrow().is_empty() {
@@ -287,6 +289,7 @@ impl Held {
             let call = held.call.borrow().clone();
             match call.listen(&held.env).await {
                 Ok(response) if response.status_code() == 101 => {
+                    let position = position_of(response.headers());
                     let Some(socket) = response.websocket() else {
                         return false;
                     };
@@ -297,6 +300,9 @@ impl Held {
                         // The client went while this attached: the new seat goes too.
                         let _ = socket.close(Some(SOCKET_GONE), Some(cut_reason(0)));
                         return false;
+                    }
+                    if let Ok(position) = position {
+                        held.position.set(position);
                     }
                     Held::attach(held, socket.as_ref().clone());
                     return true;

@@ -8,7 +8,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServers } from '../support/server.mjs';
-import { freshChannel, publishEvent, request, stats, pollUntil } from '../support/http.mjs';
+import { freshChannel, publishEvent, request, sleep, stats, pollUntil } from '../support/http.mjs';
 import { ResumingListener } from '../support/sse.mjs';
 import { HUB_PATH, HUB_SECRETS, freshTopic, publishOk, publisherToken } from '../support/mercure.mjs';
 
@@ -71,5 +71,24 @@ describe('HIBERNATE=1: an object that restarts alone', () => {
       assert.deepEqual(s.events.map((e) => e.data), ['before 1', 'before 2', 'after 1', 'after 2', 'after 3']);
       assert.equal(s.connections, 1, `the stream went on without a reconnect: ${s.describe()}`);
     }
+  });
+
+  test('a hub subscriber that has had no update yet goes on from where it started, not from the earliest kept', async () => {
+    const base = server.url;
+    const topic = freshTopic('reattach-live');
+    // Kept in history before the subscriber comes: none of it is its.
+    for (let i = 1; i <= 2; i += 1) await publishOk(base, [['topic', topic], ['data', `old ${i}`]]);
+    const path = `${HUB_PATH}?${new URLSearchParams([['topic', topic]])}`;
+    const subscriber = new ResumingListener(base, path, { retryMs: RETRY_MS });
+    await subscriber.opened;
+    await restartObject(`${base}${HUB_PATH}`, {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Bearer ${publisherToken()}`,
+    }, new URLSearchParams([['topic', topic], ['data', RESTART]]).toString());
+    const id = await publishOk(base, [['topic', topic], ['data', 'new']]);
+    await subscriber.waitForEvents(1);
+    await sleep(300); // anything else it would get comes with the same flush
+    assert.deepEqual(subscriber.events.map((e) => [e.lastEventId, e.data]), [[id, 'new']], subscriber.describe());
+    assert.equal(subscriber.connections, 1, subscriber.describe());
   });
 });

@@ -93,6 +93,11 @@ describe('an object that loses its state', () => {
     }, new URLSearchParams([['topic', topic], ['data', PANIC]]).toString());
 
     if (!HELD) await connectedTimes(subscribers, 2, 'after the panic');
+    // Both subscribers seated again before the next updates (as the channel's test waits
+    // for its listeners): the hub counts them.
+    const hubStats = () => request(`${base}${HUB_PATH}/stats`, { headers: { authorization: `Bearer ${publisherToken()}` } })
+      .then((r) => r.json ?? {});
+    await pollUntil(hubStats, (s) => s.subscribers === 2, { what: '2 subscribers again' });
     for (let i = 1; i <= 3; i += 1) ids.push(await publishOk(base, [['topic', topic], ['data', `after ${i}`]]));
     await Promise.all(subscribers.map((s) => s.waitForEvents(6)));
     for (const s of subscribers) {

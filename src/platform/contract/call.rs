@@ -58,6 +58,9 @@ pub enum StreamRequest {
         subscriber: SubscriberCall,
         region: Region,
         delivery: Delivery,
+        /// The stream goes on after this sequence number, whatever the subscriber's
+        /// cursor (a stream the Worker holds, attached again before any update passed).
+        after_seq: Option<EventId>,
     },
     /// A child node takes its stream (resuming after `last_seen`, as a listener would).
     Relay {
@@ -118,17 +121,27 @@ impl StreamRequest {
         }
     }
 
-    /// The listen or subscribe, resuming after `id` instead (a stream the Worker holds
-    /// whose object went away goes on from the last id it passed on). A channel's id that
-    /// is not one of its ids is left as it was.
-    pub fn resuming_after(&mut self, id: &str) {
+    /// The listen or subscribe, going on where a stream the Worker holds got to, its
+    /// object gone: after `last_id`, the last id it passed on, as its client would name
+    /// it; or, when none passed since the stream (re)started, after `position`, where the
+    /// object said it started.
+    pub fn resuming_after(&mut self, last_id: Option<&str>, position: EventId) {
         match self {
             StreamRequest::Listen { last_seen, .. } => {
-                if let Ok(id) = EventId::parse(id) {
-                    *last_seen = Some(id);
-                }
+                let id = last_id.and_then(|id| EventId::parse(id).ok());
+                *last_seen = Some(id.unwrap_or(position));
             }
-            StreamRequest::Subscribe { subscriber, .. } => subscriber.cursor = Some(id.into()),
+            StreamRequest::Subscribe {
+                subscriber,
+                after_seq,
+                ..
+            } => match last_id {
+                Some(id) => {
+                    subscriber.cursor = Some(id.into());
+                    *after_seq = None;
+                }
+                None => *after_seq = Some(position),
+            },
             _ => {}
         }
     }
@@ -271,6 +284,51 @@ fn body_of_header(header: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_stream_goes_on_after_the_last_id_it_passed_on_or_else_where_it_started() {
+        let listen = |last_seen| StreamRequest::Listen {
+            last_seen,
+            region: Region::Any,
+            delivery: Delivery::Socket,
+        };
+        let mut request = listen(None);
+        request.resuming_after(Some("17"), EventId(9));
+        assert_eq!(request, listen(Some(EventId(17))));
+        request.resuming_after(None, EventId(9));
+        assert_eq!(
+            request,
+            listen(Some(EventId(9))),
+            "nothing passed: its position"
+        );
+
+        let subscriber = |cursor: Option<&str>| SubscriberCall {
+            base: "https://hub.test/.well-known/mercure".into(),
+            subscriber_id: "urn:uuid:s".into(),
+            specs: vec![],
+            grants: None,
+            cursor: cursor.map(Into::into),
+        };
+        let subscribe = |cursor, after_seq| StreamRequest::Subscribe {
+            subscriber: subscriber(cursor),
+            region: Region::Any,
+            delivery: Delivery::Socket,
+            after_seq,
+        };
+        let mut request = subscribe(None, None);
+        request.resuming_after(None, EventId(4));
+        assert_eq!(
+            request,
+            subscribe(None, Some(EventId(4))),
+            "on after its sequence number"
+        );
+        request.resuming_after(Some("urn:uuid:u7"), EventId(4));
+        assert_eq!(
+            request,
+            subscribe(Some("urn:uuid:u7"), None),
+            "after the update it passed on"
+        );
+    }
 
     #[test]
     fn a_body_crosses_a_header_as_it_was_even_with_percent_signs_and_text_past_ascii() {

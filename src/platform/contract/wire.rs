@@ -143,9 +143,15 @@ impl StreamCall {
                     body = Some(serde_json::to_string(&rows).expect("rows are JSON"));
                 }
                 StreamRequest::Subscribe {
-                    subscriber, region, ..
+                    subscriber,
+                    region,
+                    after_seq,
+                    ..
                 } => {
                     query.append_pair(REGION, region.code());
+                    if let Some(seq) = after_seq {
+                        query.append_pair(LAST_EVENT_ID, &seq.to_string());
+                    }
                     body = Some(json(subscriber));
                 }
                 StreamRequest::PublishUpdates(updates) => body = Some(json(updates)),
@@ -217,6 +223,7 @@ impl StreamCall {
                 subscriber: from_json(&body()?)?,
                 region: region()?,
                 delivery,
+                after_seq: last_seen()?,
             },
             (Method::Post, PUBLISH_UPDATES) => StreamRequest::PublishUpdates(from_json(&body()?)?),
             (Method::Post, SUBSCRIPTIONS) => StreamRequest::Subscriptions(from_json(&body()?)?),

@@ -188,6 +188,7 @@ async fn subscribe(hub: &HubRequest<'_>, req: &Request, env: &Env) -> Result<Res
         subscriber,
         region: super::worker::region_of(req),
         delivery: super::held::delivery(hub.config),
+        after_seq: None,
     };
     super::held::open(StreamCall::new(Target::Hub, request), env, hub.config).await
 }

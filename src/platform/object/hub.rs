@@ -22,7 +22,7 @@ use crate::domain::mercure::{
     metadata_url, ApiPath, Grants, GrantsSpec, MatcherBudget, Update, EARLIEST,
 };
 use crate::domain::stream::Route;
-use crate::domain::{Config, Region, SeatKind, StreamSettings, StreamStats};
+use crate::domain::{Config, EventId, Region, SeatKind, StreamSettings, StreamStats};
 use crate::platform::contract::{
     Delivery, StreamCall, StreamRequest, SubscriberCall, SubscriptionsCall, Target, UpdateCall,
     POSITION_HEADER, SOCKET_GONE,
@@ -225,7 +225,11 @@ impl Hub {
                 subscriber,
                 region,
                 delivery,
-            } => self.subscribe(subscriber, region, delivery).await,
+                after_seq,
+            } => {
+                self.subscribe(subscriber, region, delivery, after_seq)
+                    .await
+            }
             StreamRequest::PublishUpdates(updates) => self.publish(updates).await,
             StreamRequest::Subscriptions(asked) => self.subscriptions(asked).await,
             StreamRequest::Subscribers => {
@@ -252,6 +256,7 @@ impl Hub {
         call: SubscriberCall,
         region: Region,
         delivery: Delivery,
+        after_seq: Option<EventId>,
     ) -> Result<Response, Error> {
         let max_id_bytes = self.object.with(|h| h.config.mercure.max_id_bytes);
         let cursor = call
@@ -272,7 +277,14 @@ impl Hub {
         let subscriber = self.object.with(|h| compile_subscriber(&h.config, call))?;
         // Refused before anything is awaited for it; checked again as its seat is made.
         self.object.with(|h| Mercure::admit(h, &subscriber))?;
-        let resolved = self.resolve(cursor.as_ref()).await?;
+        let resolved = match after_seq {
+            // Attached again by the Worker that holds the stream: on from where it was.
+            Some(seq) => Resolved {
+                after: Some(seq),
+                last_event_id: None,
+            },
+            None => self.resolve(cursor.as_ref()).await?,
+        };
         let expires_at = subscriber.expires_at_ms();
         let started = subscriber.subscriptions(true);
         let seat = SeatKind::Listener(subscriber);

@@ -8,8 +8,10 @@
 
 mod calls;
 pub mod channel;
+mod counts;
 pub mod hub;
 mod sockets;
+mod timing;
 
 use sockets::Unseated;
 mod uplink;
@@ -147,23 +149,6 @@ impl<F: Face> Hosted<F> {
         }
     }
 
-    /// When this object may sleep (`HIBERNATE=1`, every seat on a socket, nothing to keep
-    /// alive), keeps what it counted, so that the instance that wakes goes on from there:
-    /// one row written per flush or departure that changed a count.
-    pub fn keep_counts(&mut self) {
-        if !self.config.hibernate || !self.start_counted || self.stream.needs_keep_alive() {
-            return;
-        }
-        let counted = self.stream.counted();
-        if self.kept == Some(counted) {
-            return;
-        }
-        match object_counts::keep(&self.sql, &counted) {
-            Ok(()) => self.kept = Some(counted),
-            Err(e) => worker::console_error!("an object's counts were not kept: {e}"),
-        }
-    }
-
     fn seated(&self) -> bool {
         self.stream.listeners() + self.stream.relays() > 0
     }
@@ -247,22 +232,6 @@ impl<F: Face> StreamObject<F> {
             self.restore_sockets();
         }
         Ok(())
-    }
-
-    /// Counts this start of the object, once it does work: an object opened only to
-    /// answer a read (its stats) writes nothing.
-    pub fn count_start(&self) {
-        if self.with(|h| h.start_counted) {
-            return;
-        }
-        let counted = object_counts::count_start(&self.state.storage().sql());
-        self.with(|h| {
-            h.start_counted = true; // tried once: a failure is not tried again per call
-            match counted {
-                Ok(starts) => h.starts = starts,
-                Err(e) => worker::console_error!("an object's start was not counted: {e}"),
-            }
-        });
     }
 
     /// Lets the object's state go, as a restart of the object alone would: its seats'
@@ -550,101 +519,6 @@ impl<F: Face> StreamObject<F> {
         }
         answers
     }
-
-    /// Writes what was published to the seats once the batch window has passed.
-    /// After a publish: the flush, and the alarm when the object now has keep-alive
-    /// work it had not (ids reserved ahead, on a root whose seats all sleep).
-    pub async fn published(&self) -> Result<(), Error> {
-        self.schedule_flush();
-        self.arm_keep_alive().await
-    }
-
-    pub fn schedule_flush(&self) {
-        self.count_start();
-        let window = self.with(|h| h.config.batch_window_ms);
-        self.host.schedule_flush(window, settle::<F>);
-    }
-
-    /// Arms the alarm for whichever comes first: the next keep-alive, when one is needed,
-    /// or the face's next deadline (a token's expiry).
-    async fn arm_keep_alive(&self) -> Result<(), Error> {
-        let next = self.with(|h| {
-            let keep_alive = h.stream.needs_keep_alive();
-            let keep_alive = keep_alive.then(|| now_ms() + h.config.keep_alive_ms());
-            keep_alive.into_iter().chain(F::next_deadline(h)).min()
-        });
-        match next {
-            Some(at) => self.host.arm_alarm(&self.state, at).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Has the alarm fire at `at_ms` (or earlier), for the face's deadlines.
-    pub async fn arm_deadline(&self, at_ms: u64) -> Result<(), Error> {
-        self.host.arm_alarm(&self.state, at_ms).await
-    }
-
-    /// Below the root: tells the parent how many seats this subtree holds, when that
-    /// changed since the last report; a node that `emptied` hands up what it counted too,
-    /// for the stream's stats to keep once it is gone.
-    async fn report_to_parent(&self, emptied: bool) {
-        let (path, subtree, reported) = self.with(|h| {
-            (
-                h.stream.path().clone(),
-                h.stream.subtree_listeners(),
-                h.reported,
-            )
-        });
-        let Some(parent) = path.parent() else {
-            return;
-        };
-        if subtree == reported && !emptied {
-            return;
-        }
-        let handed = emptied.then(|| self.with(|h| h.stream.hand_up()));
-        let report = StreamRequest::Report {
-            child: path,
-            listeners: subtree,
-            handed,
-        };
-        let call = StreamCall::to_node(self.target(), parent, report);
-        match ask_node(&call, &self.env, &[204]).await {
-            Ok(_) => self.with(|h| h.reported = subtree),
-            Err(e) => {
-                // Kept here, to be handed up with the next report.
-                if let Some(handed) = handed {
-                    self.with(|h| h.stream.hand_back(&handed));
-                }
-                worker::console_error!("a node could not report to its parent: {e}");
-            }
-        }
-    }
-
-    /// The keep-alive tick, several times per heartbeat interval while anyone is
-    /// seated. Below the root it also reports the subtree's audience, and lets the stream
-    /// from the parent go once no one is left.
-    pub async fn alarm(&self) -> worker::Result<Response> {
-        self.host.alarm_fired();
-        if !self.open_from_sockets() {
-            return Response::empty();
-        }
-        let seated = self.with(|h| {
-            let now = now_ms();
-            F::before_keep_alive(h, now);
-            h.stream.keep_alive(now);
-            F::settle(h);
-            h.report_store_error();
-            h.seated()
-        });
-        self.report_to_parent(!seated).await;
-        if !seated {
-            self.uplink.stop.set(true);
-        }
-        if let Err(e) = self.arm_keep_alive().await {
-            return e.to_response();
-        }
-        Response::empty()
-    }
 }
 
 /// A 200 whose body is `body`, a stream.
@@ -672,12 +546,6 @@ fn refused<F: Face>(e: SubscribeError) -> Error {
         },
         e => e.into(),
     }
-}
-
-fn settle<F: Face>(h: &mut Hosted<F>) {
-    F::settle(h);
-    h.report_store_error();
-    h.keep_counts();
 }
 
 fn probe<F: Face>(h: &mut Hosted<F>) {

@@ -236,6 +236,7 @@ fn a_hub_call_reads_back_as_it_was_sent_grants_and_all() {
             subscriber: subscriber.clone(),
             region: Region::Weur,
             delivery: Delivery::Socket,
+            after_seq: Some(EventId(41)),
         },
     );
     round_trip(call);

@@ -23,6 +23,7 @@ mod object_counts;
 mod open_streams;
 mod outlet;
 pub mod routes;
+mod seat_specs;
 mod sql_log;
 mod worker;
 

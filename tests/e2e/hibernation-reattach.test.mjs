@@ -7,6 +7,9 @@
 // forget its state and close its sockets, as a restart of that object alone does.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import nodePath from 'node:path';
 import { useServers } from '../support/server.mjs';
 import { freshChannel, publishEvent, request, sleep, stats, pollUntil } from '../support/http.mjs';
 import { ResumingListener } from '../support/sse.mjs';
@@ -14,6 +17,30 @@ import { HUB_PATH, HUB_SECRETS, freshTopic, publishOk, publisherToken } from '..
 
 const RESTART = 'sse-edge-test:restart';
 const RETRY_MS = 1000;
+/** Longer than the runtime waits before it evicts an object with nothing to do. */
+const IDLE_MS = 15_000;
+
+/** Rows of the hub's objects' `seat_specs` (specs kept in storage), read from their files. */
+function keptSpecs(persistDir) {
+  const files = [];
+  const walk = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = nodePath.join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (/Hub/.test(dir) && entry.name.endsWith('.sqlite') && entry.name !== 'metadata.sqlite') files.push(p);
+    }
+  };
+  walk(persistDir);
+  const script = 'import sqlite3,sys\n' +
+    'c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)\n' +
+    'ok=c.execute("SELECT count(*) FROM sqlite_master WHERE name=\'seat_specs\'").fetchone()[0]\n' +
+    'print(c.execute("SELECT count(*) FROM seat_specs").fetchone()[0] if ok else 0)';
+  return files.reduce((sum, f) => sum + Number(execFileSync('python3', ['-c', script, f], { encoding: 'utf8' })), 0);
+}
+
+const hubStats = (base) => request(`${base}${HUB_PATH}/stats`, { headers: { authorization: `Bearer ${publisherToken()}` } })
+  .then((r) => r.json);
 
 const [server] = useServers({
   vars: { HIBERNATE: '1', HEARTBEAT_SECONDS: '2', MERCURE_ANONYMOUS: '1', RETRY_MS: String(RETRY_MS) },
@@ -90,5 +117,33 @@ describe('HIBERNATE=1: an object that restarts alone', () => {
     await sleep(300); // anything else it would get comes with the same flush
     assert.deepEqual(subscriber.events.map((e) => [e.lastEventId, e.data]), [[id, 'new']], subscriber.describe());
     assert.equal(subscriber.connections, 1, subscriber.describe());
+  });
+});
+
+describe('HIBERNATE=1: a subscriber too big for its socket\'s note', () => {
+  test('is kept in storage while the hub\'s object sleeps, and seated again from there', { timeout: 60_000 }, async () => {
+    const base = server.url;
+    // Sixty URI templates: several KiB of spec, far past what a note carries.
+    const topics = Array.from({ length: 60 }, (_, i) => `${freshTopic('big')}/${'segment/'.repeat(6)}${i}/{id}`);
+    const path = `${HUB_PATH}?${new URLSearchParams(topics.map((t) => ['topic', t]))}`;
+    const subscriber = new ResumingListener(base, path, { retryMs: RETRY_MS });
+    await subscriber.opened;
+    const target = topics[41].replace('{id}', 'x');
+    const first = await publishOk(base, [['topic', target], ['data', 'before the sleep']]);
+    await subscriber.waitForEvents(1);
+    const before = await hubStats(base);
+    assert.ok(before.sleeping >= 1, JSON.stringify(before));
+    await sleep(IDLE_MS); // nothing asked of the hub: its object sleeps
+    const second = await publishOk(base, [['topic', target], ['data', 'after the sleep']]);
+    await subscriber.waitForEvents(2);
+    const after = await hubStats(base);
+    assert.ok(after.starts > before.starts, `the hub's object slept: starts ${before.starts} -> ${after.starts}`);
+    assert.deepEqual(subscriber.events.map((e) => [e.lastEventId, e.data]),
+      [[first, 'before the sleep'], [second, 'after the sleep']], subscriber.describe());
+    assert.equal(subscriber.connections, 1, subscriber.describe());
+    assert.equal(keptSpecs(server.persistDir), 1, 'its spec is kept in storage');
+    await subscriber.close();
+    await pollUntil(() => hubStats(base), (s) => s.subscribers === 0, { what: 'the subscriber gone' });
+    assert.equal(keptSpecs(server.persistDir), 0, 'and let go with its seat');
   });
 });

@@ -14,6 +14,7 @@ use crate::platform::contract::{cut_of, Target, SOCKET_GONE};
 use crate::platform::error::Error;
 use crate::platform::host::now_ms;
 use crate::platform::outlet::{restart, SeatOutlet, SocketOutlet};
+use crate::platform::seat_specs;
 
 /// What a seat's socket carries for a later instance of its object: which object it is
 /// (a close may be the first thing a fresh instance hears), and the face's part of the
@@ -25,8 +26,13 @@ struct SeatNote<S> {
     node: String,
     /// The seat's id among this object's sockets: how a close finds its seat.
     seat: u64,
-    spec: S,
+    /// None: too big for a note, kept in storage ([`seat_specs`]).
+    spec: Option<S>,
 }
+
+/// The most of a seat's spec (as JSON) its note carries; a bigger one is kept in storage.
+/// Cloudflare bounds what a socket's attachment may hold (2 KiB by its documentation).
+const NOTE_SPEC_BYTES: usize = 1536;
 
 impl<S> SeatNote<S> {
     fn target(&self) -> Result<Target, Error> {
@@ -87,6 +93,7 @@ impl<F: Face> StreamObject<F> {
         // From here the guard closes the socket unless its seat is made (a note that
         // cannot be kept included).
         let unseated = Unseated(Some(server.clone()));
+        let spec = self.note_or_keep(seat, spec)?;
         pair.server.serialize_attachment(SeatNote {
             channel: match &target {
                 Target::Channel(name) => Some(name.as_str().to_string()),
@@ -113,6 +120,7 @@ impl<F: Face> StreamObject<F> {
         }
         let restore = self.path().is_root() && !self.streams.lost_state();
         let mut seats = Vec::new();
+        let mut kept = Vec::new();
         for socket in sockets {
             let raw: &web_sys::WebSocket = socket.as_ref();
             if !restore {
@@ -120,10 +128,13 @@ impl<F: Face> StreamObject<F> {
                 continue;
             }
             let note = note_of::<F::Spec>(&socket);
-            let seat =
-                note.and_then(|note| Ok((note.seat, self.with(|h| F::restore(h, note.spec))?)));
+            let seat = note.and_then(|note| {
+                let spec = self.spec_of(note.seat, note.spec)?;
+                Ok((note.seat, self.with(|h| F::restore(h, spec))?))
+            });
             match seat {
                 Ok((seat, filter)) => {
+                    kept.push(seat);
                     let outlet = SocketOutlet::new(raw.clone(), seat);
                     seats.push((filter, SeatOutlet::Socket(outlet)));
                 }
@@ -133,10 +144,32 @@ impl<F: Face> StreamObject<F> {
                 }
             }
         }
+        seat_specs::keep_only(&self.state.storage().sql(), &kept);
         // A start with seats is a start that counts, whatever woke it.
         self.count_start();
         let restored = self.with(|h| h.stream.restore(seats));
         worker::console_log!("object {} restored {restored} seats", self.path());
+    }
+
+    /// What a new seat's note carries of its spec: all of it, or, when too big, nothing
+    /// (kept in storage under the seat's id instead).
+    fn note_or_keep(&self, seat: u64, spec: F::Spec) -> Result<Option<F::Spec>, Error> {
+        let json = serde_json::to_string(&spec).map_err(|e| Error::Contract(e.to_string()))?;
+        if json.len() <= NOTE_SPEC_BYTES {
+            return Ok(Some(spec));
+        }
+        seat_specs::put(&self.state.storage().sql(), seat, &json)?;
+        Ok(None)
+    }
+
+    /// A seat's spec, from its note or from storage.
+    fn spec_of(&self, seat: u64, noted: Option<F::Spec>) -> Result<F::Spec, Error> {
+        if let Some(spec) = noted {
+            return Ok(spec);
+        }
+        let kept = seat_specs::get(&self.state.storage().sql(), seat);
+        let spec = kept.and_then(|json| serde_json::from_str(&json).ok());
+        spec.ok_or_else(|| Error::Contract(format!("seat {seat}'s spec is not kept")))
     }
 
     /// An id for a new seat, unique among this object's sockets (an earlier instance's
@@ -163,6 +196,10 @@ impl<F: Face> StreamObject<F> {
         let code = u16::try_from(code).unwrap_or(SOCKET_GONE);
         let (why, undelivered) = cut_of(code, reason);
         let seat = match note_of::<F::Spec>(&socket) {
+            Ok(note) if note.spec.is_none() => {
+                seat_specs::forget(&self.state.storage().sql(), note.seat);
+                note.seat
+            }
             Ok(note) => note.seat,
             Err(e) => {
                 worker::console_error!("a closed socket without its note: {e}");

@@ -20,21 +20,23 @@ use crate::platform::seat_specs;
 /// (a close may be the first thing a fresh instance hears), and the face's part of the
 /// seat (the hub's subscriber as the Worker verified it).
 #[derive(Serialize, Deserialize)]
-struct SeatNote<S> {
+struct SeatNote {
     /// The channel whose objects these are; none: the hub's.
     channel: Option<String>,
     node: String,
     /// The seat's id among this object's sockets: how a close finds its seat.
     seat: u64,
-    /// None: too big for a note, kept in storage ([`seat_specs`]).
-    spec: Option<S>,
+    /// The face's spec of the seat, as JSON (text crosses into JavaScript and back as it
+    /// was, where a unit or an `Option` would not); none: too big for a note, kept in
+    /// storage ([`seat_specs`]).
+    spec: Option<String>,
 }
 
 /// The most of a seat's spec (as JSON) its note carries; a bigger one is kept in storage.
 /// Cloudflare bounds what a socket's attachment may hold (2 KiB by its documentation).
 const NOTE_SPEC_BYTES: usize = 1536;
 
-impl<S> SeatNote<S> {
+impl SeatNote {
     fn target(&self) -> Result<Target, Error> {
         Ok(match &self.channel {
             None => Target::Hub,
@@ -49,7 +51,7 @@ impl<S> SeatNote<S> {
     }
 }
 
-fn note_of<S: serde::de::DeserializeOwned>(socket: &WebSocket) -> Result<SeatNote<S>, Error> {
+fn note_of(socket: &WebSocket) -> Result<SeatNote, Error> {
     socket
         .deserialize_attachment()?
         .ok_or_else(|| Error::Contract("a socket without its note".into()))
@@ -63,8 +65,8 @@ impl<F: Face> StreamObject<F> {
         if self.host.is_open() {
             return true;
         }
-        let opened = note_of::<F::Spec>(socket)
-            .and_then(|note| self.ensure_open(&note.target()?, &note.node()?));
+        let opened =
+            note_of(socket).and_then(|note| self.ensure_open(&note.target()?, &note.node()?));
         if let Err(e) = &opened {
             worker::console_error!("an object could not open from a socket's note: {e}");
         }
@@ -127,7 +129,7 @@ impl<F: Face> StreamObject<F> {
                 restart(raw);
                 continue;
             }
-            let note = note_of::<F::Spec>(&socket);
+            let note = note_of(&socket);
             let seat = note.and_then(|note| {
                 let spec = self.spec_of(note.seat, note.spec)?;
                 Ok((note.seat, self.with(|h| F::restore(h, spec))?))
@@ -153,22 +155,19 @@ impl<F: Face> StreamObject<F> {
 
     /// What a new seat's note carries of its spec: all of it, or, when too big, nothing
     /// (kept in storage under the seat's id instead).
-    fn note_or_keep(&self, seat: u64, spec: F::Spec) -> Result<Option<F::Spec>, Error> {
+    fn note_or_keep(&self, seat: u64, spec: F::Spec) -> Result<Option<String>, Error> {
         let json = serde_json::to_string(&spec).map_err(|e| Error::Contract(e.to_string()))?;
         if json.len() <= NOTE_SPEC_BYTES {
-            return Ok(Some(spec));
+            return Ok(Some(json));
         }
         seat_specs::put(&self.state.storage().sql(), seat, &json)?;
         Ok(None)
     }
 
     /// A seat's spec, from its note or from storage.
-    fn spec_of(&self, seat: u64, noted: Option<F::Spec>) -> Result<F::Spec, Error> {
-        if let Some(spec) = noted {
-            return Ok(spec);
-        }
-        let kept = seat_specs::get(&self.state.storage().sql(), seat);
-        let spec = kept.and_then(|json| serde_json::from_str(&json).ok());
+    fn spec_of(&self, seat: u64, noted: Option<String>) -> Result<F::Spec, Error> {
+        let json = noted.or_else(|| seat_specs::get(&self.state.storage().sql(), seat));
+        let spec = json.and_then(|json| serde_json::from_str(&json).ok());
         spec.ok_or_else(|| Error::Contract(format!("seat {seat}'s spec is not kept")))
     }
 
@@ -195,7 +194,7 @@ impl<F: Face> StreamObject<F> {
         }
         let code = u16::try_from(code).unwrap_or(SOCKET_GONE);
         let (why, undelivered) = cut_of(code, reason);
-        let seat = match note_of::<F::Spec>(&socket) {
+        let seat = match note_of(&socket) {
             Ok(note) if note.spec.is_none() => {
                 seat_specs::forget(&self.state.storage().sql(), note.seat);
                 note.seat

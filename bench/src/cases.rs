@@ -782,16 +782,7 @@ impl<'a> Run<'a> {
 
     /// Whether the runtime collected its garbage (false: it cannot, or it failed).
     async fn collect_garbage(&mut self) -> bool {
-        let Some(addr) = self.target.gc else {
-            return false;
-        };
-        match crate::client::collect_garbage(addr).await {
-            Ok(()) => true,
-            Err(e) => {
-                self.res.errors.push(e);
-                false
-            }
-        }
+        crate::client::collect_garbage_noting(self.target.gc, &mut self.res.errors).await
     }
 
     /// Where the listeners listen: the channel, or for a hub case the hub with mixed

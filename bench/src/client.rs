@@ -165,6 +165,21 @@ impl Api {
 
 /// Asks bench/miniflare.mjs at `addr` for a full garbage collection in the runtime's
 /// isolates, and waits until it is done.
+/// Asks the runtime at `gc` (none: it cannot) to collect its garbage; says whether it did,
+/// and notes in `errors` why not when it failed.
+pub async fn collect_garbage_noting(gc: Option<SocketAddr>, errors: &mut Vec<String>) -> bool {
+    let Some(addr) = gc else {
+        return false;
+    };
+    match collect_garbage(addr).await {
+        Ok(()) => true,
+        Err(e) => {
+            errors.push(e);
+            false
+        }
+    }
+}
+
 pub async fn collect_garbage(addr: SocketAddr) -> Result<(), String> {
     let response = Client::builder()
         .no_proxy()

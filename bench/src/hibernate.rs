@@ -372,17 +372,7 @@ pub fn run_compare(args: &Args) -> Result<(), String> {
                 eprintln!("    {}: {e}", r.name);
             }
             details.add(spec, variant.name, r);
-            let mut entry = serde_json::to_value(r).unwrap_or(Value::Null);
-            if let Value::Object(m) = &mut entry {
-                m.insert(
-                    "name".into(),
-                    json!(format!("{}@{}#{round}", spec.name, variant.name)),
-                );
-                m.insert("case".into(), json!(spec.name));
-                m.insert("variant".into(), json!(variant.name));
-                m.insert("round".into(), json!(round));
-            }
-            results.push(entry);
+            results.push(crate::round_entry(&spec.name, variant.name, round, r));
             let extra = json!({
                 "note": "compare-hibernate: the same build with HIBERNATE=0 (streams) and HIBERNATE=1 (hibernating), \
                          side by side, each case on both, interleaved; CPU: the runtime's whole process group from the \

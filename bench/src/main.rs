@@ -445,17 +445,7 @@ fn run_compare(args: &Args) -> Result<(), String> {
             for e in &r.errors {
                 eprintln!("    {}: {e}", r.name);
             }
-            let mut entry = serde_json::to_value(r).unwrap_or(Value::Null);
-            if let Value::Object(m) = &mut entry {
-                m.insert(
-                    "name".into(),
-                    json!(format!("{}@{}#{round}", spec.name, variant.name)),
-                );
-                m.insert("case".into(), json!(spec.name));
-                m.insert("variant".into(), json!(variant.name));
-                m.insert("round".into(), json!(round));
-            }
-            results.push(entry);
+            results.push(round_entry(&spec.name, variant.name, round, r));
             let extra = json!({
                 "note": "compare: each case on each variant, interleaved; summary: sums over rounds, ratios product / base",
                 "variants": variants.iter().map(|v| json!({"name": v.name, "vars": v.vars.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()})).collect::<Vec<_>>(),
@@ -581,6 +571,18 @@ fn print_header() {
         "runtime", "case", "listeners", "msgs", "pub/s", "expected", "received", "lost", "reconn",
         "events/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "RSS0 MB", "RSS1 MB", "KB/lstn", "srvCPU"
     );
+}
+
+/// One case's result on one variant in one round, as the results file keeps it.
+pub(crate) fn round_entry(case: &str, variant: &str, round: u32, r: &CaseResult) -> Value {
+    let mut entry = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut entry {
+        m.insert("name".into(), json!(format!("{case}@{variant}#{round}")));
+        m.insert("case".into(), json!(case));
+        m.insert("variant".into(), json!(variant));
+        m.insert("round".into(), json!(round));
+    }
+    entry
 }
 
 fn print_row(label: &str, r: &CaseResult) {

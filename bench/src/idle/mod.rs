@@ -90,16 +90,7 @@ impl Run {
     }
 
     async fn collect_garbage(&mut self) -> bool {
-        let Some(addr) = self.target.gc else {
-            return false;
-        };
-        match crate::client::collect_garbage(addr).await {
-            Ok(()) => true,
-            Err(e) => {
-                self.res.errors.push(e);
-                false
-            }
-        }
+        crate::client::collect_garbage_noting(self.target.gc, &mut self.res.errors).await
     }
 
     /// Event `seq` to every channel, one publish at a time; then waits until every

@@ -7,10 +7,8 @@
 // forget its state and close its sockets, as a restart of that object alone does.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import nodePath from 'node:path';
 import { useServers } from '../support/server.mjs';
+import { objectDatabases, readDatabase } from '../support/storage.mjs';
 import { freshChannel, publishEvent, request, sleep, stats, pollUntil } from '../support/http.mjs';
 import { ResumingListener } from '../support/sse.mjs';
 import { HUB_PATH, HUB_SECRETS, freshTopic, publishOk, publisherToken } from '../support/mercure.mjs';
@@ -21,23 +19,9 @@ const RETRY_MS = 1000;
 const IDLE_MS = 15_000;
 
 /** Rows of the hub's objects' `seat_specs` (specs kept in storage), read from their files. */
-function keptSpecs(persistDir) {
-  const files = [];
-  const walk = (dir) => {
-    if (!existsSync(dir)) return;
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const p = nodePath.join(dir, entry.name);
-      if (entry.isDirectory()) walk(p);
-      else if (/Hub/.test(dir) && entry.name.endsWith('.sqlite') && entry.name !== 'metadata.sqlite') files.push(p);
-    }
-  };
-  walk(persistDir);
-  const script = 'import sqlite3,sys\n' +
-    'c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)\n' +
-    'ok=c.execute("SELECT count(*) FROM sqlite_master WHERE name=\'seat_specs\'").fetchone()[0]\n' +
-    'print(c.execute("SELECT count(*) FROM seat_specs").fetchone()[0] if ok else 0)';
-  return files.reduce((sum, f) => sum + Number(execFileSync('python3', ['-c', script, f], { encoding: 'utf8' })), 0);
-}
+const keptSpecs = (persistDir) => objectDatabases(persistDir, 'Hub').reduce((sum, file) => sum + Number(readDatabase(file,
+  'ok=c.execute("SELECT count(*) FROM sqlite_master WHERE name=\'seat_specs\'").fetchone()[0]\n' +
+  'print(c.execute("SELECT count(*) FROM seat_specs").fetchone()[0] if ok else 0)')), 0);
 
 const hubStats = (base) => request(`${base}${HUB_PATH}/stats`, { headers: { authorization: `Bearer ${publisherToken()}` } })
   .then((r) => r.json);

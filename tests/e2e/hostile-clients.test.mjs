@@ -4,13 +4,12 @@
 // a crash, and dead connections holding every listener slot.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import { startServer } from '../support/server.mjs';
+import { objectDatabases, readDatabase } from '../support/storage.mjs';
 import { request, sleep, openRawListener, publish, publishJson } from '../support/http.mjs';
 import { openStream } from '../support/sse.mjs';
 
@@ -18,29 +17,11 @@ const LISTEN_SECRET = 'listen-s3cret';
 const PUBLISH_SECRET = 'publish-s3cret';
 
 /** The SQLite files of the Channel objects under a persist directory. */
-function channelDatabases(persistDir) {
-  const found = [];
-  const walk = (dir) => {
-    if (!existsSync(dir)) return;
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(p);
-      else if (/Channel/.test(dir) && entry.name.endsWith('.sqlite') && entry.name !== 'metadata.sqlite') found.push(p);
-    }
-  };
-  walk(persistDir);
-  return found;
-}
+const channelDatabases = (persistDir) => objectDatabases(persistDir, 'Channel');
 
-/**
- * The tables in a Channel object's database that are not the runtime's own (Miniflare
- * and workerd name theirs with a leading underscore), read with python3's sqlite3.
- */
+/** The tables a file holds, the runtime's own and SQLite's left out. */
 function userTables(file) {
-  const script = 'import sqlite3,sys\n' +
-    'c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)\n' +
-    'print("\\n".join(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type=\'table\'")))';
-  return execFileSync('python3', ['-c', script, file], { encoding: 'utf8' })
+  return readDatabase(file, 'print("\\n".join(r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type=\'table\'")))')
     .split('\n')
     .filter((name) => name && !name.startsWith('_') && !name.startsWith('sqlite_'));
 }

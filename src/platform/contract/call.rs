@@ -67,6 +67,16 @@ pub enum StreamRequest {
         child: NodePath,
         last_seen: Option<EventId>,
     },
+    /// With objects that sleep (`HIBERNATE=1`): a child asks its parent to feed it over a
+    /// socket the parent opens to it ([`StreamRequest::Feed`]), resuming after
+    /// `last_seen`; the answer says the parent's position, and the events come over the
+    /// socket, which the child accepted with the hibernation API so that it may sleep.
+    FeedMe {
+        child: NodePath,
+        last_seen: Option<EventId>,
+    },
+    /// The socket a parent opens to feed this node (an upgrade).
+    Feed,
     /// The replay for a resume after `after`, as a body, for a child that does not hold
     /// it; it must bring the child at least to `through`. Each event comes as objects
     /// write to each other (its publication time, and a routed event's sequence number
@@ -111,12 +121,14 @@ pub enum Delivery {
 }
 
 impl StreamRequest {
-    /// A listen or subscribe's delivery (others have no stream to deliver).
+    /// A listen or subscribe's delivery; a feed is a socket; others have no stream to
+    /// deliver.
     pub fn delivery(&self) -> Delivery {
         match self {
             StreamRequest::Listen { delivery, .. } | StreamRequest::Subscribe { delivery, .. } => {
                 *delivery
             }
+            StreamRequest::Feed => Delivery::Socket,
             _ => Delivery::Stream,
         }
     }

@@ -9,7 +9,9 @@
 //!
 //! A stream's objects form a tree (see [`crate::domain::tree`]); a call names the node
 //! it is for (the root unless said). Nodes talk to each other over the same contract: a
-//! child takes its stream from its parent with [`StreamRequest::Relay`], asks it for a
+//! child takes its stream from its parent with [`StreamRequest::Relay`] (or, with objects
+//! that sleep, has the parent open a socket to feed it: [`StreamRequest::FeedMe`],
+//! [`StreamRequest::Feed`]), asks it for a
 //! resume it does not hold with [`StreamRequest::Replay`], and reports its audience
 //! with [`StreamRequest::Report`]. Two answers carry more than a body: a node that sends
 //! a listener further down answers [`PLACED_STATUS`] with the node in [`NODE_HEADER`],

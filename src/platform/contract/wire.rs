@@ -16,6 +16,8 @@ const PUBLISH: &str = "/publish";
 const PUBLISH_BATCH: &str = "/publish-batch";
 const STATS: &str = "/stats";
 const RELAY: &str = "/relay";
+const FEED_ME: &str = "/feed-me";
+const FEED: &str = "/feed";
 const REPLAY: &str = "/replay";
 const REPORT: &str = "/report";
 const SUBSCRIBE: &str = "/subscribe";
@@ -66,6 +68,8 @@ impl StreamCall {
             StreamRequest::PublishBatch(_) => (Method::Post, PUBLISH_BATCH),
             StreamRequest::Stats => (Method::Get, STATS),
             StreamRequest::Relay { .. } => (Method::Get, RELAY),
+            StreamRequest::FeedMe { .. } => (Method::Get, FEED_ME),
+            StreamRequest::Feed => (Method::Get, FEED),
             StreamRequest::Replay { .. } => (Method::Get, REPLAY),
             StreamRequest::Report { .. } => (Method::Post, REPORT),
             StreamRequest::Subscribe { .. } => (Method::Post, SUBSCRIBE),
@@ -101,7 +105,8 @@ impl StreamCall {
                     }
                     query.append_pair(REGION, region.code());
                 }
-                StreamRequest::Relay { child, last_seen } => {
+                StreamRequest::Relay { child, last_seen }
+                | StreamRequest::FeedMe { child, last_seen } => {
                     query.append_pair(CHILD, &child.to_string());
                     if let Some(id) = last_seen {
                         query.append_pair(LAST_EVENT_ID, &id.to_string());
@@ -159,7 +164,7 @@ impl StreamCall {
                 StreamRequest::FindKey(key) => {
                     query.append_pair(KEY, key);
                 }
-                StreamRequest::Stats | StreamRequest::Subscribers => {}
+                StreamRequest::Stats | StreamRequest::Subscribers | StreamRequest::Feed => {}
             }
         }
         Wire { method, url, body }
@@ -235,6 +240,11 @@ impl StreamCall {
                 child: child()?,
                 last_seen: last_seen()?,
             },
+            (Method::Get, FEED_ME) => StreamRequest::FeedMe {
+                child: child()?,
+                last_seen: last_seen()?,
+            },
+            (Method::Get, FEED) if delivery == Delivery::Socket => StreamRequest::Feed,
             (Method::Get, REPLAY) => StreamRequest::Replay {
                 after: last_seen()?.ok_or_else(|| bad("replay without lastEventId"))?,
                 through: param(THROUGH)

@@ -139,13 +139,13 @@ impl DurableObject for Channel {
         self.object.alarm().await
     }
 
-    /// Nothing is expected from the Worker over a seat's socket.
+    /// A node's feed from its parent; nothing is expected over a seat's socket.
     async fn websocket_message(
         &self,
-        _socket: WebSocket,
-        _message: WebSocketIncomingMessage,
+        socket: WebSocket,
+        message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        Ok(())
+        self.object.socket_message(socket, message).await
     }
 
     async fn websocket_close(

@@ -298,7 +298,7 @@ impl Hub {
         }
         match (expires_at, via) {
             // A timer would keep the object awake until then; the alarm lets it sleep.
-            (Some(at), Via::Socket(_)) => self.object.arm_deadline(at).await?,
+            (Some(at), Via::Socket(_) | Via::Dialed(..)) => self.object.arm_deadline(at).await?,
             (Some(at), Via::Stream) => self.close_expired_at(at),
             (None, _) => {}
         }
@@ -500,13 +500,13 @@ impl DurableObject for Hub {
         self.object.alarm().await
     }
 
-    /// Nothing is expected from the Worker over a seat's socket.
+    /// A node's feed from its parent; nothing is expected over a seat's socket.
     async fn websocket_message(
         &self,
-        _socket: WebSocket,
-        _message: WebSocketIncomingMessage,
+        socket: WebSocket,
+        message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        Ok(())
+        self.object.socket_message(socket, message).await
     }
 
     async fn websocket_close(

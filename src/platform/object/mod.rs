@@ -9,6 +9,7 @@
 mod calls;
 pub mod channel;
 mod counts;
+mod feed;
 pub mod hub;
 mod sockets;
 mod timing;
@@ -58,12 +59,16 @@ pub(crate) type Engine<F> = domain::Stream<SeatOutlet, Log, <F as Face>::Filter>
 pub(crate) enum Via<S> {
     Stream,
     Socket(S),
+    /// A child's seat on the socket this object opened to feed it (`u64`: its seat id).
+    Dialed(worker::web_sys::WebSocket, u64),
 }
 
 /// What a seat's stream is answered with.
 pub(crate) enum Body {
     Stream(worker::web_sys::ReadableStream),
     Socket(worker::WebSocket),
+    /// Nothing: the child's socket is already its.
+    Dialed,
 }
 
 /// What a face (channels, the Mercure hub) adds to the one object: which seats it has,
@@ -124,7 +129,7 @@ pub(crate) struct Hosted<F: Face> {
     pub target: Target,
     pub stream: Engine<F>,
     /// The subtree's seats as last reported to the parent.
-    reported: u64,
+    pub(super) reported: u64,
     /// The face's own state.
     pub face: F::State,
     /// For calls that work started between requests makes (a node's to its root).
@@ -261,6 +266,8 @@ impl<F: Face> StreamObject<F> {
     pub async fn serve_tree(&self, request: StreamRequest) -> Result<Response, Error> {
         match request {
             StreamRequest::Relay { child, last_seen } => self.relay(child, last_seen).await,
+            StreamRequest::FeedMe { child, last_seen } => self.feed(child, last_seen).await,
+            StreamRequest::Feed => self.accept_feed(),
             StreamRequest::Replay { after, through } => self.replay(after, through).await,
             StreamRequest::Report {
                 child,
@@ -268,6 +275,8 @@ impl<F: Face> StreamObject<F> {
                 handed,
             } => {
                 self.with(|h| h.stream.report(&child, listeners, handed.as_ref()));
+                // Its own audience changed with it: reported up at the next alarm.
+                self.arm_keep_alive().await?;
                 Ok(Response::empty()?.with_status(204))
             }
             StreamRequest::Stats => self.stats().await,
@@ -317,6 +326,7 @@ impl<F: Face> StreamObject<F> {
                 headers.set(POSITION_HEADER, &position.to_string())?;
                 Ok(Response::from_websocket(socket)?.with_headers(headers))
             }
+            Body::Dialed => Err(Error::Contract("a child's socket is answered over".into())),
         }
     }
 
@@ -345,6 +355,8 @@ impl<F: Face> StreamObject<F> {
                 let (outlet, socket, unseated) = self.open_socket(spec)?;
                 (outlet, Body::Socket(socket), Some(unseated))
             }
+            // The caller closes it when no seat is made (it may be tried more than once).
+            Via::Dialed(socket, seat) => (feed::dialed_outlet(&socket, seat), Body::Dialed, None),
         })
     }
 
@@ -464,21 +476,27 @@ impl<F: Face> StreamObject<F> {
         }
         self.uplink.stop.set(false);
         if self.uplink.state.get() == LinkState::Down {
-            self.uplink.state.set(LinkState::Connecting);
-            let task = uplink::run(
-                self.host.shared(),
-                self.env.clone(),
-                Rc::clone(&self.uplink),
-                self.target(),
-                self.path(),
-            );
-            self.state.wait_until(task);
+            self.start_uplink();
         }
         let up = || self.uplink.state.get() == LinkState::Up && self.with(|h| h.stream.is_live());
         if !wait_until(up, UPLINK_WAIT, UPLINK_POLL).await {
             return Err(Error::TreeBusy("its stream from the tree is not up yet"));
         }
         Ok(())
+    }
+
+    /// Below the root: starts the stream from the parent (held, or, with objects that
+    /// sleep, asked to be fed over a socket).
+    fn start_uplink(&self) {
+        self.uplink.state.set(LinkState::Connecting);
+        let task = uplink::run(
+            self.host.shared(),
+            self.env.clone(),
+            Rc::clone(&self.uplink),
+            self.target(),
+            self.path(),
+        );
+        self.state.wait_until(task);
     }
 
     /// This object's counters plus its children's subtrees (asked all at once).

@@ -6,7 +6,7 @@
 //! seat go, counted as what the Worker said.
 
 use serde::{Deserialize, Serialize};
-use worker::{web_sys, WebSocket, WebSocketPair};
+use worker::{web_sys, WebSocket, WebSocketIncomingMessage, WebSocketPair};
 
 use super::{Face, StreamObject};
 use crate::domain::{ChannelName, NodePath};
@@ -20,7 +20,7 @@ use crate::platform::seat_specs;
 /// (a close may be the first thing a fresh instance hears), and the face's part of the
 /// seat (the hub's subscriber as the Worker verified it).
 #[derive(Serialize, Deserialize)]
-struct SeatNote {
+pub(super) struct SeatNote {
     /// The channel whose objects these are; none: the hub's.
     channel: Option<String>,
     node: String,
@@ -30,6 +30,15 @@ struct SeatNote {
     /// was, where a unit or an `Option` would not); none: too big for a note, kept in
     /// storage ([`seat_specs`]).
     spec: Option<String>,
+    /// Whether this is the node's feed from its parent ([`super::feed`]), not a seat.
+    #[serde(default)]
+    pub(super) feed: bool,
+    /// On a feed: the last id the node relayed (none yet).
+    #[serde(default)]
+    pub(super) relayed: Option<u64>,
+    /// On a feed: the audience the node last reported to its parent.
+    #[serde(default)]
+    pub(super) reported: Option<u64>,
 }
 
 /// The most of a seat's spec (as JSON) its note carries; a bigger one is kept in storage.
@@ -37,6 +46,22 @@ struct SeatNote {
 const NOTE_SPEC_BYTES: usize = 1536;
 
 impl SeatNote {
+    /// A node's feed's note.
+    pub(super) fn feed(target: &Target, node: &NodePath, relayed: Option<u64>) -> SeatNote {
+        SeatNote {
+            channel: match target {
+                Target::Channel(name) => Some(name.as_str().to_string()),
+                Target::Hub => None,
+            },
+            node: node.to_string(),
+            seat: 0,
+            spec: None,
+            feed: true,
+            relayed,
+            reported: None,
+        }
+    }
+
     fn target(&self) -> Result<Target, Error> {
         Ok(match &self.channel {
             None => Target::Hub,
@@ -51,7 +76,7 @@ impl SeatNote {
     }
 }
 
-fn note_of(socket: &WebSocket) -> Result<SeatNote, Error> {
+pub(super) fn note_of(socket: &WebSocket) -> Result<SeatNote, Error> {
     socket
         .deserialize_attachment()?
         .ok_or_else(|| Error::Contract("a socket without its note".into()))
@@ -104,6 +129,9 @@ impl<F: Face> StreamObject<F> {
             node: self.path().to_string(),
             seat,
             spec,
+            feed: false,
+            relayed: None,
+            reported: None,
         })?;
         let outlet = SocketOutlet::new(server, seat);
         Ok((SeatOutlet::Socket(outlet), pair.client, unseated))
@@ -120,16 +148,25 @@ impl<F: Face> StreamObject<F> {
         if sockets.is_empty() {
             return;
         }
-        let restore = self.path().is_root() && !self.streams.lost_state();
+        let lost = self.streams.lost_state();
+        // A node goes on from its feed's note; without one (or with its state lost) its
+        // listeners attach again.
+        let restore = !lost && (self.path().is_root() || self.resume_from_feed(&sockets));
         let mut seats = Vec::new();
         let mut kept = Vec::new();
         for socket in sockets {
             let raw: &web_sys::WebSocket = socket.as_ref();
+            let note = note_of(&socket);
+            if note.as_ref().is_ok_and(|n| n.feed) {
+                if !restore {
+                    restart(raw);
+                }
+                continue;
+            }
             if !restore {
                 restart(raw);
                 continue;
             }
-            let note = note_of(&socket);
             let seat = note.and_then(|note| {
                 let spec = self.spec_of(note.seat, note.spec)?;
                 Ok((note.seat, self.with(|h| F::restore(h, spec))?))
@@ -173,7 +210,7 @@ impl<F: Face> StreamObject<F> {
 
     /// An id for a new seat, unique among this object's sockets (an earlier instance's
     /// seats were made at least the runtime's idle time before).
-    fn next_seat_id(&self) -> u64 {
+    pub(super) fn next_seat_id(&self) -> u64 {
         let n = self.seats_made.get().wrapping_add(1);
         self.seats_made.set(n);
         // Below 2^53, as a note's numbers must be to travel through JavaScript.
@@ -195,6 +232,10 @@ impl<F: Face> StreamObject<F> {
         let code = u16::try_from(code).unwrap_or(SOCKET_GONE);
         let (why, undelivered) = cut_of(code, reason);
         let seat = match note_of(&socket) {
+            Ok(note) if note.feed => {
+                self.feed_closed();
+                return Ok(());
+            }
             Ok(note) if note.spec.is_none() => {
                 seat_specs::forget(&self.state.storage().sql(), note.seat);
                 note.seat
@@ -211,6 +252,27 @@ impl<F: Face> StreamObject<F> {
             F::settle(h);
             h.keep_counts();
         });
+        // A node reports its audience (and, emptied, lets its feed go) at the alarm.
+        if let Err(e) = self.arm_keep_alive().await {
+            worker::console_error!("{e}");
+        }
+        Ok(())
+    }
+
+    /// A message over one of this object's sockets: a node's feed from its parent
+    /// ([`super::feed`]); nothing else is expected.
+    pub async fn socket_message(
+        &self,
+        socket: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        if !self.open_as_noted(&socket) || !note_of(&socket).is_ok_and(|n| n.feed) {
+            return Ok(());
+        }
+        match message {
+            WebSocketIncomingMessage::Binary(chunk) => self.fed(&socket, chunk),
+            WebSocketIncomingMessage::String(text) => self.fed_position(&socket, &text),
+        }
         Ok(())
     }
 }

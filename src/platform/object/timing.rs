@@ -1,6 +1,7 @@
 //! An object's work in time: the flush after a publish, and the one alarm (keep-alives,
 //! a node's reports to its parent, the face's deadlines such as a token's expiry), armed
-//! for the first of them, and not at all for a root whose seats all sleep.
+//! for the first of them, and not at all for an object whose seats all sleep and that
+//! has nothing to report.
 
 use worker::Response;
 
@@ -29,7 +30,9 @@ impl<F: Face> StreamObject<F> {
     /// or the face's next deadline (a token's expiry).
     pub(super) async fn arm_keep_alive(&self) -> Result<(), Error> {
         let next = self.with(|h| {
-            let keep_alive = h.stream.needs_keep_alive();
+            // A node whose audience changed since it last reported reports at the next.
+            let report = !h.stream.path().is_root() && h.stream.subtree_listeners() != h.reported;
+            let keep_alive = h.stream.needs_keep_alive() || report;
             let keep_alive = keep_alive.then(|| now_ms() + h.config.keep_alive_ms());
             keep_alive.into_iter().chain(F::next_deadline(h)).min()
         });
@@ -69,7 +72,10 @@ impl<F: Face> StreamObject<F> {
         };
         let call = StreamCall::to_node(self.target(), parent, report);
         match ask_node(&call, &self.env, &[204]).await {
-            Ok(_) => self.with(|h| h.reported = subtree),
+            Ok(_) => {
+                self.with(|h| h.reported = subtree);
+                self.note_reported(subtree);
+            }
             Err(e) => {
                 // Kept here, to be handed up with the next report.
                 if let Some(handed) = handed {
@@ -80,9 +86,9 @@ impl<F: Face> StreamObject<F> {
         }
     }
 
-    /// The keep-alive tick, several times per heartbeat interval while anyone is
-    /// seated. Below the root it also reports the subtree's audience, and lets the stream
-    /// from the parent go once no one is left.
+    /// The keep-alive tick, several times per heartbeat interval while this object holds
+    /// streams. Below the root it also reports the subtree's audience when it changed, and
+    /// lets the stream from the parent go once no one is left.
     pub async fn alarm(&self) -> worker::Result<Response> {
         self.host.alarm_fired();
         if !self.open_from_sockets() {
@@ -99,6 +105,7 @@ impl<F: Face> StreamObject<F> {
         self.report_to_parent(!seated).await;
         if !seated {
             self.uplink.stop.set(true);
+            self.drop_feed();
         }
         if let Err(e) = self.arm_keep_alive().await {
             return e.to_response();

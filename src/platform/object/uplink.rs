@@ -1,10 +1,11 @@
 //! A node's stream from its parent: while anyone is seated on the node, it reads the
 //! parent's events and passes them on; when the stream ends, it resumes from the last id
-//! it relayed, as any listener would. A parent that cannot be reached for longer than
+//! it relayed, as any listener would. With objects that sleep, the node instead asks the
+//! parent to feed it over a socket ([`super::feed`]), and asks again when that closes. A parent that cannot be reached for longer than
 //! [`UPLINK_WAIT`] has the node end its seats' streams, so that no one waits on a stream
 //! with nothing to carry.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -29,6 +30,11 @@ pub(super) struct Uplink {
     pub(super) stop: Cell<bool>,
     /// Where a node that has relayed nothing yet starts its stream (none: from now).
     pub(super) seed: Cell<Option<EventId>>,
+    /// Fed over a socket: the id the node last asked to be fed after.
+    pub(super) asked: Cell<Option<EventId>>,
+    /// Fed over a socket: chunks that came before the parent's position, taken once it
+    /// has come.
+    pub(super) pending: RefCell<Vec<Vec<u8>>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,36 +62,35 @@ pub(super) async fn run<F: Face>(
     let Some(parent) = path.parent() else {
         return;
     };
+    let fed = hosted.with(|h| h.config.hibernate).unwrap_or(false);
     let mut failures = 0;
     let mut failing_since = None;
     while !uplink.stop.get() {
         let resume = hosted.with(|h| h.stream.resume_after()).flatten();
         // A node that has relayed nothing yet asks from its seed, or from now.
         let asked = resume.or_else(|| uplink.seed.take());
-        let request = StreamRequest::Relay {
-            child: path.clone(),
-            last_seen: asked,
+        let child = path.clone();
+        let request = match fed {
+            true => StreamRequest::FeedMe {
+                child,
+                last_seen: asked,
+            },
+            false => StreamRequest::Relay {
+                child,
+                last_seen: asked,
+            },
         };
         let call = StreamCall::to_node(target.clone(), parent.clone(), request);
-        match open(&call, &env).await {
-            Ok((position, mut stream)) => {
+        let attempt = match fed {
+            true => ask_to_be_fed(&uplink, &call, asked, &env).await,
+            false => hold(&hosted, &uplink, &call, asked, &env).await,
+        };
+        match attempt {
+            // The socket carries the rest; its close asks again.
+            Ok(Attempt::Fed) => return,
+            Ok(Attempt::Ended) => {
                 failures = 0;
                 failing_since = None;
-                hosted.with(|h| h.stream.relay_started(position, asked));
-                uplink.state.set(LinkState::Up);
-                let mut reader = FrameReader::new();
-                while let Some(Ok(bytes)) = stream.next().await {
-                    let frames = reader.feed(&bytes);
-                    if !frames.is_empty() {
-                        hosted.with(|h| {
-                            h.stream.ingest(&frames, now_ms());
-                            F::settle(h);
-                        });
-                    }
-                    if uplink.stop.get() {
-                        break;
-                    }
-                }
             }
             Err(e) => {
                 worker::console_error!("node {path} could not reach its parent: {e}");
@@ -112,8 +117,53 @@ pub(super) async fn run<F: Face>(
     uplink.state.set(LinkState::Down);
 }
 
-async fn open(call: &StreamCall, env: &Env) -> Result<(EventId, worker::ByteStream), Error> {
+/// What came of asking the parent for the node's stream.
+enum Attempt {
+    /// A stream held here, which ended: ask again.
+    Ended,
+    /// A socket the parent opened, which carries the stream from now on.
+    Fed,
+}
+
+/// Holds the stream from the parent (`call`, a relay), passing its events on, until it
+/// ends.
+async fn hold<F: Face>(
+    hosted: &Shared<Hosted<F>>,
+    uplink: &Uplink,
+    call: &StreamCall,
+    asked: Option<EventId>,
+    env: &Env,
+) -> Result<Attempt, Error> {
     let mut response = ask_node(call, env, &[200]).await?;
     let position = position_of(&response)?;
-    Ok((position, response.stream()?))
+    let mut stream = response.stream()?;
+    hosted.with(|h| h.stream.relay_started(position, asked));
+    uplink.state.set(LinkState::Up);
+    let mut reader = FrameReader::new();
+    while let Some(Ok(bytes)) = stream.next().await {
+        let frames = reader.feed(&bytes);
+        if !frames.is_empty() {
+            hosted.with(|h| {
+                h.stream.ingest(&frames, now_ms());
+                F::settle(h);
+            });
+        }
+        if uplink.stop.get() {
+            break;
+        }
+    }
+    Ok(Attempt::Ended)
+}
+
+/// With objects that sleep: asks the parent to feed this node (`call`) over a socket it
+/// opens to it ([`super::feed`]); the socket's start sets the stream up.
+async fn ask_to_be_fed(
+    uplink: &Uplink,
+    call: &StreamCall,
+    asked: Option<EventId>,
+    env: &Env,
+) -> Result<Attempt, Error> {
+    uplink.asked.set(asked);
+    ask_node(call, env, &[204]).await?;
+    Ok(Attempt::Fed)
 }

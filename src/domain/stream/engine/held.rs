@@ -33,6 +33,13 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
         left
     }
 
+    /// Lets go the children whose outlet `is` picks (their socket closed); returns how
+    /// many.
+    pub fn let_relays_go(&mut self, is: impl FnMut(&O) -> bool) -> usize {
+        let fanout = self.relays.remove_where(is, Departure::Gone);
+        fanout.gone
+    }
+
     /// Listeners whose seat sleeps with the object ([`Outlet::sleeps`]).
     pub fn sleeping(&self) -> usize {
         self.announcer.sleeping()
@@ -54,14 +61,14 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
     }
 
     /// Whether the keep-alive has work here: streams this object holds itself (listeners
-    /// not on sockets, children), any seat below the root (a node reports its audience to
-    /// its parent), or an id reservation to give back once idle. A root whose seats all
-    /// sleep has none: the Worker keeps their streams alive, and the object may sleep.
+    /// and children not on sockets), or an id reservation to give back once idle. An
+    /// object whose seats all sleep has none: the Worker keeps their streams alive, a
+    /// child on a socket is told when it must be, and the object may sleep (a node's
+    /// reports to its parent are the platform's to time).
     pub fn needs_keep_alive(&self) -> bool {
-        let held_here = self.listeners() - self.sleeping() + self.relays();
-        let seated = self.listeners() + self.relays() > 0;
+        let held_here = self.listeners() - self.sleeping() + self.relays() - self.relays.sleeping();
         let reserved = self.origin == Origin::Root && self.log.high_water() > self.last_id;
-        held_here > 0 || (self.origin != Origin::Root && seated) || reserved
+        held_here > 0 || reserved
     }
 }
 

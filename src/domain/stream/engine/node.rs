@@ -60,6 +60,20 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
         }
     }
 
+    /// A fresh instance of a node that slept goes on from `last_id`, the last event it
+    /// relayed (its socket from the parent noted it): its stream from the parent is still
+    /// up, and what it relayed before is no longer held here (a resume from before is
+    /// asked up).
+    pub fn relay_resumed(&mut self, last_id: EventId) {
+        if let Origin::Relayed(_) = self.origin {
+            self.last_id = last_id;
+            self.upstream_position = last_id;
+            self.origin = Origin::Relayed(Upstream::Live {
+                known_from: last_id,
+            });
+        }
+    }
+
     /// Below the root, the id its stream from the parent asks after when it starts again:
     /// its last relayed id, or, while it starts over, the id it asked after (so that the
     /// parent's gap comes again). None before its stream first started, and on the root.

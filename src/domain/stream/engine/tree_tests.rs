@@ -391,3 +391,49 @@ fn a_node_that_empties_hands_its_counts_up_so_the_stats_keep_them() {
 /// The text a stream has carried so far.
 mod heads;
 mod tree_properties;
+
+#[test]
+fn a_node_that_slept_goes_on_from_its_last_relayed_id_and_asks_up_for_older_resumes() {
+    let mut root = Stream::new(tree_settings(100), MemoryLog::default());
+    let mut below = Below::join(&mut root, "weur", 0);
+    publish_n(&mut root, 1..=7);
+    below.pump(8);
+    assert_eq!(below.node.last_id(), EventId(7));
+
+    // A fresh instance of the node: only its last relayed id survived, in its socket's note.
+    let mut node: Node = Stream::relayed(
+        tree_settings(100),
+        NodePath::parse("weur").unwrap(),
+        MemoryLog::default(),
+    );
+    node.relay_resumed(EventId(7));
+    let asleep = TestOutlet::default();
+    asleep.0.borrow_mut().sleeps = true;
+    assert_eq!(node.restore(vec![(Everyone, asleep.clone())]), 1);
+    assert!(node.is_live(), "it takes seats again");
+    assert_eq!(node.resume_after(), Some(EventId(7)));
+    assert!(
+        !node.needs_keep_alive(),
+        "seats that sleep: nothing to keep alive here"
+    );
+
+    // The parent goes on writing to the same socket: the node takes what comes next.
+    below.node = node;
+    publish_n(&mut root, 8..=9);
+    below.pump(10);
+    assert_eq!(ids_of(&asleep), vec![8, 9]);
+
+    // What it relayed before the sleep is not held here: a resume from there asks up.
+    let late = TestOutlet::default();
+    assert_eq!(
+        below
+            .node
+            .join(SeatKind::Listener(Everyone), late, Some(EventId(3)), 11),
+        Err(SubscribeError::NotCovered)
+    );
+    let fresh = TestOutlet::default();
+    below
+        .node
+        .join(SeatKind::Listener(Everyone), fresh, Some(EventId(9)), 11)
+        .unwrap();
+}

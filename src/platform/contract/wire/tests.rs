@@ -49,6 +49,15 @@ fn every_request_reads_back_as_it_was_sent() {
             child: node("weur"),
             last_seen: Some(EventId(7)),
         },
+        StreamRequest::FeedMe {
+            child: node("weur.0.3"),
+            last_seen: None,
+        },
+        StreamRequest::FeedMe {
+            child: node("weur.0"),
+            last_seen: Some(EventId(9)),
+        },
+        StreamRequest::Feed,
         StreamRequest::Replay {
             after: EventId(0),
             through: EventId(12),

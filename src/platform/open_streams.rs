@@ -15,7 +15,9 @@
 //! failed may have stored events it never wrote to them, so it has them attach again
 //! instead ([`OpenStreams::lost_state`]). The two are told apart by which memory knows the
 //! object: the JavaScript global knows every object this isolate ran, the wasm memory only
-//! those this wasm instance ran, and a reset empties only the second.
+//! those this wasm instance ran, and a reset empties only the second. Both remember the
+//! [`REMEMBERED`] objects that started last: an isolate may host many objects over its
+//! life, and an object pushed out by that many newer starts is taken to have slept.
 
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::{global, Map, Reflect, Set};
@@ -27,10 +29,13 @@ const GLOBAL_KEY: &str = "__sseEdgeOpenStreams";
 /// The property of `globalThis` that holds the ids of the objects this isolate ran.
 const RAN_KEY: &str = "__sseEdgeObjectsRan";
 
+/// How many objects' starts each memory remembers, the latest.
+const REMEMBERED: usize = 4096;
+
 thread_local! {
-    /// The ids of the objects this wasm instance ran.
-    static RAN_HERE: std::cell::RefCell<std::collections::HashSet<String>> =
-        std::cell::RefCell::new(std::collections::HashSet::new());
+    /// The ids of the objects this wasm instance ran, the latest last.
+    static RAN_HERE: std::cell::RefCell<std::collections::VecDeque<String>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
 }
 
 /// One object's entry in the map (present while it has open streams).
@@ -66,9 +71,16 @@ impl OpenStreams {
         map.delete(&id);
         let name = state.id().to_string();
         let ran = global_set();
-        let lost_state = ran.has(&id) && !RAN_HERE.with(|r| r.borrow().contains(&name));
+        let ran_here = RAN_HERE.with(|r| remember(&mut r.borrow_mut(), name));
+        let lost_state = ran.has(&id) && !ran_here;
+        // Latest last (a `Set` keeps the order values were added in).
+        ran.delete(&id);
         ran.add(&id);
-        RAN_HERE.with(|r| r.borrow_mut().insert(name));
+        if ran.size() as usize > REMEMBERED {
+            if let Some(oldest) = ran.values().next().ok().map(|v| v.value()) {
+                ran.delete(&oldest);
+            }
+        }
         OpenStreams {
             id,
             writers: Set::new(&JsValue::UNDEFINED),
@@ -99,6 +111,19 @@ impl OpenStreams {
     }
 }
 
+/// Puts `name` last among the `ran` (forgetting the oldest past [`REMEMBERED`]); says
+/// whether it was there.
+fn remember(ran: &mut std::collections::VecDeque<String>, name: String) -> bool {
+    let before = ran.len();
+    ran.retain(|n| *n != name);
+    let was = ran.len() < before;
+    ran.push_back(name);
+    if ran.len() > REMEMBERED {
+        ran.pop_front();
+    }
+    was
+}
+
 /// `globalThis[GLOBAL_KEY]`, made on first use.
 fn global_map() -> Map {
     global_value(GLOBAL_KEY, Map::new)
@@ -122,5 +147,32 @@ fn global_value<T: JsCast + AsRef<JsValue>>(name: &str, make: impl FnOnce() -> T
             let _ = Reflect::set(&global, &key, value.as_ref());
             value
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_starts_are_remembered_and_the_oldest_forgotten() {
+        let mut ran = std::collections::VecDeque::new();
+        assert!(!remember(&mut ran, "a".into()), "a first start");
+        assert!(remember(&mut ran, "a".into()), "a start again");
+        for n in 0..REMEMBERED - 1 {
+            remember(&mut ran, n.to_string());
+        }
+        assert_eq!(ran.len(), REMEMBERED);
+        assert!(
+            remember(&mut ran, "a".into()),
+            "still there, and now the latest"
+        );
+        remember(&mut ran, "one more".into());
+        assert_eq!(ran.len(), REMEMBERED);
+        assert!(!ran.contains(&"0".to_string()), "the oldest went");
+        assert!(
+            ran.contains(&"a".to_string()),
+            "a start again made it the latest"
+        );
     }
 }

@@ -21,7 +21,7 @@
 
 use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::{global, Map, Reflect, Set};
-use worker::web_sys::WritableStreamDefaultWriter;
+use worker::web_sys::{WebSocket, WritableStreamDefaultWriter};
 use worker::State;
 
 /// The property of `globalThis` that holds the map: object id -> `Set` of writers.
@@ -54,11 +54,16 @@ impl OpenStreams {
         let left = map.get(&id);
         if let Some(left) = left.dyn_ref::<Set>() {
             let mut closed = 0;
-            left.for_each(&mut |writer, _, _| {
-                // Only writers are ever put in the set.
-                let writer: &WritableStreamDefaultWriter = writer.unchecked_ref();
-                // Many of them errored already (their client left meanwhile).
-                super::outlet::ignore_rejection(writer.close());
+            left.for_each(&mut |held, _, _| {
+                if let Some(socket) = held.dyn_ref::<WebSocket>() {
+                    // A child fed from here: it asks again.
+                    super::outlet::restart(socket);
+                } else {
+                    // Only writers and sockets are ever put in the set.
+                    let writer: &WritableStreamDefaultWriter = held.unchecked_ref();
+                    // Many of them errored already (their client left meanwhile).
+                    super::outlet::ignore_rejection(writer.close());
+                }
                 closed += 1;
             });
             if closed > 0 {
@@ -95,16 +100,49 @@ impl OpenStreams {
     }
 
     pub fn add(&self, writer: &WritableStreamDefaultWriter) {
-        if self.writers.size() == 0 {
-            global_map().set(&self.id, &self.writers);
-        }
-        self.writers.add(writer);
+        self.hold(writer);
     }
 
     /// Forgets a stream; an object with none left leaves the map, so the map holds only
     /// objects that feed streams.
     pub fn remove(&self, writer: &WritableStreamDefaultWriter) {
-        self.writers.delete(writer);
+        self.let_go(writer);
+    }
+
+    /// Knows a socket this object opened to feed a child (not one it accepted: those the
+    /// runtime keeps), so that a lost state closes it and the child asks again.
+    pub fn add_socket(&self, socket: &WebSocket) {
+        self.hold(socket);
+    }
+
+    /// Closes the sockets known here, for their children to ask again.
+    pub fn close_sockets(&self) {
+        let mut sockets = Vec::new();
+        self.writers.for_each(&mut |held, _, _| {
+            if let Some(socket) = held.dyn_ref::<WebSocket>() {
+                sockets.push(socket.clone());
+            }
+        });
+        for socket in sockets {
+            super::outlet::restart(&socket);
+            self.let_go(&socket);
+        }
+    }
+
+    /// Forgets a socket that closed.
+    pub fn remove_socket(&self, socket: &WebSocket) {
+        self.let_go(socket);
+    }
+
+    fn hold(&self, held: &JsValue) {
+        if self.writers.size() == 0 {
+            global_map().set(&self.id, &self.writers);
+        }
+        self.writers.add(held);
+    }
+
+    fn let_go(&self, held: &JsValue) {
+        self.writers.delete(held);
         if self.writers.size() == 0 {
             global_map().delete(&self.id);
         }

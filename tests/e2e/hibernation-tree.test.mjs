@@ -14,6 +14,7 @@ import {
   closeOpened,
   freshChannel,
   publishEvent,
+  request,
   sleep,
   stats,
   waitForListeners,
@@ -101,8 +102,28 @@ test('idle nodes of a tree sleep while their listeners stay connected; the next 
     const s2 = await waitForListeners(base, channel, N - 1);
     assert.equal(s2.droppedGone, 1, JSON.stringify(s2));
     const third = await publishEvent(base, channel, { data: 'third' });
-    for (const { stream } of listeners.slice(0, N - 1)) {
+    const staying = listeners.slice(0, N - 1);
+    for (const { stream } of staying) {
       await stream.waitFor(3, 10_000);
       assert.equal(stream.events.at(-1).idField, third.id);
+    }
+    const s3 = await stats(base, channel);
+    assert.equal(s3.delivered, 2 * N + (N - 1), `deliveries counted once across the sleeps: ${JSON.stringify(s3)}`);
+
+    // The root restarts alone (the test build's fault) while the nodes below sleep: the
+    // children it fed ask to be fed again, its own listeners' streams attach again, and
+    // every stream goes on over the same connection.
+    const restart = await request(`${base}/channels/${channel}/events`, {
+      method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'sse-edge-test:restart',
+    });
+    assert.equal(restart.status, 503, `the restart fault answers 503 (is build/ a test build?): ${restart.status}`);
+    const fourth = await publishEvent(base, channel, { data: 'fourth' });
+    for (const [i, { stream, node }] of staying.entries()) {
+      await stream.waitFor(4, 10_000);
+      await sleep(100);
+      assert.deepEqual(stream.events.map((e) => e.data), ['first', 'second', 'third', 'fourth'],
+        `listener ${i} on ${node}: every event once, in order, across the root's restart`);
+      assert.equal(stream.events.at(-1).idField, fourth.id);
+      assert.equal(stream.retries.length, 1, `listener ${i}: the same stream`);
     }
   });

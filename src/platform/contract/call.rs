@@ -69,8 +69,9 @@ pub enum StreamRequest {
     },
     /// With objects that sleep (`HIBERNATE=1`): a child asks its parent to feed it over a
     /// socket the parent opens to it ([`StreamRequest::Feed`]), resuming after
-    /// `last_seen`; the answer says the parent's position, and the events come over the
-    /// socket, which the child accepted with the hibernation API so that it may sleep.
+    /// `last_seen`; answered (204) once the socket carries the stream's start, which ends
+    /// with the parent's position. The child accepted the socket with the hibernation API,
+    /// so that it may sleep.
     FeedMe {
         child: NodePath,
         last_seen: Option<EventId>,

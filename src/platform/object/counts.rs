@@ -2,8 +2,15 @@
 //! work, and, when the object may sleep, what it published and delivered, so that the
 //! instance that wakes goes on from there.
 
+use worker::Response;
+
+use super::calls::child_answer;
 use super::{Face, Hosted, StreamObject};
-use crate::platform::object_counts;
+use crate::domain::StreamStats;
+use crate::platform::contract::{StreamCall, StreamRequest};
+use crate::platform::error::Error;
+use crate::platform::host::now_ms;
+use crate::platform::{http, object_counts};
 
 impl<F: Face> Hosted<F> {
     /// When this object may sleep (`HIBERNATE=1`, every seat on a socket, nothing to keep
@@ -40,5 +47,47 @@ impl<F: Face> StreamObject<F> {
                 Err(e) => worker::console_error!("an object's start was not counted: {e}"),
             }
         });
+    }
+}
+
+/// The stats, this object's and its subtree's.
+impl<F: Face> StreamObject<F> {
+    /// This object's counters plus its children's subtrees (asked all at once).
+    pub(super) async fn stats(&self) -> Result<Response, Error> {
+        let mut stats = self.with(|h| {
+            let mut stats = h.stream.stats(now_ms());
+            stats.starts = h.starts;
+            h.report_store_error();
+            stats
+        });
+        for below in self.gather(StreamRequest::Stats).await {
+            match StreamStats::from_json(&below) {
+                Some(below) => stats.absorb(&below),
+                None => worker::console_error!("a node's stats could not be read"),
+            }
+        }
+        let target = self.target();
+        http::json(&match self.path().is_root() {
+            true => F::stats_json(&stats, &target),
+            false => stats.to_json(target.name()),
+        })
+    }
+
+    /// What each child answers `request` with, as JSON, asked all at once; a child that
+    /// fails or is late is left out (and logged).
+    pub async fn gather(&self, request: StreamRequest) -> Vec<serde_json::Value> {
+        let (target, children) = self.with(|h| (h.target.clone(), h.stream.relay_children()));
+        let asks = children.into_iter().map(|child| {
+            let call = StreamCall::to_node(target.clone(), child, request.clone());
+            async move { child_answer(call, &self.env).await }
+        });
+        let mut answers = Vec::new();
+        for answer in futures_util::future::join_all(asks).await {
+            match answer {
+                Ok(answer) => answers.push(answer),
+                Err(e) => worker::console_error!("a node did not answer: {e}"),
+            }
+        }
+        answers
     }
 }

@@ -10,8 +10,6 @@
 //! on from there ([`crate::domain::Stream::relay_resumed`]), and seats its listeners
 //! again. When the socket closes (the parent restarted), the node asks again.
 
-use wasm_bindgen::closure::Closure;
-use wasm_bindgen::JsCast;
 use worker::{web_sys, Response, WebSocket, WebSocketPair};
 
 use super::calls::ask_node;
@@ -19,10 +17,10 @@ use super::sockets::{note_of, SeatNote};
 use super::uplink::LinkState;
 use super::{Face, StreamObject, Via};
 use crate::domain::{EventId, NodePath, SeatKind};
-use crate::platform::contract::{StreamCall, StreamRequest, POSITION_HEADER, SOCKET_ENDED};
+use crate::platform::contract::{StreamCall, StreamRequest, SOCKET_ENDED};
 use crate::platform::error::Error;
 use crate::platform::host::now_ms;
-use crate::platform::outlet::{restart, SeatOutlet, SocketOutlet};
+use crate::platform::outlet::{restart, OPEN};
 use crate::protocol::FrameReader;
 
 /// The text message that ends a feed's start: the parent's position, as the engine's
@@ -31,7 +29,8 @@ const POSITION_PREFIX: &str = "position:";
 
 impl<F: Face> StreamObject<F> {
     /// On the parent: opens a socket to `child` and feeds it from there, resuming after
-    /// `last_seen`; answers with the position the child's stream started at.
+    /// `last_seen`; the start it writes ends with the position the child's stream starts
+    /// at and the id it was asked after ([`position_message`]).
     pub(super) async fn feed(
         &self,
         child: NodePath,
@@ -44,8 +43,9 @@ impl<F: Face> StreamObject<F> {
             .ok_or_else(|| Error::Contract("a 101 without its socket".into()))?;
         socket.accept()?;
         let raw: web_sys::WebSocket = socket.as_ref().clone();
-        let seat = self.next_seat_id();
-        let via = Via::Dialed(raw.clone(), seat);
+        // A child that asks again has one feed: the new one.
+        self.with(|h| h.stream.close_relays_of(&child));
+        let via = Via::Feed(raw.clone(), self.next_seat_id());
         let position = match self.seat(SeatKind::Relay(child), last_seen, via).await {
             Ok((_, position)) => position,
             Err(e) => {
@@ -53,36 +53,22 @@ impl<F: Face> StreamObject<F> {
                 return Err(e);
             }
         };
-        self.watch_child(&raw, seat);
-        let _ = raw.send_with_str(&format!("{POSITION_PREFIX}{position}"));
-        let mut answer = Response::empty()?.with_status(204);
-        answer
-            .headers_mut()
-            .set(POSITION_HEADER, &position.to_string())?;
-        Ok(answer)
-    }
-
-    /// On the parent: lets the child's seat go when its socket closes (the child emptied,
-    /// or failed).
-    fn watch_child(&self, socket: &web_sys::WebSocket, seat: u64) {
-        let hosted = self.host.shared();
-        let closed = Closure::<dyn FnMut(web_sys::CloseEvent)>::new(move |_| {
-            hosted.with(|h| {
-                h.stream
-                    .let_relays_go(|o: &SeatOutlet| o.socket().is_some_and(|s| s.is(seat)))
-            });
-        });
-        let _ = socket.add_event_listener_with_callback("close", closed.as_ref().unchecked_ref());
-        // It lives as long as the socket, which the runtime holds.
-        closed.forget();
+        if let Err(e) = raw.send_with_str(&position_message(position, last_seen)) {
+            // Closed meanwhile: the child asks again.
+            worker::console_error!("a child's feed closed as it started: {e:?}");
+        }
+        Ok(Response::empty()?.with_status(204))
     }
 
     /// On the node: accepts the socket its parent feeds it over.
     pub(super) fn accept_feed(&self) -> Result<Response, Error> {
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
-        pair.server
-            .serialize_attachment(SeatNote::feed(&self.target(), &self.path(), None))?;
+        pair.server.serialize_attachment(SeatNote::feed(
+            &self.target(),
+            &self.path(),
+            self.next_seat_id(),
+        ))?;
         Ok(Response::from_websocket(pair.client)?)
     }
 
@@ -97,15 +83,13 @@ impl<F: Face> StreamObject<F> {
         self.note_relayed(socket);
     }
 
-    /// On the node: the parent's position, after the start of the feed.
+    /// On the node: the parent's position, after the start of the feed: the stream is up
+    /// from here (any other feed goes), and what came before it is taken. (A node that
+    /// has no one to serve by the next alarm lets it go there.)
     pub(super) fn fed_position(&self, socket: &WebSocket, text: &str) {
-        let Some(position) = text
-            .strip_prefix(POSITION_PREFIX)
-            .and_then(|p| EventId::parse(p).ok())
-        else {
+        let Some((position, asked)) = read_position(text) else {
             return worker::console_error!("a feed's message: {text}");
         };
-        let asked = self.uplink.asked.get();
         self.with(|h| h.stream.relay_started(position, asked));
         self.uplink.state.set(LinkState::Up);
         let pending = self.uplink.pending.take();
@@ -113,6 +97,12 @@ impl<F: Face> StreamObject<F> {
             self.ingest(&chunk);
         }
         self.note_relayed(socket);
+        let this = feed_id(socket);
+        for other in self.feeds() {
+            if feed_id(&other) != this {
+                restart(other.as_ref());
+            }
+        }
     }
 
     /// Takes a chunk of the relay (whole frames: each is one write of the parent's).
@@ -137,41 +127,51 @@ impl<F: Face> StreamObject<F> {
     /// Notes on the feed's socket the audience last reported to the parent, for a later
     /// instance to report only what changed.
     pub(super) fn note_reported(&self, reported: u64) {
-        for socket in self.state.get_websockets() {
-            if note_of(&socket).is_ok_and(|n| n.feed) {
-                note_feed(&socket, |note| note.reported = Some(reported));
-            }
+        for socket in self.feeds() {
+            note_feed(&socket, |note| note.reported = Some(reported));
         }
     }
 
-    /// On the node: its feed closed (the parent restarted, or let it go): it asks again
-    /// while anyone is seated here.
-    pub(super) fn feed_closed(&self) {
-        let open = self.state.get_websockets().into_iter().any(|s| {
+    /// On the node: its feed `closed` (the parent restarted, or let it go): the node asks
+    /// again while anyone is seated here, and reports its audience anew (a parent that
+    /// restarted does not know it); a feed that closes while the node is asking is the
+    /// asking's to handle, and one that closes beside another feed changes nothing.
+    pub(super) fn feed_closed(&self, closed: &WebSocket) {
+        let closed = feed_id(closed);
+        let open = self.feeds().into_iter().any(|s| {
             let raw: &web_sys::WebSocket = s.as_ref();
-            raw.ready_state() == OPEN && note_of(&s).is_ok_and(|n| n.feed)
+            feed_id(&s) != closed && raw.ready_state() == OPEN
         });
-        if open {
+        if open || self.uplink.asking.get() {
             return;
         }
         self.uplink.state.set(LinkState::Down);
         self.uplink.pending.take();
         if self.with(|h| h.seated()) {
+            self.with(|h| h.reported = u64::MAX);
             self.start_uplink();
         }
+    }
+
+    /// This node's feeds (normally one).
+    fn feeds(&self) -> Vec<WebSocket> {
+        let sockets = self.state.get_websockets();
+        sockets
+            .into_iter()
+            .filter(|s| note_of(s).is_ok_and(|n| n.feed))
+            .collect()
     }
 
     /// On a fresh instance of a node: goes on from its feed's note, when it has one;
     /// says whether it did (its listeners' seats can then be restored).
     pub(super) fn resume_from_feed(&self, sockets: &[WebSocket]) -> bool {
-        let noted = sockets.iter().find_map(|s| {
-            let raw: &web_sys::WebSocket = s.as_ref();
-            let note = note_of(s).ok().filter(|n| n.feed)?;
-            let relayed = (raw.ready_state() == OPEN)
-                .then_some(note.relayed)
-                .flatten()?;
-            Some((relayed, note.reported))
-        });
+        // A feed that is closing (its close may be what woke this instance) still says
+        // what the listeners here have; its close then asks again.
+        let noted = sockets
+            .iter()
+            .filter_map(|s| note_of(s).ok().filter(|n| n.feed))
+            .filter_map(|n| Some((n.relayed?, n.reported)))
+            .max_by_key(|(relayed, _)| *relayed);
         let Some((relayed, reported)) = noted else {
             return false;
         };
@@ -189,18 +189,19 @@ impl<F: Face> StreamObject<F> {
         if !self.with(|h| h.config.hibernate) {
             return;
         }
-        for socket in self.state.get_websockets() {
-            if note_of(&socket).is_ok_and(|n| n.feed) {
-                let raw: &web_sys::WebSocket = socket.as_ref();
-                let _ = raw.close_with_code_and_reason(SOCKET_ENDED, "no one left");
-            }
+        for socket in self.feeds() {
+            let raw: &web_sys::WebSocket = socket.as_ref();
+            let _ = raw.close_with_code_and_reason(SOCKET_ENDED, "no one left");
         }
         self.uplink.state.set(LinkState::Down);
     }
 }
 
-/// `WebSocket.OPEN`.
-const OPEN: u16 = 1;
+/// A feed's id among the node's feeds (the runtime may hand out a socket as different
+/// objects, so a feed is known by its note).
+fn feed_id(socket: &WebSocket) -> Option<u64> {
+    note_of(socket).ok().map(|note| note.seat)
+}
 
 /// Changes a feed's note.
 fn note_feed(socket: &WebSocket, change: impl FnOnce(&mut SeatNote)) {
@@ -213,7 +214,37 @@ fn note_feed(socket: &WebSocket, change: impl FnOnce(&mut SeatNote)) {
     }
 }
 
-/// The child's seat on the parent: its socket.
-pub(super) fn dialed_outlet(socket: &web_sys::WebSocket, seat: u64) -> SeatOutlet {
-    SeatOutlet::Socket(SocketOutlet::new(socket.clone(), seat))
+/// The text message that ends a feed's start: the parent's position and the id the
+/// child asked after (none: from now), as [`crate::domain::Stream::relay_started`] takes
+/// them. It travels on the socket, after the start, so a child knows both in order
+/// whatever became of the request that asked.
+fn position_message(position: EventId, asked: Option<EventId>) -> String {
+    let asked = asked.map(|id| id.to_string()).unwrap_or_default();
+    format!("{POSITION_PREFIX}{position}:{asked}")
+}
+
+/// Reads [`position_message`] back.
+fn read_position(text: &str) -> Option<(EventId, Option<EventId>)> {
+    let (position, asked) = text.strip_prefix(POSITION_PREFIX)?.split_once(':')?;
+    let asked = match asked {
+        "" => None,
+        id => Some(EventId::parse(id).ok()?),
+    };
+    Some((EventId::parse(position).ok()?, asked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_feeds_position_reads_back_as_written() {
+        for (position, asked) in [(EventId(0), None), (EventId(42), Some(EventId(7)))] {
+            let text = position_message(position, asked);
+            assert_eq!(read_position(&text), Some((position, asked)), "{text}");
+        }
+        assert_eq!(read_position("position:1"), None);
+        assert_eq!(read_position("position:x:"), None);
+        assert_eq!(read_position("elsewhere:1:2"), None);
+    }
 }

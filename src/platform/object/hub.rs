@@ -298,7 +298,7 @@ impl Hub {
         }
         match (expires_at, via) {
             // A timer would keep the object awake until then; the alarm lets it sleep.
-            (Some(at), Via::Socket(_) | Via::Dialed(..)) => self.object.arm_deadline(at).await?,
+            (Some(at), Via::Socket(_) | Via::Feed(..)) => self.object.arm_deadline(at).await?,
             (Some(at), Via::Stream) => self.close_expired_at(at),
             (None, _) => {}
         }

@@ -19,29 +19,24 @@ mod uplink;
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
 
 use worker::{Env, Headers, Response, State};
 
 use super::contract::POSITION_HEADER;
-use super::contract::{StreamCall, StreamRequest, Target, NODE_HEADER, PLACED_STATUS};
+use super::contract::{StreamRequest, Target, NODE_HEADER, PLACED_STATUS};
 use super::error::{Audience, Error};
-use super::host::{now_ms, wait_until, Host};
-use super::http;
+use super::host::{now_ms, Host};
 use super::object_counts;
 use super::open_streams::OpenStreams;
-use super::outlet::{SeatOutlet, StreamOutlet};
+use super::outlet::{SeatOutlet, SocketOutlet, StreamOutlet};
 use super::sql_log::SqlLog;
 use crate::domain::{
     self, Config, EventId, EventLog, Filter, MemoryLog, NodePath, Place, Region, SeatKind,
     StreamSettings, StreamStats, SubscribeError,
 };
-use calls::{ask_node, child_answer, position_of};
+use calls::{ask_node, position_of};
 use uplink::{LinkState, Uplink};
 
-/// How long a node waits for its stream from its parent before it turns a seat away.
-const UPLINK_WAIT: Duration = Duration::from_millis(5000);
-const UPLINK_POLL: Duration = Duration::from_millis(5);
 /// Times a node asks up again for a resume that moved on while the answer travelled.
 const REPLAY_ATTEMPTS: usize = 3;
 /// How far before the first resume it is asked for a fresh node starts its stream from
@@ -60,7 +55,7 @@ pub(crate) enum Via<S> {
     Stream,
     Socket(S),
     /// A child's seat on the socket this object opened to feed it (`u64`: its seat id).
-    Dialed(worker::web_sys::WebSocket, u64),
+    Feed(worker::web_sys::WebSocket, u64),
 }
 
 /// What a seat's stream is answered with.
@@ -68,7 +63,7 @@ pub(crate) enum Body {
     Stream(worker::web_sys::ReadableStream),
     Socket(worker::WebSocket),
     /// Nothing: the child's socket is already its.
-    Dialed,
+    Fed,
 }
 
 /// What a face (channels, the Mercure hub) adds to the one object: which seats it has,
@@ -246,6 +241,8 @@ impl<F: Face> StreamObject<F> {
         for socket in self.state.get_websockets() {
             super::outlet::restart(socket.as_ref());
         }
+        // The children fed from here ask again.
+        self.streams.close_sockets();
         self.host.forget();
         Error::Runtime(worker::Error::RustError("the object restarted".into()))
     }
@@ -275,8 +272,11 @@ impl<F: Face> StreamObject<F> {
                 handed,
             } => {
                 self.with(|h| h.stream.report(&child, listeners, handed.as_ref()));
-                // Its own audience changed with it: reported up at the next alarm.
-                self.arm_keep_alive().await?;
+                // Its own audience changed with it: reported up at the next alarm. The
+                // report is taken either way (asked again, it would count twice).
+                if let Err(e) = self.arm_keep_alive().await {
+                    worker::console_error!("an alarm after a report: {e}");
+                }
                 Ok(Response::empty()?.with_status(204))
             }
             StreamRequest::Stats => self.stats().await,
@@ -326,7 +326,7 @@ impl<F: Face> StreamObject<F> {
                 headers.set(POSITION_HEADER, &position.to_string())?;
                 Ok(Response::from_websocket(socket)?.with_headers(headers))
             }
-            Body::Dialed => Err(Error::Contract("a child's socket is answered over".into())),
+            Body::Fed => Err(Error::Contract("a child's feed is answered over".into())),
         }
     }
 
@@ -356,7 +356,10 @@ impl<F: Face> StreamObject<F> {
                 (outlet, Body::Socket(socket), Some(unseated))
             }
             // The caller closes it when no seat is made (it may be tried more than once).
-            Via::Dialed(socket, seat) => (feed::dialed_outlet(&socket, seat), Body::Dialed, None),
+            Via::Feed(socket, seat) => {
+                let outlet = SocketOutlet::opened_here(socket, seat, &self.streams);
+                (SeatOutlet::Socket(outlet), Body::Fed, None)
+            }
         })
     }
 
@@ -431,111 +434,6 @@ impl<F: Face> StreamObject<F> {
             }
         }
         Err(SubscribeError::NotCovered.into())
-    }
-
-    /// The replay for a resume after `after`, through at least `through`: from here, or
-    /// from above.
-    async fn replay(&self, after: EventId, through: EventId) -> Result<Response, Error> {
-        let answered = self.with(|h| h.stream.replay(after, through, now_ms()));
-        let (text, position) = match answered {
-            // Only below the root: the root answers every replay itself.
-            Err(SubscribeError::NotCovered) => self.ask_parent_replay(after, through).await?,
-            answered => answered?,
-        };
-        let mut response = Response::ok(text)?;
-        response
-            .headers_mut()
-            .set(POSITION_HEADER, &position.to_string())?;
-        Ok(response)
-    }
-
-    /// Asks the parent for a replay after `after` that brings a seat at least to
-    /// `through`.
-    async fn ask_parent_replay(
-        &self,
-        after: EventId,
-        through: EventId,
-    ) -> Result<(String, EventId), Error> {
-        let parent = self
-            .path()
-            .parent()
-            .ok_or_else(|| Error::Contract("a replay asked above the root".into()))?;
-        let request = StreamRequest::Replay { after, through };
-        let call = StreamCall::to_node(self.target(), parent, request);
-        let mut response = ask_node(&call, &self.env, &[200]).await?;
-        let position = position_of(&response)?;
-        Ok((response.text().await?, position))
-    }
-
-    /// Below the root: makes sure the stream from the parent is up (and has brought the
-    /// parent's gap, when the node starts over at the parent's ids), so that a seat made
-    /// now gets every event from now on.
-    async fn ensure_uplink(&self) -> Result<(), Error> {
-        if self.with(|h| h.stream.path().is_root()) {
-            return Ok(());
-        }
-        self.uplink.stop.set(false);
-        if self.uplink.state.get() == LinkState::Down {
-            self.start_uplink();
-        }
-        let up = || self.uplink.state.get() == LinkState::Up && self.with(|h| h.stream.is_live());
-        if !wait_until(up, UPLINK_WAIT, UPLINK_POLL).await {
-            return Err(Error::TreeBusy("its stream from the tree is not up yet"));
-        }
-        Ok(())
-    }
-
-    /// Below the root: starts the stream from the parent (held, or, with objects that
-    /// sleep, asked to be fed over a socket).
-    fn start_uplink(&self) {
-        self.uplink.state.set(LinkState::Connecting);
-        let task = uplink::run(
-            self.host.shared(),
-            self.env.clone(),
-            Rc::clone(&self.uplink),
-            self.target(),
-            self.path(),
-        );
-        self.state.wait_until(task);
-    }
-
-    /// This object's counters plus its children's subtrees (asked all at once).
-    async fn stats(&self) -> Result<Response, Error> {
-        let mut stats = self.with(|h| {
-            let mut stats = h.stream.stats(now_ms());
-            stats.starts = h.starts;
-            h.report_store_error();
-            stats
-        });
-        for below in self.gather(StreamRequest::Stats).await {
-            match StreamStats::from_json(&below) {
-                Some(below) => stats.absorb(&below),
-                None => worker::console_error!("a node's stats could not be read"),
-            }
-        }
-        let target = self.target();
-        http::json(&match self.path().is_root() {
-            true => F::stats_json(&stats, &target),
-            false => stats.to_json(target.name()),
-        })
-    }
-
-    /// What each child answers `request` with, as JSON, asked all at once; a child that
-    /// fails or is late is left out (and logged).
-    pub async fn gather(&self, request: StreamRequest) -> Vec<serde_json::Value> {
-        let (target, children) = self.with(|h| (h.target.clone(), h.stream.relay_children()));
-        let asks = children.into_iter().map(|child| {
-            let call = StreamCall::to_node(target.clone(), child, request.clone());
-            async move { child_answer(call, &self.env).await }
-        });
-        let mut answers = Vec::new();
-        for answer in futures_util::future::join_all(asks).await {
-            match answer {
-                Ok(answer) => answers.push(answer),
-                Err(e) => worker::console_error!("a node did not answer: {e}"),
-            }
-        }
-        answers
     }
 }
 

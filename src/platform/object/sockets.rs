@@ -24,8 +24,9 @@ pub(super) struct SeatNote {
     /// The channel whose objects these are; none: the hub's.
     channel: Option<String>,
     node: String,
-    /// The seat's id among this object's sockets: how a close finds its seat.
-    seat: u64,
+    /// The seat's id among this object's sockets: how a close finds its seat (a feed's
+    /// tells it from the node's other feeds).
+    pub(super) seat: u64,
     /// The face's spec of the seat, as JSON (text crosses into JavaScript and back as it
     /// was, where a unit or an `Option` would not); none: too big for a note, kept in
     /// storage ([`seat_specs`]).
@@ -47,17 +48,14 @@ const NOTE_SPEC_BYTES: usize = 1536;
 
 impl SeatNote {
     /// A node's feed's note.
-    pub(super) fn feed(target: &Target, node: &NodePath, relayed: Option<u64>) -> SeatNote {
+    pub(super) fn feed(target: &Target, node: &NodePath, id: u64) -> SeatNote {
         SeatNote {
-            channel: match target {
-                Target::Channel(name) => Some(name.as_str().to_string()),
-                Target::Hub => None,
-            },
+            channel: channel_of(target),
             node: node.to_string(),
-            seat: 0,
+            seat: id,
             spec: None,
             feed: true,
-            relayed,
+            relayed: None,
             reported: None,
         }
     }
@@ -73,6 +71,14 @@ impl SeatNote {
 
     fn node(&self) -> Result<NodePath, Error> {
         NodePath::parse(&self.node).map_err(|_| Error::Contract("a socket's node".into()))
+    }
+}
+
+/// What a note says of its target: the channel's name; none for the hub.
+fn channel_of(target: &Target) -> Option<String> {
+    match target {
+        Target::Channel(name) => Some(name.as_str().to_string()),
+        Target::Hub => None,
     }
 }
 
@@ -122,10 +128,7 @@ impl<F: Face> StreamObject<F> {
         let unseated = Unseated(Some(server.clone()));
         let spec = self.note_or_keep(seat, spec)?;
         pair.server.serialize_attachment(SeatNote {
-            channel: match &target {
-                Target::Channel(name) => Some(name.as_str().to_string()),
-                Target::Hub => None,
-            },
+            channel: channel_of(&target),
             node: self.path().to_string(),
             seat,
             spec,
@@ -233,7 +236,10 @@ impl<F: Face> StreamObject<F> {
         let (why, undelivered) = cut_of(code, reason);
         let seat = match note_of(&socket) {
             Ok(note) if note.feed => {
-                self.feed_closed();
+                self.feed_closed(&socket);
+                if let Err(e) = self.arm_keep_alive().await {
+                    worker::console_error!("{e}");
+                }
                 return Ok(());
             }
             Ok(note) if note.spec.is_none() => {
@@ -271,7 +277,15 @@ impl<F: Face> StreamObject<F> {
         }
         match message {
             WebSocketIncomingMessage::Binary(chunk) => self.fed(&socket, chunk),
-            WebSocketIncomingMessage::String(text) => self.fed_position(&socket, &text),
+            WebSocketIncomingMessage::String(text) => {
+                self.fed_position(&socket, &text);
+                // Whoever asked for it may have gone meanwhile: the alarm lets the feed
+                // go when no one is seated by then.
+                let at = self.with(|h| now_ms() + h.config.keep_alive_ms());
+                if let Err(e) = self.arm_deadline(at).await {
+                    worker::console_error!("{e}");
+                }
+            }
         }
         Ok(())
     }

@@ -49,8 +49,8 @@ impl<F: Face> StreamObject<F> {
 
     /// Below the root: tells the parent how many seats this subtree holds, when that
     /// changed since the last report; a node that `emptied` hands up what it counted too,
-    /// for the stream's stats to keep once it is gone.
-    async fn report_to_parent(&self, emptied: bool) {
+    /// for the stream's stats to keep once it is gone. Says whether the parent knows.
+    async fn report_to_parent(&self, emptied: bool) -> bool {
         let (path, subtree, reported) = self.with(|h| {
             (
                 h.stream.path().clone(),
@@ -59,10 +59,10 @@ impl<F: Face> StreamObject<F> {
             )
         });
         let Some(parent) = path.parent() else {
-            return;
+            return true;
         };
         if subtree == reported && !emptied {
-            return;
+            return true;
         }
         let handed = emptied.then(|| self.with(|h| h.stream.hand_up()));
         let report = StreamRequest::Report {
@@ -71,17 +71,26 @@ impl<F: Face> StreamObject<F> {
             handed,
         };
         let call = StreamCall::to_node(self.target(), parent, report);
-        match ask_node(&call, &self.env, &[204]).await {
+        let answered = ask_node(&call, &self.env, &[204]).await;
+        self.with(|h| match &answered {
+            Ok(_) => h.reported = subtree,
+            // Kept here, to be handed up with the next report.
+            Err(_) => {
+                if let Some(handed) = &handed {
+                    h.stream.hand_back(handed);
+                }
+            }
+        });
+        // What is counted here changed with the hand-up: kept so, should this sleep.
+        self.with(|h| h.keep_counts());
+        match answered {
             Ok(_) => {
-                self.with(|h| h.reported = subtree);
                 self.note_reported(subtree);
+                true
             }
             Err(e) => {
-                // Kept here, to be handed up with the next report.
-                if let Some(handed) = handed {
-                    self.with(|h| h.stream.hand_back(&handed));
-                }
                 worker::console_error!("a node could not report to its parent: {e}");
+                false
             }
         }
     }
@@ -102,10 +111,14 @@ impl<F: Face> StreamObject<F> {
             h.report_store_error();
             h.seated()
         });
-        self.report_to_parent(!seated).await;
-        if !seated {
+        let reported = self.report_to_parent(!seated).await;
+        // Seated meanwhile: it goes on. Emptied: its feed goes once the parent knows (a
+        // report that failed is tried again at the next alarm).
+        if !seated && !self.with(|h| h.seated()) {
             self.uplink.stop.set(true);
-            self.drop_feed();
+            if reported {
+                self.drop_feed();
+            }
         }
         if let Err(e) = self.arm_keep_alive().await {
             return e.to_response();

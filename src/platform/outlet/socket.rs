@@ -4,14 +4,17 @@
 //! vanished-client check (and closes the socket saying why it cut the listener), so here a
 //! socket is never full, and is gone once closed.
 
+use std::rc::Rc;
+
 use worker::js_sys::Uint8Array;
 use worker::web_sys::WebSocket;
 
 use crate::domain::Outlet;
 use crate::platform::contract::{SOCKET_ENDED, SOCKET_RESTART};
+use crate::platform::open_streams::OpenStreams;
 
 /// `WebSocket.OPEN`.
-const OPEN: u16 = 1;
+pub const OPEN: u16 = 1;
 
 /// A seat's socket. Dropping it does nothing to the socket: an object's state is also
 /// dropped when the runtime evicts a sleeping object, and its sockets must stay open
@@ -23,17 +26,50 @@ pub struct SocketOutlet {
     /// Whether the socket takes writes: known when the seat is made, and lost at a write
     /// that fails or a close (asking the runtime at every write would cost a call each).
     open: bool,
+    /// Whether to ask the runtime at every write after all: a socket this object opened
+    /// itself (to feed a child) has no close handler here to tell it.
+    asks: bool,
+    /// Who knows the socket outside the wasm memory (one this object opened), until the
+    /// seat goes.
+    known: Option<Rc<OpenStreams>>,
 }
 
 impl SocketOutlet {
+    /// A seat's socket, accepted with the hibernation API (its close comes to the object).
     pub fn new(socket: WebSocket, seat: u64) -> Self {
         let open = socket.ready_state() == OPEN;
-        SocketOutlet { socket, seat, open }
+        SocketOutlet {
+            socket,
+            seat,
+            open,
+            asks: false,
+            known: None,
+        }
+    }
+
+    /// A socket this object opened to a child it feeds, known to `known` (the object's
+    /// open streams) while its seat lives: found gone at the next write or sweep once it
+    /// closed.
+    pub fn opened_here(socket: WebSocket, seat: u64, known: &Rc<OpenStreams>) -> Self {
+        known.add_socket(&socket);
+        let mut outlet = SocketOutlet::new(socket, seat);
+        outlet.asks = true;
+        outlet.known = Some(Rc::clone(known));
+        outlet
     }
 
     /// Whether this is the seat of that id.
     pub fn is(&self, seat: u64) -> bool {
         self.seat == seat
+    }
+}
+
+impl Drop for SocketOutlet {
+    /// Forgets the socket it opened; never closes it (see above).
+    fn drop(&mut self) {
+        if let Some(known) = &self.known {
+            known.remove_socket(&self.socket);
+        }
     }
 }
 
@@ -51,7 +87,8 @@ impl Outlet for SocketOutlet {
     }
 
     fn queued(&self) -> Option<usize> {
-        self.open.then_some(0)
+        let open = self.open && (!self.asks || self.socket.ready_state() == OPEN);
+        open.then_some(0)
     }
 
     fn write(&mut self, chunk: &Uint8Array) {

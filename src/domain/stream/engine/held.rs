@@ -40,6 +40,11 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
         fanout.gone
     }
 
+    /// Ends the streams of `child` (it asked for a new one); returns how many.
+    pub fn close_relays_of(&mut self, child: &NodePath) -> usize {
+        self.relays.close_where(|relay| relay.child == *child)
+    }
+
     /// Listeners whose seat sleeps with the object ([`Outlet::sleeps`]).
     pub fn sleeping(&self) -> usize {
         self.announcer.sleeping()
@@ -153,6 +158,33 @@ mod tests {
             !ch.needs_keep_alive(),
             "the reservation is back: the object may sleep"
         );
+    }
+
+    #[test]
+    fn a_child_fed_over_a_stream_needs_keep_alives_and_one_on_a_socket_does_not() {
+        let child = || SeatKind::Relay(crate::domain::NodePath::parse("weur").unwrap());
+        let mut ch = root_with_five();
+        let streamed = TestOutlet::default();
+        ch.join(child(), streamed, None, 6).unwrap();
+        assert!(ch.needs_keep_alive(), "a child's stream held here");
+
+        let mut ch = root_with_five();
+        let socket = held();
+        ch.join(child(), socket.clone(), None, 6).unwrap();
+        assert!(
+            !ch.needs_keep_alive(),
+            "a child on a socket is told when it must be"
+        );
+        assert_eq!(ch.relays(), 1);
+        assert_eq!(
+            ch.close_relays_of(&crate::domain::NodePath::parse("weur").unwrap()),
+            1
+        );
+        assert!(
+            socket.0.borrow().closed,
+            "its stream is ended when it asks anew"
+        );
+        assert_eq!(ch.relays(), 0);
     }
 
     #[test]

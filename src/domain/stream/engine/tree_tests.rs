@@ -389,9 +389,6 @@ fn a_node_that_empties_hands_its_counts_up_so_the_stats_keep_them() {
 }
 
 /// The text a stream has carried so far.
-mod heads;
-mod tree_properties;
-
 #[test]
 fn a_node_that_slept_goes_on_from_its_last_relayed_id_and_asks_up_for_older_resumes() {
     let mut root = Stream::new(tree_settings(100), MemoryLog::default());
@@ -437,3 +434,6 @@ fn a_node_that_slept_goes_on_from_its_last_relayed_id_and_asks_up_for_older_resu
         .join(SeatKind::Listener(Everyone), fresh, Some(EventId(9)), 11)
         .unwrap();
 }
+
+mod heads;
+mod tree_properties;

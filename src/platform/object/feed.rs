@@ -1,7 +1,8 @@
 //! A node's stream from its parent over a socket, with objects that sleep
 //! (`HIBERNATE=1`): the node asks its parent to feed it ([`StreamRequest::FeedMe`]); the
 //! parent opens a socket to it ([`StreamRequest::Feed`]), seats it as a child on that
-//! socket, and writes the relay's chunks to it, then the position it started at. The node
+//! socket, and writes the relay's start to it, then the position it started at and the id
+//! it was asked after, then every later chunk. The node
 //! accepts the socket with the hibernation API, so that a node whose seats all sleep
 //! sleeps too, woken by the next chunk. The parent holds the socket's other end, and so
 //! stays awake: of a tree, only the objects with children do.
@@ -23,8 +24,7 @@ use crate::platform::host::now_ms;
 use crate::platform::outlet::{restart, OPEN};
 use crate::protocol::FrameReader;
 
-/// The text message that ends a feed's start: the parent's position, as the engine's
-/// [`crate::domain::Stream::relay_started`] takes it.
+/// How the text message that ends a feed's start begins ([`position_message`]).
 const POSITION_PREFIX: &str = "position:";
 
 impl<F: Face> StreamObject<F> {

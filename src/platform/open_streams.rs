@@ -55,15 +55,7 @@ impl OpenStreams {
         if let Some(left) = left.dyn_ref::<Set>() {
             let mut closed = 0;
             left.for_each(&mut |held, _, _| {
-                if let Some(socket) = held.dyn_ref::<WebSocket>() {
-                    // A child fed from here: it asks again.
-                    super::outlet::restart(socket);
-                } else {
-                    // Only writers and sockets are ever put in the set.
-                    let writer: &WritableStreamDefaultWriter = held.unchecked_ref();
-                    // Many of them errored already (their client left meanwhile).
-                    super::outlet::ignore_rejection(writer.close());
-                }
+                close(&held);
                 closed += 1;
             });
             if closed > 0 {
@@ -124,7 +116,7 @@ impl OpenStreams {
             }
         });
         for socket in sockets {
-            super::outlet::restart(&socket);
+            close(&socket);
             self.let_go(&socket);
         }
     }
@@ -145,6 +137,19 @@ impl OpenStreams {
         self.writers.delete(held);
         if self.writers.size() == 0 {
             global_map().delete(&self.id);
+        }
+    }
+}
+
+/// Closes what an object held: a child's socket (the child asks again) or a stream's
+/// writer (its client reconnects and resumes); only those are ever held.
+fn close(held: &JsValue) {
+    match held.dyn_ref::<WebSocket>() {
+        Some(socket) => super::outlet::restart(socket),
+        None => {
+            let writer: &WritableStreamDefaultWriter = held.unchecked_ref();
+            // Many of them errored already (their client left meanwhile).
+            super::outlet::ignore_rejection(writer.close());
         }
     }
 }

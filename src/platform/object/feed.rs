@@ -74,19 +74,19 @@ impl<F: Face> StreamObject<F> {
 
     /// On the node: a message over its feed, a chunk of the relay (taken once the start
     /// has brought the parent's position, kept until then), or that position.
-    pub(super) fn fed(&self, socket: &WebSocket, chunk: Vec<u8>) {
+    pub(super) fn fed(&self, socket: &WebSocket, note: SeatNote, chunk: Vec<u8>) {
         if self.uplink.state.get() != LinkState::Up {
             self.uplink.pending.borrow_mut().push(chunk);
             return;
         }
         self.ingest(&chunk);
-        self.note_relayed(socket);
+        self.note_relayed(socket, note);
     }
 
     /// On the node: the parent's position, after the start of the feed: the stream is up
     /// from here (any other feed goes), and what came before it is taken. (A node that
     /// has no one to serve by the next alarm lets it go there.)
-    pub(super) fn fed_position(&self, socket: &WebSocket, text: &str) {
+    pub(super) fn fed_position(&self, socket: &WebSocket, note: SeatNote, text: &str) {
         let Some((position, asked)) = read_position(text) else {
             return worker::console_error!("a feed's message: {text}");
         };
@@ -96,8 +96,8 @@ impl<F: Face> StreamObject<F> {
         for chunk in pending {
             self.ingest(&chunk);
         }
-        self.note_relayed(socket);
-        let this = feed_id(socket);
+        let this = Some(note.seat);
+        self.note_relayed(socket, note);
         for other in self.feeds() {
             if feed_id(&other) != this {
                 restart(other.as_ref());
@@ -118,10 +118,13 @@ impl<F: Face> StreamObject<F> {
         });
     }
 
-    /// Notes on the feed's socket the last id relayed, for a later instance.
-    fn note_relayed(&self, socket: &WebSocket) {
-        let relayed = self.with(|h| h.stream.resume_after());
-        note_feed(socket, |note| note.relayed = relayed.map(|id| id.0));
+    /// Notes on the feed's socket (`note`, as read) the last id relayed, for a later
+    /// instance.
+    fn note_relayed(&self, socket: &WebSocket, mut note: SeatNote) {
+        note.relayed = self.with(|h| h.stream.resume_after()).map(|id| id.0);
+        if let Err(e) = socket.serialize_attachment(note) {
+            worker::console_error!("a feed's note: {e}");
+        }
     }
 
     /// Notes on the feed's socket the audience last reported to the parent, for a later
@@ -164,12 +167,10 @@ impl<F: Face> StreamObject<F> {
 
     /// On a fresh instance of a node: goes on from its feed's note, when it has one;
     /// says whether it did (its listeners' seats can then be restored).
-    pub(super) fn resume_from_feed(&self, sockets: &[WebSocket]) -> bool {
+    pub(super) fn resume_from_feed<'n>(&self, feeds: impl Iterator<Item = &'n SeatNote>) -> bool {
         // A feed that is closing (its close may be what woke this instance) still says
         // what the listeners here have; its close then asks again.
-        let noted = sockets
-            .iter()
-            .filter_map(|s| note_of(s).ok().filter(|n| n.feed))
+        let noted = feeds
             .filter_map(|n| Some((n.relayed?, n.reported)))
             .max_by_key(|(relayed, _)| *relayed);
         let Some((relayed, reported)) = noted else {

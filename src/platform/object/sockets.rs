@@ -151,23 +151,23 @@ impl<F: Face> StreamObject<F> {
         if sockets.is_empty() {
             return;
         }
-        let lost = self.streams.lost_state();
+        let noted: Vec<_> = sockets.into_iter().map(|s| (note_of(&s), s)).collect();
+        let feeds = noted
+            .iter()
+            .filter_map(|(note, _)| note.as_ref().ok().filter(|n| n.feed));
         // A node goes on from its feed's note; without one (or with its state lost) its
         // listeners attach again.
-        let restore = !lost && (self.path().is_root() || self.resume_from_feed(&sockets));
+        let lost = self.streams.lost_state();
+        let restore = !lost && (self.path().is_root() || self.resume_from_feed(feeds));
         let mut seats = Vec::new();
         let mut kept = Vec::new();
-        for socket in sockets {
+        for (note, socket) in noted {
             let raw: &web_sys::WebSocket = socket.as_ref();
-            let note = note_of(&socket);
-            if note.as_ref().is_ok_and(|n| n.feed) {
-                if !restore {
-                    restart(raw);
-                }
-                continue;
-            }
             if !restore {
                 restart(raw);
+                continue;
+            }
+            if note.as_ref().is_ok_and(|n| n.feed) {
                 continue;
             }
             let seat = note.and_then(|note| {
@@ -235,29 +235,26 @@ impl<F: Face> StreamObject<F> {
         let code = u16::try_from(code).unwrap_or(SOCKET_GONE);
         let (why, undelivered) = cut_of(code, reason);
         let seat = match note_of(&socket) {
-            Ok(note) if note.feed => {
-                self.feed_closed(&socket);
-                if let Err(e) = self.arm_keep_alive().await {
-                    worker::console_error!("{e}");
-                }
-                return Ok(());
-            }
+            Ok(note) if note.feed => None,
             Ok(note) if note.spec.is_none() => {
                 seat_specs::forget(&self.state.storage().sql(), note.seat);
-                note.seat
+                Some(note.seat)
             }
-            Ok(note) => note.seat,
+            Ok(note) => Some(note.seat),
             Err(e) => {
                 worker::console_error!("a closed socket without its note: {e}");
                 return Ok(());
             }
         };
-        self.with(|h| {
-            let this = |o: &SeatOutlet| o.socket().is_some_and(|s| s.is(seat));
-            h.stream.leave(this, why, undelivered);
-            F::settle(h);
-            h.keep_counts();
-        });
+        match seat {
+            None => self.feed_closed(&socket),
+            Some(seat) => self.with(|h| {
+                let this = |o: &SeatOutlet| o.socket().is_some_and(|s| s.is(seat));
+                h.stream.leave(this, why, undelivered);
+                F::settle(h);
+                h.keep_counts();
+            }),
+        }
         // A node reports its audience (and, emptied, lets its feed go) at the alarm.
         if let Err(e) = self.arm_keep_alive().await {
             worker::console_error!("{e}");
@@ -272,13 +269,16 @@ impl<F: Face> StreamObject<F> {
         socket: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        if !self.open_as_noted(&socket) || !note_of(&socket).is_ok_and(|n| n.feed) {
+        if !self.open_as_noted(&socket) {
             return Ok(());
         }
+        let Some(note) = note_of(&socket).ok().filter(|n| n.feed) else {
+            return Ok(());
+        };
         match message {
-            WebSocketIncomingMessage::Binary(chunk) => self.fed(&socket, chunk),
+            WebSocketIncomingMessage::Binary(chunk) => self.fed(&socket, note, chunk),
             WebSocketIncomingMessage::String(text) => {
-                self.fed_position(&socket, &text);
+                self.fed_position(&socket, note, &text);
                 // Whoever asked for it may have gone meanwhile: the alarm lets the feed
                 // go when no one is seated by then.
                 let at = self.with(|h| now_ms() + h.config.keep_alive_ms());

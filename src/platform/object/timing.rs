@@ -72,17 +72,16 @@ impl<F: Face> StreamObject<F> {
         };
         let call = StreamCall::to_node(self.target(), parent, report);
         let answered = ask_node(&call, &self.env, &[204]).await;
-        self.with(|h| match &answered {
-            Ok(_) => h.reported = subtree,
-            // Kept here, to be handed up with the next report.
-            Err(_) => {
-                if let Some(handed) = &handed {
-                    h.stream.hand_back(handed);
-                }
+        self.with(|h| {
+            match (&answered, &handed) {
+                (Ok(_), _) => h.reported = subtree,
+                // Kept here, to be handed up with the next report.
+                (Err(_), Some(handed)) => h.stream.hand_back(handed),
+                (Err(_), None) => {}
             }
+            // What is counted here changed with the hand-up: kept so, should this sleep.
+            h.keep_counts();
         });
-        // What is counted here changed with the hand-up: kept so, should this sleep.
-        self.with(|h| h.keep_counts());
         match answered {
             Ok(_) => {
                 self.note_reported(subtree);

@@ -7,7 +7,7 @@
 // forget its state and close its sockets, as a restart of that object alone does.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServers } from '../support/server.mjs';
+import { IDLE_MS, useServers } from '../support/server.mjs';
 import { objectDatabases, readDatabase } from '../support/storage.mjs';
 import { freshChannel, publishEvent, request, sleep, stats, pollUntil } from '../support/http.mjs';
 import { ResumingListener } from '../support/sse.mjs';
@@ -15,8 +15,6 @@ import { HUB_PATH, HUB_SECRETS, freshTopic, publishOk, publisherToken } from '..
 
 const RESTART = 'sse-edge-test:restart';
 const RETRY_MS = 1000;
-/** Longer than the runtime waits before it evicts an object with nothing to do. */
-const IDLE_MS = 15_000;
 
 /** Rows of the hub's objects' `seat_specs` (specs kept in storage), read from their files. */
 const keptSpecs = (persistDir) => objectDatabases(persistDir, 'Hub').reduce((sum, file) => sum + Number(readDatabase(file,

@@ -8,7 +8,7 @@
 // the root, a region head and the nodes below it. No reload while the test waits.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../support/server.mjs';
+import { IDLE_MS, NO_RELOAD, startServer } from '../support/server.mjs';
 import { listen } from '../support/sse.mjs';
 import {
   closeOpened,
@@ -21,9 +21,6 @@ import {
 } from '../support/http.mjs';
 
 const RETRY_MS = 1500;
-/** workerd evicts an object after ~10 s without work; wait a little longer. */
-const IDLE_MS = 15_000;
-const NO_RELOAD = { CHOKIDAR_USEPOLLING: '1', CHOKIDAR_INTERVAL: '600000' };
 
 let server;
 before(async () => {

@@ -26,7 +26,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer } from '../support/server.mjs';
+import { IDLE_MS, NO_RELOAD, startServer } from '../support/server.mjs';
 import { listen, openStream, parseAll, ResumingListener } from '../support/sse.mjs';
 import {
   assertError,
@@ -54,12 +54,8 @@ import {
 
 const RETRY_MS = 1500;
 const BIG_BODY = 300_000;
-/** workerd evicts an object after ~10 s without work; wait a little longer. */
-const IDLE_MS = 15_000;
 /** How long a Worker goes straight to the region head the root sent it to (contract/walk.rs). */
 const HEAD_MEMORY_MS = 10_000;
-/** Wrangler must not reload the Worker (and cut every stream) when a file changes meanwhile. */
-const NO_RELOAD = { CHOKIDAR_USEPOLLING: '1', CHOKIDAR_INTERVAL: '600000' };
 
 /** MAIN's MAX_LISTENERS: no test there needs more listeners (subscribers) on one channel (the hub). */
 const MAIN_MAX_LISTENERS = 5;

@@ -78,6 +78,15 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
+/** Longer than workerd waits before it evicts an object with nothing to do (~10 s). */
+export const IDLE_MS = 15_000;
+
+/**
+ * The environment of a server that must not reload the Worker (cutting every stream) when a
+ * file changes under it while a test waits: chokidar polls every 10 min instead.
+ */
+export const NO_RELOAD = { CHOKIDAR_USEPOLLING: '1', CHOKIDAR_INTERVAL: '600000' };
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();

@@ -69,6 +69,14 @@ impl StoredEvent {
     }
 }
 
+/// A stream that ended: its last id, and when it ended. Kept like an event, so that it
+/// survives restarts and nothing published before it comes after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ending {
+    pub last_id: EventId,
+    pub at_ms: u64,
+}
+
 /// Storage failed; the text says how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogError(pub String);
@@ -107,6 +115,10 @@ pub trait EventLog {
     fn find(&self, key: &str) -> Result<Option<EventId>, LogError>;
     /// Drops the `oldest` oldest events, and every event published before `before_ms`.
     fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError>;
+    /// How the stream ended, if it did.
+    fn ending(&self) -> Option<Ending>;
+    /// Marks the stream ended, durably: nothing is appended after.
+    fn end(&mut self, ending: Ending) -> Result<(), LogError>;
 }
 
 /// A log chosen at run time (a channel's root keeps its history durably, the nodes of
@@ -135,6 +147,12 @@ impl<T: EventLog + ?Sized> EventLog for Box<T> {
     }
     fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
         (**self).prune(oldest, before_ms)
+    }
+    fn ending(&self) -> Option<Ending> {
+        (**self).ending()
+    }
+    fn end(&mut self, ending: Ending) -> Result<(), LogError> {
+        (**self).end(ending)
     }
 }
 
@@ -253,6 +271,7 @@ pub fn plan_resume(
 pub struct MemoryLog {
     high_water: EventId,
     events: VecDeque<StoredEvent>,
+    ending: Option<Ending>,
 }
 
 impl EventLog for MemoryLog {
@@ -296,6 +315,13 @@ impl EventLog for MemoryLog {
         let keep_from = (oldest as usize).min(self.events.len());
         self.events.drain(..keep_from);
         self.events.retain(|e| e.at_ms >= before_ms);
+        Ok(())
+    }
+    fn ending(&self) -> Option<Ending> {
+        self.ending
+    }
+    fn end(&mut self, ending: Ending) -> Result<(), LogError> {
+        self.ending = Some(ending);
         Ok(())
     }
 }

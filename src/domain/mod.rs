@@ -19,11 +19,15 @@ pub mod tree;
 pub use announcer::{Announcer, Fanout, Outlet};
 pub use channel_name::{ChannelName, ChannelNameError, DEFAULT_CHANNEL};
 pub use config::{Config, ConfigError, MercureConfig};
-pub use history::{BadEventId, EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent};
-pub use message::{BodyKind, Message, MessageLimits, Publication, PublishError, GAP_EVENT_TYPE};
+pub use history::{
+    BadEventId, Ending, EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent,
+};
+pub use message::{
+    BodyKind, Message, MessageLimits, Publication, PublishError, END_EVENT_TYPE, GAP_EVENT_TYPE,
+};
 pub use origins::AllowedOrigins;
 pub use stream::{
-    Counters, Everyone, Filter, Published, PublishedBatch, Route, Seat, SeatKind, Stream,
-    StreamSettings, StreamStats, SubscribeError, KEEP_ALIVE_COMMENT,
+    Counters, EndError, Everyone, Filter, Finale, Published, PublishedBatch, Route, Seat, SeatKind,
+    Stream, StreamEnded, StreamSettings, StreamStats, SubscribeError, KEEP_ALIVE_COMMENT,
 };
 pub use tree::{NodePath, Place, Region, TreeSettings};

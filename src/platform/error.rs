@@ -13,7 +13,8 @@ use crate::domain::form::NotUtf8;
 use crate::domain::hub::HubError;
 use crate::domain::mercure::{QueryError, UpdateError};
 use crate::domain::{
-    BadEventId, ChannelNameError, ConfigError, LogError, PublishError, SubscribeError,
+    BadEventId, ChannelNameError, ConfigError, EndError, LogError, PublishError, StreamEnded,
+    SubscribeError,
 };
 
 /// How long a client refused for a full channel is asked to wait, in seconds.
@@ -49,6 +50,9 @@ pub enum Error {
         max: usize,
         stream: Audience,
     },
+    /// A publish or an end on a channel that has ended; between objects, a stream asked
+    /// of an object whose stream has ended (409).
+    Ended(StreamEnded),
     /// A setting is unusable (500, naming it).
     Config(ConfigError),
     /// A stream's storage failed (500).
@@ -135,6 +139,7 @@ impl Error {
             Error::TooLarge { .. } => 413,
             Error::Auth(AuthError::Missing) => 401,
             Error::Auth(AuthError::Wrong) | Error::OriginNotAllowed => 403,
+            Error::Ended(_) => 409,
             Error::Full { .. } | Error::Runtime(_) | Error::TreeBusy(_) => 503,
             Error::Config(_) | Error::Storage(_) | Error::Contract(_) => 500,
             Error::Hub(refusal) => match refusal.kind {
@@ -195,6 +200,7 @@ impl fmt::Display for Error {
                 max,
                 stream: Audience::Hub,
             } => write!(f, "the hub has its maximum of {max} subscribers"),
+            Error::Ended(e) => write!(f, "{e}"),
             Error::Config(e) => write!(f, "{e}"),
             Error::Storage(e) => write!(f, "{e}"),
             Error::Contract(what) => write!(f, "internal request not understood: {what}"),
@@ -243,6 +249,7 @@ wrap! {
     AuthError => Auth,
     ConfigError => Config,
     LogError => Storage,
+    StreamEnded => Ended,
     UpdateError => Update,
     QueryError => Query,
     worker::Error => Runtime,
@@ -267,6 +274,16 @@ impl From<SubscribeError> for Error {
             },
             SubscribeError::Log(e) => Error::Storage(e),
             SubscribeError::NotCovered => Error::TreeBusy("the resume moved on"),
+            SubscribeError::Ended | SubscribeError::Finished(_) => Error::Ended(StreamEnded),
+        }
+    }
+}
+
+impl From<EndError> for Error {
+    fn from(e: EndError) -> Self {
+        match e {
+            EndError::Ended(e) => Error::Ended(e),
+            EndError::Log(e) => Error::Storage(e),
         }
     }
 }

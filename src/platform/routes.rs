@@ -11,6 +11,8 @@ pub enum Route {
     Listen(ChannelName),
     /// Publish the request body.
     Publish(ChannelName),
+    /// End the channel's stream, after the request body's events if it has any.
+    End(ChannelName),
     /// Publish `pong` on the default channel.
     Ping,
     /// A channel's counters.
@@ -80,6 +82,11 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         (["channels", name, "events"], _) => {
             channel(name)?;
             ("GET, POST, OPTIONS", None)
+        }
+        (["channels", name, "end"], "POST") => ("", Some(Route::End(channel(name)?))),
+        (["channels", name, "end"], _) => {
+            channel(name)?;
+            ("POST, OPTIONS", None)
         }
         _ => return Err(RouteError::NotFound),
     };
@@ -161,6 +168,17 @@ mod tests {
             Ok(Route::Publish(ch("news")))
         );
         assert_eq!(route("GET", "/channels/news"), Ok(Route::Stats(ch("news"))));
+        assert_eq!(
+            route("POST", "/channels/news/end"),
+            Ok(Route::End(ch("news")))
+        );
+        assert_eq!(route("OPTIONS", "/channels/news/end"), Ok(Route::Preflight));
+        assert_eq!(
+            route("GET", "/channels/news/end"),
+            Err(RouteError::MethodNotAllowed {
+                allow: "POST, OPTIONS"
+            })
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
-use crate::domain::{EventId, EventLog, LogError, StoredEvent};
+use crate::domain::{Ending, EventId, EventLog, LogError, StoredEvent};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, frame TEXT NOT NULL);
@@ -24,6 +24,9 @@ CREATE INDEX IF NOT EXISTS keys_by_key ON keys (key, id);
 /// The `meta` row holding the high-water mark of ids (named before reservations existed,
 /// when it was always the last stored id).
 const HIGH_WATER_KEY: &str = "last_id";
+/// The `meta` rows of an ended stream: its last id, and when it ended.
+const ENDED_KEY: &str = "ended";
+const ENDED_AT_KEY: &str = "ended_at";
 
 /// Events pruned from the history stay in the table until this many have gone (or all
 /// of them): their rows are deleted together, one statement for many publishes, and
@@ -56,6 +59,7 @@ pub struct SqlLog {
     dead_through: EventId,
     /// Pruned events whose rows are still in the table.
     dead_rows: u64,
+    ending: Option<Ending>,
 }
 
 pub(super) fn fail(e: worker::Error) -> LogError {
@@ -119,25 +123,34 @@ impl SqlLog {
             len: 0,
             dead_through: EventId(0),
             dead_rows: 0,
+            ending: None,
         };
         if created {
             let stored = rows(
                 log.sql
                     .exec(
-                        "SELECT value FROM meta WHERE key = ?",
-                        vec![SqlStorageValue::String(HIGH_WATER_KEY.into())],
+                        "SELECT key, value FROM meta WHERE key IN (?, ?, ?)",
+                        vec![
+                            SqlStorageValue::String(HIGH_WATER_KEY.into()),
+                            SqlStorageValue::String(ENDED_KEY.into()),
+                            SqlStorageValue::String(ENDED_AT_KEY.into()),
+                        ],
                     )
                     .map_err(fail)?,
             )?;
+            let meta = |key: &str| {
+                stored.iter().find_map(|row| match row.as_slice() {
+                    [SqlStorageValue::String(k), value] if k == key => integer(value),
+                    _ => None,
+                })
+            };
             log.refresh_summary()?;
             log.refill_front()?;
-            log.durable_high_water = EventId(
-                stored
-                    .first()
-                    .and_then(|r| r.first())
-                    .and_then(integer)
-                    .unwrap_or(0),
-            );
+            log.durable_high_water = EventId(meta(HIGH_WATER_KEY).unwrap_or(0));
+            log.ending = meta(ENDED_KEY).map(|last| Ending {
+                last_id: EventId(last),
+                at_ms: meta(ENDED_AT_KEY).unwrap_or(0),
+            });
             log.high_water = log.durable_high_water.max(log.newest);
         }
         Ok(log)
@@ -151,13 +164,18 @@ impl SqlLog {
         Ok(())
     }
 
-    fn write_high_water(&mut self, id: EventId) -> Result<(), LogError> {
+    fn write_meta(&mut self, key: &str, value: u64) -> Result<(), LogError> {
         self.sql
             .exec(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                vec![SqlStorageValue::String(HIGH_WATER_KEY.into()), int_arg(id.0)],
+                vec![SqlStorageValue::String(key.into()), int_arg(value)],
             )
             .map_err(fail)?;
+        Ok(())
+    }
+
+    fn write_high_water(&mut self, id: EventId) -> Result<(), LogError> {
+        self.write_meta(HIGH_WATER_KEY, id.0)?;
         self.high_water = id;
         self.durable_high_water = id;
         Ok(())
@@ -406,6 +424,20 @@ impl EventLog for SqlLog {
         if kept_newest < self.high_water && self.durable_high_water < self.high_water {
             self.write_high_water(self.high_water)?;
         }
+        Ok(())
+    }
+
+    fn ending(&self) -> Option<Ending> {
+        self.ending
+    }
+
+    fn end(&mut self, ending: Ending) -> Result<(), LogError> {
+        self.create()?;
+        // Written in the same step as the stream's last events (no await between them),
+        // so the runtime commits them together.
+        self.write_meta(ENDED_AT_KEY, ending.at_ms)?;
+        self.write_meta(ENDED_KEY, ending.last_id.0)?;
+        self.ending = Some(ending);
         Ok(())
     }
 }

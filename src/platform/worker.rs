@@ -108,6 +108,10 @@ async fn handle(
             let request = publish_request(req, config).await?;
             to(channel, request).send(env).await
         }
+        Route::End(channel) => {
+            let request = end_request(req, config).await?;
+            to(channel, request).send(env).await
+        }
         Route::Ping => {
             check_publisher(&req, config)?;
             to(ChannelName::default_channel(), ping_request())
@@ -186,6 +190,21 @@ async fn publish_request(mut req: Request, config: &Config) -> Result<StreamRequ
     })
 }
 
+/// `POST /channels/{name}/end`: the ending, once its bearer is checked; a body, when
+/// there is one, is its last events, read as a publish's.
+async fn end_request(mut req: Request, config: &Config) -> Result<StreamRequest, Error> {
+    check_publisher(&req, config)?;
+    let body = http::read_body(&mut req, config.max_body_bytes).await?;
+    let last = match body.is_empty() {
+        true => Vec::new(),
+        false => match parse_publication(&req, &body, config)? {
+            Publication::One(message) => vec![message],
+            Publication::Batch(messages) => messages,
+        },
+    };
+    Ok(StreamRequest::End(last))
+}
+
 /// `GET|POST /ping`: publishes `pong` on the default channel.
 fn ping_request() -> StreamRequest {
     StreamRequest::Publish(Message {
@@ -222,8 +241,15 @@ fn query(url: &Url, name: &str) -> Result<Option<String>, Error> {
 
 /// Reads and validates a publish body (the one time it is parsed).
 async fn read_publication(req: &mut Request, config: &Config) -> Result<Publication, Error> {
-    let kind = BodyKind::from_content_type(req.headers().get("Content-Type")?.as_deref())?;
+    // An unsupported content type is refused before the body is read.
+    BodyKind::from_content_type(req.headers().get("Content-Type")?.as_deref())?;
     let body = http::read_body(req, config.max_body_bytes).await?;
+    parse_publication(req, &body, config)
+}
+
+/// Validates a publish body read from `req`, as its content type and query say.
+fn parse_publication(req: &Request, body: &[u8], config: &Config) -> Result<Publication, Error> {
+    let kind = BodyKind::from_content_type(req.headers().get("Content-Type")?.as_deref())?;
     let limits = MessageLimits {
         max_event_type_bytes: config.max_event_type_bytes,
     };
@@ -236,7 +262,7 @@ async fn read_publication(req: &mut Request, config: &Config) -> Result<Publicat
     };
     Ok(Publication::parse(
         kind,
-        &body,
+        body,
         event.as_deref(),
         limits,
         config.max_batch_events,

@@ -26,12 +26,22 @@ pub struct RawFrame {
     pub seq: Option<u64>,
     /// A routed event's route, in its stored form.
     pub route: Option<String>,
+    /// Whether it is the stream's last frame: it has ended ([`ending`]).
+    pub end: bool,
 }
 
 /// The comments that say, between objects, what a frame alone does not.
 const AT: &str = ": at ";
 const SEQ: &str = ": seq ";
 const ROUTE: &str = ": route ";
+/// The line that marks, between objects, the frame that ends the stream.
+const END: &str = ": end\n";
+
+/// `frame`, the notice that ends the stream, for a stream between objects: marked as the
+/// last frame, so that the object that takes it ends its own seats' streams.
+pub fn ending(frame: &str) -> String {
+    format!("{END}{frame}")
+}
 
 /// `frame` for a stream between objects: when it was published (when known), and for a
 /// routed event its sequence number and stored route (`route`: none for other events).
@@ -99,8 +109,13 @@ fn find_blank_line(bytes: &[u8]) -> Option<usize> {
 fn read_frame(bytes: &[u8]) -> Option<RawFrame> {
     // A frame ends at an empty line, which never falls inside a UTF-8 sequence.
     let mut text = String::from_utf8_lossy(bytes).into_owned();
-    let (mut at_ms, mut seq, mut route) = (None, None, None);
+    let (mut at_ms, mut seq, mut route, mut end) = (None, None, None, false);
     loop {
+        if let Some(rest) = text.strip_prefix(END) {
+            end = true;
+            text = rest.to_string();
+            continue;
+        }
         let (kind, rest) = if let Some(rest) = text.strip_prefix(AT) {
             (AT, rest)
         } else if let Some(rest) = text.strip_prefix(SEQ) {
@@ -133,6 +148,7 @@ fn read_frame(bytes: &[u8]) -> Option<RawFrame> {
         at_ms,
         seq,
         route,
+        end,
     })
 }
 
@@ -266,5 +282,26 @@ mod tests {
         let parsed = Parser::parse_all(stream.as_bytes());
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed[0], Parser::parse_all(frame.as_bytes())[0]);
+    }
+
+    #[test]
+    fn the_ending_frame_is_marked_between_objects_and_only_there() {
+        let notice = Event::new("{}")
+            .with_id("9")
+            .unwrap()
+            .with_type("end")
+            .unwrap()
+            .encode();
+        let before = Event::new("x").with_id("9").unwrap().encode();
+        let stream = format!("{before}{}", ending(&notice));
+        let frames = FrameReader::new().feed(stream.as_bytes());
+        assert_eq!(frames.len(), 2);
+        assert!(!frames[0].end && frames[1].end);
+        assert_eq!(frames[1].text, notice, "the mark is taken off");
+        // An EventSource would see the notice as it is.
+        assert_eq!(
+            Parser::parse_all(ending(&notice).as_bytes()),
+            Parser::parse_all(notice.as_bytes())
+        );
     }
 }

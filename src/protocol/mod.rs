@@ -5,5 +5,5 @@ pub mod frames;
 pub mod parser;
 
 pub use encoder::{check_event_type, check_id, comment, retry, Event, FieldError};
-pub use frames::{last_id, relayed, FrameReader, RawFrame};
+pub use frames::{ending, last_id, relayed, FrameReader, RawFrame};
 pub use parser::{ParsedEvent, Parser};

@@ -137,14 +137,15 @@ export function assertError(r, status, why, what) {
 // Publishing
 
 /**
- * POST /channels/{channel}/events with any body (a ReadableStream is sent streamed, with no
- * Content-Length); returns the answer unchecked (see assertPublished).
+ * POST /channels/{channel}/events (or another `path` under the channel, such as `end`)
+ * with any body (a ReadableStream is sent streamed, with no Content-Length); returns the
+ * answer unchecked (see assertPublished).
  */
-export function publish(baseUrl, channel, { body, contentType, query = '', headers = {} } = {}) {
+export function publish(baseUrl, channel, { body, contentType, query = '', headers = {}, path = 'events' } = {}) {
   const h = { ...headers };
   if (contentType !== undefined) h['content-type'] = contentType;
   const streamed = body instanceof ReadableStream ? { duplex: 'half' } : {};
-  return request(`${baseUrl}/channels/${channel}/events${query}`, { method: 'POST', headers: h, body, ...streamed });
+  return request(`${baseUrl}/channels/${channel}/${path}${query}`, { method: 'POST', headers: h, body, ...streamed });
 }
 
 /** publish() with `value` as a JSON body. */

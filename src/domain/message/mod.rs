@@ -14,10 +14,14 @@ mod tests;
 
 /// Event types the service writes itself; a publisher may not use them, so a listener can
 /// trust that such an event comes from the service.
-pub const RESERVED_EVENT_TYPES: &[&str] = &[GAP_EVENT_TYPE];
+pub const RESERVED_EVENT_TYPES: &[&str] = &[GAP_EVENT_TYPE, END_EVENT_TYPE];
 
 /// The event type a resuming listener gets when part of what it missed is no longer kept.
 pub const GAP_EVENT_TYPE: &str = "gap";
+
+/// The event type of the last frame of a stream that ended: it carries the last id, and
+/// the stream closes after it.
+pub const END_EVENT_TYPE: &str = "end";
 
 /// A validated message, ready to become an event.
 #[derive(Debug, Clone, PartialEq, Eq)]

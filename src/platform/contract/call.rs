@@ -95,6 +95,9 @@ pub enum StreamRequest {
     /// Publish validated messages together (each with its own id, stored at once, sent
     /// to each listener as one write).
     PublishBatch(Vec<Message>),
+    /// End a channel's stream: publish these messages (none, one or more) together, then
+    /// end it after them.
+    End(Vec<Message>),
     /// Publish hub updates, in order (the Worker sends one; a node sends the
     /// subscription events of its subscribers to the root).
     PublishUpdates(Vec<UpdateCall>),

@@ -14,6 +14,7 @@ const ORIGIN: &str = "https://channel.internal";
 const LISTEN: &str = "/listen";
 const PUBLISH: &str = "/publish";
 const PUBLISH_BATCH: &str = "/publish-batch";
+const END: &str = "/end";
 const STATS: &str = "/stats";
 const RELAY: &str = "/relay";
 const FEED_ME: &str = "/feed-me";
@@ -66,6 +67,7 @@ impl StreamCall {
             StreamRequest::Listen { .. } => (Method::Get, LISTEN),
             StreamRequest::Publish(_) => (Method::Post, PUBLISH),
             StreamRequest::PublishBatch(_) => (Method::Post, PUBLISH_BATCH),
+            StreamRequest::End(_) => (Method::Post, END),
             StreamRequest::Stats => (Method::Get, STATS),
             StreamRequest::Relay { .. } => (Method::Get, RELAY),
             StreamRequest::FeedMe { .. } => (Method::Get, FEED_ME),
@@ -139,13 +141,8 @@ impl StreamCall {
                     }
                     body = Some(message.data.clone());
                 }
-                StreamRequest::PublishBatch(messages) => {
-                    // Already validated: a compact array of [data, type, retry] to carry them.
-                    let rows: Vec<(&str, Option<&str>, Option<u64>)> = messages
-                        .iter()
-                        .map(|m| (m.data.as_str(), m.event_type.as_deref(), m.retry_ms))
-                        .collect();
-                    body = Some(serde_json::to_string(&rows).expect("rows are JSON"));
+                StreamRequest::PublishBatch(messages) | StreamRequest::End(messages) => {
+                    body = Some(messages_to_rows(messages));
                 }
                 StreamRequest::Subscribe {
                     subscriber,
@@ -286,17 +283,9 @@ impl StreamCall {
                     .map_err(|_| bad("bad retry"))?,
             }),
             (Method::Post, PUBLISH_BATCH) => {
-                let rows: Vec<(String, Option<String>, Option<u64>)> = from_json(&body()?)?;
-                StreamRequest::PublishBatch(
-                    rows.into_iter()
-                        .map(|(data, event_type, retry_ms)| Message {
-                            data,
-                            event_type,
-                            retry_ms,
-                        })
-                        .collect(),
-                )
+                StreamRequest::PublishBatch(messages_of_rows(&body()?)?)
             }
+            (Method::Post, END) => StreamRequest::End(messages_of_rows(&body()?)?),
             (Method::Get, STATS) => StreamRequest::Stats,
             (method, path) => return Err(bad(&format!("{method:?} {path}"))),
         };
@@ -307,6 +296,28 @@ impl StreamCall {
             request,
         })
     }
+}
+
+/// Validated messages as a call carries them: a compact JSON array of
+/// `[data, type, retry]` rows.
+fn messages_to_rows(messages: &[Message]) -> String {
+    let rows: Vec<(&str, Option<&str>, Option<u64>)> = messages
+        .iter()
+        .map(|m| (m.data.as_str(), m.event_type.as_deref(), m.retry_ms))
+        .collect();
+    serde_json::to_string(&rows).expect("rows are JSON")
+}
+
+fn messages_of_rows(body: &str) -> Result<Vec<Message>, Error> {
+    let rows: Vec<(String, Option<String>, Option<u64>)> = from_json(body)?;
+    Ok(rows
+        .into_iter()
+        .map(|(data, event_type, retry_ms)| Message {
+            data,
+            event_type,
+            retry_ms,
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ const CHILD_WAIT: Duration = Duration::from_millis(3000);
 /// the call expects (`expected`: 200 for a stream, a replay or stats, 204 for a report,
 /// and 404 too for a key the root may not keep). A node that cannot be reached, or is
 /// busy, is one to try again soon: whoever this node answers gets a 503 with
-/// `Retry-After`.
+/// `Retry-After`. A node whose stream has ended says so (409).
 pub(super) async fn ask_node(
     call: &StreamCall,
     env: &Env,
@@ -33,6 +33,7 @@ pub(super) async fn ask_node(
     match response.status_code() {
         status if expected.contains(&status) => Ok(response),
         503 => Err(Error::TreeBusy("a node above is busy")),
+        409 => Err(Error::Ended(crate::domain::StreamEnded)),
         status => Err(Error::Contract(format!("a node above answered {status}"))),
     }
 }

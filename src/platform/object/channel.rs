@@ -50,7 +50,7 @@ impl Channel {
         self.object.ensure_open(&call.target, &call.node)?;
         let publishing = matches!(
             call.request,
-            StreamRequest::Publish(_) | StreamRequest::PublishBatch(_)
+            StreamRequest::Publish(_) | StreamRequest::PublishBatch(_) | StreamRequest::End(_)
         );
         if publishing && !call.node.is_root() {
             return Err(Error::Contract(
@@ -67,11 +67,21 @@ impl Channel {
                 if crate::platform::injected_fault(&message.data) == Fault::Restart {
                     return Err(self.object.forget());
                 }
-                self.publish(|h| Ok(h.stream.publish(&message, now_ms())?.to_json()))
-                    .await
+                self.publish(|h| {
+                    h.stream.check_publishable()?;
+                    Ok(h.stream.publish(&message, now_ms())?.to_json())
+                })
+                .await
             }
             StreamRequest::PublishBatch(messages) => {
-                self.publish(|h| Ok(h.stream.publish_batch(&messages, now_ms())?.to_json()))
+                self.publish(|h| {
+                    h.stream.check_publishable()?;
+                    Ok(h.stream.publish_batch(&messages, now_ms())?.to_json())
+                })
+                .await
+            }
+            StreamRequest::End(messages) => {
+                self.publish(|h| Ok(h.stream.end(&messages, now_ms())?.to_end_json()))
                     .await
             }
             other => self.object.serve_tree(other).await,

@@ -36,6 +36,9 @@ impl<F: Face> StreamObject<F> {
         child: NodePath,
         last_seen: Option<EventId>,
     ) -> Result<Response, Error> {
+        if self.with(|h| h.stream.has_ended()) {
+            return Err(crate::domain::StreamEnded.into());
+        }
         let call = StreamCall::to_node(self.target(), child.clone(), StreamRequest::Feed);
         let response = ask_node(&call, &self.env, &[101]).await?;
         let socket = response

@@ -64,6 +64,12 @@ pub(crate) enum Body {
     Socket(worker::WebSocket),
     /// Nothing: the child's socket is already its.
     Fed,
+    /// The stream has ended: what the listener missed and the `end` notice, as a finished
+    /// body; none when it has everything (204).
+    Finished(Option<String>),
+    /// The stream has ended, and this node does not answer for it: the listener goes to
+    /// the root.
+    ToRoot,
 }
 
 /// What a face (channels, the Mercure hub) adds to the one object: which seats it has,
@@ -327,6 +333,15 @@ impl<F: Face> StreamObject<F> {
                 Ok(Response::from_websocket(socket)?.with_headers(headers))
             }
             Body::Fed => Err(Error::Contract("a child's feed is answered over".into())),
+            Body::Finished(None) => Ok(Response::empty()?.with_status(204).with_headers(headers)),
+            Body::Finished(Some(text)) => Ok(Response::ok(text)?.with_headers(headers)),
+            Body::ToRoot => {
+                let headers = Headers::new();
+                headers.set(NODE_HEADER, &NodePath::root().to_string())?;
+                Ok(Response::empty()?
+                    .with_status(PLACED_STATUS)
+                    .with_headers(headers))
+            }
         }
     }
 
@@ -393,7 +408,8 @@ impl<F: Face> StreamObject<F> {
             (Err(SubscribeError::NotCovered), Some(after)) => {
                 return self.seat_replayed(seat, after, via).await;
             }
-            (joined, _) => joined.map_err(refused::<F>)?,
+            (Err(e), _) => return ended::<F>(e, &seat).map(|body| (body, EventId(0))),
+            (Ok(position), _) => position,
         };
         unseated.into_iter().for_each(Unseated::seated);
         self.arm_keep_alive().await?;
@@ -430,7 +446,7 @@ impl<F: Face> StreamObject<F> {
                     return Ok((body, position));
                 }
                 Err(SubscribeError::NotCovered) => continue,
-                Err(e) => return Err(refused::<F>(e)),
+                Err(e) => return ended::<F>(e, &seat).map(|body| (body, EventId(0))),
             }
         }
         Err(SubscribeError::NotCovered.into())
@@ -450,6 +466,16 @@ fn admit<F: Face>(h: &mut Hosted<F>, seat: &SeatKind<F::Filter>) -> Result<(), E
     match seat {
         SeatKind::Listener(filter) => F::admit(h, filter),
         SeatKind::Relay(_) => Ok(()),
+    }
+}
+
+/// What a seat the engine refused is answered: a listener of a stream that ended gets
+/// its finale (on the root) or is sent to the root; any other refusal is an error.
+fn ended<F: Face>(e: SubscribeError, seat: &SeatKind<F::Filter>) -> Result<Body, Error> {
+    match (e, seat) {
+        (SubscribeError::Finished(finale), _) => Ok(Body::Finished(finale.body)),
+        (SubscribeError::Ended, SeatKind::Listener(_)) => Ok(Body::ToRoot),
+        (e, _) => Err(refused::<F>(e)),
     }
 }
 

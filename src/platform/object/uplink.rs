@@ -103,6 +103,11 @@ pub(super) async fn run<F: Face>(
                 failures = 0;
                 failing_since = None;
             }
+            Err(Error::Ended(_)) => {
+                // Asked after the end: the seats here go to the root for what they missed.
+                hosted.with(|h| h.stream.ended_elsewhere());
+                break;
+            }
             Err(e) => {
                 worker::console_error!("node {path} could not reach its parent: {e}");
                 // A node that has relayed nothing asks from the same place again.
@@ -213,14 +218,19 @@ impl<F: Face> StreamObject<F> {
     /// parent's gap, when the node starts over at the parent's ids), so that a seat made
     /// now gets every event from now on.
     pub(super) async fn ensure_uplink(&self) -> Result<(), Error> {
-        if self.with(|h| h.stream.path().is_root()) {
+        if self.with(|h| h.stream.path().is_root() || h.stream.has_ended()) {
             return Ok(());
         }
         self.uplink.stop.set(false);
         if self.uplink.state.get() == LinkState::Down {
             self.start_uplink();
         }
-        let up = || self.uplink.state.get() == LinkState::Up && self.with(|h| h.stream.is_live());
+        // A stream that turns out to have ended has nothing to wait for.
+        let up = || {
+            let live =
+                self.uplink.state.get() == LinkState::Up && self.with(|h| h.stream.is_live());
+            live || self.with(|h| h.stream.has_ended())
+        };
         if !wait_until(up, UPLINK_WAIT, UPLINK_POLL).await {
             return Err(Error::TreeBusy("its stream from the tree is not up yet"));
         }

@@ -124,4 +124,20 @@ impl PublishedBatch {
             "listeners": self.listeners,
         })
     }
+
+    /// What ending the stream did: its last id, and the events published with the ending
+    /// (`count`, from `firstId`, when there were any).
+    pub fn to_end_json(&self) -> Value {
+        let count = (self.last.0 + 1).saturating_sub(self.first.0);
+        let mut answer = json!({
+            "ended": true,
+            "lastId": self.last.to_string(),
+            "count": count,
+            "listeners": self.listeners,
+        });
+        if count > 0 {
+            answer["firstId"] = json!(self.first.to_string());
+        }
+        answer
+    }
 }

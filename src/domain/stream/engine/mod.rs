@@ -23,12 +23,15 @@ use super::{Counters, Everyone, Filter, Outbox, Route, Seat};
 use crate::domain::announcer::{Announcer, Fanout, Outlet};
 use crate::domain::config::{Config, PublishAck};
 use crate::domain::history::{
-    plan_resume, EventId, EventLog, Gap, HistoryPolicy, LogError, Replay, StoredEvent,
+    plan_resume, Ending, EventId, EventLog, Gap, HistoryPolicy, LogError, Replay, StoredEvent,
 };
 use crate::domain::message::{Message, GAP_EVENT_TYPE};
 use crate::domain::tree::{NodePath, Place, Placement, Region, TreeSettings};
 
 mod answers;
+mod end;
+#[cfg(test)]
+mod end_tests;
 mod held;
 mod node;
 mod publish;
@@ -39,6 +42,7 @@ mod tests;
 mod tree_tests;
 
 pub use answers::{Published, PublishedBatch, StreamStats};
+pub use end::{EndError, Finale, StreamEnded};
 use node::{Origin, Upstream};
 
 /// The comment written at every keep-alive.
@@ -86,6 +90,11 @@ pub enum SubscribeError {
     /// This object (below the root) does not hold what the resume needs: ask the object
     /// above for the replay, and join with [`Stream::join_replayed`].
     NotCovered,
+    /// The stream has ended: this object seats no one (a child, or anyone below the
+    /// root; a listener goes to the root).
+    Ended,
+    /// The stream has ended: what the listener gets instead of a seat, from the root.
+    Finished(Finale),
 }
 
 impl std::fmt::Display for SubscribeError {
@@ -96,6 +105,7 @@ impl std::fmt::Display for SubscribeError {
             }
             SubscribeError::Log(e) => write!(f, "{e}"),
             SubscribeError::NotCovered => write!(f, "the resume is not held here"),
+            SubscribeError::Ended | SubscribeError::Finished(_) => write!(f, "{StreamEnded}"),
         }
     }
 }
@@ -150,6 +160,10 @@ pub struct Stream<O: Outlet, L: EventLog, F: Filter = Everyone> {
     published_since_keep_alive: u64,
     /// A storage failure met after a publish was answered, for the platform to report.
     store_error: Option<LogError>,
+    /// On the root: how the stream ended, if it did (kept in its log).
+    ending: Option<Ending>,
+    /// Below the root: the stream from the parent said it ended.
+    ended_above: bool,
 }
 
 impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
@@ -192,6 +206,8 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
             upstream_position: EventId(0),
             published_since_keep_alive: 0,
             store_error: None,
+            ending: log.ending(),
+            ended_above: false,
             log,
         }
     }
@@ -234,6 +250,10 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
     /// listeners this object has taken but not seated yet (a node below may still be
     /// waiting for its stream from its parent), which count as held.
     pub fn place(&mut self, region: Region, arriving: usize) -> Place {
+        // A stream that ended is answered where it ended, not spread further.
+        if self.has_ended() {
+            return Place::Here;
+        }
         let held = self.announcer.len() + arriving;
         self.placement.place(&self.path, held, region)
     }
@@ -346,6 +366,11 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
         // Those already listening get what is pending first; the newcomer gets it from
         // history (or not at all when it did not ask to resume): never twice, never lost.
         self.flush();
+        let last_seen = match from {
+            StartAt::After(after) => Some(after),
+            StartAt::Now | StartAt::Ahead(_) => None,
+        };
+        self.refuse_ended(&seat, last_seen, now_ms)?;
         self.check_room(&seat)?;
         let mut start = protocol::retry(self.settings.retry_ms);
         start.push_str(replay);

@@ -121,7 +121,8 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
 
     /// Takes frames relayed from the parent, in the channel's order: events (with their
     /// id) and `gap` notices (without); they go out with the next flush. An event at or
-    /// below the last relayed id is one already had, and is skipped.
+    /// below the last relayed id is one already had, and is skipped. The frame that ends
+    /// the stream ends every seat's here, after what came before it.
     pub fn ingest(&mut self, frames: &[protocol::RawFrame], now_ms: u64) {
         let known_from = match self.origin {
             Origin::Relayed(Upstream::Live { known_from }) => known_from,
@@ -135,7 +136,13 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
             _ => return,
         };
         let mut kept = Vec::new();
+        let mut ending = None;
         for frame in frames {
+            if frame.end {
+                // The stream's last frame: nothing comes after it.
+                ending = Some(frame.text.as_str());
+                break;
+            }
             // A routed event says its sequence number (its id is its public key); any
             // other event's id is its sequence number. On a routed face every event is
             // routed: a frame that does not say its number is no one's (its id, a
@@ -181,6 +188,9 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
                 self.store_error = Some(e);
             }
             self.apply_history(now_ms);
+        }
+        if let Some(notice) = ending {
+            self.ended_from_above(notice);
         }
     }
 

@@ -381,6 +381,15 @@ impl EventLog for FailingLog {
     fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
         self.0.prune(oldest, before_ms)
     }
+    fn ending(&self) -> Option<crate::domain::Ending> {
+        self.0.ending()
+    }
+    fn end(&mut self, ending: crate::domain::Ending) -> Result<(), LogError> {
+        if self.1 {
+            return Err(LogError("disk full".into()));
+        }
+        self.0.end(ending)
+    }
 }
 
 #[test]

@@ -122,6 +122,15 @@ fn every_request_reads_back_as_it_was_sent() {
             },
         ]),
     ));
+    round_trip(StreamCall::new(channel("x"), StreamRequest::End(vec![])));
+    round_trip(StreamCall::new(
+        channel("x"),
+        StreamRequest::End(vec![Message {
+            data: "the last \"word\"\n".into(),
+            event_type: Some("token".into()),
+            retry_ms: None,
+        }]),
+    ));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::auth::is_bearer_token;
+use super::lifetime::Lifetimes;
 use super::mercure::MatcherLimits;
 use super::origins::AllowedOrigins;
 use super::tree::TreeSettings;
@@ -101,6 +102,13 @@ pub struct Config {
     pub max_event_type_bytes: usize,
     /// Most events one batch publish may carry.
     pub max_batch_events: usize,
+    /// Most bytes one streaming publish may carry, in all (each line is within
+    /// `max_body_bytes`).
+    pub max_stream_bytes: u64,
+    /// How long a streaming publish may send nothing before it is ended, in milliseconds.
+    pub stream_stall_ms: u64,
+    /// How long channels live once ended or left idle, and their names after.
+    pub lifetimes: Lifetimes,
     pub allowed_origins: AllowedOrigins,
     /// When set, publishing needs `Authorization: Bearer <secret>`.
     pub publish_secret: Option<String>,
@@ -128,6 +136,9 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             max_event_type_bytes: 128,
             max_batch_events: 1000,
+            max_stream_bytes: 16 * 1024 * 1024,
+            stream_stall_ms: 30_000,
+            lifetimes: Lifetimes::default(),
             allowed_origins: AllowedOrigins::Any,
             publish_secret: None,
             listen_secret: None,
@@ -256,6 +267,26 @@ impl Config {
             )? as usize,
             max_batch_events: number("MAX_BATCH_EVENTS", 1, 100_000, d.max_batch_events as u64)?
                 as usize,
+            max_stream_bytes: number("MAX_STREAM_BYTES", 1, 1 << 40, d.max_stream_bytes)?,
+            stream_stall_ms: number("STREAM_STALL_SECONDS", 1, 3600, d.stream_stall_ms / 1000)?
+                * 1000,
+            lifetimes: Lifetimes {
+                ended_ttl_ms: number(
+                    "ENDED_TTL_SECONDS",
+                    0,
+                    365 * 86_400,
+                    d.lifetimes.ended_ttl_ms / 1000,
+                )? * 1000,
+                // 0: never.
+                idle_end_ms: Some(number("IDLE_END_SECONDS", 0, 365 * 86_400, 0)? * 1000)
+                    .filter(|ms| *ms > 0),
+                grave_ms: number(
+                    "GRAVE_SECONDS",
+                    0,
+                    3650 * 86_400,
+                    d.lifetimes.grave_ms / 1000,
+                )? * 1000,
+            },
             allowed_origins: get("ALLOWED_ORIGINS")
                 .map(|v| origins(&v))
                 .unwrap_or(d.allowed_origins),
@@ -375,8 +406,29 @@ mod tests {
             ("ALLOWED_ORIGINS", "http://a.test, http://b.test/"),
             ("PUBLISH_SECRET", "s3cret"),
             ("LISTEN_SECRET", "l1sten"),
+            ("ENDED_TTL_SECONDS", "5"),
+            ("IDLE_END_SECONDS", "9"),
+            ("GRAVE_SECONDS", "0"),
+            ("MAX_STREAM_BYTES", "1000"),
+            ("STREAM_STALL_SECONDS", "3"),
         ])
         .unwrap();
+        assert_eq!(
+            c.lifetimes,
+            Lifetimes {
+                ended_ttl_ms: 5000,
+                idle_end_ms: Some(9000),
+                grave_ms: 0
+            }
+        );
+        assert_eq!(
+            read(&[("IDLE_END_SECONDS", "0")])
+                .unwrap()
+                .lifetimes
+                .idle_end_ms,
+            None,
+            "0: never"
+        );
         assert_eq!(c.queue_capacity, 7);
         assert_eq!(c.max_listeners, 3);
         assert_eq!(c.history_size, 10);

@@ -115,6 +115,9 @@ pub trait EventLog {
     fn find(&self, key: &str) -> Result<Option<EventId>, LogError>;
     /// Drops the `oldest` oldest events, and every event published before `before_ms`.
     fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError>;
+    /// When the newest event stored was published, remembered after it is no longer kept
+    /// (none: nothing was ever stored).
+    fn newest_at(&self) -> Option<u64>;
     /// How the stream ended, if it did.
     fn ending(&self) -> Option<Ending>;
     /// Marks the stream ended, durably: nothing is appended after.
@@ -147,6 +150,9 @@ impl<T: EventLog + ?Sized> EventLog for Box<T> {
     }
     fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
         (**self).prune(oldest, before_ms)
+    }
+    fn newest_at(&self) -> Option<u64> {
+        (**self).newest_at()
     }
     fn ending(&self) -> Option<Ending> {
         (**self).ending()
@@ -271,6 +277,7 @@ pub fn plan_resume(
 pub struct MemoryLog {
     high_water: EventId,
     events: VecDeque<StoredEvent>,
+    newest_at: Option<u64>,
     ending: Option<Ending>,
 }
 
@@ -287,6 +294,7 @@ impl EventLog for MemoryLog {
     fn append(&mut self, events: &[StoredEvent]) -> Result<(), LogError> {
         for event in events {
             self.high_water = self.high_water.max(event.id);
+            self.newest_at = Some(event.at_ms);
             self.events.push_back(event.clone());
         }
         Ok(())
@@ -316,6 +324,9 @@ impl EventLog for MemoryLog {
         self.events.drain(..keep_from);
         self.events.retain(|e| e.at_ms >= before_ms);
         Ok(())
+    }
+    fn newest_at(&self) -> Option<u64> {
+        self.newest_at
     }
     fn ending(&self) -> Option<Ending> {
         self.ending

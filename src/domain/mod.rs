@@ -10,6 +10,7 @@ pub mod config;
 pub mod form;
 pub mod history;
 pub mod hub;
+pub mod lifetime;
 pub mod mercure;
 pub mod message;
 pub mod origins;
@@ -22,8 +23,10 @@ pub use config::{Config, ConfigError, MercureConfig};
 pub use history::{
     BadEventId, Ending, EventId, EventLog, HistoryPolicy, LogError, MemoryLog, StoredEvent,
 };
+pub use lifetime::{ChannelGone, Due, Grave, Lifetimes};
 pub use message::{
-    BodyKind, Message, MessageLimits, Publication, PublishError, END_EVENT_TYPE, GAP_EVENT_TYPE,
+    BodyKind, LineError, LineReader, Message, MessageLimits, Publication, PublishError,
+    END_EVENT_TYPE, GAP_EVENT_TYPE,
 };
 pub use origins::AllowedOrigins;
 pub use stream::{

@@ -13,12 +13,37 @@ use crate::domain::form::NotUtf8;
 use crate::domain::hub::HubError;
 use crate::domain::mercure::{QueryError, UpdateError};
 use crate::domain::{
-    BadEventId, ChannelNameError, ConfigError, EndError, LogError, PublishError, StreamEnded,
-    SubscribeError,
+    BadEventId, ChannelGone, ChannelNameError, ConfigError, EndError, LineError, LogError,
+    PublishError, StreamEnded, SubscribeError,
 };
 
 /// How long a client refused for a full channel is asked to wait, in seconds.
 pub const FULL_RETRY_AFTER_SECONDS: u32 = 5;
+
+/// Why a streaming publish stopped.
+#[derive(Debug)]
+pub enum StreamStop {
+    Line(LineError),
+    /// Nothing came for this long (`STREAM_STALL_SECONDS`).
+    Stalled {
+        ms: u64,
+    },
+    /// The body failed (its sender went away).
+    Unreadable,
+}
+
+impl fmt::Display for StreamStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamStop::Line(e) => write!(f, "{e}"),
+            StreamStop::Stalled { ms } => write!(
+                f,
+                "the body sent nothing for {ms} ms (STREAM_STALL_SECONDS): the publish is ended"
+            ),
+            StreamStop::Unreadable => f.write_str("the body could not be read to its end"),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub enum Error {
@@ -36,6 +61,13 @@ pub enum Error {
     QueryNotUtf8(NotUtf8),
     /// A publish body that cannot be read (400, or 415 for its content type).
     Publish(PublishError),
+    /// A streaming publish stopped before its body's end (400 for a bad line or a body
+    /// that cannot be read, 413 for a line or a stream past its limit, 408 for a body
+    /// that stalled); `published` says what it published before.
+    StreamStopped {
+        why: StreamStop,
+        published: String,
+    },
     /// A body over `MAX_BODY_BYTES` (413).
     TooLarge {
         max: usize,
@@ -53,6 +85,9 @@ pub enum Error {
     /// A publish or an end on a channel that has ended; between objects, a stream asked
     /// of an object whose stream has ended (409).
     Ended(StreamEnded),
+    /// Any call on a channel whose storage was deleted after it ended, while its grave
+    /// stands (410).
+    Gone(ChannelGone),
     /// A setting is unusable (500, naming it).
     Config(ConfigError),
     /// A stream's storage failed (500).
@@ -137,9 +172,15 @@ impl Error {
             Error::Publish(e) if e.is_too_large() => 413,
             Error::Publish(_) => 400,
             Error::TooLarge { .. } => 413,
+            Error::StreamStopped { why, .. } => match why {
+                StreamStop::Line(e) if e.is_too_large() => 413,
+                StreamStop::Stalled { .. } => 408,
+                StreamStop::Line(_) | StreamStop::Unreadable => 400,
+            },
             Error::Auth(AuthError::Missing) => 401,
             Error::Auth(AuthError::Wrong) | Error::OriginNotAllowed => 403,
             Error::Ended(_) => 409,
+            Error::Gone(_) => 410,
             Error::Full { .. } | Error::Runtime(_) | Error::TreeBusy(_) => 503,
             Error::Config(_) | Error::Storage(_) | Error::Contract(_) => 500,
             Error::Hub(refusal) => match refusal.kind {
@@ -190,6 +231,7 @@ impl fmt::Display for Error {
             Error::QueryNotUtf8(e) => write!(f, "query parameter {e}"),
             Error::Publish(e) => write!(f, "{e}"),
             Error::TooLarge { max } => write!(f, "body is larger than {max} bytes"),
+            Error::StreamStopped { why, published } => write!(f, "{why}; {published}"),
             Error::Auth(e) => write!(f, "{e}"),
             Error::OriginNotAllowed => f.write_str("origin not allowed"),
             Error::Full {
@@ -201,6 +243,7 @@ impl fmt::Display for Error {
                 stream: Audience::Hub,
             } => write!(f, "the hub has its maximum of {max} subscribers"),
             Error::Ended(e) => write!(f, "{e}"),
+            Error::Gone(e) => write!(f, "{e}"),
             Error::Config(e) => write!(f, "{e}"),
             Error::Storage(e) => write!(f, "{e}"),
             Error::Contract(what) => write!(f, "internal request not understood: {what}"),
@@ -250,6 +293,7 @@ wrap! {
     ConfigError => Config,
     LogError => Storage,
     StreamEnded => Ended,
+    ChannelGone => Gone,
     UpdateError => Update,
     QueryError => Query,
     worker::Error => Runtime,

@@ -83,3 +83,10 @@ pub fn keep(sql: &SqlStorage, counters: &Counters) -> Result<(), LogError> {
     .map_err(fail)?;
     Ok(())
 }
+
+/// Drops the row and its table: an object of a stream that ended keeps nothing.
+pub fn forget(sql: &SqlStorage) -> Result<(), LogError> {
+    sql.exec("DROP TABLE IF EXISTS object_counts", None)
+        .map_err(fail)?;
+    Ok(())
+}

@@ -27,6 +27,8 @@ const HIGH_WATER_KEY: &str = "last_id";
 /// The `meta` rows of an ended stream: its last id, and when it ended.
 const ENDED_KEY: &str = "ended";
 const ENDED_AT_KEY: &str = "ended_at";
+/// The `meta` row that keeps when the newest event was published, once no event is kept.
+const NEWEST_AT_KEY: &str = "newest_at";
 
 /// Events pruned from the history stay in the table until this many have gone (or all
 /// of them): their rows are deleted together, one statement for many publishes, and
@@ -60,6 +62,10 @@ pub struct SqlLog {
     /// Pruned events whose rows are still in the table.
     dead_rows: u64,
     ending: Option<Ending>,
+    /// When the newest stored event was published, and whether `meta` holds it (it must
+    /// once no event is kept).
+    newest_at: Option<u64>,
+    durable_newest_at: bool,
 }
 
 pub(super) fn fail(e: worker::Error) -> LogError {
@@ -124,16 +130,19 @@ impl SqlLog {
             dead_through: EventId(0),
             dead_rows: 0,
             ending: None,
+            newest_at: None,
+            durable_newest_at: false,
         };
         if created {
             let stored = rows(
                 log.sql
                     .exec(
-                        "SELECT key, value FROM meta WHERE key IN (?, ?, ?)",
+                        "SELECT key, value FROM meta WHERE key IN (?, ?, ?, ?)",
                         vec![
                             SqlStorageValue::String(HIGH_WATER_KEY.into()),
                             SqlStorageValue::String(ENDED_KEY.into()),
                             SqlStorageValue::String(ENDED_AT_KEY.into()),
+                            SqlStorageValue::String(NEWEST_AT_KEY.into()),
                         ],
                     )
                     .map_err(fail)?,
@@ -147,6 +156,9 @@ impl SqlLog {
             log.refresh_summary()?;
             log.refill_front()?;
             log.durable_high_water = EventId(meta(HIGH_WATER_KEY).unwrap_or(0));
+            let stored_newest_at = meta(NEWEST_AT_KEY);
+            log.durable_newest_at = stored_newest_at.is_some();
+            log.newest_at = log.newest_at.or(stored_newest_at);
             log.ending = meta(ENDED_KEY).map(|last| Ending {
                 last_id: EventId(last),
                 at_ms: meta(ENDED_AT_KEY).unwrap_or(0),
@@ -185,7 +197,10 @@ impl SqlLog {
     fn refresh_summary(&mut self) -> Result<(), LogError> {
         let summary = rows(
             self.sql
-                .exec("SELECT COUNT(*), MAX(id) FROM events", None)
+                .exec(
+                    "SELECT COUNT(*), MAX(id), (SELECT at_ms FROM events ORDER BY id DESC LIMIT 1) FROM events",
+                    None,
+                )
                 .map_err(fail)?,
         )?;
         let row = summary
@@ -195,6 +210,7 @@ impl SqlLog {
         if let Some(newest) = row.get(1).and_then(integer).map(EventId) {
             self.newest = self.newest.max(newest);
         }
+        self.newest_at = row.get(2).and_then(integer);
         Ok(())
     }
 
@@ -319,6 +335,8 @@ impl EventLog for SqlLog {
         // longer will (see `prune`), or by a reservation.
         self.high_water = self.high_water.max(last.id);
         self.newest = self.newest.max(last.id);
+        self.newest_at = Some(last.at_ms);
+        self.durable_newest_at = false;
         if self.front.len() as u64 == self.len {
             // `front` holds every kept event: the new ones are next.
             let room = FRONT.saturating_sub(self.front.len());
@@ -424,7 +442,16 @@ impl EventLog for SqlLog {
         if kept_newest < self.high_water && self.durable_high_water < self.high_water {
             self.write_high_water(self.high_water)?;
         }
+        // The same for when the newest event was published.
+        if let (0, Some(at), false) = (self.len, self.newest_at, self.durable_newest_at) {
+            self.write_meta(NEWEST_AT_KEY, at)?;
+            self.durable_newest_at = true;
+        }
         Ok(())
+    }
+
+    fn newest_at(&self) -> Option<u64> {
+        self.newest_at
     }
 
     fn ending(&self) -> Option<Ending> {

@@ -18,7 +18,8 @@ use super::routes::{is_hub_path, route, Route, RouteError};
 use crate::domain::auth::{check_bearer, check_reader, check_token};
 use crate::domain::form;
 use crate::domain::{
-    BodyKind, ChannelName, Config, EventId, Message, MessageLimits, Publication, Region,
+    BodyKind, ChannelName, Config, EventId, Message, MessageLimits, Publication, PublishError,
+    Region,
 };
 
 /// The playground page (`GET /`), kept beside the code as the HTML it is.
@@ -30,6 +31,10 @@ const TOKEN_PARAM: &str = "token";
 const LAST_EVENT_ID_PARAM: &str = "lastEventId";
 /// The query parameter that sets a text body's event type.
 const EVENT_PARAM: &str = "event";
+/// `?stream=1`: a streaming publish, each NDJSON line published as it arrives.
+const STREAM_PARAM: &str = "stream";
+/// With `?stream=1`, `&end=1` ends the channel once the body has ended well.
+const END_PARAM: &str = "end";
 
 thread_local! {
     static WARNED_OPEN_PUBLISHING: Cell<bool> = const { Cell::new(false) };
@@ -104,10 +109,28 @@ async fn handle(
             let call = to(channel, listen_request(&req, config)?);
             held::open(call, env, config).await
         }
-        Route::Publish(channel) => {
-            let request = publish_request(req, config).await?;
-            to(channel, request).send(env).await
-        }
+        Route::Publish(channel) => match streaming(&req)? {
+            Some(end) => {
+                check_publisher(&req, config)?;
+                let content_type = req.headers().get("Content-Type")?;
+                match BodyKind::from_content_type(content_type.as_deref()) {
+                    Ok(BodyKind::NdJson) => {}
+                    _ => {
+                        let t = content_type.unwrap_or_else(|| "text/plain".into());
+                        return Err(PublishError::StreamNotNdJson(t).into());
+                    }
+                }
+                let call = to(channel, StreamRequest::PublishStream { end });
+                match req.inner().body() {
+                    Some(body) => call.send_streaming(env, body).await,
+                    None => call.send(env).await,
+                }
+            }
+            None => {
+                let request = publish_request(req, config).await?;
+                to(channel, request).send(env).await
+            }
+        },
         Route::End(channel) => {
             let request = end_request(req, config).await?;
             to(channel, request).send(env).await
@@ -203,6 +226,18 @@ async fn end_request(mut req: Request, config: &Config) -> Result<StreamRequest,
         },
     };
     Ok(StreamRequest::End(last))
+}
+
+/// Whether a publish is a streaming one (`?stream=1`), and then whether it ends the
+/// channel after (`&end=1`).
+fn streaming(req: &Request) -> Result<Option<bool>, Error> {
+    // Most publishes have no query: the URL is parsed only when there is one.
+    if !req.inner().url().contains('?') {
+        return Ok(None);
+    }
+    let url = req.url()?;
+    let on = |name| Ok::<_, Error>(query(&url, name)?.as_deref() == Some("1"));
+    Ok(on(STREAM_PARAM)?.then_some(on(END_PARAM)?))
 }
 
 /// `GET|POST /ping`: publishes `pong` on the default channel.

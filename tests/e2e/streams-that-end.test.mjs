@@ -2,16 +2,24 @@
 // channel after its last events; every listener gets `end` (the last id) and its stream
 // closes; later listens get what they missed and `end`, or 204 when they have it all;
 // publishing or ending again is a 409; the ending survives the object's restart; on a
-// tree every node ends its listeners' streams.
+// tree every node ends its listeners' streams. After ENDED_TTL_SECONDS the channel's
+// objects keep nothing and its name answers 410; IDLE_END_SECONDS ends a channel left
+// without publishes.
 //
-// Two servers: one object per channel, and a tree (one listener per object, fan-out 2).
+// Three servers: one object per channel; a tree (one listener per object, fan-out 2);
+// and short lifetimes over a tree, used by the lifetime test alone (it reads every
+// channel object's storage).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServers } from '../support/server.mjs';
-import { assertError, closeLater, freshChannel, publish, publishEvent, stats } from '../support/http.mjs';
+import { assertError, closeLater, freshChannel, pollUntil, publish, publishEvent, stats } from '../support/http.mjs';
 import { openStream } from '../support/sse.mjs';
+import { objectDatabases, readDatabase } from '../support/storage.mjs';
 
-const [server, tree] = useServers({}, { vars: { LISTENERS_PER_OBJECT: '1', FANOUT: '2' } });
+const TREE = { LISTENERS_PER_OBJECT: '1', FANOUT: '2' };
+const [server, tree, short] = useServers({}, { vars: TREE }, {
+  vars: { ...TREE, ENDED_TTL_SECONDS: '2', IDLE_END_SECONDS: '2', GRAVE_SECONDS: '3600' },
+});
 
 const WAIT_MS = 5_000;
 
@@ -127,4 +135,49 @@ test('on a tree every node ends its listeners, and later listens are answered as
   assert.deepEqual(triples(late), [['2', 'message', 'y'], endEvent('2')]);
   const done = await fetch(`${tree.url}/channels/${channel}/events`, { headers: { 'last-event-id': '2' } });
   assert.equal(done.status, 204);
+});
+
+/** What the objects of `className` on the short-lived server keep: the rows of their own
+ * tables and of the runtime's key-value table, and their pending alarms (the runtime's
+ * metadata row with a time). Local tooling's record of an object's name is not counted. */
+const STORED = `
+n = 0
+for (t,) in c.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+    if t.startswith('sqlite_') or t.startswith('__miniflare'):
+        continue
+    rows = c.execute('SELECT * FROM "%s"' % t).fetchall()
+    n += sum(1 for r in rows if r[-1] is not None) if t == '_cf_METADATA' else len(rows)
+print(n)
+`;
+const storedRows = (className) => objectDatabases(short.persistDir, className)
+  .reduce((sum, file) => sum + Number(readDatabase(file, STORED)), 0);
+
+test('channels end when left idle, and ENDED_TTL_SECONDS after the end their objects keep nothing and their names say so', { timeout: 60_000 }, async () => {
+  // One ended by its publisher, spread over a tree; one ended by IDLE_END_SECONDS.
+  const ended = freshChannel('ttl');
+  const listeners = [];
+  for (let i = 0; i < 3; i += 1) listeners.push(await listen(short.url, ended));
+  await publishEvent(short.url, ended, { data: 'a' });
+  assert.equal((await endChannel(short.url, ended)).status, 200);
+  const idle = freshChannel('idle');
+  const waiting = await listen(short.url, idle);
+  await publishEvent(short.url, idle, { data: 'only' });
+  for (const stream of listeners) await stream.waitForEnd(WAIT_MS);
+  assert.ok(storedRows('Channel') > 0, 'kept while the history lives');
+
+  // Ended on its own, two seconds after its publish: its listener gets `end`.
+  await waiting.waitForEnd(10_000);
+  assert.deepEqual(triples(waiting), [['1', 'message', 'only'], endEvent('1')]);
+  assertError(await publish(short.url, idle, { body: 'late', contentType: 'text/plain' }), 409, /ended/, 'after its idle end');
+
+  // Then both are deleted: listens and publishes say so, and nothing is stored.
+  for (const channel of [ended, idle]) {
+    const gone = await pollUntil(() => fetch(`${short.url}/channels/${channel}/events`, { headers: { 'last-event-id': '1' } }),
+      (r) => r.status === 410, { timeoutMs: 15_000, what: `${channel} gone` });
+    assert.match(await gone.text(), /ended \(its last id was 1\) and its history was deleted/);
+    assert.equal((await fetch(`${short.url}/channels/${channel}/events`)).status, 410, 'a listen from scratch too');
+    assertError(await publish(short.url, channel, { body: 'again', contentType: 'text/plain' }), 410, /deleted/, 'a publish');
+  }
+  await pollUntil(async () => storedRows('Channel'), (n) => n === 0, { timeoutMs: 10_000, what: 'no rows left in any channel object' });
+  assert.equal(storedRows('Graves'), 2, 'what is kept is their graves, elsewhere');
 });

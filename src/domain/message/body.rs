@@ -186,6 +186,22 @@ impl Publication {
     }
 }
 
+/// One line of a streaming publish (NDJSON): a message, or none when the line is blank.
+pub(super) fn ndjson_line(
+    line: &[u8],
+    limits: MessageLimits,
+) -> Result<Option<Message>, PublishError> {
+    let text = std::str::from_utf8(line).map_err(|e| PublishError::NotUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let message = Message::from_fields(json_fields(text)?, None)?;
+    message.check(limits)?;
+    Ok(Some(message))
+}
+
 /// Whether a JSON body is an array (its first non-blank byte is `[`).
 fn looks_like_array(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')

@@ -9,8 +9,11 @@ use std::fmt;
 use crate::protocol::FieldError;
 
 mod body;
+mod lines;
 #[cfg(test)]
 mod tests;
+
+pub use lines::{LineError, LineReader};
 
 /// Event types the service writes itself; a publisher may not use them, so a listener can
 /// trust that such an event comes from the service.
@@ -79,6 +82,8 @@ pub struct MessageLimits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishError {
     UnsupportedContentType(String),
+    /// A streaming publish whose content type is not NDJSON (none given counts as text).
+    StreamNotNdJson(String),
     NotUtf8 {
         valid_up_to: usize,
     },
@@ -116,7 +121,10 @@ pub enum PublishError {
 impl PublishError {
     /// Whether the body's kind (its content type) is what was refused, rather than its content.
     pub fn is_unsupported_kind(&self) -> bool {
-        matches!(self, PublishError::UnsupportedContentType(_))
+        matches!(
+            self,
+            PublishError::UnsupportedContentType(_) | PublishError::StreamNotNdJson(_)
+        )
     }
 
     /// Whether the body holds more than a publish may (rather than something wrong).
@@ -136,6 +144,10 @@ impl fmt::Display for PublishError {
                     "unsupported content type {t:?}: send application/json, application/x-ndjson, application/x-www-form-urlencoded or text/plain"
                 )
             }
+            PublishError::StreamNotNdJson(t) => write!(
+                f,
+                "a streaming publish (?stream=1) is application/x-ndjson, one event per line, not {t:?}"
+            ),
             PublishError::NotUtf8 { valid_up_to } => {
                 write!(
                     f,

@@ -95,6 +95,10 @@ pub enum StreamRequest {
     /// Publish validated messages together (each with its own id, stored at once, sent
     /// to each listener as one write).
     PublishBatch(Vec<Message>),
+    /// Publish each line of the request's body as it arrives (NDJSON, a message per
+    /// line), in order; `end`: then end the channel. The body travels as it came, and
+    /// the object reads and validates it line by line.
+    PublishStream { end: bool },
     /// End a channel's stream: publish these messages (none, one or more) together, then
     /// end it after them.
     End(Vec<Message>),
@@ -234,6 +238,24 @@ impl StreamCall {
     /// Sends the call to its object and returns the object's response untouched, so a
     /// stream's body is piped by the runtime, never by us.
     pub async fn send(&self, env: &Env) -> Result<Response, Error> {
+        self.send_with(env, None).await
+    }
+
+    /// Sends the call with `body` as its request's body, as it arrives (a streaming
+    /// publish).
+    pub async fn send_streaming(
+        &self,
+        env: &Env,
+        body: worker::web_sys::ReadableStream,
+    ) -> Result<Response, Error> {
+        self.send_with(env, Some(body)).await
+    }
+
+    async fn send_with(
+        &self,
+        env: &Env,
+        streamed: Option<worker::web_sys::ReadableStream>,
+    ) -> Result<Response, Error> {
         let namespace = env.durable_object(self.target.binding())?;
         let name = self.node.object_name(self.target.name());
         // A node is made where its listeners are: the hint counts when it is first made.
@@ -255,8 +277,14 @@ impl StreamCall {
             init.with_headers(headers);
         } else {
             init.with_method(wire.method);
-            if let Some(body) = wire.body {
-                init.with_body(Some(body.into()));
+            match (wire.body, streamed) {
+                (_, Some(stream)) => {
+                    init.with_body(Some(stream.into()));
+                }
+                (Some(body), None) => {
+                    init.with_body(Some(body.into()));
+                }
+                (None, None) => {}
             }
         }
         let request = Request::new_with_init(wire.url.as_str(), &init)?;
@@ -274,6 +302,8 @@ impl StreamCall {
                 method = Method::Post;
                 Some(body_of_header(&encoded).ok_or_else(not_utf8)?)
             }
+            // A streaming publish's body is the object's to read, as it arrives.
+            (Method::Post, _) if super::wire::carries_stream(&req.url()?) => None,
             (Method::Post, _) => {
                 Some(String::from_utf8(req.bytes().await?).map_err(|_| not_utf8())?)
             }

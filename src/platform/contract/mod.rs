@@ -18,12 +18,14 @@
 //! and a stream or replay says the id it goes on after in [`POSITION_HEADER`].
 
 mod call;
+mod graves;
 mod walk;
 mod wire;
 
 pub use call::{
     Delivery, StreamCall, StreamRequest, SubscriberCall, SubscriptionsCall, Target, UpdateCall,
 };
+pub use graves::{GraveCall, GRAVES_BINDING};
 pub use wire::Wire;
 
 use crate::domain::announcer::Departure;

@@ -15,6 +15,7 @@ const LISTEN: &str = "/listen";
 const PUBLISH: &str = "/publish";
 const PUBLISH_BATCH: &str = "/publish-batch";
 const END: &str = "/end";
+const PUBLISH_STREAM: &str = "/publish-stream";
 const STATS: &str = "/stats";
 const RELAY: &str = "/relay";
 const FEED_ME: &str = "/feed-me";
@@ -43,6 +44,7 @@ const RETRY: &str = "retry";
 const ALLOW_ORIGIN: &str = "allowOrigin";
 const VIA: &str = "via";
 const VIA_SOCKET: &str = "socket";
+const ENDING: &str = "end";
 
 /// A call as it travels: method, URL and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +70,7 @@ impl StreamCall {
             StreamRequest::Publish(_) => (Method::Post, PUBLISH),
             StreamRequest::PublishBatch(_) => (Method::Post, PUBLISH_BATCH),
             StreamRequest::End(_) => (Method::Post, END),
+            StreamRequest::PublishStream { .. } => (Method::Post, PUBLISH_STREAM),
             StreamRequest::Stats => (Method::Get, STATS),
             StreamRequest::Relay { .. } => (Method::Get, RELAY),
             StreamRequest::FeedMe { .. } => (Method::Get, FEED_ME),
@@ -140,6 +143,11 @@ impl StreamCall {
                         query.append_pair(RETRY, &retry.to_string());
                     }
                     body = Some(message.data.clone());
+                }
+                StreamRequest::PublishStream { end } => {
+                    if *end {
+                        query.append_pair(ENDING, "1");
+                    }
                 }
                 StreamRequest::PublishBatch(messages) | StreamRequest::End(messages) => {
                     body = Some(messages_to_rows(messages));
@@ -286,6 +294,9 @@ impl StreamCall {
                 StreamRequest::PublishBatch(messages_of_rows(&body()?)?)
             }
             (Method::Post, END) => StreamRequest::End(messages_of_rows(&body()?)?),
+            (Method::Post, PUBLISH_STREAM) => StreamRequest::PublishStream {
+                end: param(ENDING).is_some(),
+            },
             (Method::Get, STATS) => StreamRequest::Stats,
             (method, path) => return Err(bad(&format!("{method:?} {path}"))),
         };
@@ -296,6 +307,12 @@ impl StreamCall {
             request,
         })
     }
+}
+
+/// Whether a call's request body is not part of its wire form, but travels on for the
+/// object to read as it arrives (a streaming publish).
+pub(super) fn carries_stream(url: &Url) -> bool {
+    url.path() == PUBLISH_STREAM
 }
 
 /// Validated messages as a call carries them: a compact JSON array of

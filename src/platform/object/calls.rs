@@ -33,7 +33,8 @@ pub(super) async fn ask_node(
     match response.status_code() {
         status if expected.contains(&status) => Ok(response),
         503 => Err(Error::TreeBusy("a node above is busy")),
-        409 => Err(Error::Ended(crate::domain::StreamEnded)),
+        // Ended, or ended and deleted: either way this node's stream is over.
+        409 | 410 => Err(Error::Ended(crate::domain::StreamEnded)),
         status => Err(Error::Contract(format!("a node above answered {status}"))),
     }
 }

@@ -2,13 +2,18 @@
 //! tree. Its seats take every event; it adds publishing (one message, or a batch) and
 //! answers with the CORS header the Worker asked for.
 
-use worker::{durable_object, DurableObject, Env, Headers, Request, Response, State};
+use worker::{durable_object, ByteStream, DurableObject, Env, Headers, Request, Response, State};
 
 use worker::{WebSocket, WebSocketIncomingMessage};
 
 use super::{Face, Hosted, StreamObject, Via};
-use crate::domain::{Config, EventId, Everyone, Region, SeatKind, StreamSettings};
-use crate::platform::contract::{Delivery, StreamCall, StreamRequest, Target, SOCKET_GONE};
+use crate::domain::{
+    ChannelGone, ChannelName, Config, Due, EventId, Everyone, Grave, NodePath, Region, SeatKind,
+    StreamSettings,
+};
+use crate::platform::contract::{
+    Delivery, GraveCall, StreamCall, StreamRequest, Target, SOCKET_GONE,
+};
 use crate::platform::cors;
 use crate::platform::error::{Audience, Error};
 use crate::platform::host::now_ms;
@@ -18,10 +23,18 @@ use crate::platform::Fault;
 /// A channel's seats and rules: everyone takes everything, holes are told with `gap`.
 pub(crate) struct Channels;
 
+/// What a channel's object keeps beside the engine.
+#[derive(Default)]
+pub(crate) struct ChannelState {
+    /// Whether this instance has asked the graves about its channel (a root with nothing
+    /// stored asks once: it may have been deleted after it ended).
+    looked_up: bool,
+}
+
 impl Face for Channels {
     type Filter = Everyone;
     const AUDIENCE: Audience = Audience::Channel;
-    type State = ();
+    type State = ChannelState;
     type Spec = ();
 
     fn restore(_h: &mut Hosted<Self>, _spec: ()) -> Result<Everyone, Error> {
@@ -35,6 +48,20 @@ impl Face for Channels {
     fn stream_headers() -> Result<Headers, Error> {
         http::event_stream_headers()
     }
+
+    /// The root's next step of its lifetime: its end when left idle, or its deletion.
+    fn next_deadline(h: &mut Hosted<Self>) -> Option<u64> {
+        lifetime_due(h).map(|due| due.at_ms())
+    }
+}
+
+/// On a channel's root, what of its lifetime comes next.
+fn lifetime_due(h: &Hosted<Channels>) -> Option<Due> {
+    if !h.stream.path().is_root() {
+        return None;
+    }
+    let lifetimes = h.config.lifetimes;
+    lifetimes.due(h.stream.ending(), h.stream.last_publish_ms())
 }
 
 #[durable_object]
@@ -43,14 +70,25 @@ pub struct Channel {
 }
 
 impl Channel {
-    async fn serve(&self, call: StreamCall) -> Result<Response, Error> {
+    /// `body`: a streaming publish's body, as it arrives.
+    async fn serve(
+        &self,
+        call: StreamCall,
+        body: Option<&mut ByteStream>,
+    ) -> Result<Response, Error> {
         if !matches!(call.target, Target::Channel(_)) {
             return Err(Error::Contract("a hub call sent to a channel".into()));
         }
         self.object.ensure_open(&call.target, &call.node)?;
+        if call.node.is_root() {
+            self.look_up_grave().await?;
+        }
         let publishing = matches!(
             call.request,
-            StreamRequest::Publish(_) | StreamRequest::PublishBatch(_) | StreamRequest::End(_)
+            StreamRequest::Publish(_)
+                | StreamRequest::PublishBatch(_)
+                | StreamRequest::PublishStream { .. }
+                | StreamRequest::End(_)
         );
         if publishing && !call.node.is_root() {
             return Err(Error::Contract(
@@ -80,12 +118,95 @@ impl Channel {
                 })
                 .await
             }
+            StreamRequest::PublishStream { end } => self.object.publish_stream(body, end).await,
             StreamRequest::End(messages) => {
                 self.publish(|h| Ok(h.stream.end(&messages, now_ms())?.to_end_json()))
                     .await
             }
             other => self.object.serve_tree(other).await,
         }
+    }
+
+    /// A root with nothing stored asks, once per instance, whether its channel was
+    /// deleted after it ended: then every call is answered 410 while its grave stands. A
+    /// lookup that fails is logged and tried again at the next call.
+    async fn look_up_grave(&self) -> Result<(), Error> {
+        let (fresh, target) = self.object.with(|h| {
+            let fresh = !h.face.looked_up
+                && h.stream.last_id() == EventId(0)
+                && h.stream.ending().is_none();
+            (fresh, h.target.clone())
+        });
+        let Target::Channel(channel) = target else {
+            return Ok(());
+        };
+        if !fresh {
+            return Ok(());
+        }
+        match GraveCall::Find(channel).send(&self.object.env).await {
+            Ok(Some(grave)) => Err(ChannelGone(grave).into()),
+            Ok(None) => {
+                self.object.with(|h| h.face.looked_up = true);
+                Ok(())
+            }
+            Err(e) => {
+                worker::console_error!("the graves could not be asked: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    /// The root's lifetime, at its alarm: ends the channel when it was left idle, or
+    /// deletes its storage once its history's time after the end is up (its grave
+    /// first, so that its name says so). A root woken with nothing open opens from its
+    /// name.
+    /// Says whether the channel is gone now.
+    async fn live_out(&self) -> Result<bool, Error> {
+        if !self.object.host.is_open() && self.object.state.get_websockets().is_empty() {
+            let name = self.object.state.id().name();
+            let Some(channel) = name.and_then(|n| ChannelName::parse(&n).ok()) else {
+                return Ok(false); // a node: it keeps nothing to delete
+            };
+            self.object
+                .ensure_open(&Target::Channel(channel), &NodePath::root())?;
+        }
+        if !self.object.host.is_open() {
+            return Ok(false); // opened from its sockets by the keep-alive, then looked at
+        }
+        let now = now_ms();
+        let due = self
+            .object
+            .with(|h| lifetime_due(h).filter(|due| due.at_ms() <= now));
+        match due {
+            None => Ok(false),
+            Some(Due::End { .. }) => {
+                self.object.with(|h| h.stream.end(&[], now))?;
+                Ok(false)
+            }
+            Some(Due::Delete { .. }) => self.delete().await.map(|()| true),
+        }
+    }
+
+    /// Buries the channel (unless graves are kept for no time), then deletes everything
+    /// its root stores, its alarm included, and forgets its state.
+    async fn delete(&self) -> Result<(), Error> {
+        let (target, ending, grave_ms) = self.object.with(|h| {
+            (
+                h.target.clone(),
+                h.stream.ending(),
+                h.config.lifetimes.grave_ms,
+            )
+        });
+        let (Target::Channel(channel), Some(ending)) = (target, ending) else {
+            return Ok(());
+        };
+        if grave_ms > 0 {
+            let grave = Grave::of(ending, now_ms());
+            GraveCall::Bury { channel, grave }
+                .send(&self.object.env)
+                .await?;
+        }
+        self.object.delete_storage().await
     }
 
     async fn listen(
@@ -135,7 +256,18 @@ impl DurableObject for Channel {
             Err(e) => return e.to_response(),
         };
         let allow_origin = call.allow_origin.clone();
-        let mut response = match self.serve(call).await {
+        let streamed = matches!(call.request, StreamRequest::PublishStream { .. });
+        let mut body = streamed
+            .then(|| req.inner().body())
+            .flatten()
+            .map(ByteStream::from);
+        let served = self.serve(call, body.as_mut()).await;
+        if let Some(body) = body {
+            // A streaming publish stopped early has the rest of its body read and dropped:
+            // a body left unread keeps its sender's connection from the next request.
+            self.object.drain(body).await;
+        }
+        let mut response = match served {
             Ok(response) => response,
             Err(e) => e.to_response()?,
         };
@@ -146,6 +278,12 @@ impl DurableObject for Channel {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
+        match self.live_out().await {
+            Ok(true) => return Response::empty(),
+            Ok(false) => {}
+            // Tried again at the next alarm, armed as usual below.
+            Err(e) => worker::console_error!("a channel's lifetime step failed: {e}"),
+        }
         self.object.alarm().await
     }
 

@@ -20,6 +20,9 @@ impl<F: Face> Hosted<F> {
         if !self.config.hibernate || !self.start_counted || self.stream.needs_keep_alive() {
             return;
         }
+        if self.storage_dropped {
+            return;
+        }
         let counted = self.stream.counted();
         if self.kept == Some(counted) {
             return;
@@ -27,6 +30,30 @@ impl<F: Face> Hosted<F> {
         match object_counts::keep(&self.sql, &counted) {
             Ok(()) => self.kept = Some(counted),
             Err(e) => worker::console_error!("an object's counts were not kept: {e}"),
+        }
+    }
+}
+
+impl<F: Face> Hosted<F> {
+    /// Takes frames relayed from the parent, and writes them on. A node whose stream
+    /// ended with them keeps nothing in storage from then on: its counts row goes (what
+    /// it counted is still handed up from memory at its next report).
+    pub fn relayed(&mut self, frames: &[crate::protocol::RawFrame]) {
+        self.stream.ingest(frames, now_ms());
+        F::settle(self);
+        self.drop_storage_if_ended();
+        self.keep_counts();
+    }
+
+    /// Below the root, once the stream has ended: drops what this object stored.
+    pub fn drop_storage_if_ended(&mut self) {
+        if self.storage_dropped || self.stream.path().is_root() || !self.stream.has_ended() {
+            return;
+        }
+        self.storage_dropped = true;
+        self.start_counted = true;
+        if let Err(e) = object_counts::forget(&self.sql) {
+            worker::console_error!("an ended node's counts were not dropped: {e}");
         }
     }
 }

@@ -20,7 +20,6 @@ use super::{Face, StreamObject, Via};
 use crate::domain::{EventId, NodePath, SeatKind};
 use crate::platform::contract::{StreamCall, StreamRequest, SOCKET_ENDED};
 use crate::platform::error::Error;
-use crate::platform::host::now_ms;
 use crate::platform::outlet::{restart, OPEN};
 use crate::protocol::FrameReader;
 
@@ -114,11 +113,7 @@ impl<F: Face> StreamObject<F> {
         if frames.is_empty() {
             return;
         }
-        self.with(|h| {
-            h.stream.ingest(&frames, now_ms());
-            F::settle(h);
-            h.keep_counts();
-        });
+        self.with(|h| h.relayed(&frames));
     }
 
     /// Notes on the feed's socket (`note`, as read) the last id relayed, for a later

@@ -12,6 +12,7 @@ mod counts;
 mod feed;
 pub mod hub;
 mod sockets;
+mod stream_publish;
 mod timing;
 
 use sockets::Unseated;
@@ -142,6 +143,8 @@ pub(crate) struct Hosted<F: Face> {
     start_counted: bool,
     /// What [`Hosted::keep_counts`] last kept.
     kept: Option<domain::Counters>,
+    /// Below the root, once the stream ended: nothing is stored any more.
+    storage_dropped: bool,
     /// The object's storage, where its counts are kept.
     sql: worker::SqlStorage,
 }
@@ -231,6 +234,7 @@ impl<F: Face> StreamObject<F> {
                 starts: counted.starts,
                 start_counted: false,
                 kept: None,
+                storage_dropped: false,
                 sql,
             })
         })?;
@@ -251,6 +255,17 @@ impl<F: Face> StreamObject<F> {
         self.streams.close_sockets();
         self.host.forget();
         Error::Runtime(worker::Error::RustError("the object restarted".into()))
+    }
+
+    /// Deletes everything this object stores, its alarm included, and forgets its state:
+    /// nothing of it is kept, or billed.
+    pub async fn delete_storage(&self) -> Result<(), Error> {
+        let storage = self.state.storage();
+        storage.delete_alarm().await?;
+        storage.delete_all().await?;
+        self.host.forget();
+        self.host.alarm_fired();
+        Ok(())
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut Hosted<F>) -> T) -> T {
@@ -399,6 +414,11 @@ impl<F: Face> StreamObject<F> {
             }
         }
         self.ensure_uplink().await?;
+        // A stream that ended is answered without opening a stream or a socket.
+        let refused = self.with(|h| h.stream.refuse_ended(&seat, last_seen, now_ms()));
+        if let Err(e) = refused {
+            return ended::<F>(e, &seat).map(|body| (body, EventId(0)));
+        }
         let (outlet, body, unseated) = self.open_outlet(via.clone())?;
         let joined = self.with(|h| {
             admit(h, &seat)?;

@@ -40,6 +40,10 @@ pub(super) struct SeatNote {
     /// On a feed: the audience the node last reported to its parent.
     #[serde(default)]
     pub(super) reported: Option<u64>,
+    /// Whether the seat is over: this object closed its socket (its stream ended), and
+    /// the close is on its way (see `outlet::CLOSED_FIELD`).
+    #[serde(default)]
+    pub(super) closed: bool,
 }
 
 /// The most of a seat's spec (as JSON) its note carries; a bigger one is kept in storage.
@@ -57,6 +61,7 @@ impl SeatNote {
             feed: true,
             relayed: None,
             reported: None,
+            closed: false,
         }
     }
 
@@ -135,6 +140,7 @@ impl<F: Face> StreamObject<F> {
             feed: false,
             relayed: None,
             reported: None,
+            closed: false,
         })?;
         let outlet = SocketOutlet::new(server, seat);
         Ok((SeatOutlet::Socket(outlet), pair.client, unseated))
@@ -147,11 +153,14 @@ impl<F: Face> StreamObject<F> {
     /// and stream from its parent are gone with its instance: their sockets are closed for
     /// the Worker to attach again, resuming after their last id.
     pub(super) fn restore_sockets(&self) {
-        let sockets = self.state.get_websockets();
-        if sockets.is_empty() {
+        // A seat this object closed (its stream ended) is over: nothing to restore.
+        let noted: Vec<_> = (self.state.get_websockets().into_iter())
+            .map(|s| (note_of(&s), s))
+            .filter(|(note, _)| !note.as_ref().is_ok_and(|n| n.closed))
+            .collect();
+        if noted.is_empty() {
             return;
         }
-        let noted: Vec<_> = sockets.into_iter().map(|s| (note_of(&s), s)).collect();
         let feeds = noted
             .iter()
             .filter_map(|(note, _)| note.as_ref().ok().filter(|n| n.feed));
@@ -229,7 +238,10 @@ impl<F: Face> StreamObject<F> {
         code: usize,
         reason: &str,
     ) -> worker::Result<()> {
-        if !self.open_as_noted(&socket) {
+        // The close of a seat this object closed: it was let go then. A fresh instance
+        // has nothing to do for it.
+        let over = note_of(&socket).is_ok_and(|n| n.closed);
+        if (over && !self.host.is_open()) || !self.open_as_noted(&socket) {
             return Ok(());
         }
         let code = u16::try_from(code).unwrap_or(SOCKET_GONE);
@@ -269,7 +281,10 @@ impl<F: Face> StreamObject<F> {
         socket: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        if !self.open_as_noted(&socket) {
+        // The close of a seat this object closed: it was let go then. A fresh instance
+        // has nothing to do for it.
+        let over = note_of(&socket).is_ok_and(|n| n.closed);
+        if (over && !self.host.is_open()) || !self.open_as_noted(&socket) {
             return Ok(());
         }
         let Some(note) = note_of(&socket).ok().filter(|n| n.feed) else {
@@ -306,6 +321,7 @@ impl Unseated {
 impl Drop for Unseated {
     fn drop(&mut self) {
         if let Some(socket) = self.0.take() {
+            crate::platform::outlet::mark_closed(&socket);
             restart(&socket);
         }
     }

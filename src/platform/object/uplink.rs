@@ -105,7 +105,10 @@ pub(super) async fn run<F: Face>(
             }
             Err(Error::Ended(_)) => {
                 // Asked after the end: the seats here go to the root for what they missed.
-                hosted.with(|h| h.stream.ended_elsewhere());
+                hosted.with(|h| {
+                    h.stream.ended_elsewhere();
+                    h.drop_storage_if_ended();
+                });
                 break;
             }
             Err(e) => {
@@ -159,10 +162,7 @@ async fn hold<F: Face>(
     while let Some(Ok(bytes)) = stream.next().await {
         let frames = reader.feed(&bytes);
         if !frames.is_empty() {
-            hosted.with(|h| {
-                h.stream.ingest(&frames, now_ms());
-                F::settle(h);
-            });
+            hosted.with(|h| h.relayed(&frames));
         }
         if uplink.stop.get() {
             break;

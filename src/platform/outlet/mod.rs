@@ -13,7 +13,7 @@ use wasm_bindgen::JsValue;
 use worker::js_sys::{Promise, Uint8Array};
 
 use crate::domain::Outlet;
-pub use socket::{restart, SocketOutlet, OPEN};
+pub use socket::{mark_closed, restart, SocketOutlet, OPEN};
 pub use stream::StreamOutlet;
 
 /// What an object's seat writes to.

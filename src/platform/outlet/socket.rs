@@ -73,6 +73,22 @@ impl Drop for SocketOutlet {
     }
 }
 
+/// The field of an accepted socket's note that says its seat is over: closed here, its
+/// close on its way. A fresh instance that the close (or anything else) wakes then finds
+/// no seat to restore on it.
+pub const CLOSED_FIELD: &str = "closed";
+
+/// Marks an accepted socket's note: its seat is over.
+pub fn mark_closed(socket: &WebSocket) {
+    let socket = worker::WebSocket::from(socket.clone());
+    if let Ok(Some(mut note)) = socket.deserialize_attachment::<serde_json::Value>() {
+        note[CLOSED_FIELD] = serde_json::Value::Bool(true);
+        if let Err(e) = socket.serialize_attachment(note) {
+            worker::console_error!("a closed seat's note was not marked: {e}");
+        }
+    }
+}
+
 /// Closes `socket` for the Worker to attach again (a socket whose seat this object does
 /// not go on with).
 pub fn restart(socket: &WebSocket) {
@@ -101,6 +117,9 @@ impl Outlet for SocketOutlet {
 
     fn close(&mut self) {
         self.open = false;
+        if self.known.is_none() {
+            mark_closed(&self.socket);
+        }
         let _ = self
             .socket
             .close_with_code_and_reason(SOCKET_ENDED, "the stream ended");

@@ -49,6 +49,14 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
         self.ending
     }
 
+    /// On the root, when the newest event was published (none: never).
+    pub fn last_publish_ms(&self) -> Option<u64> {
+        match self.origin {
+            Origin::Root => self.log.newest_at(),
+            Origin::Relayed(_) => None,
+        }
+    }
+
     /// Whether the stream has ended, as far as this object knows.
     pub fn has_ended(&self) -> bool {
         self.ending.is_some() || self.ended_above
@@ -114,8 +122,9 @@ impl<O: Outlet, L: EventLog, F: Filter> Stream<O, L, F> {
 
     /// What a seat asking to start on a stream that has ended gets instead: on the root, a
     /// listener gets its [`Finale`] (from the start of the kept history when it does not
-    /// resume); a child, or anyone below the root, is refused.
-    pub(super) fn refuse_ended(
+    /// resume); a child, or anyone below the root, is refused. Checked when a seat is made,
+    /// and by the platform before it opens anything for one.
+    pub fn refuse_ended(
         &mut self,
         seat: &SeatKind<F>,
         last_seen: Option<EventId>,

@@ -381,6 +381,9 @@ impl EventLog for FailingLog {
     fn prune(&mut self, oldest: u64, before_ms: u64) -> Result<(), LogError> {
         self.0.prune(oldest, before_ms)
     }
+    fn newest_at(&self) -> Option<u64> {
+        self.0.newest_at()
+    }
     fn ending(&self) -> Option<crate::domain::Ending> {
         self.0.ending()
     }

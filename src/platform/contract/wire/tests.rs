@@ -123,6 +123,14 @@ fn every_request_reads_back_as_it_was_sent() {
         ]),
     ));
     round_trip(StreamCall::new(channel("x"), StreamRequest::End(vec![])));
+    for end in [false, true] {
+        let call = StreamCall::new(channel("x"), StreamRequest::PublishStream { end });
+        assert!(
+            carries_stream(&call.to_wire().url),
+            "its body is read by the object"
+        );
+        round_trip(call);
+    }
     round_trip(StreamCall::new(
         channel("x"),
         StreamRequest::End(vec![Message {

@@ -7,6 +7,7 @@
 //! - `object`: the one Durable Object implementation (the tree's machinery) and its two
 //!   faces, the `Channel` and `Hub` classes;
 //! - `hub`: the hub's routes in the Worker;
+//! - `demo`: the playground's streamed answer;
 //! - `graves`: the `Graves` class, which remembers channels deleted after they ended;
 //! - `outlet` and `sql_log`: the runtime's listener streams and history storage;
 //!   `open_streams`: every open stream also known outside the wasm memory, so that a
@@ -14,6 +15,7 @@
 
 pub mod contract;
 mod cors;
+mod demo;
 pub mod error;
 mod graves;
 mod held;

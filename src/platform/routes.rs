@@ -13,6 +13,10 @@ pub enum Route {
     Publish(ChannelName),
     /// End the channel's stream, after the request body's events if it has any.
     End(ChannelName),
+    /// The playground's demo: stream a fake answer into the channel, then end it.
+    DemoAnswer(ChannelName),
+    /// The browser module that shows a resumable answer (`examples/`), for pages to import.
+    AnswerModule,
     /// Publish `pong` on the default channel.
     Ping,
     /// A channel's counters.
@@ -83,6 +87,13 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             channel(name)?;
             ("GET, POST, OPTIONS", None)
         }
+        (["playground", "answer", name], "POST") => ("", Some(Route::DemoAnswer(channel(name)?))),
+        (["playground", "answer", name], _) => {
+            channel(name)?;
+            ("POST, OPTIONS", None)
+        }
+        (["examples", "resumable-answer.js"], "GET" | "HEAD") => ("", Some(Route::AnswerModule)),
+        (["examples", "resumable-answer.js"], _) => ("GET, HEAD", None),
         (["channels", name, "end"], "POST") => ("", Some(Route::End(channel(name)?))),
         (["channels", name, "end"], _) => {
             channel(name)?;
@@ -173,6 +184,14 @@ mod tests {
             Ok(Route::End(ch("news")))
         );
         assert_eq!(route("OPTIONS", "/channels/news/end"), Ok(Route::Preflight));
+        assert_eq!(
+            route("POST", "/playground/answer/a-1"),
+            Ok(Route::DemoAnswer(ch("a-1")))
+        );
+        assert_eq!(
+            route("GET", "/examples/resumable-answer.js"),
+            Ok(Route::AnswerModule)
+        );
         assert_eq!(
             route("GET", "/channels/news/end"),
             Err(RouteError::MethodNotAllowed {

@@ -25,6 +25,9 @@ use crate::domain::{
 /// The playground page (`GET /`), kept beside the code as the HTML it is.
 const PAGE: &str = include_str!("../../web/playground.html");
 
+/// The browser module of `examples/` that shows a resumable answer; the playground uses it.
+const ANSWER_MODULE: &str = include_str!("../../examples/resumable-answer.js");
+
 /// The query parameter that carries the listen secret (EventSource cannot set headers).
 const TOKEN_PARAM: &str = "token";
 /// The query parameter that resumes a stream, for clients that cannot set `Last-Event-ID`.
@@ -56,7 +59,7 @@ fn config(env: &Env) -> Result<Rc<Config>, Error> {
 }
 
 #[event(fetch)]
-pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     console_error_panic_hook::set_once();
     let config = match config(&env) {
         Ok(config) => config,
@@ -81,7 +84,7 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     };
     let allowed = policy.allowed(&config, origin.as_deref());
     let routed = route(req.method().as_ref(), &path);
-    let served = handle(routed, req, &env, &config, allowed.clone()).await;
+    let served = handle(routed, req, &env, &ctx, &config, allowed.clone()).await;
     let response = match served {
         Ok(response) => response,
         Err(e) => e.to_response()?,
@@ -95,6 +98,7 @@ async fn handle(
     routed: Result<Route, RouteError>,
     req: Request,
     env: &Env,
+    ctx: &Context,
     config: &Config,
     allowed: Option<String>,
 ) -> Result<Response, Error> {
@@ -134,6 +138,17 @@ async fn handle(
         Route::End(channel) => {
             let request = end_request(req, config).await?;
             to(channel, request).send(env).await
+        }
+        Route::DemoAnswer(channel) => {
+            check_publisher(&req, config)?;
+            super::demo::stream_answer(channel, env, ctx)
+        }
+        Route::AnswerModule => {
+            let mut response = Response::ok(ANSWER_MODULE)?;
+            let headers = response.headers_mut();
+            headers.set("Content-Type", "text/javascript; charset=utf-8")?;
+            headers.set("Cache-Control", "no-cache")?;
+            Ok(response)
         }
         Route::Ping => {
             check_publisher(&req, config)?;

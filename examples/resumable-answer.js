@@ -51,6 +51,13 @@ export function followAnswer(url, options = {}) {
   const done = new Promise((resolve, reject) => { settle = { resolve, reject }; });
   // Callers that only listen to the callbacks need not catch a failure.
   done.catch(() => {});
+  const finish = () => {
+    state.ended = true;
+    save();
+    onStatus('ended');
+    onEnd();
+    settle.resolve(state.text);
+  };
 
   if (state.text) onText(state.text);
   if (state.ended) {
@@ -77,17 +84,19 @@ export function followAnswer(url, options = {}) {
   source.addEventListener('end', (event) => {
     source.close();
     state.lastEventId = event.lastEventId;
-    state.ended = true;
-    save();
-    onStatus('ended');
-    onEnd();
-    settle.resolve(state.text);
+    finish();
   });
-  source.onerror = () => {
-    // CONNECTING: it reconnects by itself, with the last id. CLOSED: refused for good.
-    if (source.readyState === EventSource.CLOSED && !state.ended) {
+  source.onerror = async () => {
+    // CONNECTING: it reconnects by itself, with the last id. CLOSED: refused for good,
+    // which a 204 also does: the page has every token, but reloaded before `end` came.
+    if (source.readyState !== EventSource.CLOSED || state.ended) return;
+    const asked = await fetch(withLastEventId(url, state.lastEventId ?? '0'), { cache: 'no-store' })
+      .then((r) => { r.body?.cancel(); return r.status; }, () => 0);
+    if (asked === 204) {
+      finish();
+    } else {
       onStatus('failed');
-      settle.reject(new Error(`the answer's stream at ${url} was refused`));
+      settle.reject(new Error(`the answer's stream at ${url} was refused (${asked || 'no answer'})`));
     }
   };
   return {

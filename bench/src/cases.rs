@@ -50,6 +50,14 @@ pub const BATCH_EVENTS: usize = 100;
 pub const CLOSE_KIND: &str = "burst-k1-close";
 pub const CLOSE_COUNTS: [usize; 2] = [1, 100];
 
+/// Token streaming: 5,000 small events to a few listeners, as one answer streamed by a
+/// model would be; the same events published one per request (`tokens-k1`), in batches of
+/// `BATCH_EVENTS` (`tokens-batch`), and as one streaming publish (`tokens-stream`, each
+/// line written to the request's body as it is made; the channel ends after it).
+pub const TOKEN_COUNTS: [usize; 3] = [1, 10, 100];
+pub const TOKEN_MESSAGES: u64 = 5000;
+pub const TOKEN_STREAM_KIND: &str = "tokens-stream";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseSpec {
     pub name: String,
@@ -66,6 +74,8 @@ pub struct CaseSpec {
     pub batch: usize,
     /// A new connection for every publish request (no keep-alive).
     pub connection_per_publish: bool,
+    /// One streaming publish (`?stream=1&end=1`) carries every message, a line each.
+    pub streamed: bool,
 }
 
 impl CaseSpec {
@@ -140,6 +150,7 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
                 inflight,
                 batch: 1,
                 connection_per_publish: kind == CLOSE_KIND,
+                streamed: false,
             });
         }
     }
@@ -153,6 +164,7 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
             inflight: 1,
             batch: 1,
             connection_per_publish: false,
+            streamed: false,
         });
     }
     for &n in &BATCH_COUNTS {
@@ -166,7 +178,27 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
             inflight: 1,
             batch: BATCH_EVENTS,
             connection_per_publish: false,
+            streamed: false,
         });
+    }
+    for &n in &TOKEN_COUNTS {
+        for (kind, batch, streamed) in [
+            ("tokens-k1", 1, false),
+            ("tokens-batch", BATCH_EVENTS, false),
+            (TOKEN_STREAM_KIND, 1, true),
+        ] {
+            v.push(CaseSpec {
+                name: format!("n{n}-{kind}"),
+                kind: kind.to_string(),
+                listeners: n,
+                messages: messages.unwrap_or(TOKEN_MESSAGES),
+                rate: 0.0,
+                inflight: 1,
+                batch,
+                connection_per_publish: false,
+                streamed,
+            });
+        }
     }
     for &n in &MEMORY_COUNTS {
         v.push(CaseSpec {
@@ -178,6 +210,7 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
             inflight: 0,
             batch: 1,
             connection_per_publish: false,
+            streamed: false,
         });
     }
     v
@@ -196,7 +229,7 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 }
 
 /// Where to run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Target {
     pub addr: SocketAddr,
     /// The server process (tree) to measure, if known.
@@ -205,6 +238,8 @@ pub struct Target {
     pub gc: Option<SocketAddr>,
     /// nginx + nchan: one message per publish request, whatever the case's batch.
     pub nchan: bool,
+    /// Where the runtime keeps the objects' storage, when the bench started it.
+    pub persist: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -550,6 +585,8 @@ struct PublishPlan {
     batch: usize,
     /// A new connection for every request.
     connection_per_publish: bool,
+    /// Every message in one streaming publish that ends the channel.
+    streamed: bool,
     rate: f64,
     inflight: usize,
     deadline: Instant,
@@ -575,6 +612,9 @@ fn publish_all(plan: PublishPlan) -> std::thread::JoinHandle<(Instant, PubResult
             let plan = Arc::new(plan);
             let next = Arc::new(AtomicU64::new(0));
             let start = Instant::now();
+            if plan.streamed {
+                return (start, stream_publisher(api, plan).await);
+            }
             let tasks: Vec<_> = (0..plan.inflight.max(1))
                 .map(|_| tokio::spawn(publisher(api.clone(), plan.clone(), next.clone(), start)))
                 .collect();
@@ -647,6 +687,40 @@ async fn publisher(
         }
         res.last_end = Some(Instant::now());
     }
+    res
+}
+
+/// Every message in one streaming publish, each line written to the body as soon as it
+/// is made (stamped then), as a server relaying a model's output does; the channel ends
+/// after the last.
+async fn stream_publisher(api: Api, plan: Arc<PublishPlan>) -> PubResult {
+    let mut res = PubResult::default();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let messages = plan.messages;
+    let writer = tokio::spawn(async move {
+        for seq in 0..messages {
+            let line = format!("{}\n", payload(seq, now_us()));
+            if tx.send(bytes::Bytes::from(line)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let path = format!("{}?stream=1&end=1", plan.path);
+    match api
+        .publish(&path, Body::NdjsonStream(rx), plan.bearer.as_deref())
+        .await
+    {
+        Ok(rtt) => {
+            res.ok = messages;
+            res.rtts.push(rtt.as_micros().min(u32::MAX as u128) as u32);
+        }
+        Err((_, msg)) => {
+            res.errors = messages;
+            res.note_error(msg);
+        }
+    }
+    let _ = writer.await;
+    res.last_end = Some(Instant::now());
     res
 }
 
@@ -959,6 +1033,7 @@ impl<'a> Run<'a> {
             messages: spec.messages,
             batch: if self.target.nchan { 1 } else { spec.batch },
             connection_per_publish: spec.connection_per_publish,
+            streamed: spec.streamed && !self.target.nchan,
             rate: spec.rate,
             inflight: spec.inflight,
             deadline: deadline.min(self.deadline),

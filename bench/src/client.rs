@@ -17,11 +17,30 @@ pub struct Api {
     close: bool,
 }
 
-/// A publish body: a channel's JSON or NDJSON batch, or a Mercure hub's form.
+/// A publish body: a channel's JSON or NDJSON batch, or a Mercure hub's form; or a
+/// streaming publish's NDJSON, its lines sent as they come from the channel.
 pub enum Body {
     Json(String),
     Ndjson(String),
     Form(String),
+    NdjsonStream(tokio::sync::mpsc::Receiver<bytes::Bytes>),
+}
+
+/// A request body whose chunks come from a channel, each sent as it arrives (chunked).
+struct ChannelBody(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(http_body::Frame::data(c))))
+    }
 }
 
 impl Api {
@@ -92,16 +111,19 @@ impl Api {
         bearer: Option<&str>,
     ) -> Result<Duration, (Option<StatusCode>, String)> {
         let (content_type, body) = match body {
-            Body::Json(b) => ("application/json", b),
-            Body::Ndjson(b) => ("application/x-ndjson", b),
-            Body::Form(b) => ("application/x-www-form-urlencoded", b),
+            Body::Json(b) => ("application/json", b.into()),
+            Body::Ndjson(b) => ("application/x-ndjson", b.into()),
+            Body::Form(b) => ("application/x-www-form-urlencoded", b.into()),
+            Body::NdjsonStream(rx) => {
+                ("application/x-ndjson", reqwest::Body::wrap(ChannelBody(rx)))
+            }
         };
         let mut request = self
             .client
             .post(format!("{}{path}", self.base))
             .header("Content-Type", content_type)
             .timeout(self.timeout)
-            .body(body);
+            .body::<reqwest::Body>(body);
         if let Some(secret) = bearer {
             request = request.bearer_auth(secret);
         }

@@ -397,6 +397,7 @@ pub fn target(addr: std::net::SocketAddr, pid: i32, serves: Serves) -> Target {
         pid: Some(pid),
         gc: None,
         nchan: serves == Serves::Nchan,
+        persist: None,
     }
 }
 

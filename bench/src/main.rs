@@ -15,6 +15,7 @@ mod memory;
 mod plot;
 mod runtime;
 mod stats;
+mod tokens;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -336,6 +337,12 @@ fn run(args: &Args) -> Result<(), String> {
                 done.push(r);
             }
             print_hub_ratios(&done);
+            print_token_ratios(&done);
+            if fanout_specs.iter().any(|c| c.streamed) {
+                let storage = token_storage(args, &target, &opts, &rt);
+                let extra = json!({ "ended_channel_storage": storage });
+                write_results(&path, "cases", args, extra, &results)?;
+            }
             println!("\nresults: {}", path.display());
             Ok::<(), String>(())
         })??;
@@ -357,6 +364,72 @@ fn run(args: &Args) -> Result<(), String> {
         println!("\nresults: {}", path.display());
     }
     Ok(())
+}
+
+/// The token cases side by side: per listener count, each way of publishing the same
+/// events as its events/s and latency beside the streaming publish's.
+fn print_token_ratios(done: &[CaseResult]) {
+    let find = |kind: &str, n: usize| done.iter().find(|r| r.kind == kind && r.listeners == n);
+    let mut header = false;
+    for n in cases::TOKEN_COUNTS {
+        let Some(streamed) = find(cases::TOKEN_STREAM_KIND, n) else {
+            continue;
+        };
+        if !header {
+            println!(
+                "\ntoken streaming (events/s delivered, publish-to-receive latency ms p50/p99):"
+            );
+            header = true;
+        }
+        for kind in ["tokens-k1", "tokens-batch", cases::TOKEN_STREAM_KIND] {
+            let Some(r) = find(kind, n) else { continue };
+            let (p50, p99) = r
+                .latency
+                .as_ref()
+                .map_or((f64::NAN, f64::NAN), |l| (l.p50, l.p99));
+            let ratio = r.delivered_per_sec / streamed.delivered_per_sec.max(f64::MIN_POSITIVE);
+            println!(
+                "  n{n:<4} {kind:<14} {:>10.0}/s ({ratio:>5.2}x the stream)  p50 {p50:>8.1}  p99 {p99:>8.1}",
+                r.delivered_per_sec
+            );
+        }
+    }
+}
+
+/// What an ended channel's objects keep after `ENDED_TTL_SECONDS` (see tokens.rs), when
+/// the bench started the runtime and the setting is short enough to wait for.
+fn token_storage(
+    args: &Args,
+    target: &Target,
+    opts: &Options,
+    rt: &tokio::runtime::Runtime,
+) -> Value {
+    let ttl = args
+        .vars
+        .iter()
+        .find(|(k, _)| k == "ENDED_TTL_SECONDS")
+        .and_then(|(_, v)| v.parse::<u64>().ok());
+    let (Some(persist), Some(ttl)) = (&target.persist, ttl.filter(|t| *t <= 60)) else {
+        println!("\nended channel storage: not measured (start the runtime here, with --var ENDED_TTL_SECONDS:2)");
+        return Value::Null;
+    };
+    let ttl = Duration::from_secs(ttl);
+    match rt.block_on(tokens::storage_after_ttl(target, persist, opts, ttl)) {
+        Ok(s) => {
+            println!(
+                "\nended channel storage: {} rows in {} objects at its end; {} rows and keys {} s after (ENDED_TTL_SECONDS)",
+                s.rows_at_end,
+                s.objects,
+                s.rows_after_ttl,
+                ttl.as_secs()
+            );
+            json!({ "objects": s.objects, "rows_at_end": s.rows_at_end, "rows_after_ttl": s.rows_after_ttl, "ttl_seconds": ttl.as_secs() })
+        }
+        Err(e) => {
+            eprintln!("sse-bench: ended channel storage: {e}");
+            json!({ "error": e })
+        }
+    }
 }
 
 fn run_options(args: &Args) -> Options {
@@ -530,6 +603,7 @@ fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> R
             pid: args.server_pid,
             gc: None,
             nchan: false,
+            persist: None,
         }));
     };
     let root = args.root();
@@ -560,6 +634,7 @@ fn with_server<T>(args: &Args, serves: Serves, f: impl FnOnce(Target) -> T) -> R
         pid: Some(server.pid()),
         gc: server.gc,
         nchan: false,
+        persist: server.persist_dir(),
     });
     server.stop();
     Ok(result)

@@ -68,6 +68,13 @@ pub struct Server {
     pub gc: Option<SocketAddr>,
 }
 
+impl Server {
+    /// Where the runtime keeps the objects' storage.
+    pub fn persist_dir(&self) -> Option<PathBuf> {
+        self.tmpdir.clone()
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; a small race is accepted).
 pub fn free_port() -> std::io::Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")?;

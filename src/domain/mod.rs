@@ -30,7 +30,8 @@ pub use message::{
 };
 pub use origins::AllowedOrigins;
 pub use stream::{
-    Counters, EndError, Everyone, Filter, Finale, Published, PublishedBatch, Route, Seat, SeatKind,
-    Stream, StreamEnded, StreamSettings, StreamStats, SubscribeError, KEEP_ALIVE_COMMENT,
+    Counters, EndError, Everyone, Filter, Finale, Published, PublishedBatch, PublishedStream,
+    Route, Seat, SeatKind, Stream, StreamEnded, StreamSettings, StreamStats, SubscribeError,
+    KEEP_ALIVE_COMMENT,
 };
 pub use tree::{NodePath, Place, Region, TreeSettings};

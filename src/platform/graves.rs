@@ -76,14 +76,25 @@ fn bury(
 }
 
 fn find(sql: &SqlStorage, channel: &str) -> Result<Option<Grave>, Error> {
-    // No table: nothing was ever buried here (a read creates nothing).
-    let Ok(cursor) = sql.exec(
-        "SELECT last_id, ended_at, deleted_at FROM graves WHERE channel = ?",
-        vec![channel.into()],
-    ) else {
+    // No table: nothing was ever buried here (a read creates nothing). Any other failure
+    // is one: the caller must not take it for "no grave".
+    let tables = rows(
+        sql.exec(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'graves'",
+            None,
+        )
+        .map_err(fail)?,
+    )?;
+    if tables.is_empty() {
         return Ok(None);
-    };
-    let found = rows(cursor)?;
+    }
+    let found = rows(
+        sql.exec(
+            "SELECT last_id, ended_at, deleted_at FROM graves WHERE channel = ?",
+            vec![channel.into()],
+        )
+        .map_err(fail)?,
+    )?;
     Ok(found.first().and_then(|row| {
         Some(Grave {
             last_id: integer(row.first()?)?,

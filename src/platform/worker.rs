@@ -252,7 +252,10 @@ fn streaming(req: &Request) -> Result<Option<bool>, Error> {
     }
     let url = req.url()?;
     let on = |name| Ok::<_, Error>(query(&url, name)?.as_deref() == Some("1"));
-    Ok(on(STREAM_PARAM)?.then_some(on(END_PARAM)?))
+    match (on(STREAM_PARAM)?, on(END_PARAM)?) {
+        (false, true) => Err(PublishError::EndWithoutStream.into()),
+        (streamed, end) => Ok(streamed.then_some(end)),
+    }
 }
 
 /// `GET|POST /ping`: publishes `pong` on the default channel.

@@ -132,6 +132,20 @@ test('Chromium: after the end, a plain EventSource gets 204 when it reconnects a
   assert.deepEqual(seen.statuses, [0, 2], `reconnecting, then closed: ${seen.statuses}`);
   const direct = await fetch(`${server.url}/channels/${channel}/events`, { headers: { 'last-event-id': '3' } });
   assert.equal(direct.status, 204);
+  // A page that had every token but was reloaded before `end` came: the module's
+  // connection gets 204, and it takes that for the end, not for a failure.
+  const url = `${server.url}/channels/${channel}/events`;
+  const finished = await page.evaluate(async ({ url, key }) => {
+    sessionStorage.setItem(key, JSON.stringify({ text: 't1 t2 t3', lastEventId: '3', ended: false }));
+    const { followAnswer } = await import('/examples/resumable-answer.js');
+    const statuses = [];
+    const answer = followAnswer(url, { onStatus: (s) => statuses.push(s) });
+    const text = await answer.done;
+    return { text, statuses, kept: JSON.parse(sessionStorage.getItem(key)) };
+  }, { url, key: `sse-edge-answer:${url}` });
+  assert.equal(finished.text, 't1 t2 t3');
+  assert.equal(finished.statuses.at(-1), 'ended');
+  assert.equal(finished.kept.ended, true);
   assert.deepEqual(pageErrors, []);
   await page.close();
 });

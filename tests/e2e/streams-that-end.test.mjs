@@ -6,9 +6,9 @@
 // objects keep nothing and its name answers 410; IDLE_END_SECONDS ends a channel left
 // without publishes.
 //
-// Three servers: one object per channel; a tree (one listener per object, fan-out 2);
-// and short lifetimes over a tree, used by the lifetime test alone (it reads every
-// channel object's storage).
+// Four servers: one object per channel; a tree (one listener per object, fan-out 2);
+// short lifetimes over a tree, used by the lifetime test alone (it reads every channel
+// object's storage); and channels that end when idle.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServers } from '../support/server.mjs';
@@ -17,8 +17,9 @@ import { openStream } from '../support/sse.mjs';
 import { objectDatabases, readDatabase } from '../support/storage.mjs';
 
 const TREE = { LISTENERS_PER_OBJECT: '1', FANOUT: '2' };
-const [server, tree, short] = useServers({}, { vars: TREE }, {
-  vars: { ...TREE, ENDED_TTL_SECONDS: '2', IDLE_END_SECONDS: '2', GRAVE_SECONDS: '3600' },
+const SHORT = { ENDED_TTL_SECONDS: '2', GRAVE_SECONDS: '3600' };
+const [server, tree, short, idling] = useServers({}, { vars: TREE }, { vars: { ...TREE, ...SHORT } }, {
+  vars: { ...SHORT, IDLE_END_SECONDS: '2' },
 });
 
 const WAIT_MS = 5_000;
@@ -152,32 +153,43 @@ print(n)
 const storedRows = (className) => objectDatabases(short.persistDir, className)
   .reduce((sum, file) => sum + Number(readDatabase(file, STORED)), 0);
 
-test('channels end when left idle, and ENDED_TTL_SECONDS after the end their objects keep nothing and their names say so', { timeout: 60_000 }, async () => {
-  // One ended by its publisher, spread over a tree; one ended by IDLE_END_SECONDS.
+/** Waits until a listen resuming after 1 on `channel` is refused as deleted; checks the
+ * refusals of a fresh listen and a publish too. */
+async function assertGone(baseUrl, channel) {
+  const gone = await pollUntil(() => fetch(`${baseUrl}/channels/${channel}/events`, { headers: { 'last-event-id': '1' } }),
+    (r) => r.status === 410, { timeoutMs: 15_000, what: `${channel} gone` });
+  assert.match(await gone.text(), /ended \(its last id was \d+\) and its history was deleted/);
+  assert.equal((await fetch(`${baseUrl}/channels/${channel}/events`)).status, 410, 'a listen from scratch too');
+  assertError(await publish(baseUrl, channel, { body: 'again', contentType: 'text/plain' }), 410, /deleted/, 'a publish');
+}
+
+test("ENDED_TTL_SECONDS after the end, an ended channel's objects keep nothing and its name says so", { timeout: 60_000 }, async () => {
+  // One ended by its publisher, spread over a tree; one ended by the streaming publish
+  // that filled it, with no one listening.
   const ended = freshChannel('ttl');
   const listeners = [];
   for (let i = 0; i < 3; i += 1) listeners.push(await listen(short.url, ended));
   await publishEvent(short.url, ended, { data: 'a' });
   assert.equal((await endChannel(short.url, ended)).status, 200);
-  const idle = freshChannel('idle');
-  const waiting = await listen(short.url, idle);
-  await publishEvent(short.url, idle, { data: 'only' });
+  const streamed = freshChannel('ttl-streamed');
+  const lines = ['x', 'y'].map((data) => `${JSON.stringify({ data })}\n`).join('');
+  const r = await publish(short.url, streamed, { body: lines, contentType: 'application/x-ndjson', query: '?stream=1&end=1' });
+  assert.deepEqual(r.json, { firstId: '1', lastId: '2', count: 2, listeners: 0, ended: true });
   for (const stream of listeners) await stream.waitForEnd(WAIT_MS);
   assert.ok(storedRows('Channel') > 0, 'kept while the history lives');
 
+  for (const channel of [ended, streamed]) await assertGone(short.url, channel);
+  await pollUntil(async () => storedRows('Channel'), (n) => n === 0, { timeoutMs: 10_000, what: 'no rows left in any channel object' });
+  assert.equal(storedRows('Graves'), 2, 'what is kept is their graves, elsewhere');
+});
+
+test('IDLE_END_SECONDS ends a channel left without publishes; it is deleted ENDED_TTL_SECONDS later', { timeout: 60_000 }, async () => {
+  const idle = freshChannel('idle');
+  const waiting = await listen(idling.url, idle);
+  await publishEvent(idling.url, idle, { data: 'only' });
   // Ended on its own, two seconds after its publish: its listener gets `end`.
   await waiting.waitForEnd(10_000);
   assert.deepEqual(triples(waiting), [['1', 'message', 'only'], endEvent('1')]);
-  assertError(await publish(short.url, idle, { body: 'late', contentType: 'text/plain' }), 409, /ended/, 'after its idle end');
-
-  // Then both are deleted: listens and publishes say so, and nothing is stored.
-  for (const channel of [ended, idle]) {
-    const gone = await pollUntil(() => fetch(`${short.url}/channels/${channel}/events`, { headers: { 'last-event-id': '1' } }),
-      (r) => r.status === 410, { timeoutMs: 15_000, what: `${channel} gone` });
-    assert.match(await gone.text(), /ended \(its last id was 1\) and its history was deleted/);
-    assert.equal((await fetch(`${short.url}/channels/${channel}/events`)).status, 410, 'a listen from scratch too');
-    assertError(await publish(short.url, channel, { body: 'again', contentType: 'text/plain' }), 410, /deleted/, 'a publish');
-  }
-  await pollUntil(async () => storedRows('Channel'), (n) => n === 0, { timeoutMs: 10_000, what: 'no rows left in any channel object' });
-  assert.equal(storedRows('Graves'), 2, 'what is kept is their graves, elsewhere');
+  assertError(await publish(idling.url, idle, { body: 'late', contentType: 'text/plain' }), 409, /ended/, 'after its idle end');
+  await assertGone(idling.url, idle);
 });

@@ -152,7 +152,7 @@ async fn run_one(
         .map(|i| format!("bench-{}-{}-{mode}-c{i}", opts.run_id, spec.name))
         .collect();
     let mut run = Run {
-        target,
+        target: target.clone(),
         api: Api::new(target.addr, opts.connect_timeout, opts.request_timeout),
         channels,
         shared: Arc::new(Shared::default()),
@@ -371,6 +371,7 @@ fn start_and_run<T>(
         pid: Some(server.pid()),
         gc: server.gc,
         nchan: false,
+        persist: None,
     });
     for s in &mut servers {
         s.stop();

@@ -84,6 +84,8 @@ pub enum PublishError {
     UnsupportedContentType(String),
     /// A streaming publish whose content type is not NDJSON (none given counts as text).
     StreamNotNdJson(String),
+    /// `?end=1` on a publish that is not a streaming one.
+    EndWithoutStream,
     NotUtf8 {
         valid_up_to: usize,
     },
@@ -147,6 +149,9 @@ impl fmt::Display for PublishError {
             PublishError::StreamNotNdJson(t) => write!(
                 f,
                 "a streaming publish (?stream=1) is application/x-ndjson, one event per line, not {t:?}"
+            ),
+            PublishError::EndWithoutStream => f.write_str(
+                "end=1 goes with stream=1; to end a channel, POST /channels/{name}/end"
             ),
             PublishError::NotUtf8 { valid_up_to } => {
                 write!(

@@ -11,8 +11,8 @@ mod seat;
 
 pub use counters::Counters;
 pub use engine::{
-    EndError, Finale, Published, PublishedBatch, SeatKind, Stream, StreamEnded, StreamSettings,
-    StreamStats, SubscribeError, KEEP_ALIVE_COMMENT,
+    EndError, Finale, Published, PublishedBatch, PublishedStream, SeatKind, Stream, StreamEnded,
+    StreamSettings, StreamStats, SubscribeError, KEEP_ALIVE_COMMENT,
 };
 pub(crate) use outbox::Outbox;
 pub use route::{Everyone, Filter, Route};

@@ -7,13 +7,8 @@ use worker::{durable_object, ByteStream, DurableObject, Env, Headers, Request, R
 use worker::{WebSocket, WebSocketIncomingMessage};
 
 use super::{Face, Hosted, StreamObject, Via};
-use crate::domain::{
-    ChannelGone, ChannelName, Config, Due, EventId, Everyone, Grave, NodePath, Region, SeatKind,
-    StreamSettings,
-};
-use crate::platform::contract::{
-    Delivery, GraveCall, StreamCall, StreamRequest, Target, SOCKET_GONE,
-};
+use crate::domain::{Config, EventId, Everyone, Grave, Region, SeatKind, StreamSettings};
+use crate::platform::contract::{Delivery, StreamCall, StreamRequest, Target, SOCKET_GONE};
 use crate::platform::cors;
 use crate::platform::error::{Audience, Error};
 use crate::platform::host::now_ms;
@@ -28,7 +23,12 @@ pub(crate) struct Channels;
 pub(crate) struct ChannelState {
     /// Whether this instance has asked the graves about its channel (a root with nothing
     /// stored asks once: it may have been deleted after it ended).
-    looked_up: bool,
+    pub(super) looked_up: bool,
+    /// Its storage was deleted after it ended: every call is answered so (410), by this
+    /// instance as by the graves.
+    pub(super) gone: Option<Grave>,
+    /// No lifetime step (an idle end, the deletion) before this time: one failed.
+    pub(super) retry_at: u64,
 }
 
 impl Face for Channels {
@@ -51,17 +51,8 @@ impl Face for Channels {
 
     /// The root's next step of its lifetime: its end when left idle, or its deletion.
     fn next_deadline(h: &mut Hosted<Self>) -> Option<u64> {
-        lifetime_due(h).map(|due| due.at_ms())
+        super::lifetime::due(h).map(|due| due.at_ms())
     }
-}
-
-/// On a channel's root, what of its lifetime comes next.
-fn lifetime_due(h: &Hosted<Channels>) -> Option<Due> {
-    if !h.stream.path().is_root() {
-        return None;
-    }
-    let lifetimes = h.config.lifetimes;
-    lifetimes.due(h.stream.ending(), h.stream.last_publish_ms())
 }
 
 #[durable_object]
@@ -80,9 +71,6 @@ impl Channel {
             return Err(Error::Contract("a hub call sent to a channel".into()));
         }
         self.object.ensure_open(&call.target, &call.node)?;
-        if call.node.is_root() {
-            self.look_up_grave().await?;
-        }
         let publishing = matches!(
             call.request,
             StreamRequest::Publish(_)
@@ -90,6 +78,9 @@ impl Channel {
                 | StreamRequest::PublishStream { .. }
                 | StreamRequest::End(_)
         );
+        if call.node.is_root() {
+            self.object.check_grave(publishing).await?;
+        }
         if publishing && !call.node.is_root() {
             return Err(Error::Contract(
                 "a publish sent to a node below the root".into(),
@@ -120,93 +111,14 @@ impl Channel {
             }
             StreamRequest::PublishStream { end } => self.object.publish_stream(body, end).await,
             StreamRequest::End(messages) => {
-                self.publish(|h| Ok(h.stream.end(&messages, now_ms())?.to_end_json()))
-                    .await
+                let answer = self
+                    .object
+                    .with(|h| Ok::<_, Error>(h.stream.end(&messages, now_ms())?.to_end_json()))?;
+                self.object.ended().await?;
+                http::json(&answer)
             }
             other => self.object.serve_tree(other).await,
         }
-    }
-
-    /// A root with nothing stored asks, once per instance, whether its channel was
-    /// deleted after it ended: then every call is answered 410 while its grave stands. A
-    /// lookup that fails is logged and tried again at the next call.
-    async fn look_up_grave(&self) -> Result<(), Error> {
-        let (fresh, target) = self.object.with(|h| {
-            let fresh = !h.face.looked_up
-                && h.stream.last_id() == EventId(0)
-                && h.stream.ending().is_none();
-            (fresh, h.target.clone())
-        });
-        let Target::Channel(channel) = target else {
-            return Ok(());
-        };
-        if !fresh {
-            return Ok(());
-        }
-        match GraveCall::Find(channel).send(&self.object.env).await {
-            Ok(Some(grave)) => Err(ChannelGone(grave).into()),
-            Ok(None) => {
-                self.object.with(|h| h.face.looked_up = true);
-                Ok(())
-            }
-            Err(e) => {
-                worker::console_error!("the graves could not be asked: {e}");
-                Ok(())
-            }
-        }
-    }
-
-    /// The root's lifetime, at its alarm: ends the channel when it was left idle, or
-    /// deletes its storage once its history's time after the end is up (its grave
-    /// first, so that its name says so). A root woken with nothing open opens from its
-    /// name.
-    /// Says whether the channel is gone now.
-    async fn live_out(&self) -> Result<bool, Error> {
-        if !self.object.host.is_open() && self.object.state.get_websockets().is_empty() {
-            let name = self.object.state.id().name();
-            let Some(channel) = name.and_then(|n| ChannelName::parse(&n).ok()) else {
-                return Ok(false); // a node: it keeps nothing to delete
-            };
-            self.object
-                .ensure_open(&Target::Channel(channel), &NodePath::root())?;
-        }
-        if !self.object.host.is_open() {
-            return Ok(false); // opened from its sockets by the keep-alive, then looked at
-        }
-        let now = now_ms();
-        let due = self
-            .object
-            .with(|h| lifetime_due(h).filter(|due| due.at_ms() <= now));
-        match due {
-            None => Ok(false),
-            Some(Due::End { .. }) => {
-                self.object.with(|h| h.stream.end(&[], now))?;
-                Ok(false)
-            }
-            Some(Due::Delete { .. }) => self.delete().await.map(|()| true),
-        }
-    }
-
-    /// Buries the channel (unless graves are kept for no time), then deletes everything
-    /// its root stores, its alarm included, and forgets its state.
-    async fn delete(&self) -> Result<(), Error> {
-        let (target, ending, grave_ms) = self.object.with(|h| {
-            (
-                h.target.clone(),
-                h.stream.ending(),
-                h.config.lifetimes.grave_ms,
-            )
-        });
-        let (Target::Channel(channel), Some(ending)) = (target, ending) else {
-            return Ok(());
-        };
-        if grave_ms > 0 {
-            let grave = Grave::of(ending, now_ms());
-            GraveCall::Bury { channel, grave }
-                .send(&self.object.env)
-                .await?;
-        }
-        self.object.delete_storage().await
     }
 
     async fn listen(
@@ -278,11 +190,11 @@ impl DurableObject for Channel {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        match self.live_out().await {
+        match self.object.live_out().await {
             Ok(true) => return Response::empty(),
             Ok(false) => {}
-            // Tried again at the next alarm, armed as usual below.
-            Err(e) => worker::console_error!("a channel's lifetime step failed: {e}"),
+            // Tried again a little later, at an alarm armed as usual below.
+            Err(e) => self.object.live_out_failed(&e),
         }
         self.object.alarm().await
     }

@@ -6,15 +6,19 @@
 //! ([`channel`], [`hub`]) is a thin Durable Object class that adds its own calls and
 //! rules. The Worker has validated every request before it gets here.
 
+mod answer;
 mod calls;
 pub mod channel;
 mod counts;
 mod feed;
 pub mod hub;
+mod lifetime;
 mod sockets;
 mod stream_publish;
 mod timing;
 
+pub(crate) use answer::Body;
+use answer::{ended, refused};
 use sockets::Unseated;
 mod uplink;
 
@@ -57,20 +61,6 @@ pub(crate) enum Via<S> {
     Socket(S),
     /// A child's seat on the socket this object opened to feed it (`u64`: its seat id).
     Feed(worker::web_sys::WebSocket, u64),
-}
-
-/// What a seat's stream is answered with.
-pub(crate) enum Body {
-    Stream(worker::web_sys::ReadableStream),
-    Socket(worker::WebSocket),
-    /// Nothing: the child's socket is already its.
-    Fed,
-    /// The stream has ended: what the listener missed and the `end` notice, as a finished
-    /// body; none when it has everything (204).
-    Finished(Option<String>),
-    /// The stream has ended, and this node does not answer for it: the listener goes to
-    /// the root.
-    ToRoot,
 }
 
 /// What a face (channels, the Mercure hub) adds to the one object: which seats it has,
@@ -257,13 +247,12 @@ impl<F: Face> StreamObject<F> {
         Error::Runtime(worker::Error::RustError("the object restarted".into()))
     }
 
-    /// Deletes everything this object stores, its alarm included, and forgets its state:
-    /// nothing of it is kept, or billed.
+    /// Deletes everything this object stores, its alarm included: nothing of it is kept,
+    /// or billed.
     pub async fn delete_storage(&self) -> Result<(), Error> {
         let storage = self.state.storage();
         storage.delete_alarm().await?;
         storage.delete_all().await?;
-        self.host.forget();
         self.host.alarm_fired();
         Ok(())
     }
@@ -330,34 +319,6 @@ impl<F: Face> StreamObject<F> {
         }
         self.arriving.set(arriving + 1);
         Ok(Placed::Here(Arrival(&self.arriving)))
-    }
-
-    /// A stream's response, saying which node serves it; over a socket, also the id it
-    /// goes on after, for the Worker that holds the stream to resume from.
-    pub fn stream_response(
-        &self,
-        body: Body,
-        position: EventId,
-        headers: Headers,
-    ) -> Result<Response, Error> {
-        headers.set(NODE_HEADER, &self.path().to_string())?;
-        match body {
-            Body::Stream(body) => Ok(streaming(body, headers)),
-            Body::Socket(socket) => {
-                headers.set(POSITION_HEADER, &position.to_string())?;
-                Ok(Response::from_websocket(socket)?.with_headers(headers))
-            }
-            Body::Fed => Err(Error::Contract("a child's feed is answered over".into())),
-            Body::Finished(None) => Ok(Response::empty()?.with_status(204).with_headers(headers)),
-            Body::Finished(Some(text)) => Ok(Response::ok(text)?.with_headers(headers)),
-            Body::ToRoot => {
-                let headers = Headers::new();
-                headers.set(NODE_HEADER, &NodePath::root().to_string())?;
-                Ok(Response::empty()?
-                    .with_status(PLACED_STATUS)
-                    .with_headers(headers))
-            }
-        }
     }
 
     /// A child node takes its stream from this one.
@@ -446,7 +407,17 @@ impl<F: Face> StreamObject<F> {
             let through = self.with(|h| h.stream.holds_through());
             // Routes travel with the events: the engine gives each seat what is its (a
             // listener what its filter admits, a child everything).
-            let (replay, upstream) = self.ask_parent_replay(after, through).await?;
+            let (replay, upstream) = match self.ask_parent_replay(after, through).await {
+                Err(Error::Ended(_)) => {
+                    // The stream ended above: this node ends too; the root answers.
+                    self.with(|h| {
+                        h.stream.ended_elsewhere();
+                        h.drop_storage_if_ended();
+                    });
+                    return ended::<F>(SubscribeError::Ended, &seat).map(|b| (b, EventId(0)));
+                }
+                asked => asked?,
+            };
             let (outlet, body, unseated) = self.open_outlet(via.clone())?;
             let joined = self.with(|h| {
                 admit(h, &seat)?;
@@ -473,40 +444,11 @@ impl<F: Face> StreamObject<F> {
     }
 }
 
-/// A 200 whose body is `body`, a stream.
-fn streaming(body: worker::web_sys::ReadableStream, headers: Headers) -> Response {
-    Response::builder()
-        .with_status(200)
-        .with_headers(headers)
-        .stream(body)
-}
-
 /// A seat's admission by its face (a child object is always admitted).
 fn admit<F: Face>(h: &mut Hosted<F>, seat: &SeatKind<F::Filter>) -> Result<(), Error> {
     match seat {
         SeatKind::Listener(filter) => F::admit(h, filter),
         SeatKind::Relay(_) => Ok(()),
-    }
-}
-
-/// What a seat the engine refused is answered: a listener of a stream that ended gets
-/// its finale (on the root) or is sent to the root; any other refusal is an error.
-fn ended<F: Face>(e: SubscribeError, seat: &SeatKind<F::Filter>) -> Result<Body, Error> {
-    match (e, seat) {
-        (SubscribeError::Finished(finale), _) => Ok(Body::Finished(finale.body)),
-        (SubscribeError::Ended, SeatKind::Listener(_)) => Ok(Body::ToRoot),
-        (e, _) => Err(refused::<F>(e)),
-    }
-}
-
-/// The answer to a seat the engine refused, a full stream naming the face's audience.
-fn refused<F: Face>(e: SubscribeError) -> Error {
-    match e {
-        SubscribeError::TooManyListeners { max } => Error::Full {
-            max,
-            stream: F::AUDIENCE,
-        },
-        e => e.into(),
     }
 }
 

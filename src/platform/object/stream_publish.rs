@@ -9,46 +9,19 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use serde_json::json;
 use worker::{ByteStream, Delay, Response};
 
 use super::channel::Channels;
 use super::StreamObject;
-use crate::domain::{EventId, LineReader, MessageLimits, PublishedBatch};
+use crate::domain::{LineReader, MessageLimits, PublishedStream};
 use crate::platform::error::{Error, StreamStop};
 use crate::platform::host::now_ms;
 use crate::platform::http;
 
-/// What a streaming publish has published so far.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Published {
-    pub first: Option<EventId>,
-    pub last: Option<EventId>,
-    pub count: u64,
-}
-
-impl Published {
-    fn add(&mut self, batch: &PublishedBatch) {
-        if batch.last >= batch.first {
-            self.first.get_or_insert(batch.first);
-            self.last = Some(batch.last);
-            self.count += batch.last.0 + 1 - batch.first.0;
-        }
-    }
-}
-
-impl std::fmt::Display for Published {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.first, self.last) {
-            (Some(first), Some(last)) => write!(
-                f,
-                "the {} events before it were published (ids {first} to {last})",
-                self.count
-            ),
-            _ => f.write_str("nothing was published"),
-        }
-    }
-}
+/// How long a streaming publish that stopped early goes on reading (and dropping) what is
+/// left of its body: a body left unread keeps its sender's connection from the next
+/// request, and a sender that keeps sending is not waited for past this.
+const DRAIN_MS: u64 = 1000;
 
 impl StreamObject<Channels> {
     /// Publishes `body`'s lines as they arrive; `end`: ends the channel once the body has
@@ -67,7 +40,7 @@ impl StreamObject<Channels> {
             (reader, Duration::from_millis(c.stream_stall_ms))
         });
         self.with(|h| h.stream.check_publishable())?;
-        let mut published = Published::default();
+        let mut published = PublishedStream::default();
         if let Some(body) = body {
             loop {
                 let chunk = match select(body.next(), Delay::from(stall)).await {
@@ -95,38 +68,35 @@ impl StreamObject<Channels> {
             }
             Err(error) => return Err(stopped(StreamStop::Line(error), published)),
         }
+        // Those it went to: counted before an ending closes their streams.
         let listeners = self.with(|h| h.stream.subtree_listeners());
-        let mut answer = json!({
-            "firstId": published.first.map(|id| id.to_string()),
-            "lastId": published.last.map(|id| id.to_string()),
-            "count": published.count,
-            "listeners": listeners,
-        });
-        if end {
-            let ending = self.with(|h| h.stream.end(&[], now_ms()))?;
-            answer["ended"] = json!(true);
-            answer["lastId"] = json!(ending.last.to_string());
-        }
-        http::json(&answer)
+        let ended = match end {
+            true => {
+                let ending = self.with(|h| h.stream.end(&[], now_ms()))?;
+                self.ended().await?;
+                Some(ending.last)
+            }
+            false => None,
+        };
+        http::json(&published.to_json(listeners, ended))
     }
 
     /// Reads what is left of a streaming publish's body and drops it, for at most
-    /// `MAX_STREAM_BYTES` and while it does not stall.
+    /// [`DRAIN_MS`] and `MAX_STREAM_BYTES`: the answer waits that long at most.
     pub(super) async fn drain(&self, mut body: ByteStream) {
-        let defaults = crate::domain::Config::default();
-        let config = |c: &crate::domain::Config| {
-            (c.max_stream_bytes, Duration::from_millis(c.stream_stall_ms))
+        let mut left = match self.host.is_open() {
+            true => self.with(|h| h.config.max_stream_bytes),
+            // Not open when the call failed before it was: the default bounds it then.
+            false => crate::domain::Config::default().max_stream_bytes,
         };
-        // Not open when the call failed before it was: the defaults bound it then.
-        let (mut left, stall) = match self.host.is_open() {
-            true => self.with(|h| config(&h.config)),
-            false => config(&defaults),
-        };
-        while let Either::Left((Some(Ok(chunk)), _)) = select(body.next(), Delay::from(stall)).await
-        {
-            left = left.saturating_sub(chunk.len() as u64);
-            if left == 0 {
-                break;
+        let deadline = now_ms() + DRAIN_MS;
+        while left > 0 {
+            let wait = Duration::from_millis(deadline.saturating_sub(now_ms()));
+            match select(body.next(), Delay::from(wait)).await {
+                Either::Left((Some(Ok(chunk)), _)) => {
+                    left = left.saturating_sub(chunk.len() as u64);
+                }
+                _ => break,
             }
         }
     }
@@ -135,7 +105,7 @@ impl StreamObject<Channels> {
     async fn publish_lines(
         &self,
         messages: &[crate::domain::Message],
-        published: &mut Published,
+        published: &mut PublishedStream,
     ) -> Result<(), Error> {
         if messages.is_empty() {
             return Ok(());
@@ -150,7 +120,7 @@ impl StreamObject<Channels> {
     }
 }
 
-fn stopped(why: StreamStop, published: Published) -> Error {
+fn stopped(why: StreamStop, published: PublishedStream) -> Error {
     Error::StreamStopped {
         why,
         published: published.to_string(),

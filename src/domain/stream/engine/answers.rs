@@ -116,11 +116,16 @@ pub struct PublishedBatch {
 }
 
 impl PublishedBatch {
+    /// How many events it published (none: `first` is past `last`).
+    pub fn count(&self) -> u64 {
+        (self.last.0 + 1).saturating_sub(self.first.0)
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "firstId": self.first.to_string(),
             "lastId": self.last.to_string(),
-            "count": self.last.0 + 1 - self.first.0,
+            "count": self.count(),
             "listeners": self.listeners,
         })
     }
@@ -128,7 +133,7 @@ impl PublishedBatch {
     /// What ending the stream did: its last id, and the events published with the ending
     /// (`count`, from `firstId`, when there were any).
     pub fn to_end_json(&self) -> Value {
-        let count = (self.last.0 + 1).saturating_sub(self.first.0);
+        let count = self.count();
         let mut answer = json!({
             "ended": true,
             "lastId": self.last.to_string(),
@@ -139,5 +144,88 @@ impl PublishedBatch {
             answer["firstId"] = json!(self.first.to_string());
         }
         answer
+    }
+}
+
+/// What a streaming publish has published so far: one batch per chunk of whole lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishedStream {
+    pub first: Option<EventId>,
+    pub last: Option<EventId>,
+    pub count: u64,
+}
+
+impl PublishedStream {
+    pub fn add(&mut self, batch: &PublishedBatch) {
+        if batch.count() > 0 {
+            self.first.get_or_insert(batch.first);
+            self.last = Some(batch.last);
+            self.count += batch.count();
+        }
+    }
+
+    /// The answer once its body ended well: what it published, and, when it ended the
+    /// stream after, the stream's last id.
+    pub fn to_json(&self, listeners: u64, ended: Option<EventId>) -> Value {
+        let id = |id: Option<EventId>| id.map(|id| id.to_string());
+        let mut answer = json!({
+            "firstId": id(self.first),
+            "lastId": id(ended.or(self.last)),
+            "count": self.count,
+            "listeners": listeners,
+        });
+        if ended.is_some() {
+            answer["ended"] = json!(true);
+        }
+        answer
+    }
+}
+
+/// What a streaming publish that stopped had published before, for its error.
+impl std::fmt::Display for PublishedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.first, self.last) {
+            (Some(first), Some(last)) => write!(
+                f,
+                "the {} events before it were published (ids {first} to {last})",
+                self.count
+            ),
+            _ => f.write_str("nothing was published"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(first: u64, last: u64) -> PublishedBatch {
+        PublishedBatch {
+            first: EventId(first),
+            last: EventId(last),
+            listeners: 2,
+        }
+    }
+
+    #[test]
+    fn a_streaming_publish_adds_up_its_batches_and_says_what_it_published() {
+        let mut streamed = PublishedStream::default();
+        assert_eq!(streamed.to_string(), "nothing was published");
+        streamed.add(&batch(4, 3)); // a chunk with no whole line
+        streamed.add(&batch(4, 6));
+        streamed.add(&batch(7, 7));
+        assert_eq!(streamed.count, 4);
+        assert_eq!(
+            streamed.to_string(),
+            "the 4 events before it were published (ids 4 to 7)"
+        );
+        assert_eq!(
+            streamed.to_json(2, None),
+            json!({"firstId": "4", "lastId": "7", "count": 4, "listeners": 2})
+        );
+        assert_eq!(
+            PublishedStream::default().to_json(0, Some(EventId(9))),
+            json!({"firstId": null, "lastId": "9", "count": 0, "listeners": 0, "ended": true})
+        );
     }
 }

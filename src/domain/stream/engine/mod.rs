@@ -41,7 +41,7 @@ mod tests;
 #[cfg(test)]
 mod tree_tests;
 
-pub use answers::{Published, PublishedBatch, StreamStats};
+pub use answers::{Published, PublishedBatch, PublishedStream, StreamStats};
 pub use end::{EndError, Finale, StreamEnded};
 use node::{Origin, Upstream};
 

@@ -57,6 +57,10 @@ pub const CLOSE_COUNTS: [usize; 2] = [1, 100];
 pub const TOKEN_COUNTS: [usize; 3] = [1, 10, 100];
 pub const TOKEN_MESSAGES: u64 = 5000;
 pub const TOKEN_STREAM_KIND: &str = "tokens-stream";
+/// The streaming publish again, its lines made at a model's pace rather than at once:
+/// `TOKEN_PACED_RATE` a second, so that latency is not the wait behind lines made ahead.
+pub const TOKEN_PACED_KIND: &str = "tokens-stream-paced";
+pub const TOKEN_PACED_RATE: f64 = 1000.0;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseSpec {
@@ -182,17 +186,18 @@ pub fn all_cases(messages: Option<u64>, inflight_override: Option<usize>) -> Vec
         });
     }
     for &n in &TOKEN_COUNTS {
-        for (kind, batch, streamed) in [
-            ("tokens-k1", 1, false),
-            ("tokens-batch", BATCH_EVENTS, false),
-            (TOKEN_STREAM_KIND, 1, true),
+        for (kind, batch, streamed, rate) in [
+            ("tokens-k1", 1, false, 0.0),
+            ("tokens-batch", BATCH_EVENTS, false, 0.0),
+            (TOKEN_STREAM_KIND, 1, true, 0.0),
+            (TOKEN_PACED_KIND, 1, true, TOKEN_PACED_RATE),
         ] {
             v.push(CaseSpec {
                 name: format!("n{n}-{kind}"),
                 kind: kind.to_string(),
                 listeners: n,
                 messages: messages.unwrap_or(TOKEN_MESSAGES),
-                rate: 0.0,
+                rate,
                 inflight: 1,
                 batch,
                 connection_per_publish: false,
@@ -691,14 +696,19 @@ async fn publisher(
 }
 
 /// Every message in one streaming publish, each line written to the body as soon as it
-/// is made (stamped then), as a server relaying a model's output does; the channel ends
-/// after the last.
+/// is made (stamped then; at the plan's rate, or as fast as the body takes them), as a
+/// server relaying a model's output does; the channel ends after the last.
 async fn stream_publisher(api: Api, plan: Arc<PublishPlan>) -> PubResult {
     let mut res = PubResult::default();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let messages = plan.messages;
+    let rate = plan.rate;
     let writer = tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
         for seq in 0..messages {
+            if rate > 0.0 {
+                tokio::time::sleep_until(start + Duration::from_secs_f64(seq as f64 / rate)).await;
+            }
             let line = format!("{}\n", payload(seq, now_us()));
             if tx.send(bytes::Bytes::from(line)).await.is_err() {
                 break;

@@ -381,7 +381,12 @@ fn print_token_ratios(done: &[CaseResult]) {
             );
             header = true;
         }
-        for kind in ["tokens-k1", "tokens-batch", cases::TOKEN_STREAM_KIND] {
+        for kind in [
+            "tokens-k1",
+            "tokens-batch",
+            cases::TOKEN_STREAM_KIND,
+            cases::TOKEN_PACED_KIND,
+        ] {
             let Some(r) = find(kind, n) else { continue };
             let (p50, p99) = r
                 .latency
@@ -389,7 +394,7 @@ fn print_token_ratios(done: &[CaseResult]) {
                 .map_or((f64::NAN, f64::NAN), |l| (l.p50, l.p99));
             let ratio = r.delivered_per_sec / streamed.delivered_per_sec.max(f64::MIN_POSITIVE);
             println!(
-                "  n{n:<4} {kind:<14} {:>10.0}/s ({ratio:>5.2}x the stream)  p50 {p50:>8.1}  p99 {p99:>8.1}",
+                "  n{n:<4} {kind:<20} {:>10.0}/s ({ratio:>5.2}x the stream)  p50 {p50:>8.1}  p99 {p99:>8.1}",
                 r.delivered_per_sec
             );
         }
@@ -850,7 +855,15 @@ mod tests {
                 "n100-rate50",
                 "n100-hub-burst-k1",
                 "n1-batch",
-                "n100-batch"
+                "n100-batch",
+                "n1-tokens-k1",
+                "n1-tokens-batch",
+                "n1-tokens-stream",
+                "n1-tokens-stream-paced",
+                "n100-tokens-k1",
+                "n100-tokens-batch",
+                "n100-tokens-stream",
+                "n100-tokens-stream-paced"
             ]
         );
         let a = args(&["--url", "http://127.0.0.1:1", "--case", "n1000-*,n1-rate50"]).unwrap();

@@ -1,9 +1,10 @@
 //! A streaming publish on a channel's root: the request's body is read as it arrives,
 //! NDJSON, and each chunk's whole lines are published together as soon as they are read
-//! (stored, then sent with the next flush), so that a server relaying a model's output
-//! pipes it straight in and listeners see each token within the batch window. The answer
-//! comes when the body ends. It is not all-or-nothing: a bad line, a line or a stream
-//! past its limit, or a body that stalls stops it there, after what came before.
+//! (stored, then sent with the next flush, which a fast body does not wait for), so that a
+//! server relaying a model's output pipes it straight in and listeners see each token
+//! within the batch window. The answer comes when the body ends. It is not all-or-nothing:
+//! a bad line, a line or a stream past its limit, or a body that stalls stops it there,
+//! after what came before.
 
 use std::time::Duration;
 
@@ -23,6 +24,18 @@ use crate::platform::http;
 /// request, and a sender that keeps sending is not waited for past this.
 const DRAIN_MS: u64 = 1000;
 
+/// While a streaming publish's body arrives faster than the object turns to its timers,
+/// its lines go out at least this often (or every `BATCH_WINDOW_MS`, when longer): the
+/// scheduled flush alone would wait for the body to pause.
+const FLUSH_EVERY_MS: u64 = 25;
+
+/// A streaming publish under way: what it published, and when its lines last went out.
+struct Streaming {
+    published: PublishedStream,
+    flushed_at: u64,
+    flush_every: u64,
+}
+
 impl StreamObject<Channels> {
     /// Publishes `body`'s lines as they arrive; `end`: ends the channel once the body has
     /// ended well.
@@ -31,42 +44,47 @@ impl StreamObject<Channels> {
         body: Option<&mut ByteStream>,
         end: bool,
     ) -> Result<Response, Error> {
-        let (mut reader, stall) = self.with(|h| {
+        let (mut reader, stall, window) = self.with(|h| {
             let c = &h.config;
             let limits = MessageLimits {
                 max_event_type_bytes: c.max_event_type_bytes,
             };
             let reader = LineReader::new(limits, c.max_body_bytes, c.max_stream_bytes);
-            (reader, Duration::from_millis(c.stream_stall_ms))
+            let stall = Duration::from_millis(c.stream_stall_ms);
+            (reader, stall, c.batch_window_ms)
         });
         self.with(|h| h.stream.check_publishable())?;
-        let mut published = PublishedStream::default();
+        let mut streaming = Streaming {
+            published: PublishedStream::default(),
+            flushed_at: now_ms(),
+            flush_every: window.max(FLUSH_EVERY_MS),
+        };
         if let Some(body) = body {
             loop {
                 let chunk = match select(body.next(), Delay::from(stall)).await {
                     Either::Left((Some(Ok(chunk)), _)) => chunk,
                     Either::Left((None, _)) => break,
                     Either::Left((Some(Err(_)), _)) => {
-                        return Err(stopped(StreamStop::Unreadable, published));
+                        return Err(stopped(StreamStop::Unreadable, streaming.published));
                     }
                     Either::Right(_) => {
                         let ms = stall.as_millis() as u64;
-                        return Err(stopped(StreamStop::Stalled { ms }, published));
+                        return Err(stopped(StreamStop::Stalled { ms }, streaming.published));
                     }
                 };
                 let (messages, error) = reader.feed(&chunk);
-                self.publish_lines(&messages, &mut published).await?;
+                self.publish_lines(&messages, &mut streaming).await?;
                 if let Some(error) = error {
-                    return Err(stopped(StreamStop::Line(error), published));
+                    return Err(stopped(StreamStop::Line(error), streaming.published));
                 }
             }
         }
         match reader.finish() {
             Ok(last) => {
                 let last: Vec<_> = last.into_iter().collect();
-                self.publish_lines(&last, &mut published).await?;
+                self.publish_lines(&last, &mut streaming).await?;
             }
-            Err(error) => return Err(stopped(StreamStop::Line(error), published)),
+            Err(error) => return Err(stopped(StreamStop::Line(error), streaming.published)),
         }
         // Those it went to: counted before an ending closes their streams.
         let listeners = self.with(|h| h.stream.subtree_listeners());
@@ -78,7 +96,7 @@ impl StreamObject<Channels> {
             }
             false => None,
         };
-        http::json(&published.to_json(listeners, ended))
+        http::json(&streaming.published.to_json(listeners, ended))
     }
 
     /// Reads what is left of a streaming publish's body and drops it, for at most
@@ -105,7 +123,7 @@ impl StreamObject<Channels> {
     async fn publish_lines(
         &self,
         messages: &[crate::domain::Message],
-        published: &mut PublishedStream,
+        streaming: &mut Streaming,
     ) -> Result<(), Error> {
         if messages.is_empty() {
             return Ok(());
@@ -115,7 +133,12 @@ impl StreamObject<Channels> {
             h.stream.check_publishable()?;
             Ok::<_, Error>(h.stream.publish_batch(messages, now_ms())?)
         })?;
-        published.add(&batch);
+        streaming.published.add(&batch);
+        let now = now_ms();
+        if now.saturating_sub(streaming.flushed_at) >= streaming.flush_every {
+            self.flush_now();
+            streaming.flushed_at = now;
+        }
         self.published().await
     }
 }

@@ -26,6 +26,12 @@ impl<F: Face> StreamObject<F> {
         self.host.schedule_flush(window, settle::<F>);
     }
 
+    /// Writes what was published to the seats now, without waiting for the scheduled
+    /// flush (which takes what comes after).
+    pub(super) fn flush_now(&self) {
+        self.with(settle::<F>);
+    }
+
     /// Arms the alarm for whichever comes first: the next keep-alive, when one is needed,
     /// or the face's next deadline (a token's expiry).
     pub(super) async fn arm_keep_alive(&self) -> Result<(), Error> {

@@ -13,18 +13,8 @@ use std::time::Duration;
 use crate::cases::{now_us, payload, Options, Target, TOKEN_MESSAGES};
 use crate::client::{Api, Body};
 
-/// Rows kept in one SQLite file, as a Python snippet prints them.
-const COUNT_ROWS: &str = r#"
-import sqlite3, sys
-c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
-n = 0
-for (t,) in c.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
-    if t.startswith('sqlite_') or t.startswith('__miniflare'):
-        continue
-    rows = c.execute('SELECT * FROM "%s"' % t).fetchall()
-    n += sum(1 for r in rows if r[-1] is not None) if t == '_cf_METADATA' else len(rows)
-print(n)
-"#;
+/// What one object keeps in its SQLite file, as the end-to-end tests count it.
+const COUNT_ROWS: &str = include_str!("../../tests/support/stored_rows.py");
 
 /// What an ended channel's objects kept.
 #[derive(Debug)]

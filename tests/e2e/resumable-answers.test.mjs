@@ -56,7 +56,14 @@ async function answerPage(channel) {
     });
   };
   const { page, pageErrors } = await openPage(browser.context, `${server.url}/`, { prepare });
-  await page.evaluate(async (url) => {
+  await follow(page, channel);
+  return { page, pageErrors, streamRequests };
+}
+
+/** Has `page` follow the answer on `channel` with the example module: the text so far in
+ * `window.answerText`, `window.answerEnded` once it ended. */
+function follow(page, channel) {
+  return page.evaluate(async (url) => {
     const { followAnswer } = await import('/examples/resumable-answer.js');
     window.answerEnded = false;
     followAnswer(url, {
@@ -64,7 +71,6 @@ async function answerPage(channel) {
       onEnd: () => { window.answerEnded = true; },
     });
   }, `${server.url}/channels/${channel}/events`);
-  return { page, pageErrors, streamRequests };
 }
 
 test('Chromium: a page reloaded in the middle of an answer shows every token once, in order, and stops at end', { timeout: 60_000 }, async () => {
@@ -77,14 +83,7 @@ test('Chromium: a page reloaded in the middle of an answer shows every token onc
   const url = `${server.url}/channels/${channel}/events`;
   const shownAtReload = await first.page.evaluate((key) => JSON.parse(sessionStorage.getItem(key)), `sse-edge-answer:${url}`);
   assert.ok(shownAtReload?.lastEventId, 'the page kept where it was');
-  await first.page.evaluate(async (url) => {
-    const { followAnswer } = await import('/examples/resumable-answer.js');
-    window.answerEnded = false;
-    followAnswer(url, {
-      onText: (text) => { window.answerText = text; },
-      onEnd: () => { window.answerEnded = true; },
-    });
-  }, `${server.url}/channels/${channel}/events`);
+  await follow(first.page, channel);
   await first.page.waitForFunction(() => window.answerEnded === true, null, { timeout: 20_000 });
   assert.equal(await first.page.evaluate(() => window.answerText), TOKENS.join(''), 'every token once, in order');
   assert.deepEqual((await publishing).count, TOKENS.length);
@@ -95,10 +94,7 @@ test('Chromium: a page reloaded in the middle of an answer shows every token onc
   assert.equal(first.streamRequests.length, before, 'no connection after the end');
   // Loaded again after the end: the whole answer from storage, without connecting.
   await first.page.reload({ waitUntil: 'load' });
-  await first.page.evaluate(async (url) => {
-    const { followAnswer } = await import('/examples/resumable-answer.js');
-    followAnswer(url, { onText: (text) => { window.answerText = text; }, onEnd: () => { window.answerEnded = true; } });
-  }, `${server.url}/channels/${channel}/events`);
+  await follow(first.page, channel);
   assert.equal(await first.page.evaluate(() => window.answerText), TOKENS.join(''));
   assert.equal(first.streamRequests.length, before, 'a finished answer is shown without connecting');
   assert.deepEqual(first.pageErrors, []);

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { useServers } from '../support/server.mjs';
 import { assertError, closeLater, freshChannel, pollUntil, publish, publishEvent, stats } from '../support/http.mjs';
 import { openStream } from '../support/sse.mjs';
-import { objectDatabases, readDatabase } from '../support/storage.mjs';
+import { objectDatabases, storedRows as storedRowsOf } from '../support/storage.mjs';
 
 const TREE = { LISTENERS_PER_OBJECT: '1', FANOUT: '2' };
 const SHORT = { ENDED_TTL_SECONDS: '2', GRAVE_SECONDS: '3600' };
@@ -138,20 +138,9 @@ test('on a tree every node ends its listeners, and later listens are answered as
   assert.equal(done.status, 204);
 });
 
-/** What the objects of `className` on the short-lived server keep: the rows of their own
- * tables and of the runtime's key-value table, and their pending alarms (the runtime's
- * metadata row with a time). Local tooling's record of an object's name is not counted. */
-const STORED = `
-n = 0
-for (t,) in c.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
-    if t.startswith('sqlite_') or t.startswith('__miniflare'):
-        continue
-    rows = c.execute('SELECT * FROM "%s"' % t).fetchall()
-    n += sum(1 for r in rows if r[-1] is not None) if t == '_cf_METADATA' else len(rows)
-print(n)
-`;
+/** What the objects of `className` on the short-lived server keep (rows, keys, alarms). */
 const storedRows = (className) => objectDatabases(short.persistDir, className)
-  .reduce((sum, file) => sum + Number(readDatabase(file, STORED)), 0);
+  .reduce((sum, file) => sum + storedRowsOf(file), 0);
 
 /** Waits until a listen resuming after 1 on `channel` is refused as deleted; checks the
  * refusals of a fresh listen and a publish too. */

@@ -12,7 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServers } from '../support/server.mjs';
-import { assertError, closeLater, freshChannel, pollUntil, publish, publishEvent, stats } from '../support/http.mjs';
+import { assertError, closeLater, freshChannel, pollUntil, publish, publishEvent, sleep, stats } from '../support/http.mjs';
 import { openStream } from '../support/sse.mjs';
 import { objectDatabases, storedRows as storedRowsOf } from '../support/storage.mjs';
 
@@ -181,4 +181,26 @@ test('IDLE_END_SECONDS ends a channel left without publishes; it is deleted ENDE
   assert.deepEqual(triples(waiting), [['1', 'message', 'only'], endEvent('1')]);
   assertError(await publish(idling.url, idle, { body: 'late', contentType: 'text/plain' }), 409, /ended/, 'after its idle end');
   await assertGone(idling.url, idle);
+});
+
+test('a streaming publish holds an idle end back while it is open, however quiet its body', { timeout: 60_000 }, async () => {
+  const channel = freshChannel('idle-stream');
+  const listener = await listen(idling.url, channel);
+  let controller;
+  const body = new ReadableStream({ start: (c) => { controller = c; } });
+  const line = (data) => new TextEncoder().encode(`${JSON.stringify({ data })}\n`);
+  const answer = publish(idling.url, channel, { body, contentType: 'application/x-ndjson', query: '?stream=1' });
+  controller.enqueue(line('first'));
+  await listener.waitUntil(() => listener.events.length === 1, WAIT_MS, 'the first line');
+  await sleep(3_500); // longer than IDLE_END_SECONDS, shorter than STREAM_STALL_SECONDS
+  controller.enqueue(line('after a quiet spell'));
+  controller.close();
+  const r = await answer;
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.count, 2);
+  await listener.waitUntil(() => listener.events.length >= 2, WAIT_MS, 'the second line');
+  assert.deepEqual(listener.events.slice(0, 2).map((e) => e.data), ['first', 'after a quiet spell']);
+  // Closed, the channel is idle again: it ends on its own.
+  await listener.waitForEnd(10_000);
+  assert.equal(listener.events.at(-1).type, 'end');
 });

@@ -29,6 +29,9 @@ pub(crate) struct ChannelState {
     pub(super) gone: Option<Grave>,
     /// No lifetime step (an idle end, the deletion) before this time: one failed.
     pub(super) retry_at: u64,
+    /// Streaming publishes under way: a channel is not idle while one is open, however
+    /// quiet its body.
+    pub(super) streaming: usize,
 }
 
 impl Face for Channels {
@@ -109,7 +112,14 @@ impl Channel {
                 })
                 .await
             }
-            StreamRequest::PublishStream { end } => self.object.publish_stream(body, end).await,
+            StreamRequest::PublishStream { end } => {
+                let answered = self.object.publish_stream(body, end).await;
+                // Closed now: an idle end it held back is due again.
+                if let Err(e) = self.object.arm_keep_alive().await {
+                    worker::console_error!("an alarm after a streaming publish: {e}");
+                }
+                answered
+            }
             StreamRequest::End(messages) => {
                 let answer = self
                     .object

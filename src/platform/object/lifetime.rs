@@ -23,6 +23,9 @@ pub(super) fn due(h: &Hosted<Channels>) -> Option<Due> {
     }
     let lifetimes = h.config.lifetimes;
     let due = lifetimes.due(h.stream.ending(), h.stream.last_publish_ms())?;
+    if matches!(due, Due::End { .. }) && h.face.streaming > 0 {
+        return None; // armed again by the publish's next lines, or its end
+    }
     // A step that failed is tried again a little later, not at once.
     Some(match due {
         Due::End { at_ms } => Due::End {

@@ -13,7 +13,8 @@ use futures_util::StreamExt;
 use worker::{ByteStream, Delay, Response};
 
 use super::channel::Channels;
-use super::StreamObject;
+use super::{Hosted, StreamObject};
+use crate::platform::host::Shared;
 use crate::domain::{LineReader, MessageLimits, PublishedStream};
 use crate::platform::error::{Error, StreamStop};
 use crate::platform::host::now_ms;
@@ -28,6 +29,23 @@ const DRAIN_MS: u64 = 1000;
 /// its lines go out at least this often (or every `BATCH_WINDOW_MS`, when longer): the
 /// scheduled flush alone would wait for the body to pause.
 const FLUSH_EVERY_MS: u64 = 25;
+
+/// A streaming publish counted as open in its channel's state while it lives (the
+/// state is reached as work between requests reaches it: it may have been let go).
+struct Open(Shared<Hosted<Channels>>);
+
+impl Open {
+    fn new(hosted: Shared<Hosted<Channels>>) -> Open {
+        hosted.with(|h| h.face.streaming += 1);
+        Open(hosted)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.with(|h| h.face.streaming = h.face.streaming.saturating_sub(1));
+    }
+}
 
 /// A streaming publish under way: what it published, and when its lines last went out.
 struct Streaming {
@@ -44,6 +62,7 @@ impl StreamObject<Channels> {
         body: Option<&mut ByteStream>,
         end: bool,
     ) -> Result<Response, Error> {
+        let _open = Open::new(self.host.shared());
         let (mut reader, stall, window) = self.with(|h| {
             let c = &h.config;
             let limits = MessageLimits {

@@ -14,10 +14,10 @@ use worker::{ByteStream, Delay, Response};
 
 use super::channel::Channels;
 use super::{Hosted, StreamObject};
-use crate::platform::host::Shared;
 use crate::domain::{LineReader, MessageLimits, PublishedStream};
 use crate::platform::error::{Error, StreamStop};
 use crate::platform::host::now_ms;
+use crate::platform::host::Shared;
 use crate::platform::http;
 
 /// How long a streaming publish that stopped early goes on reading (and dropping) what is
@@ -43,7 +43,8 @@ impl Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.with(|h| h.face.streaming = h.face.streaming.saturating_sub(1));
+        self.0
+            .with(|h| h.face.streaming = h.face.streaming.saturating_sub(1));
     }
 }
 

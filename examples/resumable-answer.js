@@ -61,9 +61,7 @@ export function followAnswer(url, options = {}) {
 
   if (state.text) onText(state.text);
   if (state.ended) {
-    onStatus('ended');
-    onEnd();
-    settle.resolve(state.text);
+    finish();
     return { close() {}, text: () => state.text, done };
   }
 

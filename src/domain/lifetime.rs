@@ -46,6 +46,18 @@ impl Due {
             Due::End { at_ms } | Due::Delete { at_ms } => *at_ms,
         }
     }
+
+    /// The same step, not before `earliest_ms` (one that failed waits a little).
+    pub fn not_before(self, earliest_ms: u64) -> Due {
+        match self {
+            Due::End { at_ms } => Due::End {
+                at_ms: at_ms.max(earliest_ms),
+            },
+            Due::Delete { at_ms } => Due::Delete {
+                at_ms: at_ms.max(earliest_ms),
+            },
+        }
+    }
 }
 
 impl Lifetimes {
@@ -143,6 +155,13 @@ mod tests {
             "once ended, only the deletion is due"
         );
         assert_eq!(l.due_now(Some(ending), None, 1_059 * SECOND), None);
+        let delete = l.due(Some(ending), None).unwrap();
+        assert_eq!(delete.not_before(1_070 * SECOND).at_ms(), 1_070 * SECOND);
+        assert_eq!(
+            delete.not_before(5).at_ms(),
+            1_060 * SECOND,
+            "never earlier"
+        );
         assert!(l.due_now(Some(ending), None, 1_060 * SECOND).is_some());
     }
 

@@ -121,11 +121,7 @@ impl Channel {
                 answered
             }
             StreamRequest::End(messages) => {
-                let answer = self
-                    .object
-                    .with(|h| Ok::<_, Error>(h.stream.end(&messages, now_ms())?.to_end_json()))?;
-                self.object.ended().await?;
-                http::json(&answer)
+                http::json(&self.object.end(&messages).await?.to_end_json())
             }
             other => self.object.serve_tree(other).await,
         }

@@ -6,7 +6,7 @@
 
 use super::channel::Channels;
 use super::{Hosted, StreamObject};
-use crate::domain::{ChannelGone, ChannelName, Due, Grave, NodePath};
+use crate::domain::{ChannelGone, ChannelName, Due, Grave, Message, NodePath, PublishedBatch};
 use crate::platform::contract::{GraveCall, Target};
 use crate::platform::error::Error;
 use crate::platform::host::now_ms;
@@ -27,14 +27,7 @@ pub(super) fn due(h: &Hosted<Channels>) -> Option<Due> {
         return None; // armed again by the publish's next lines, or its end
     }
     // A step that failed is tried again a little later, not at once.
-    Some(match due {
-        Due::End { at_ms } => Due::End {
-            at_ms: at_ms.max(h.face.retry_at),
-        },
-        Due::Delete { at_ms } => Due::Delete {
-            at_ms: at_ms.max(h.face.retry_at),
-        },
-    })
+    Some(due.not_before(h.face.retry_at))
 }
 
 /// How long a lifetime step that failed (the graves could not be reached, storage
@@ -49,16 +42,16 @@ impl StreamObject<Channels> {
             self.with(|h| h.face.retry_at = now_ms() + RETRY_MS);
         }
     }
-}
 
-impl StreamObject<Channels> {
-    /// After the stream ended (by a call, or at the alarm): keeps the channel's name for
-    /// the alarm, and arms the alarm for the deletion.
-    pub(super) async fn ended(&self) -> Result<(), Error> {
+    /// Ends the stream after `last` (by a call, or at the alarm), then keeps the channel's
+    /// name for the alarm, and arms the alarm for the deletion.
+    pub(super) async fn end(&self, last: &[Message]) -> Result<PublishedBatch, Error> {
+        let ended = self.with(|h| h.stream.end(last, now_ms()))?;
         if let Target::Channel(channel) = self.target() {
             self.state.storage().put(NAME_KEY, channel.as_str()).await?;
         }
-        self.published().await
+        self.published().await?;
+        Ok(ended)
     }
 
     /// On the root: answers 410 when its channel was deleted after it ended. A root with
@@ -122,11 +115,7 @@ impl StreamObject<Channels> {
         let now = now_ms();
         match self.with(|h| due(h).filter(|due| due.at_ms() <= now)) {
             None => Ok(false),
-            Some(Due::End { .. }) => {
-                self.with(|h| h.stream.end(&[], now))?;
-                self.ended().await?;
-                Ok(false)
-            }
+            Some(Due::End { .. }) => self.end(&[]).await.map(|_| false),
             Some(Due::Delete { .. }) => self.delete().await.map(|()| true),
         }
     }

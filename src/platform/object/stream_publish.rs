@@ -109,11 +109,7 @@ impl StreamObject<Channels> {
         // Those it went to: counted before an ending closes their streams.
         let listeners = self.with(|h| h.stream.subtree_listeners());
         let ended = match end {
-            true => {
-                let ending = self.with(|h| h.stream.end(&[], now_ms()))?;
-                self.ended().await?;
-                Some(ending.last)
-            }
+            true => Some(self.end(&[]).await?.last),
             false => None,
         };
         http::json(&streaming.published.to_json(listeners, ended))

@@ -96,7 +96,7 @@ test('a bad line stops the publish with a 400 naming it; the lines before it sta
   assert.match(reserved.text, /nothing was published/);
 });
 
-test('limits: a line over MAX_BODY_BYTES, a stream over MAX_STREAM_BYTES (413), a stall (408), not NDJSON (415)', { timeout: 30_000 }, async () => {
+test('limits: a line over MAX_BODY_BYTES, a stream over MAX_STREAM_BYTES (413), a stall (408), not NDJSON (415), end=1 alone (400)', { timeout: 30_000 }, async () => {
   const channel = freshChannel('stream-limits');
   const long = await streamPublish(server.url, channel, `${line({ data: 'ok' })}${line({ data: 'x'.repeat(300) })}`);
   assertError(long, 413, /^line 2 is longer than 256 bytes \(MAX_BODY_BYTES\)/, 'a long line');
@@ -124,6 +124,8 @@ test('limits: a line over MAX_BODY_BYTES, a stream over MAX_STREAM_BYTES (413), 
 
   assertError(await streamPublish(server.url, channel, line({ data: 'a' }), { contentType: 'application/json' }), 415,
     /streaming publish \(\?stream=1\) is application\/x-ndjson/, 'JSON');
+  const endAlone = await publish(server.url, channel, { body: 'x', contentType: 'text/plain', query: '?end=1' });
+  assertError(endAlone, 400, /^end=1 goes with stream=1/, 'end=1 on a plain publish');
 });
 
 test('a server killed in the middle of a streaming publish keeps every line a listener had received', { timeout: 120_000 }, async () => {
